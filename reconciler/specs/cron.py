@@ -1,0 +1,179 @@
+"""Schedules: five-field cron strings translated exactly into the API's five lists, and names
+(``jan``, ``Sunday``) turned into numbers. Pure.
+
+The API treats ``dayOfMonth`` and ``dayOfWeek`` as a union when both are restricted, like cron.
+Cron (Vixie, cronie, cronsim) has one twist: a day field that *starts with* ``*`` (``*/2``) counts
+as unrestricted for that rule, so ``0 0 */2 * 1`` means "every other day that is a Monday"
+(an intersection). The API's lists cannot say that, so such a string is refused, not guessed.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from typing import Final
+
+MONTH_NAMES: Final = {name.lower(): i for i, name in enumerate(calendar.month_name) if name} | {
+    name.lower(): i for i, name in enumerate(calendar.month_abbr) if name
+}
+# calendar's weekday names start on Monday; the API's dayOfWeek has Sunday = 0.
+DAY_NAMES: Final = {name.lower(): (i + 1) % 7 for i, name in enumerate(calendar.day_name)} | {
+    name.lower(): (i + 1) % 7 for i, name in enumerate(calendar.day_abbr)
+}
+FIELDS: Final = ("minute", "hour", "dayOfMonth", "month", "dayOfWeek")
+RANGES: Final = {"minute": (0, 59), "hour": (0, 23), "dayOfMonth": (1, 31), "month": (1, 12), "dayOfWeek": (0, 6)}
+MACROS: Final = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+ScheduleValue = list[int] | list[str]  # a list of numbers, or ["*"]
+
+
+@dataclass(frozen=True)
+class CronError(Exception):
+    """``offset`` is the 0-based character position in the cron string the problem starts at."""
+
+    message: str
+    offset: int = 0
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _number(token: str, field: str, offset: int) -> int:
+    names = MONTH_NAMES if field == "month" else DAY_NAMES if field == "dayOfWeek" else {}
+    low, high = RANGES[field]
+    if token.lower() in names:
+        return names[token.lower()]
+    if not token.isdigit():
+        raise CronError(f"{field}: '{token}' is not a number" + (" or a name" if names else ""), offset,
+                        "cron special characters L, W, # and ? have no equivalent in the API's lists"
+                        if any(c in token for c in "LW#?") else None)
+    value = int(token)
+    if field == "dayOfWeek" and value == 7:
+        return 0  # cron allows 7 for Sunday
+    if not low <= value <= high:
+        raise CronError(f"{field}: {value} is out of range {low}-{high}", offset)
+    return value
+
+
+def _parse_field(text: str, field: str, offset: int) -> tuple[list[int], bool]:
+    """Values a cron field allows, and whether it starts with ``*`` (cron's "unrestricted" flag)."""
+    low, high = RANGES[field]
+    values: set[int] = set()
+    pos = offset
+    for part in text.split(","):
+        if not part:
+            raise CronError(f"{field}: empty element in '{text}'", pos)
+        base, _, step_text = part.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise CronError(f"{field}: step '{step_text}' must be a positive number", pos + len(base) + 1)
+            step = int(step_text)
+        if base == "*":
+            start, end = low, high
+        elif "-" in base:
+            a, _, b = base.partition("-")
+            start, end = _number(a, field, pos), _number(b, field, pos + len(a) + 1)
+            if field == "dayOfWeek" and b == "7":
+                end = 7  # '5-7' is Fri..Sun; the modulo below folds 7 into 0
+            if start > end:
+                raise CronError(f"{field}: range '{base}' runs backwards", pos,
+                                "write the smaller value first, or split it into two ranges")
+        else:
+            start = _number(base, field, pos)
+            end = high if step_text else start
+        values.update(v % 7 if field == "dayOfWeek" else v for v in range(start, end + 1, step))
+        pos += len(part) + 1
+    return sorted(values), text.startswith("*")
+
+
+def cron_to_schedule(expression: str) -> dict[str, ScheduleValue]:
+    """``"0 2 * * 1-5"`` -> ``{minute: [0], hour: [2], dayOfMonth: ["*"], month: ["*"], dayOfWeek: [1..5]}``.
+
+    Raises :class:`CronError` when the string is malformed or means something the lists cannot say.
+    """
+    text = expression.strip()
+    lead = len(expression) - len(expression.lstrip())
+    if text.startswith("@"):
+        if text.lower() not in MACROS:
+            raise CronError(f"unknown macro '{text}'", lead, f"use one of {', '.join(sorted(MACROS))}")
+        text, lead = MACROS[text.lower()], 0
+    parts = text.split()
+    if len(parts) != 5:
+        raise CronError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}", lead,
+                        "a seconds or year field is not supported" if len(parts) in (6, 7) else None)
+    offsets, cursor = [], lead
+    for part in parts:
+        cursor = expression.find(part, cursor) if expression.find(part, cursor) >= 0 else cursor
+        offsets.append(cursor)
+        cursor += len(part)
+    out: dict[str, ScheduleValue] = {}
+    star: dict[str, bool] = {}
+    for field, part, offset in zip(FIELDS, parts, offsets, strict=True):
+        values, starts_with_star = _parse_field(part, field, offset)
+        star[field] = starts_with_star
+        low, high = RANGES[field]
+        full = values == list(range(low, high + 1))
+        # A day field written as '1-31' is restricted for cron's union rule even though it covers
+        # every value, so it stays an explicit list; only a '*'-led full field becomes ["*"].
+        day_field = field in ("dayOfMonth", "dayOfWeek")
+        out[field] = ["*"] if full and (starts_with_star or not day_field) else values
+    dom_restricted = out["dayOfMonth"] != ["*"]
+    dow_restricted = out["dayOfWeek"] != ["*"]
+    if dom_restricted and dow_restricted and (star["dayOfMonth"] or star["dayOfWeek"]):
+        which = "dayOfMonth" if star["dayOfMonth"] else "dayOfWeek"
+        raise CronError(
+            f"{which}: '{parts[FIELDS.index(which)]}' starts with '*', so cron matches days in BOTH day fields, "
+            "but the API fires on days in EITHER field",
+            offsets[FIELDS.index(which)],
+            "list the days explicitly (e.g. 1,3,5) to get the API's union, or write the five lists yourself",
+        )
+    return out
+
+
+def normalize_field(field: str, values: list[int | str]) -> ScheduleValue:
+    """Names to numbers, sorted, duplicates dropped; ``["*"]`` and full ranges stay ``["*"]``."""
+    if values == ["*"]:
+        return ["*"]
+    names = MONTH_NAMES if field == "month" else DAY_NAMES if field == "dayOfWeek" else {}
+    numbers = sorted({names[v.lower()] if isinstance(v, str) else int(v) for v in values})
+    return numbers
+
+
+def normalize_schedule(schedule: dict[str, list[int | str]]) -> dict[str, ScheduleValue]:
+    return {field: normalize_field(field, list(schedule[field])) for field in FIELDS}
+
+
+def never_fires(schedule: dict[str, ScheduleValue]) -> str | None:
+    """Why a normalized schedule can never fire, or None. Only day/month combinations can fail."""
+    if schedule["dayOfWeek"] != ["*"]:
+        return None  # a weekday occurs in every month; with dayOfMonth restricted too, the API adds them
+    if schedule["dayOfMonth"] == ["*"]:
+        return None
+    months = range(1, 13) if schedule["month"] == ["*"] else schedule["month"]
+    days = schedule["dayOfMonth"]
+    for month in months:
+        longest = 29 if month == 2 else calendar.monthrange(2001, int(month))[1]
+        if any(int(day) <= longest for day in days):
+            return None
+    month_names = ", ".join(calendar.month_abbr[int(m)] for m in months)
+    return f"day(s) {', '.join(str(d) for d in days)} never occur in {month_names}: the schedule never fires"
+
+
+def leap_day_only(schedule: dict[str, ScheduleValue]) -> bool:
+    """True when the schedule can fire only on 29 February (once every four years)."""
+    if schedule["dayOfWeek"] != ["*"] or schedule["dayOfMonth"] == ["*"]:
+        return False
+    months = range(1, 13) if schedule["month"] == ["*"] else schedule["month"]
+    hits = [(int(m), int(d)) for m in months for d in schedule["dayOfMonth"]
+            if int(d) <= (29 if int(m) == 2 else calendar.monthrange(2001, int(m))[1])]
+    return bool(hits) and all(hit == (2, 29) for hit in hits)

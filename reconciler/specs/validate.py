@@ -1,0 +1,389 @@
+"""Validation: every loaded document against the JSON Schemas, then the checks a schema cannot
+express (cron translation, schedules that never fire, duplicate names across files). Pure.
+
+Every problem becomes an :class:`Issue` located at ``file:line:col`` with the field path, a
+message saying what was expected and what was found, and a hint where one helps. All documents
+are checked and all issues reported, never only the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import jsonschema
+
+from reconciler import schemas
+from reconciler.specs import cron
+from reconciler.specs.load import LoadedDocument, LoadError, Path_, load_paths
+
+Severity = Literal["error", "warning"]
+MANIFEST_SCHEMA = "manifest"
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    file: str
+    line: int
+    col: int
+    field: str
+    message: str
+    hint: str | None = None
+    severity: Severity = "error"
+
+    def format(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}: "
+        what = f"{self.field}: " if self.field else ""
+        tag = "warning: " if self.severity == "warning" else ""
+        text = f"{where}{tag}{what}{self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "column": self.col, "field": self.field,
+                "message": self.message, "hint": self.hint, "severity": self.severity}
+
+
+@dataclass(slots=True)
+class ValidationReport:
+    """Documents that passed, every issue found, and how many files were read."""
+
+    documents: list[LoadedDocument] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    files: int = 0
+    checked: int = 0
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def describe(value: Any) -> str:
+    """A value as the user wrote it, with its JSON type when that is the surprise."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)  # pragma: no cover
+
+
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+               "object": "a mapping", "array": "a list", "null": "null"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def snake_to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def suggest_key(key: str, known: Iterable[str]) -> str | None:
+    known = sorted(known)
+    if not known:
+        return None
+    if "_" in key and snake_to_camel(key) in known:
+        return f"did you mean `{snake_to_camel(key)}`? Fields use the API's camelCase names"
+    lowered = {k.lower(): k for k in known}
+    if key.lower() in lowered:
+        return f"did you mean `{lowered[key.lower()]}`? Field names are case-sensitive"
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or difflib.get_close_matches(
+        snake_to_camel(key), known, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    return "allowed here: " + ", ".join(known)
+
+
+def _custom(error: jsonschema.ValidationError, keyword: str) -> str | None:
+    schema = error.schema
+    if isinstance(schema, dict):
+        messages = schema.get("errorMessage")
+        if isinstance(messages, dict) and isinstance(messages.get(keyword), str):
+            return str(messages[keyword])
+    return None
+
+
+def _range_text(schema: dict[str, Any]) -> str:
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    kind = "an integer" if schema.get("type") == "integer" else "a number"
+    if low is not None and high is not None:
+        return f"{kind} from {low} to {high}"
+    if low is not None:
+        return f"{kind} >= {low}"
+    return f"{kind} <= {high}"
+
+
+def _yaml_surprise(doc: LoadedDocument, path: Path_, value: Any) -> str | None:
+    mark = doc.values.get(path)
+    if mark and mark.raw is not None and not isinstance(value, str):
+        return f"YAML read {mark.raw!r} as {describe(value)}; quote it (\"{mark.raw}\") to keep it a string"
+    return None
+
+
+def schema_issues(doc: LoadedDocument, *, schema_name: str = MANIFEST_SCHEMA, base: Path_ = ()) -> list[Issue]:
+    """Every schema violation of ``doc.data`` (or of the part at ``base``), located and explained."""
+    instance: Any = doc.data
+    for part in base:
+        instance = instance[part]
+    issues: list[Issue] = []
+    seen: set[tuple[str, str]] = set()
+    for error in schemas.validator(schema_name).iter_errors(instance):
+        for issue in _explain(error, doc, base):
+            key = (issue.field, issue.message)
+            if key not in seen:
+                seen.add(key)
+                issues.append(issue)
+    return issues
+
+
+def _issue(doc: LoadedDocument, path: Path_, message: str, hint: str | None = None, *,
+           key: bool = False, severity: Severity = "error") -> Issue:
+    mark = doc.mark(path, key=key)
+    return Issue(doc.file, mark.line, mark.col, dotted(path), message, hint, severity)
+
+
+def _explain(error: jsonschema.ValidationError, doc: LoadedDocument, base: Path_) -> list[Issue]:
+    path: Path_ = (*base, *error.absolute_path)
+    kw = str(error.validator)
+    value = error.instance
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = _custom(error, kw)
+
+    if kw in ("additionalProperties", "unevaluatedProperties") and isinstance(value, dict):
+        known = schemas.known_keys(schema)
+        extras = [k for k in value if k not in known]
+        return [_issue(doc, (*path, k), custom or f"unknown field '{k}'", suggest_key(k, known), key=True)
+                for k in extras]
+    if kw == "required" and isinstance(value, dict):
+        missing = [k for k in error.validator_value if k not in value]
+        return [_issue(doc, path, custom or f"missing required field '{k}'",
+                       None if custom else f"add '{k}:' under {dotted(path) or 'the document'}") for k in missing]
+    if kw == "dependentRequired":
+        return [_issue(doc, path, custom or error.message)]
+    if kw == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
+        hint = _yaml_surprise(doc, path, value)
+        return [_issue(doc, path, custom or f"expected {words}, got {describe(value)}", hint)]
+    if kw == "enum":
+        options = ", ".join(repr(o) for o in error.validator_value)
+        hint = None
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, [str(o) for o in error.validator_value], n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'?" if close else None
+        return [_issue(doc, path, custom or f"expected one of {options}, got {describe(value)}", hint)]
+    if kw == "const":
+        return [_issue(doc, path, f"{custom}, got {describe(value)}" if custom else
+                       f"expected {describe(error.validator_value)}, got {describe(value)}")]
+    if kw == "pattern":
+        return [_issue(doc, path, f"{custom or 'expected a value matching ' + error.validator_value}, got {describe(value)}")]
+    if kw in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return [_issue(doc, path, f"expected {_range_text(schema)}, got {describe(value)}")]
+    if kw in ("minLength", "maxLength"):
+        if kw == "minLength" and value == "":
+            return [_issue(doc, path, custom or "expected a non-empty string")]
+        limit = error.validator_value
+        bound = f"at least {limit}" if kw == "minLength" else f"at most {limit}"
+        return [_issue(doc, path, custom or f"expected {bound} characters, got {len(value)}")]
+    if kw in ("minItems", "maxItems"):
+        limit = error.validator_value
+        bound = f"at least {limit}" if kw == "minItems" else f"at most {limit}"
+        return [_issue(doc, path, custom or f"expected {bound} item(s), got {len(value)}")]
+    if kw == "uniqueItems":
+        dupes = sorted({json.dumps(v) for v in value if sum(1 for w in value if w == v) > 1})
+        return [_issue(doc, path, custom or f"list has duplicate items: {', '.join(dupes)}", "remove the repeats")]
+    if kw in ("minProperties", "maxProperties"):
+        return [_issue(doc, path, custom or error.message)]
+    if kw == "not":
+        if custom and "secrets never sit" in custom:
+            field_name = str(path[-1])
+            return [_issue(doc, path, f"{field_name} must not be written as a literal: {custom}",
+                           f"write {field_name}From: {{env: VARIABLE}} or {field_name}From: {{file: path/to/secret}}",
+                           key=True)]
+        return [_issue(doc, path, custom or f"{dotted(path[-1:])} is not allowed here", key=bool(path))]
+    if kw in ("anyOf", "oneOf"):
+        got = f", got {describe(value)}" if not isinstance(value, (dict, list)) else ""
+        return [_issue(doc, path, (custom or "does not match any allowed form") + got)]
+    if kw == "format":
+        expected = {"date-time": "an ISO-8601 date-time such as 2026-01-31T00:00:00Z", "uri": "a URL"}.get(
+            str(error.validator_value), f"a {error.validator_value}")
+        return [_issue(doc, path, f"expected {expected}, got {describe(value)}")]
+    if kw == "False" or kw == "None":  # a false schema  # pragma: no cover - schemas use {not: {}} instead
+        return [_issue(doc, path, f"{dotted(path[-1:])} is not allowed here", key=True)]
+    return [_issue(doc, path, custom or error.message)]  # pragma: no cover - every keyword we use is above
+
+
+def _schedule_issues(doc: LoadedDocument) -> tuple[list[Issue], dict[str, cron.ScheduleValue] | None]:
+    spec = doc.data["spec"]
+    schedule = spec.get("schedule")
+    if schedule is None:
+        return [], None
+    path: Path_ = ("spec", "schedule")
+    if "cron" in schedule:
+        text = schedule["cron"]
+        try:
+            lists = cron.cron_to_schedule(text)
+        except cron.CronError as exc:
+            mark = doc.mark((*path, "cron"))
+            col = mark.col + (1 if mark.quoted else 0) + exc.offset
+            return [Issue(doc.file, mark.line, col, "spec.schedule.cron", f"cannot translate {text!r}: {exc.message}",
+                          exc.hint)], None
+    else:
+        lists = cron.normalize_schedule(schedule)
+    issues = []
+    reason = cron.never_fires(lists)
+    if reason:
+        issues.append(_issue(doc, (*path, "dayOfMonth") if "cron" not in schedule else (*path, "cron"), reason,
+                             "add a day that exists in those months, or restrict dayOfWeek instead"))
+    elif cron.leap_day_only(lists):
+        issues.append(_issue(doc, path, "fires only on 29 February, once every four years", None, severity="warning"))
+    return issues, lists
+
+
+def schedule_only_issues(doc: LoadedDocument) -> list[Issue]:
+    """Schedule checks for a document that failed the schema elsewhere, so that one run reports both."""
+    spec = doc.data.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("schedule"), dict):
+        return []
+    if not schemas.fast_validator("manifest-schedule").is_valid(spec["schedule"]):
+        return []
+    return _schedule_issues(doc)[0]
+
+
+def semantic_issues(doc: LoadedDocument) -> list[Issue]:
+    """Checks on one schema-valid manifest that a JSON Schema cannot express."""
+    issues, _ = _schedule_issues(doc)
+    spec = doc.data["spec"]
+    job = spec["batchPredictionJob"]
+    enabled = spec.get("enabled", False)
+    for side in ("intakeSettings", "outputSettings"):
+        settings = job.get(side)
+        if settings and settings.get("type") == "localFile":
+            message = f"{side} type 'localFile' needs a client to upload or download the data, and a scheduled run has none"
+            hint = "use s3, gcp, azure, jdbc, dataset or a warehouse adapter for a job definition"
+            issues.append(_issue(doc, ("spec", "batchPredictionJob", side, "type"), message, hint,
+                                 severity="error" if enabled else "warning"))
+        if settings and schemas.get(f"{side[:-8]}-{settings.get('type')}").get("x-unknownKeys") == "warn":
+            known = schemas.known_keys(schemas.get(f"{side[:-8]}-{settings['type']}"))
+            for key in settings:
+                if key not in known:
+                    issues.append(_issue(doc, ("spec", "batchPredictionJob", side, key),
+                                         f"unknown field '{key}' for type '{settings['type']}' (its field list is unverified, so this is a warning)",
+                                         suggest_key(key, known), key=True, severity="warning"))
+    ts = job.get("timeseriesSettings") or {}
+    start, end = ts.get("predictionsStartDate"), ts.get("predictionsEndDate")
+    start_at, end_at = _iso(start) if isinstance(start, str) else None, _iso(end) if isinstance(end, str) else None
+    if start_at and end_at and start_at > end_at:
+        issues.append(_issue(doc, ("spec", "batchPredictionJob", "timeseriesSettings", "predictionsStartDate"),
+                             f"predictionsStartDate {start} is after predictionsEndDate {end}", "swap the two dates"))
+    return issues
+
+
+def _iso(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def definition_name(data: dict[str, Any]) -> str:
+    spec = data.get("spec") or {}
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return str(name) if name else str((data.get("metadata") or {}).get("name", ""))
+
+
+def duplicate_name_issues(docs: Sequence[LoadedDocument]) -> list[Issue]:
+    """The same definition name (or a name listed in previousNames) in two places is ambiguous."""
+    first: dict[str, LoadedDocument] = {}
+    issues = []
+    for doc in docs:
+        name = definition_name(doc.data)
+        names = [name, *doc.data["spec"].get("previousNames", [])]
+        for i, candidate in enumerate(names):
+            path: Path_ = ("spec", "name") if i == 0 and "name" in doc.data["spec"] else (
+                ("metadata", "name") if i == 0 else ("spec", "previousNames", i - 1))
+            if candidate in first and first[candidate] is not doc:
+                other = first[candidate]
+                mark = other.mark(("spec", "name") if "name" in other.data["spec"] else ("metadata", "name"))
+                issues.append(_issue(doc, path, f"definition name {candidate!r} is also declared at {other.file}:{mark.line}:{mark.col}",
+                                     "names are unique in the organization: rename one of them"))
+            else:
+                first.setdefault(candidate, doc)
+    return issues
+
+
+def validate_documents(docs: Sequence[LoadedDocument], load_errors: Sequence[LoadError] = (), *, files: int = 0) -> ValidationReport:
+    report = ValidationReport(files=files)
+    report.issues.extend(Issue(e.file, e.line, e.col, "", e.message, e.hint) for e in load_errors)
+    fast = schemas.fast_validator(MANIFEST_SCHEMA)
+    good = []
+    for doc in docs:
+        report.checked += 1
+        if not fast.is_valid(doc.data):
+            issues = schema_issues(doc)
+            if issues:
+                report.issues.extend(issues)
+                report.issues.extend(schedule_only_issues(doc))
+                continue
+        sem = semantic_issues(doc)
+        report.issues.extend(sem)
+        if not any(i.severity == "error" for i in sem):
+            good.append(doc)
+    report.issues.extend(duplicate_name_issues(good))
+    report.documents = good
+    report.issues.sort(key=lambda i: (i.file, i.line, i.col, i.field))
+    return report
+
+
+def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> ValidationReport:
+    """Load and validate every manifest under ``paths``: the pure core of ``reconciler validate``."""
+    loaded = load_paths(paths)
+    return validate_documents(loaded.documents, loaded.errors, files=loaded.files)
+
