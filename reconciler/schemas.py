@@ -101,7 +101,7 @@ def bundle(name: str) -> dict[str, Any]:
             return [rewrite(v) for v in node]
         return node
 
-    root = rewrite(copy.deepcopy(get(name)))
+    root: dict[str, Any] = rewrite(copy.deepcopy(get(name)))
     if needed:
         root["$defs"] = {**root.get("$defs", {}), **dict(sorted(needed.items()))}
     return root

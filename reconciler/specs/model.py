@@ -97,9 +97,9 @@ class Schedule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     minute: list[int | Literal["*"]]
     hour: list[int | Literal["*"]]
-    dayOfMonth: list[int | Literal["*"]]  # noqa: N815 - the API's field names
+    dayOfMonth: list[int | Literal["*"]]
     month: list[int | Literal["*"]]
-    dayOfWeek: list[int | Literal["*"]]  # noqa: N815
+    dayOfWeek: list[int | Literal["*"]]
 
     @classmethod
     def from_manifest(cls, raw: dict[str, Any]) -> Schedule:
@@ -117,11 +117,11 @@ class DefinitionSpec(BaseModel):
     name: str | None = None
     enabled: bool
     schedule: Schedule | None = None
-    batchPredictionJob: dict[str, Any]  # noqa: N815
-    previousNames: list[str]  # noqa: N815
-    deletionPolicy: Literal["Delete", "Orphan"]  # noqa: N815
-    preventDestroy: bool  # noqa: N815
-    driftPolicy: Literal["Correct", "Report"]  # noqa: N815
+    batchPredictionJob: dict[str, Any]
+    previousNames: list[str]
+    deletionPolicy: Literal["Delete", "Orphan"]
+    preventDestroy: bool
+    driftPolicy: Literal["Correct", "Report"]
 
 
 class Source(BaseModel):
@@ -136,7 +136,7 @@ class Manifest(BaseModel):
     """One validated manifest. ``definition_name`` is the name the definition has in the API."""
 
     model_config = ConfigDict(extra="forbid")
-    apiVersion: Literal["reconciler.io/v1alpha1"]  # noqa: N815
+    apiVersion: Literal["reconciler.io/v1alpha1"]
     kind: Literal["BatchPredictionJobDefinition"]
     metadata: Metadata
     spec: DefinitionSpec
