@@ -7,6 +7,7 @@ Each area registers its own commands (``register(app)``) so that this file stays
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from enum import StrEnum
@@ -125,8 +126,14 @@ def schema_command(
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
+# Each area registers its own commands with ``register(app)``; the modules keep heavy imports
+# inside the commands so that `reconciler --help` stays quick.
+COMMAND_MODULES = ("reconciler.engine.cli", "reconciler.service.cli", "reconciler.operator.cli", "reconciler.gitops.cli")
+
+
 def _register_commands() -> None:
-    """Commands that live with their area of the code."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(app)
 
 
 _register_commands()

@@ -1,0 +1,234 @@
+"""Benchmark: plan and apply at scale against the served local service. Not a test: prints numbers.
+
+    python bench/bench_plan_apply.py [--count 10000] [--sdk-count 1000] [--latency-ms 50]
+
+The service runs in its own process (uvicorn on 127.0.0.1, fresh SQLite file per scenario), wrapped
+in an ASGI middleware that adds ``--latency-ms`` to every response, so client and server do not
+share a GIL. Scenarios:
+
+(a) plan with no changes over COUNT live definitions and COUNT manifests, end to end (load,
+    validate, model, list, pair/diff/plan), in a fresh child process: wall time, list calls vs pages,
+    write calls (must be 0), peak RSS. Targets: < 10 s, < 500 MB.
+(b) apply creating COUNT definitions from empty (bounded concurrency) vs a naive sequential script
+    with the official ``datarobot`` SDK (list, then ``BatchPredictionJobDefinition.create`` one by
+    one), each against a fresh server, with and without the added latency. The SDK run may use
+    fewer definitions (``--sdk-count``); rates per definition are compared. Target: >= 6x.
+(c) apply after changing 1% of the manifests writes exactly the changed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+DEPLOYMENT = "5dc5b1015e6e762a6241f9aa"
+CREDENTIAL = "5a8ac9ab07a57a0001be501f"
+PER_FILE = 10
+
+
+# -- the server: the service app behind a latency middleware, in its own process -----------------
+
+def serve(port: int, db_url: str, latency_ms: float) -> None:
+    import uvicorn
+
+    from reconciler.service.app import create_app
+    from reconciler.service.settings import ServiceSettings
+
+    app = create_app(ServiceSettings(db_url=db_url))
+    delay = latency_ms / 1000
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and delay and scope["path"] != "/healthz":
+            await asyncio.sleep(delay)
+        await app(scope, receive, send)
+
+    uvicorn.run(slow, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+
+
+class Server:
+    def __init__(self, *, latency_ms: float, workdir: Path, tag: str) -> None:
+        from reconciler.service.testing import free_port
+
+        self.port = free_port()
+        self.db = workdir / f"{tag}.db"
+        self.db.unlink(missing_ok=True)
+        self.latency_ms = latency_ms
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v2/"
+
+    def __enter__(self) -> Server:
+        from reconciler.service.testing import wait_until_healthy
+
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.port), f"sqlite:///{self.db}",
+                                      str(self.latency_ms)])
+        wait_until_healthy(f"http://127.0.0.1:{self.port}", process=self.proc)
+        with httpx.Client(base_url=self.api_url) as c:
+            c.post("deployments/", json={"id": DEPLOYMENT, "label": "bench"}).raise_for_status()
+            c.post("credentials/", json={"id": CREDENTIAL, "name": "bench"}).raise_for_status()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(15)
+
+
+# -- manifests ----------------------------------------------------------------------------------
+
+def job(i: int, *, version: int = 0) -> dict[str, Any]:
+    return {"deploymentId": DEPLOYMENT,
+            "intakeSettings": {"type": "s3", "url": f"s3://bench/in-{i}-v{version}.csv", "credentialId": CREDENTIAL},
+            "outputSettings": {"type": "s3", "url": f"s3://bench/out-{i}/", "credentialId": CREDENTIAL},
+            "numConcurrent": 1 + i % 4}
+
+
+def write_specs(root: Path, count: int, *, changed: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "reconciler.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: Project\n"
+                                          "scope: {namePrefix: bench-}\n")
+    for start in range(0, count, PER_FILE):
+        docs = []
+        for i in range(start, min(start + PER_FILE, count)):
+            spec: dict[str, Any] = {"batchPredictionJob": job(i, version=1 if i in changed else 0)}
+            if i % 3 == 0:
+                spec |= {"enabled": True, "schedule": {"cron": f"{i % 60} {i % 24} * * mon-fri"}}
+            docs.append({"apiVersion": "reconciler.io/v1alpha1", "kind": "BatchPredictionJobDefinition",
+                         "metadata": {"name": f"bench-{i:05d}"}, "spec": spec})
+        (root / f"bench-{start:05d}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+# -- ours ---------------------------------------------------------------------------------------
+
+async def _plan_and_apply(api_url: str, specs: Path, *, concurrency: int, apply: bool) -> dict[str, Any]:
+    from reconciler.api.client import Client
+    from reconciler.api.payload import desired_from_manifest, manifest_from_document
+    from reconciler.engine import apply as applying
+    from reconciler.specs.config import Scope
+    from reconciler.specs.validate import validate_paths
+
+    started = time.perf_counter()
+    report = validate_paths([specs])
+    assert report.ok, report.errors[:3]
+    desired = [desired_from_manifest(manifest_from_document(doc)) for doc in report.documents]
+    loaded = time.perf_counter()
+    async with Client(endpoint=api_url, concurrency=concurrency, page_size=1000) as client:
+        pages = 0
+        live = []
+        async for page in client.iter_pages():
+            pages += 1
+            live.extend(applying.live_from_api(item) for item in page)
+        listed = time.perf_counter()
+        from reconciler.engine.plan import build_plan
+
+        plan = build_plan(desired=desired, live=live, scope=Scope(name_prefix="bench-"))
+        planned = time.perf_counter()
+        out: dict[str, Any] = {"load_validate_s": round(loaded - started, 2), "list_s": round(listed - loaded, 2),
+                               "plan_s": round(planned - listed, 2), "pages": pages, "summary": plan.summary.text}
+        if apply:
+            result = await applying.apply_plan(plan, client=client)
+            out["apply_s"] = round(time.perf_counter() - planned, 2)
+            out["ok"] = result.ok
+        out["total_s"] = round(time.perf_counter() - started, 2)
+        out["gets"] = client.calls["GET"]
+        out["writes"] = client.writes
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def ours(api_url: str, specs: Path, *, concurrency: int, apply: bool) -> dict[str, Any]:
+    """In a fresh child process, so that time and peak memory are the command's own."""
+    code = (f"import asyncio, json, pathlib, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "import bench_plan_apply as b; print(json.dumps(asyncio.run(b._plan_and_apply("
+            f"{api_url!r}, pathlib.Path({str(specs)!r}), concurrency={concurrency}, apply={apply!r}))))")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_wall_s"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+# -- the naive SDK script -----------------------------------------------------------------------
+
+def sdk_naive(api_url: str, count: int) -> dict[str, Any]:
+    import datarobot as dr
+
+    started = time.perf_counter()
+    dr.Client(endpoint=api_url.rstrip("/"), token="unused-local")
+    existing = {d.name for d in dr.BatchPredictionJobDefinition.list()}
+    for i in range(count):
+        name = f"bench-{i:05d}"
+        if name in existing:
+            continue
+        spec = job(i)
+        snake = {"deployment_id": spec["deploymentId"], "num_concurrent": spec["numConcurrent"],
+                 "intake_settings": {"type": "s3", "url": spec["intakeSettings"]["url"], "credential_id": CREDENTIAL},
+                 "output_settings": {"type": "s3", "url": spec["outputSettings"]["url"], "credential_id": CREDENTIAL}}
+        schedule = None
+        if i % 3 == 0:
+            schedule = {"minute": [i % 60], "hour": [i % 24], "day_of_month": ["*"], "month": ["*"],
+                        "day_of_week": [1, 2, 3, 4, 5]}
+        dr.BatchPredictionJobDefinition.create(enabled=schedule is not None, batch_prediction_job=snake, name=name,
+                                               schedule=schedule)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    return {"count": count, "total_s": round(elapsed, 2), "per_definition_ms": round(elapsed / count * 1000, 2)}
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--sdk-count", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--skip-sdk", action="store_true")
+    parser.add_argument("--serve", nargs=3, metavar=("PORT", "DB_URL", "LATENCY_MS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]), args.serve[1], float(args.serve[2]))
+        return
+    n = args.count
+    with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
+        work = Path(tmp)
+        specs = work / "specs"
+        write_specs(specs, n)
+        print(f"{n} manifests in {len(list(specs.glob('bench-*.yaml')))} files; "
+              f"concurrency {args.concurrency}; cpus {os.cpu_count()}", flush=True)
+        for latency in (args.latency_ms, 0.0):
+            with Server(latency_ms=latency, workdir=work, tag=f"ours-{latency}") as server:
+                created = ours(server.api_url, specs, concurrency=args.concurrency, apply=True)
+                print(f"(b) ours, {latency:g} ms latency: create {n} from empty: {created}", flush=True)
+                if latency == args.latency_ms:
+                    nochange = ours(server.api_url, specs, concurrency=args.concurrency, apply=False)
+                    print(f"(a) plan, no changes, {latency:g} ms latency: {nochange}  "
+                          f"[expected pages = ceil({n}/1000) = {-(-n // 1000)}]", flush=True)
+                    changed = set(range(0, n, 100))
+                    write_specs(specs, n, changed=changed)
+                    one = ours(server.api_url, specs, concurrency=args.concurrency, apply=True)
+                    print(f"(c) apply after changing {len(changed)} (1%): {one}  "
+                          f"[writes must equal {len(changed)}]", flush=True)
+                    write_specs(specs, n)
+            if not args.skip_sdk:
+                with Server(latency_ms=latency, workdir=work, tag=f"sdk-{latency}") as server:
+                    sdk = sdk_naive(server.api_url, min(args.sdk_count, n))
+                ours_ms = created["apply_s"] / n * 1000
+                print(f"(b) naive SDK, {latency:g} ms latency: {sdk}; ours {ours_ms:.2f} ms/definition "
+                      f"(apply phase) -> {sdk['per_definition_ms'] / ours_ms:.1f}x; end to end "
+                      f"{sdk['per_definition_ms'] / (created['total_s'] / n * 1000):.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,454 @@
+"""One async client for the job-definitions REST API, whatever serves it: DataRobot over the network
+(``DATAROBOT_ENDPOINT`` + ``DATAROBOT_API_TOKEN``), ``reconciler serve`` on loopback, or the
+embedded local service in-process (``httpx.ASGITransport``). The transport is the seam: tests
+inject ``httpx.MockTransport`` or an ASGI app, never mocks of our functions.
+
+What it owns, so that callers do not: the ``Authorization: Token`` header, pagination through
+absolute ``next`` links (as given), bounded concurrency (one semaphore around every attempt),
+retries with exponential backoff and jitter on 429/502/503/504, timeouts and dropped
+connections (honouring ``Retry-After``), and the one non-idempotent case: a create whose answer
+was lost is looked up by exact name before it is sent again, so a retry never makes a duplicate.
+
+The token lives only in the httpx client's default headers; it is never logged, never part of a
+repr or an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import ipaddress
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from reconciler.api import errors
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFINITIONS",
+    "LOCAL_BASE_URL",
+    "LOCAL_DB_URL",
+    "Client",
+    "RetryPolicy",
+    "Target",
+    "check_endpoint",
+    "open_client",
+    "parse_retry_after",
+    "resolve_target",
+]
+
+log = logging.getLogger("reconciler.api")
+
+DEFAULT_CONCURRENCY: Final = 8
+DEFINITIONS: Final = "batchPredictionJobDefinitions/"
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+# A gateway error on a write may mean the write went through: treat like a lost answer.
+AMBIGUOUS_STATUSES: Final = frozenset({502, 504})
+LOCAL_BASE_URL: Final = "http://reconciler.local/api/v2/"
+LOCAL_DB_URL: Final = "sqlite:///.reconciler/local.db"
+TERMINAL_JOB_STATES: Final = frozenset({"COMPLETED", "ABORTED", "FAILED"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt n waits ``initial * 2**(n-1)`` capped at ``maximum``,
+    scaled by a random factor in ``[1 - jitter, 1]``. A server's ``Retry-After`` wins (capped)."""
+
+    attempts: int = 6
+    initial: float = 0.25
+    maximum: float = 20.0
+    jitter: float = 0.5
+    max_retry_after: float = 60.0
+
+    def delay(self, *, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        base = min(self.maximum, self.initial * 2 ** (attempt - 1))
+        return float(base * (1 - self.jitter * random.random()))
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds: either a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(endpoint: str, *, allow_http: bool = False) -> str:
+    """The endpoint with a trailing slash, or :class:`EndpointError` when it is unusable.
+
+    A remote endpoint must be https (the token travels in a header); plain http is allowed for
+    loopback (``reconciler serve``) or with ``allow_http``.
+    """
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.EndpointError(f"endpoint {endpoint!r} is not an http(s) URL, e.g. https://app.datarobot.com/api/v2")
+    if parts.username or parts.password:
+        raise errors.EndpointError("endpoint must not carry credentials; use DATAROBOT_API_TOKEN or --token-file")
+    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+        raise errors.EndpointError(
+            f"endpoint {parts.scheme}://{parts.netloc} is plain http: the token would travel unencrypted; "
+            "use https, or pass --allow-http if you really mean it")
+    return endpoint if endpoint.endswith("/") else endpoint + "/"
+
+
+class _Secret:
+    """A string that never shows itself in a repr or str."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where requests go. ``endpoint=None`` means the embedded local service, in-process."""
+
+    endpoint: str | None
+    token: _Secret | None = field(default=None, repr=False)
+    source: str = "local"  # flag, env, config:<name>, local
+    allow_http: bool = False
+    db_url: str = LOCAL_DB_URL
+
+    @property
+    def local(self) -> bool:
+        return self.endpoint is None
+
+    def describe(self) -> str:
+        return f"local service ({self.db_url})" if self.endpoint is None else f"{self.endpoint} (from {self.source})"
+
+
+def _read_token_file(path: str | os.PathLike[str]) -> str:
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if not text:
+        raise errors.EndpointError(f"token file {path} is empty")
+    return text
+
+
+def resolve_target(*, endpoint: str | None = None, token_file: str | os.PathLike[str] | None = None,
+                   config_endpoint: str | None = None, config_token: Mapping[str, str] | None = None,
+                   config_name: str | None = None, allow_http: bool = False,
+                   environ: Mapping[str, str] | None = None, db_url: str = LOCAL_DB_URL) -> Target:
+    """Flags win over the environment, the environment over the project config; none -> local.
+
+    ``config_token`` is the project config's ``tokenFrom`` (``{env: NAME}`` or ``{file: PATH}``).
+    """
+    env = os.environ if environ is None else environ
+    token: str | None = _read_token_file(token_file) if token_file else None
+    if endpoint:
+        source = "flag"
+    elif env.get("DATAROBOT_ENDPOINT"):
+        endpoint, source = env["DATAROBOT_ENDPOINT"], "env"
+    elif config_endpoint:
+        endpoint, source = config_endpoint, f"config:{config_name or 'default'}"
+    else:
+        return Target(endpoint=None, allow_http=allow_http, db_url=db_url)
+    if token is None and env.get("DATAROBOT_API_TOKEN"):
+        token = env["DATAROBOT_API_TOKEN"]
+    if token is None and config_token:
+        if "env" in config_token:
+            token = env.get(config_token["env"]) or None
+        elif "file" in config_token:
+            token = _read_token_file(config_token["file"])
+    if not token:
+        raise errors.EndpointError(
+            f"endpoint {endpoint} needs a token: set DATAROBOT_API_TOKEN, pass --token-file, or set tokenFrom in the project config")
+    return Target(endpoint=check_endpoint(endpoint, allow_http=allow_http), token=_Secret(token), source=source,
+                  allow_http=allow_http, db_url=db_url)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, errors.APITransportError):
+        return True
+    return isinstance(exc, errors.APIStatusError) and exc.status in RETRY_STATUSES
+
+
+def _ambiguous(exc: BaseException) -> bool:
+    """A failure after which a write may have happened."""
+    if isinstance(exc, errors.APITransportError):
+        return True
+    return isinstance(exc, errors.APIStatusError) and exc.status in AMBIGUOUS_STATUSES
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+class Client:
+    """Async client for batch prediction job definitions. Use as ``async with Client(...) as c``.
+
+    ``calls`` counts attempts sent per method (retries included): tests and benchmarks read it
+    to prove, e.g., that a second apply makes zero writes.
+    """
+
+    def __init__(self, *, endpoint: str, token: str | _Secret | None = None,
+                 http: httpx.AsyncClient | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
+                 allow_http: bool = False, check_scheme: bool = True, timeout: float = 30.0,
+                 page_size: int = 100,
+                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+        self.base_url = check_endpoint(endpoint, allow_http=allow_http) if check_scheme else (
+            endpoint if endpoint.endswith("/") else endpoint + "/")
+        secret = token if isinstance(token, _Secret) or token is None else _Secret(token)
+        headers = {"Accept": "application/json", "User-Agent": "reconciler"}
+        if secret is not None:
+            headers["Authorization"] = f"Token {secret.reveal()}"
+        if http is not None:
+            self._http = http
+            self._http.headers.update(headers)
+            self._owns_http = False
+        else:
+            limits = httpx.Limits(max_connections=max(concurrency, 1), max_keepalive_connections=max(concurrency, 1))
+            self._http = httpx.AsyncClient(transport=transport, headers=headers, timeout=timeout,
+                                           follow_redirects=False, limits=limits)
+            self._owns_http = True
+        self._sem = asyncio.Semaphore(max(concurrency, 1))
+        self.concurrency = max(concurrency, 1)
+        self.retry = retry or RetryPolicy()
+        self.page_size = page_size
+        self._sleep = sleep or asyncio.sleep
+        self.calls: collections.Counter[str] = collections.Counter()
+        self._origin = urlsplit(self.base_url)[:2]
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r}, concurrency={self.concurrency})"
+
+    @property
+    def writes(self) -> int:
+        return self.calls["POST"] + self.calls["PATCH"] + self.calls["DELETE"]
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    # -- one attempt, then retries -------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base_url, path)
+
+    def _display(self, url: str) -> str:
+        parts = urlsplit(url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    async def _send(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+                    json: Any = None) -> httpx.Response:
+        shown = self._display(url)
+        async with self._sem:
+            self.calls[method] += 1
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(method, url, params=params, json=json)
+            except httpx.TimeoutException as exc:
+                log.debug("%s %s timed out", method, shown)
+                raise errors.APITimeoutError(f"{method} {shown}: timed out ({type(exc).__name__})",
+                                             method=method, path=shown) from exc
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                log.debug("%s %s failed: %s", method, shown, type(exc).__name__)
+                raise errors.APITransportError(f"{method} {shown}: {type(exc).__name__}: {exc}",
+                                               method=method, path=shown) from exc
+            log.debug("%s %s -> %s in %.3fs", method, shown, response.status_code, time.perf_counter() - started)
+        if response.status_code >= 400:
+            raise errors.status_error(
+                status=response.status_code, method=method, path=shown, body=_decode(response),
+                request_id=response.headers.get("x-request-id") or response.headers.get("x-datarobot-request-id"),
+                retry_after=parse_retry_after(response.headers.get("retry-after")))
+        return response
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = exc.retry_after if isinstance(exc, errors.APIStatusError) else None
+        delay = self.retry.delay(attempt=state.attempt_number, retry_after=retry_after)
+        log.info("retrying after %s (attempt %d of %d, waiting %.2fs)", _short(exc), state.attempt_number,
+                 self.retry.attempts, delay)
+        return delay
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(stop=stop_after_attempt(self.retry.attempts), wait=self._wait,
+                             retry=retry_if_exception(_retryable), sleep=self._sleep, reraise=True)
+
+    async def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+                      json: Any = None) -> httpx.Response:
+        """Send with retries. Only for idempotent requests (GET, PATCH with a full body, DELETE)."""
+        async for attempt in self._retrying():
+            with attempt:
+                return await self._send(method, url, params=params, json=json)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    # -- definitions --------------------------------------------------------------------------
+
+    async def iter_pages(self, *, search_name: str | None = None,
+                         page_size: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of definitions, following ``next`` links as given (absolute URLs)."""
+        params: dict[str, Any] = {"offset": 0, "limit": page_size or self.page_size}
+        if search_name:
+            params["searchName"] = search_name
+        response = await self.request("GET", self.url(DEFINITIONS), params=params)
+        while True:
+            body = response.json()
+            yield list(body.get("data") or [])
+            link = body.get("next")
+            if not link:
+                return
+            if urlsplit(link)[:2] != self._origin:
+                raise errors.APIError(f"refusing to follow a next link to another origin: {urlsplit(link).netloc}")
+            response = await self.request("GET", link)
+
+    async def list_definitions(self, *, search_name: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        async for page in self.iter_pages(search_name=search_name):
+            out.extend(page)
+        return out
+
+    async def find_by_name(self, name: str) -> dict[str, Any] | None:
+        """The definition with exactly this name (``searchName`` is a substring match)."""
+        async for page in self.iter_pages(search_name=name):
+            for item in page:
+                if item.get("name") == name:
+                    return item
+        return None
+
+    async def get_definition(self, definition_id: str) -> dict[str, Any]:
+        response = await self.request("GET", self.url(f"{DEFINITIONS}{definition_id}/"))
+        return dict(response.json())
+
+    async def create_definition(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a definition. Never retried blindly: once an attempt's answer was lost (timeout,
+        dropped connection, 502/504), every later attempt first looks the name up and returns
+        the definition it finds instead of creating a second one."""
+        name = body.get("name")
+        uncertain = False
+        async for attempt in self._retrying():
+            with attempt:
+                try:
+                    if uncertain and isinstance(name, str):
+                        found = await self.find_by_name(name)
+                        if found is not None:
+                            log.info("create of %r: the lost attempt went through (id %s); not sending again",
+                                     name, found.get("id"))
+                            return found
+                    response = await self._send("POST", self.url(DEFINITIONS), json=dict(body))
+                    return dict(response.json())
+                except errors.APIConflictError:
+                    if uncertain and isinstance(name, str):
+                        found = await self.find_by_name(name)
+                        if found is not None:
+                            return found
+                    raise
+                except errors.APIError as exc:
+                    uncertain = uncertain or _ambiguous(exc)
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def update_definition(self, definition_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PATCH with the full body (like Terraform): repeating it is harmless, so it is retried."""
+        response = await self.request("PATCH", self.url(f"{DEFINITIONS}{definition_id}"), json=dict(body))
+        return dict(response.json()) if response.content else {}
+
+    async def delete_definition(self, definition_id: str) -> bool:
+        """True when deleted now, False when it was already gone (404 after a lost answer)."""
+        try:
+            await self.request("DELETE", self.url(f"{DEFINITIONS}{definition_id}/"))
+        except errors.APINotFoundError:
+            return False
+        return True
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def run_definition(self, definition_id: str) -> dict[str, Any]:
+        """Start one job from a definition now (not retried: a second POST would start a second job)."""
+        response = await self._send("POST", self.url("batchPredictions/fromJobDefinition/"),
+                                    json={"jobDefinitionId": definition_id})
+        return dict(response.json())
+
+    async def get_job(self, job_id: str) -> dict[str, Any]:
+        """The job; a 303 answer means finished, so the job is read from where it points."""
+        response = await self.request("GET", self.url(f"batchPredictions/{job_id}/"))
+        if response.status_code == 303:
+            body = _decode(response)
+            if isinstance(body, dict) and body.get("status"):
+                return body
+            return {"id": job_id, "status": "COMPLETED", "links": {"download": response.headers.get("location")}}
+        return dict(response.json())
+
+    async def wait_for_job(self, job_id: str, *, poll: float = 1.0, timeout: float = 3600.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.get_job(job_id)
+            if job.get("status") in TERMINAL_JOB_STATES or time.monotonic() > deadline:
+                return job
+            await self._sleep(poll)
+
+
+def _short(exc: BaseException | None) -> str:
+    if isinstance(exc, errors.APIStatusError):
+        return f"{exc.status} on {exc.method} {exc.path}"
+    if isinstance(exc, errors.APITransportError):
+        return f"{type(exc).__name__} on {exc.method} {exc.path}"
+    return type(exc).__name__
+
+
+def open_client(target: Target, *, concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
+                transport: httpx.AsyncBaseTransport | None = None, page_size: int = 100) -> Client:
+    """A client for a target. The local service is imported lazily: a remote run never loads it."""
+    if target.endpoint is not None:
+        return Client(endpoint=target.endpoint, token=target.token, transport=transport, concurrency=concurrency,
+                      retry=retry, allow_http=target.allow_http, page_size=page_size)
+    if transport is None:
+        from reconciler.service.app import create_app
+        from reconciler.service.settings import ServiceSettings
+
+        if target.db_url.startswith("sqlite:///"):
+            Path(target.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        transport = httpx.ASGITransport(app=create_app(ServiceSettings(db_url=target.db_url)))
+    return Client(endpoint=LOCAL_BASE_URL, transport=transport, concurrency=concurrency, retry=retry,
+                  check_scheme=False, page_size=page_size)

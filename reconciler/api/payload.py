@@ -1,0 +1,263 @@
+"""Manifest ⇄ API body, and both sides brought to one comparable form. Pure: no I/O here, except
+:func:`resolve_secrets`, which reads the environment or a secret file and is called only by apply
+at the moment a request is sent (never while planning).
+
+Why a comparable form: the API answers with more than we sent (defaults filled, read-only fields,
+server-chosen values such as ``numConcurrent``, write-only keys left out, set-like lists in any
+order, TF's ``maxNGramExplanations`` spelling). Comparing raw JSON would show changes forever;
+comparing normalized forms makes "apply, then plan" show none.
+
+Comparable form, both sides::
+
+    {"name": str, "enabled": bool, "schedule": {5 lists, names as numbers} (absent = not managed),
+     "batchPredictionJob": {job spec, schema defaults filled, set-like lists sorted, no secrets}}
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from reconciler.specs import cron
+from reconciler.specs.model import Manifest, job_spec_defaults
+
+__all__ = [
+    "READ_ONLY",
+    "SERVER_CHOSEN",
+    "SET_LIKE",
+    "Desired",
+    "Live",
+    "SecretError",
+    "body_has_secret_refs",
+    "comparable_job",
+    "desired_from_manifest",
+    "live_from_api",
+    "manifest_from_live",
+    "object_hash",
+    "resolve_secrets",
+]
+
+# Fields the server owns: never compared, never sent.
+READ_ONLY: Final = frozenset({
+    "id", "created", "updated", "createdBy", "updatedBy", "lastFailedRunTime", "lastSuccessfulRunTime",
+    "lastScheduledRunTime", "lastStartedJobStatus", "lastStartedJobTime", "nextScheduledRunTime",
+})
+READ_ONLY_JOB: Final = frozenset({"redactedFields"})
+WRITE_ONLY_INSTANCE: Final = frozenset({"apiKey", "datarobotKey"})
+SECRET_REFS: Final = {"apiKeyFrom": "apiKey", "datarobotKeyFrom": "datarobotKey"}
+# Job-spec fields the server chooses when the manifest leaves them out: not a change then.
+SERVER_CHOSEN: Final = frozenset({
+    "numConcurrent", "predictionThreshold", "predictionWarningEnabled", "columnNamesRemapping",
+    "predictionInstance", "explanationAlgorithm", "batchJobType", "modelId", "modelPackageId", "pinnedModelId",
+})
+# Lists the API treats as sets, as paths inside the job spec.
+SET_LIKE: Final = (
+    ("passthroughColumns",), ("includeProbabilitiesClasses",), ("explanationClassNames",),
+    ("outputSettings", "updateColumns"), ("outputSettings", "whereColumns"),
+)
+_TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
+_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class SecretError(Exception):
+    """A secret reference could not be resolved (variable unset, file unreadable)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Desired:
+    """One manifest, ready to pair, diff and send. ``body`` is the create/PATCH body with secret
+    *references* (``apiKeyFrom``), safe to print or save; ``comparable`` is the normalized form."""
+
+    name: str
+    body: dict[str, Any]
+    comparable: dict[str, Any]
+    previous_names: tuple[str, ...] = ()
+    prevent_destroy: bool = False
+    deletion_policy: str = "Delete"
+    source: str | None = None  # file:line, for messages
+    base_dir: str | None = None  # secret files are relative to the manifest's directory
+
+
+@dataclass(frozen=True, kw_only=True)
+class Live:
+    """One live definition: its id, name and normalized form (``comparable``)."""
+
+    id: str
+    name: str
+    comparable: dict[str, Any] = field(repr=False)
+    hash: str = ""
+
+
+def _sort_key(value: Any) -> tuple[str, str]:
+    return (type(value).__name__, json.dumps(value, sort_keys=True))
+
+
+def _canonical_sets(job: dict[str, Any]) -> None:
+    for path in SET_LIKE:
+        node: Any = job
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(path[-1]), list):
+            node[path[-1]] = sorted(node[path[-1]], key=_sort_key)
+
+
+def comparable_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job spec in comparable form: TF spellings fixed, read-only and write-only keys and secret
+    references dropped, unset (null) top-level fields dropped, defaults filled, sets sorted."""
+    out: dict[str, Any] = {}
+    for key, value in job.items():
+        key = _TF_SPELLINGS.get(key, key)
+        if key in READ_ONLY_JOB or value is None:
+            continue
+        out[key] = copy.deepcopy(value)
+    instance = out.get("predictionInstance")
+    if isinstance(instance, dict):
+        out["predictionInstance"] = {k: v for k, v in instance.items()
+                                     if k not in WRITE_ONLY_INSTANCE and k not in SECRET_REFS}
+    filled = job_spec_defaults(out)
+    _canonical_sets(filled)
+    return filled
+
+
+def _schedule(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        return None
+    if "cron" in raw:
+        return dict(cron.cron_to_schedule(str(raw["cron"])))
+    return dict(cron.normalize_schedule({k: list(raw[k]) for k in cron.FIELDS}))
+
+
+def desired_from_manifest(manifest: Manifest) -> Desired:
+    """The API body (job spec flattened at the top level) and the comparable form of a manifest."""
+    spec = manifest.spec
+    name = manifest.definition_name
+    job = job_spec_defaults(copy.deepcopy(spec.batchPredictionJob))
+    schedule = spec.schedule.as_api() if spec.schedule is not None else None
+    body: dict[str, Any] = {"name": name, "enabled": spec.enabled}
+    if schedule is not None:
+        body["schedule"] = schedule
+    body.update(job)
+    comparable: dict[str, Any] = {"name": name, "enabled": spec.enabled, "batchPredictionJob": comparable_job(job)}
+    if schedule is not None:
+        comparable["schedule"] = dict(schedule)
+    source = manifest.source
+    return Desired(
+        name=name, body=body, comparable=comparable, previous_names=tuple(spec.previousNames),
+        prevent_destroy=spec.preventDestroy, deletion_policy=spec.deletionPolicy,
+        source=f"{source.file}:{source.line}" if source else None,
+        base_dir=str(Path(source.file).parent) if source else None,
+    )
+
+
+def live_from_api(item: Mapping[str, Any]) -> Live:
+    """A list/GET item in comparable form (read-only fields out, names → numbers, defaults in)."""
+    comparable: dict[str, Any] = {"name": item.get("name"), "enabled": bool(item.get("enabled", False)),
+                                  "batchPredictionJob": comparable_job(item.get("batchPredictionJob") or {})}
+    schedule = _schedule(item.get("schedule"))
+    if schedule is not None:
+        comparable["schedule"] = schedule
+    return Live(id=str(item["id"]), name=str(item.get("name", "")), comparable=comparable,
+                hash=object_hash(item["id"], comparable))
+
+
+def object_hash(definition_id: Any, comparable: Mapping[str, Any]) -> str:
+    """A short stable digest of one live object, for saved-plan fingerprints."""
+    import hashlib
+
+    text = json.dumps([definition_id, comparable], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def compare_view(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """The live comparable form restricted to what the manifest manages: server-chosen job fields
+    the manifest leaves unset, and a schedule the manifest does not declare, are not changes."""
+    view = dict(live)
+    if "schedule" not in desired:
+        view.pop("schedule", None)
+    job = dict(view.get("batchPredictionJob") or {})
+    wanted = desired.get("batchPredictionJob") or {}
+    for key in SERVER_CHOSEN:
+        if key not in wanted:
+            job.pop(key, None)
+    view["batchPredictionJob"] = job
+    return view
+
+
+def body_has_secret_refs(body: Mapping[str, Any]) -> bool:
+    instance = body.get("predictionInstance")
+    return isinstance(instance, dict) and any(key in instance for key in SECRET_REFS)
+
+
+def resolve_secrets(body: Mapping[str, Any], *, base_dir: str | None = None,
+                    environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A copy of ``body`` with ``apiKeyFrom``/``datarobotKeyFrom`` replaced by the values they point at.
+
+    I/O: reads the environment or a file. Called by apply right before sending; the result is
+    never logged, stored or returned to a caller that prints.
+    """
+    out = dict(body)
+    instance = out.get("predictionInstance")
+    if not isinstance(instance, dict) or not any(key in instance for key in SECRET_REFS):
+        return out
+    env = os.environ if environ is None else environ
+    resolved = {k: v for k, v in instance.items() if k not in SECRET_REFS}
+    for ref_key, api_key in SECRET_REFS.items():
+        ref = instance.get(ref_key)
+        if not isinstance(ref, dict):
+            continue
+        if "env" in ref:
+            value = env.get(ref["env"])
+            if not value:
+                raise SecretError(f"predictionInstance.{ref_key}: environment variable {ref['env']} is not set")
+        else:
+            path = Path(ref["file"])
+            if not path.is_absolute() and base_dir:
+                path = Path(base_dir) / path
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SecretError(f"predictionInstance.{ref_key}: cannot read {path}: {exc.strerror}") from None
+        resolved[api_key] = value
+    out["predictionInstance"] = resolved
+    return out
+
+
+def manifest_name(name: str) -> str:
+    """A DNS-1123 label for ``metadata.name`` derived from a definition name."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+    return label or "definition"
+
+
+def manifest_from_live(item: Mapping[str, Any], *, metadata_name: str | None = None) -> dict[str, Any]:
+    """A manifest (plain data) that reproduces a live definition: what ``reconciler export`` writes.
+
+    Read-only and write-only fields are left out; unset (null) fields too. When the definition's
+    name is not a DNS-1123 label, ``spec.name`` keeps the exact API name.
+    """
+    name = str(item.get("name", ""))
+    label = metadata_name or manifest_name(name)
+    job: dict[str, Any] = {}
+    for key, value in (item.get("batchPredictionJob") or {}).items():
+        key = _TF_SPELLINGS.get(key, key)
+        if key in READ_ONLY_JOB or value is None:
+            continue
+        job[key] = copy.deepcopy(value)
+    instance = job.get("predictionInstance")
+    if isinstance(instance, dict):
+        job["predictionInstance"] = {k: v for k, v in instance.items() if k not in WRITE_ONLY_INSTANCE}
+    spec: dict[str, Any] = {}
+    if name != label or not _DNS_LABEL.match(name):
+        spec["name"] = name
+    spec["enabled"] = bool(item.get("enabled", False))
+    schedule = _schedule(item.get("schedule"))
+    if schedule is not None:
+        spec["schedule"] = schedule
+    spec["batchPredictionJob"] = job
+    return {"apiVersion": "reconciler.io/v1alpha1", "kind": "BatchPredictionJobDefinition",
+            "metadata": {"name": label}, "spec": spec}

@@ -1,0 +1,176 @@
+"""Apply: carry out a :class:`Plan` through the API client. This is the I/O edge of the engine;
+it takes a plan and never recomputes one (``dry_run`` walks the same path without writing).
+
+Order and dependencies: creates, updates, adoptions and renames are independent of each other
+and run concurrently (bounded by the client's concurrency). Deletes depend on all of them: if any
+failed, no delete runs, so a broken apply never leaves the project with fewer definitions than it
+had. Every action ends as ``applied``, ``failed`` or ``skipped`` and the summary says which.
+
+Secrets: an action's body holds references (``apiKeyFrom``); they are resolved here, per request,
+and the resolved body is never stored, logged or returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from reconciler.api import errors
+from reconciler.api.client import Client
+from reconciler.api.payload import Desired, Live, SecretError, live_from_api, resolve_secrets
+from reconciler.engine.plan import Action, ActionKind, Plan, build_plan, fingerprint
+
+__all__ = ["ActionResult", "ApplyResult", "Outcome", "PlanRefusedError", "StalePlanError", "apply_plan",
+           "fetch_live", "plan_against", "stale_reasons"]
+
+log = logging.getLogger("reconciler.apply")
+
+_VERBS = {ActionKind.create: "created", ActionKind.update: "updated", ActionKind.adopt: "adopted",
+          ActionKind.rename: "renamed", ActionKind.delete: "deleted"}
+
+
+class PlanRefusedError(Exception):
+    """The plan has errors (a guard refused it): nothing is applied."""
+
+
+class StalePlanError(Exception):
+    """A saved plan no longer matches the live state; ``changes`` names what moved."""
+
+    def __init__(self, changes: Sequence[str]) -> None:
+        super().__init__("the saved plan is stale, the live state changed since it was made: " + "; ".join(changes[:20])
+                         + (f"; … and {len(changes) - 20} more" if len(changes) > 20 else ""))
+        self.changes = list(changes)
+
+
+class Outcome(StrEnum):
+    applied = "applied"
+    failed = "failed"
+    skipped = "skipped"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionResult:
+    action: Action
+    outcome: Outcome
+    id: str | None = None
+    error: str | None = None
+
+    def line(self) -> str:
+        a = self.action
+        if self.outcome is Outcome.applied:
+            return f"{a.name}: {_VERBS.get(a.kind, a.kind.value)}" + (f" [id {self.id}]" if self.id else "")
+        if self.outcome is Outcome.failed:
+            return f"{a.name}: {a.kind.value} FAILED: {self.error}"
+        return f"{a.name}: {a.kind.value} not attempted ({self.error})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyResult:
+    results: tuple[ActionResult, ...]
+    dry_run: bool = False
+
+    def of(self, outcome: Outcome) -> tuple[ActionResult, ...]:
+        return tuple(r for r in self.results if r.outcome is outcome)
+
+    @property
+    def ok(self) -> bool:
+        return not self.of(Outcome.failed) and not self.of(Outcome.skipped)
+
+    @property
+    def summary(self) -> str:
+        applied = self.of(Outcome.applied)
+        counts = {kind: sum(1 for r in applied if r.action.kind is kind) for kind in _VERBS}
+        done = (f"{counts[ActionKind.create]} created, "
+                f"{counts[ActionKind.update] + counts[ActionKind.adopt] + counts[ActionKind.rename]} updated, "
+                f"{counts[ActionKind.delete]} deleted")
+        if self.ok:
+            return ("Dry run complete (nothing written): " if self.dry_run else "Apply complete: ") + done + "."
+        return (f"Apply failed: {done}; {len(self.of(Outcome.failed))} failed, "
+                f"{len(self.of(Outcome.skipped))} not attempted.")
+
+
+async def fetch_live(client: Client, *, search_name: str | None = None) -> list[Live]:
+    """Every live definition, normalized. One list call per page; nothing else."""
+    out: list[Live] = []
+    async for page in client.iter_pages(search_name=search_name):
+        out.extend(live_from_api(item) for item in page)
+    return out
+
+
+async def plan_against(client: Client, *, desired: Sequence[Desired], **options: Any) -> Plan:
+    """List the live state once, then build the plan (pure)."""
+    live = await fetch_live(client)
+    return build_plan(desired=desired, live=live, **options)
+
+
+async def stale_reasons(plan: Plan, client: Client) -> list[str]:
+    """What changed in the live state since ``plan`` was made (empty: still fresh)."""
+    live = await fetch_live(client)
+    now = fingerprint(live=live, scope=plan.scope, watched_names=plan.fingerprint.watched_names)
+    if now.digest == plan.fingerprint.digest:
+        return []
+    return plan.fingerprint.compare(now) or ["the live state's fingerprint differs"]
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str] | None,
+                   dry_run: bool) -> ActionResult:
+    try:
+        if dry_run:
+            return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
+        if action.kind is ActionKind.delete:
+            assert action.id is not None
+            gone_now = await client.delete_definition(action.id)
+            if not gone_now:
+                log.info("%s [id %s] was already gone", action.name, action.id)
+            return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
+        assert action.body is not None
+        body = resolve_secrets(action.body, base_dir=action.base_dir, environ=environ)
+        if action.kind is ActionKind.create:
+            created = await client.create_definition(body)
+            return ActionResult(action=action, outcome=Outcome.applied, id=str(created.get("id")))
+        assert action.id is not None
+        await client.update_definition(action.id, body)
+        return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
+    except (errors.APIError, SecretError) as exc:
+        return ActionResult(action=action, outcome=Outcome.failed, id=action.id, error=_error_text(exc))
+
+
+async def apply_plan(plan: Plan, *, client: Client, on_result: Callable[[ActionResult], None] | None = None,
+                     environ: Mapping[str, str] | None = None, dry_run: bool = False) -> ApplyResult:
+    """Run the plan's writes; report each result through ``on_result`` as it lands."""
+    if not plan.applyable:
+        raise PlanRefusedError("the plan was refused: " + "; ".join(plan.errors))
+    first = [a for a in plan.writes if a.kind is not ActionKind.delete]
+    deletes = [a for a in plan.writes if a.kind is ActionKind.delete]
+    gate = asyncio.Semaphore(client.concurrency)
+    results: list[ActionResult] = []
+
+    async def run(action: Action) -> ActionResult:
+        async with gate:
+            result = await _run_one(action, client, environ=environ, dry_run=dry_run)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    first_results = await asyncio.gather(*(run(a) for a in first))
+    if any(r.outcome is Outcome.failed for r in first_results):
+        for action in deletes:
+            skipped = ActionResult(action=action, outcome=Outcome.skipped, id=action.id,
+                                   error="an earlier action failed, so nothing is pruned")
+            results.append(skipped)
+            if on_result is not None:
+                on_result(skipped)
+    else:
+        await asyncio.gather(*(run(a) for a in deletes))
+    order = {id(a): i for i, a in enumerate(plan.actions)}
+    results.sort(key=lambda r: order.get(id(r.action), 0))
+    return ApplyResult(results=tuple(results), dry_run=dry_run)

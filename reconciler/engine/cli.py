@@ -1,0 +1,412 @@
+"""Commands of the engine: ``plan``, ``apply``, ``diff``, ``export``, ``run``. A thin shell over
+the pure pipeline (load → validate → model → pair/diff/plan → render) and the two I/O edges
+(the API client, apply). Machine output on stdout, logs and progress on stderr; exit codes as in
+:mod:`reconciler.cli` (0 ok/no changes, 1 error, 2 changes with --detailed-exitcode, 3 invalid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+
+from reconciler import schemas
+from reconciler.__about__ import __version__
+from reconciler.api import errors
+from reconciler.api.client import (
+    DEFAULT_CONCURRENCY,
+    LOCAL_DB_URL,
+    Client,
+    Target,
+    open_client,
+    resolve_target,
+)
+from reconciler.api.payload import Desired, desired_from_manifest, manifest_from_live
+from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_INVALID, EXIT_OK, stderr_console, stdout_console
+from reconciler.engine import apply as applying
+from reconciler.engine import plan as plans
+from reconciler.engine import render as rendering
+from reconciler.specs import environments
+from reconciler.specs.config import (
+    SEED_COLLECTIONS,
+    ConfigError,
+    ProjectConfig,
+    Scope,
+    find_config,
+    load_config,
+)
+from reconciler.specs.model import Manifest
+from reconciler.specs.validate import ValidationReport, validate_paths
+
+__all__ = ["register"]
+
+T = TypeVar("T")
+log = logging.getLogger("reconciler")
+
+PathsArg = Annotated[list[Path] | None, typer.Argument(help="Manifest files or directories (default: specs/).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Project config (default: reconciler.yaml "
+                                                "found in the paths or their parents).")]
+TargetOpt = Annotated[str | None, typer.Option("--target", help="A named target from the project config.")]
+EndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="API endpoint (default: $DATAROBOT_ENDPOINT, "
+                                                 "else the embedded local service).")]
+TokenFileOpt = Annotated[Path | None, typer.Option("--token-file", help="File holding the API token "
+                                                   "(default: $DATAROBOT_API_TOKEN).")]
+AllowHttpOpt = Annotated[bool, typer.Option("--allow-http", help="Allow a plain-http remote endpoint.")]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight.")]
+NoColorOpt = Annotated[bool, typer.Option("--no-color", help="No colour, even on a terminal.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log requests and retries to stderr.")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Context:
+    target: Target
+    config: ProjectConfig
+    scope: Scope | None
+    concurrency: int
+    target_name: str | None = None
+    config_dir: Path | None = None
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    stderr_console().print(f"error: {message}", markup=False, style="red")
+    return typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _context(*, paths: Sequence[Path], config_path: Path | None, target: str | None, endpoint: str | None,
+             token_file: Path | None, allow_http: bool, concurrency: int) -> _Context:
+    try:
+        found = config_path or find_config(paths)
+        config = load_config(found) if found else ProjectConfig()
+        target_cfg = config.target(target) if target else None
+        resolved = resolve_target(
+            endpoint=endpoint, token_file=token_file,
+            config_endpoint=target_cfg.endpoint if target_cfg else None,
+            config_token=target_cfg.token_from if target_cfg else None, config_name=target,
+            allow_http=allow_http, db_url=os.environ.get("RECONCILER_LOCAL_DB_URL", LOCAL_DB_URL))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except (errors.EndpointError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    return _Context(target=resolved, config=config, scope=config.scope_for(target), concurrency=concurrency,
+                    target_name=target, config_dir=Path(found).parent if found else None)
+
+
+def validation_report(paths: Sequence[Path], *, config: ProjectConfig, target_name: str | None,
+                      config_dir: Path | None) -> ValidationReport:
+    """Validate the manifests as they will be sent: with a named target, its variables and
+    overlays applied first (the errors then point into the manifest or the overlay file)."""
+    if target_name is None:
+        return validate_paths(paths)
+    try:
+        env_target = environments.resolve_target(config.targets, target_name)
+    except environments.TargetError as exc:
+        raise _fail(str(exc)) from None
+    return environments.validate_for_target(paths, env_target, overlays_root=config_dir)
+
+
+def _load_desired(paths: Sequence[Path], ctx: _Context) -> list[Desired]:
+    """Validate every manifest first; any invalid one stops here with exit 3 (nothing written)."""
+    report = validation_report(paths, config=ctx.config, target_name=ctx.target_name, config_dir=ctx.config_dir)
+    err = stderr_console()
+    for issue in report.issues:
+        err.print(issue.format(), markup=False, style="yellow" if issue.severity == "warning" else "red")
+    if not report.ok:
+        err.print(f"INVALID: {len(report.errors)} error(s) in {report.files} file(s); nothing was planned or applied",
+                  markup=False, style="bold red")
+        raise typer.Exit(EXIT_INVALID)
+    return [desired_from_manifest(Manifest.from_document(doc)) for doc in report.documents]
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except errors.APIError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _color(no_color: bool) -> bool:
+    return not no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+async def seed_local_service(client: Client, seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+    """Create the project's seed resources that the embedded service lacks; returns how many.
+
+    Only ever called for the embedded local service: a remote installation owns its deployments.
+    """
+    created = 0
+    for kind, items in seed.items():
+        collection = SEED_COLLECTIONS[kind]
+        for item in items:
+            try:
+                await client.request("GET", client.url(f"{collection}{item['id']}/"))
+            except errors.APINotFoundError:
+                await client.request("POST", client.url(collection), json=dict(item))
+                created += 1
+    return created
+
+
+async def _with_client(ctx: _Context, work: Any) -> Any:
+    async with open_client(ctx.target, concurrency=ctx.concurrency) as client:
+        if ctx.target.local and ctx.config.local_seed:
+            created = await seed_local_service(client, ctx.config.local_seed)
+            if created:
+                log.info("seeded the embedded local service with %d resource(s) from %s", created, ctx.config.path)
+        return await work(client)
+
+
+def _plan_options(ctx: _Context, *, prune: bool, force: bool, destroy: bool) -> dict[str, Any]:
+    if (prune or destroy) and ctx.scope is None:
+        raise _fail("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` to reconciler.yaml")
+    return {"scope": ctx.scope, "prune": prune, "force": force, "destroy": destroy,
+            "max_delete_fraction": ctx.config.max_delete_fraction}
+
+
+def _split_apply_args(args: Sequence[Path]) -> tuple[Path | None, list[Path]]:
+    """`apply PLANFILE` or `apply PATHS...`: a single file that is not YAML is a saved plan."""
+    if len(args) == 1 and args[0].is_file() and args[0].suffix.lower() not in (".yaml", ".yml"):
+        return args[0], []
+    return None, list(args)
+
+
+def _write_plan(plan: plans.Plan, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(rendering.render_json(plan, version=__version__), encoding="utf-8")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the engine's commands to the root command."""
+
+    @app.command()
+    def plan(
+        paths: PathsArg = None,
+        prune: Annotated[bool, typer.Option("--prune", help="Delete live definitions in scope with no manifest.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Allow deleting more than maxDeleteFraction.")] = False,
+        destroy: Annotated[bool, typer.Option("--destroy", help="Plan deleting every managed definition.")] = False,
+        detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
+                                                        help="Exit 2 when the plan has changes.")] = False,
+        output: Annotated[rendering.Format, typer.Option("--output", "-o", help="text, json or markdown.")] = rendering.Format.text,
+        out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON, no secrets) for apply.")] = None,
+        config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
+        token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False,
+        concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: NoColorOpt = False, verbose: VerboseOpt = False,
+    ) -> None:
+        """Show what apply would change: live definitions against the manifests."""
+        _setup_logging(verbose)
+        targets = paths or [Path("specs")]
+        ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
+                       allow_http=allow_http, concurrency=concurrency)
+        desired = _load_desired(targets, ctx)
+        options = _plan_options(ctx, prune=prune, force=force, destroy=destroy)
+
+        async def work(client: Client) -> plans.Plan:
+            return await applying.plan_against(client, desired=desired, **options)
+
+        result: plans.Plan = _run(_with_client(ctx, work))
+        sys.stdout.write(rendering.render(result, output, color=_color(no_color), version=__version__))
+        if out is not None:
+            _write_plan(result, out)
+            stderr_console().print(f"Saved the plan to {out}; apply it with `reconciler apply {out}`.", markup=False)
+        if result.errored:
+            raise typer.Exit(EXIT_ERROR)
+        raise typer.Exit(EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK)
+
+    @app.command()
+    def apply(
+        args: Annotated[list[Path] | None, typer.Argument(
+            metavar="[PLANFILE | PATHS...]",
+            help="A plan saved by `reconciler plan --out`, or manifest files/directories (default: specs/).")] = None,
+        paths: Annotated[list[Path] | None, typer.Option("--path", "-p", help="Manifest files or directories "
+                                                         "(default: specs/).")] = None,
+        auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking.")] = False,
+        prune: Annotated[bool, typer.Option("--prune", help="Delete live definitions in scope with no manifest.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Allow deleting more than maxDeleteFraction.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Walk the plan without writing.")] = False,
+        config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
+        token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False,
+        concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: NoColorOpt = False, verbose: VerboseOpt = False,
+    ) -> None:
+        """Make the live definitions match the manifests (or carry out a saved plan)."""
+        _setup_logging(verbose)
+        planfile, given = _split_apply_args(args or [])
+        targets = [*given, *(paths or [])] or [Path("specs")]
+        ctx = _context(paths=[planfile.parent] if planfile else targets, config_path=config, target=target,
+                       endpoint=endpoint, token_file=token_file, allow_http=allow_http, concurrency=concurrency)
+        saved: plans.Plan | None = None
+        desired: list[Desired] = []
+        if planfile is not None:
+            try:
+                saved = plans.from_dict(json.loads(planfile.read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError) as exc:
+                raise _fail(f"cannot read the plan {planfile}: {exc}") from None
+        else:
+            desired = _load_desired(targets, ctx)
+        options = _plan_options(ctx, prune=prune, force=force, destroy=False) if saved is None else {}
+        out, err = stdout_console(no_color), stderr_console(no_color)
+        color = _color(no_color)
+
+        async def work(client: Client) -> int:
+            if saved is not None:
+                stale = await applying.stale_reasons(saved, client)
+                if stale:
+                    raise applying.StalePlanError(stale)
+                current = saved
+            else:
+                current = await applying.plan_against(client, desired=desired, **options)
+            sys.stdout.write(rendering.render_text(current, color=color))
+            sys.stdout.flush()
+            if current.errored:
+                return EXIT_ERROR
+            if not current.has_changes:
+                return EXIT_OK
+            if not auto_approve and saved is None:
+                if not sys.stdin.isatty():
+                    err.print("error: no terminal to ask for approval; pass --auto-approve (or apply a saved plan)",
+                              markup=False, style="red")
+                    return EXIT_ERROR
+                answer = typer.prompt("Apply these changes? Only 'yes' is accepted", default="", show_default=False)
+                if answer.strip() != "yes":
+                    err.print("Apply cancelled.", markup=False)
+                    return EXIT_ERROR
+
+            def report(result: applying.ActionResult) -> None:
+                style = {"applied": "green", "failed": "red", "skipped": "yellow"}[result.outcome.value]
+                out.print(result.line(), markup=False, style=style)
+
+            outcome = await applying.apply_plan(current, client=client, on_result=report, dry_run=dry_run)
+            out.print(outcome.summary, markup=False, style="bold" if outcome.ok else "bold red")
+            return EXIT_OK if outcome.ok else EXIT_ERROR
+
+        try:
+            code = _run(_with_client(ctx, work))
+        except applying.StalePlanError as exc:
+            raise _fail(f"{exc}. Run `reconciler plan` again.") from None
+        except applying.PlanRefusedError as exc:
+            raise _fail(str(exc)) from None
+        raise typer.Exit(code)
+
+    @app.command()
+    def diff(
+        name: Annotated[str | None, typer.Argument(help="Definition name (default: every changed one).")] = None,
+        paths: Annotated[list[Path] | None, typer.Option("--path", "-p", help="Manifest files or directories.")] = None,
+        config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
+        token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, no_color: NoColorOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        """Live against desired, field by field."""
+        _setup_logging(verbose)
+        targets = paths or [Path("specs")]
+        ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
+                       allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
+        desired = _load_desired(targets, ctx)
+        if name is not None:
+            desired = [d for d in desired if d.name == name]
+            if not desired:
+                raise _fail(f"no manifest declares a definition named {name!r}")
+
+        async def work(client: Client) -> plans.Plan:
+            return await applying.plan_against(client, desired=desired, scope=ctx.scope)
+
+        result: plans.Plan = _run(_with_client(ctx, work))
+        color = _color(no_color)
+        shown = [a for a in result.actions if a.kind is not plans.ActionKind.noop or name is not None]
+        lines: list[str] = []
+        for action in shown:
+            if action.kind is plans.ActionKind.noop:
+                lines.append(f"  {action.name}: live matches the manifest")
+                continue
+            for i, line in enumerate(rendering.render_action(action)):
+                lines.append(("" if i == 0 else "  ") + line)
+        if not shown:
+            lines.append("No differences.")
+        text = "\n".join(lines) + "\n"
+        if color:
+            text = "\n".join(rendering._paint(line, True) for line in text.splitlines()) + "\n"
+        sys.stdout.write(text)
+        raise typer.Exit(EXIT_OK)
+
+    @app.command()
+    def export(
+        search: Annotated[str | None, typer.Option("--search", help="Only definitions whose name contains this.")] = None,
+        out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for one manifest file each "
+                                                     "(default: all on stdout).")] = None,
+        config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
+        token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, verbose: VerboseOpt = False,
+    ) -> None:
+        """Write manifests from live definitions (plan on them shows no changes)."""
+        _setup_logging(verbose)
+        ctx = _context(paths=[out_dir or Path(".")], config_path=config, target=target, endpoint=endpoint,
+                       token_file=token_file, allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
+
+        async def work(client: Client) -> list[dict[str, Any]]:
+            return await client.list_definitions(search_name=search)
+
+        items: list[dict[str, Any]] = _run(_with_client(ctx, work))
+        docs, used = [], set()
+        for item in sorted(items, key=lambda i: (str(i.get("name")), str(i.get("id")))):
+            doc = manifest_from_live(item)
+            label = doc["metadata"]["name"]
+            n = 2
+            while doc["metadata"]["name"] in used:
+                doc["metadata"]["name"] = f"{label[:58]}-{n}"
+                doc["spec"].setdefault("name", str(item.get("name")))
+                n += 1
+            used.add(doc["metadata"]["name"])
+            if not schemas.fast_validator("manifest").is_valid(doc):
+                stderr_console().print(f"warning: {item.get('name')!r} [id {item.get('id')}] exports to a manifest "
+                                       "the schema rejects; run `reconciler validate` on it", markup=False)
+            docs.append(doc)
+        if out_dir is None:
+            sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True) if docs else "")
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for doc in docs:
+                (out_dir / f"{doc['metadata']['name']}.yaml").write_text(
+                    yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+            stderr_console().print(f"Wrote {len(docs)} manifest(s) to {out_dir}", markup=False)
+        raise typer.Exit(EXIT_OK)
+
+    @app.command("run")
+    def run_command(
+        name: Annotated[str, typer.Argument(help="Definition name.")],
+        wait: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes.")] = False,
+        config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
+        token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, verbose: VerboseOpt = False,
+    ) -> None:
+        """Start one job from a definition now; print its id and status."""
+        _setup_logging(verbose)
+        ctx = _context(paths=[Path(".")], config_path=config, target=target, endpoint=endpoint,
+                       token_file=token_file, allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
+
+        async def work(client: Client) -> dict[str, Any] | None:
+            found = await client.find_by_name(name)
+            if found is None:
+                return None
+            job = await client.run_definition(str(found["id"]))
+            sys.stdout.write(f"{job.get('id')} {job.get('status')}\n")
+            sys.stdout.flush()
+            if wait:
+                job = await client.wait_for_job(str(job["id"]))
+                sys.stdout.write(f"{job.get('id')} {job.get('status')}\n")
+            return job
+
+        job = _run(_with_client(ctx, work))
+        if job is None:
+            raise _fail(f"no live definition named {name!r}")
+        raise typer.Exit(EXIT_ERROR if job.get("status") in ("FAILED", "ABORTED") else EXIT_OK)
+

@@ -1,0 +1,71 @@
+"""Pairing: desired definitions matched to live ones, before any diffing. Pure: no I/O.
+
+Like gitops-engine's ``Reconcile``: one list of ``(desired | None, live | None)`` pairs.
+``desired`` without ``live`` is a create; ``live`` without ``desired`` a prune candidate.
+Matching is by definition name first; a manifest whose name matches nothing is then matched
+through its ``previousNames`` (a rename: an update of the same id, never delete + create).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reconciler.api.payload import Desired, Live
+
+__all__ = ["MatchBy", "Pair", "pair"]
+
+
+class MatchBy(StrEnum):
+    name = "name"
+    previous_name = "previous_name"
+    none = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    desired: Desired | None
+    live: Live | None
+    by: MatchBy = MatchBy.none
+
+    @property
+    def name(self) -> str:
+        if self.desired is not None:
+            return self.desired.name
+        assert self.live is not None
+        return self.live.name
+
+
+def pair(*, desired: Sequence[Desired], live: Sequence[Live]) -> tuple[Pair, ...]:
+    """Pairs sorted by name (then live id). Live definitions sharing a name (the API forbids it,
+    but a store may hold one) are matched oldest-id-first; the others stay unpaired."""
+    by_name: dict[str, list[Live]] = {}
+    for item in sorted(live, key=lambda x: x.id):
+        by_name.setdefault(item.name, []).append(item)
+    taken: set[str] = set()
+    out: list[Pair] = []
+    waiting: list[Desired] = []
+    for want in desired:
+        candidates = by_name.get(want.name)
+        if candidates:
+            same = candidates.pop(0)
+            taken.add(same.id)
+            out.append(Pair(want, same, MatchBy.name))
+        else:
+            waiting.append(want)
+    for want in waiting:
+        match: Live | None = None
+        for old in want.previous_names:
+            candidates = by_name.get(old)
+            if candidates:
+                match = candidates.pop(0)
+                break
+        if match is not None:
+            taken.add(match.id)
+            out.append(Pair(want, match, MatchBy.previous_name))
+        else:
+            out.append(Pair(want, None, MatchBy.none))
+    out.extend(Pair(None, item, MatchBy.none) for item in live if item.id not in taken)
+    out.sort(key=lambda p: (p.name, p.live.id if p.live else ""))
+    return tuple(out)

@@ -1,0 +1,339 @@
+"""The plan: what apply would do, as a frozen value. Pure: no I/O; rendering and applying live in
+their own modules and take a :class:`Plan` (apply never recomputes one).
+
+Kinds (:class:`ActionKind`), decided per pair (see :mod:`reconciler.engine.pair`):
+
+- ``create``  a manifest with no live definition of its name (or a previous name);
+- ``update``  a live definition inside the scope whose fields differ from its manifest (also any
+  match when the project declares no scope: nothing then is "outside");
+- ``adopt``   a live definition OUTSIDE the scope that a manifest declares, with differences: it is
+  updated in place and reported as adopted (the API has no labels, so ownership is the scope);
+- ``rename``  a match through ``spec.previousNames``: a PATCH of the same id, never delete+create;
+- ``delete``  a live definition inside the scope with no manifest, only with ``prune=True``
+  (or every in-scope match with ``destroy=True``, unless its manifest says ``preventDestroy``
+  (the plan is refused) or ``deletionPolicy: Orphan`` (left in place, listed as orphaned));
+- ``noop``    matched and equal.
+
+Live definitions outside the scope with no manifest are listed as ``unmanaged`` and never touched;
+inside the scope without ``prune`` they are listed as ``orphans`` ("would be pruned").
+
+Guards turn into ``errors`` (the plan is then not applyable): prune without a scope; deleting more
+than ``max_delete_fraction`` of the live definitions in scope without ``force``; ``destroy`` of a
+``preventDestroy`` manifest. Note that a manifest that was *removed* cannot protect itself with
+``preventDestroy``: nothing records it once the file is gone; use ``deletionPolicy``/scope instead.
+
+Total order of actions (documented, stable): by kind in :data:`KIND_ORDER` (renames first, so names
+are settled before anything else; then adopt, update, create; deletes last, so that a failure
+earlier stops the prune; noops at the end), then by definition name, then by live id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+from reconciler.api.payload import Desired, Live, compare_view
+from reconciler.engine import diff as diffs
+from reconciler.engine.pair import MatchBy, pair
+from reconciler.specs.config import Scope
+
+__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "Summary", "build_plan", "fingerprint"]
+
+FORMAT_VERSION: Final = "1.0"
+
+
+class ActionKind(StrEnum):
+    create = "create"
+    update = "update"
+    delete = "delete"
+    adopt = "adopt"
+    rename = "rename"
+    noop = "noop"
+
+
+KIND_ORDER: Final = {ActionKind.rename: 0, ActionKind.adopt: 1, ActionKind.update: 2, ActionKind.create: 3,
+                     ActionKind.delete: 4, ActionKind.noop: 5}
+MARKERS: Final = {ActionKind.create: "+", ActionKind.update: "~", ActionKind.adopt: "~", ActionKind.rename: "~",
+                  ActionKind.delete: "-", ActionKind.noop: " "}
+WRITES: Final = frozenset({ActionKind.create, ActionKind.update, ActionKind.adopt, ActionKind.rename,
+                           ActionKind.delete})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action:
+    """One step. ``name`` is the definition's name after the step; ``previous_name`` its live name
+    for a rename; ``body`` the create/PATCH body with secret references only (never values)."""
+
+    kind: ActionKind
+    name: str
+    id: str | None = None
+    previous_name: str | None = None
+    changes: tuple[diffs.Change, ...] = ()
+    body: Mapping[str, Any] | None = None
+    source: str | None = None
+    base_dir: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[int, str, str]:
+        return (KIND_ORDER[self.kind], self.name, self.id or "")
+
+    def line(self) -> str:
+        """The action as one line: ``~ update demo-a (2 changes)``."""
+        text = f"{MARKERS[self.kind]} {self.kind.value} {self.name}"
+        if self.previous_name:
+            text += f" (was {self.previous_name})"
+        if self.id:
+            text += f" [id {self.id}]"
+        if self.kind in (ActionKind.update, ActionKind.adopt, ActionKind.rename):
+            text += f" ({len(self.changes)} change{'s' if len(self.changes) != 1 else ''})"
+        return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Summary:
+    """Counts computed once; ``text`` is the public one-line summary (update counts adopt+rename)."""
+
+    create: int = 0
+    update: int = 0
+    delete: int = 0
+    adopt: int = 0
+    rename: int = 0
+    noop: int = 0
+
+    @property
+    def changes(self) -> int:
+        return self.create + self.update + self.delete + self.adopt + self.rename
+
+    @property
+    def text(self) -> str:
+        if not self.changes:
+            return "No changes. Live definitions match the manifests."
+        return (f"Plan: {self.create} to create, {self.update + self.adopt + self.rename} to update, "
+                f"{self.delete} to delete.")
+
+    @classmethod
+    def of(cls, actions: Iterable[Action]) -> Summary:
+        counts = dict.fromkeys((k.value for k in ActionKind), 0)
+        for action in actions:
+            counts[action.kind.value] += 1
+        return cls(**counts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fingerprint:
+    """The live objects a plan was computed from: every live definition in scope or named by a
+    manifest (``watched_names``), as ``(id, name, hash)``. A saved plan applied after any of them
+    changed is stale."""
+
+    digest: str
+    objects: tuple[tuple[str, str, str], ...] = ()
+    watched_names: tuple[str, ...] = ()
+
+    def compare(self, other: Fingerprint) -> list[str]:
+        """What changed from ``self`` (the plan's) to ``other`` (now), one line per object."""
+        before = {oid: (name, h) for oid, name, h in self.objects}
+        after = {oid: (name, h) for oid, name, h in other.objects}
+        out = []
+        for oid in sorted(before.keys() | after.keys()):
+            if oid not in after:
+                out.append(f"{before[oid][0]} [id {oid}] was deleted")
+            elif oid not in before:
+                out.append(f"{after[oid][0]} [id {oid}] appeared")
+            elif before[oid] != after[oid]:
+                out.append(f"{after[oid][0]} [id {oid}] changed")
+        return out
+
+
+def fingerprint(*, live: Sequence[Live], scope: Scope | None, watched_names: Iterable[str]) -> Fingerprint:
+    watched = tuple(sorted(set(watched_names)))
+    names = set(watched)
+    objects = tuple(sorted((item.id, item.name, item.hash) for item in live
+                           if item.name in names or (scope is not None and scope.contains(item.name))))
+    digest = hashlib.sha256(json.dumps(objects, separators=(",", ":")).encode()).hexdigest()
+    return Fingerprint(digest=digest, objects=objects, watched_names=watched)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """Everything apply needs and every renderer shows. ``errors`` make it not applyable."""
+
+    actions: tuple[Action, ...]
+    summary: Summary
+    unmanaged: tuple[str, ...] = ()
+    orphans: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    scope: Scope | None = None
+    prune: bool = False
+    force: bool = False
+    destroy: bool = False
+    fingerprint: Fingerprint = field(default_factory=lambda: Fingerprint(digest=""))
+
+    @property
+    def has_changes(self) -> bool:
+        return self.summary.changes > 0
+
+    @property
+    def errored(self) -> bool:
+        return bool(self.errors)
+
+    @property
+    def applyable(self) -> bool:
+        return not self.errors
+
+    def of_kind(self, *kinds: ActionKind) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind in kinds)
+
+    @property
+    def writes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind in WRITES)
+
+
+def _unclearable(change: diffs.Change) -> bool:
+    """A top-level job field set live but absent from the manifest: PATCH merges top-level keys
+    and rejects nulls, so no request can clear it. Reported as a warning, not as a change that
+    would be "applied" again on every run."""
+    parts = change.path.split(".")
+    return change.op is diffs.Op.remove and len(parts) == 2 and parts[0] == "batchPredictionJob"
+
+
+def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope | None, prune: bool = False,
+               force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5) -> Plan:
+    """Pair, diff and decide; then apply the guards. Deterministic for the same inputs."""
+    actions: list[Action] = []
+    unmanaged: list[str] = []
+    orphans: list[str] = []
+    errors: list[str] = []
+    warnings: list[str] = []
+    if (prune or destroy) and scope is None:
+        errors.append("pruning needs an ownership scope: declare scope.namePrefix or scope.names in reconciler.yaml")
+    for p in pair(desired=desired, live=live):
+        want, have = p.desired, p.live
+        if want is not None and have is None:
+            if destroy:
+                continue
+            actions.append(Action(kind=ActionKind.create, name=want.name, changes=diffs.diff({}, want.comparable),
+                                  body=dict(want.body), source=want.source, base_dir=want.base_dir))
+            continue
+        if want is None and have is not None:
+            if scope is not None and scope.contains(have.name):
+                if prune and not destroy:
+                    actions.append(Action(kind=ActionKind.delete, name=have.name, id=have.id))
+                elif not destroy:
+                    orphans.append(have.name)
+            else:
+                unmanaged.append(have.name)
+            continue
+        assert want is not None and have is not None
+        in_scope = scope is None or scope.contains(have.name)
+        if destroy:
+            if not in_scope:
+                unmanaged.append(have.name)
+            elif want.prevent_destroy:
+                errors.append(f"{want.name}: preventDestroy is set, so the plan may not delete it"
+                              + (f" ({want.source})" if want.source else ""))
+            elif want.deletion_policy == "Orphan":
+                orphans.append(have.name)
+            else:
+                actions.append(Action(kind=ActionKind.delete, name=have.name, id=have.id, source=want.source))
+            continue
+        found = diffs.diff(compare_view(want.comparable, have.comparable), want.comparable)
+        changes = tuple(c for c in found if not _unclearable(c))
+        warnings.extend(f"{want.name}: {c.path} is set live ({json.dumps(c.old)}) but not in the manifest; "
+                        "the API cannot clear a field, so it stays (set it explicitly to manage it)"
+                        for c in found if _unclearable(c))
+        if p.by is MatchBy.previous_name:
+            kind = ActionKind.rename
+        elif not changes:
+            kind = ActionKind.noop
+        elif not in_scope:
+            kind = ActionKind.adopt
+        else:
+            kind = ActionKind.update
+        if kind is not ActionKind.noop and scope is not None and not scope.contains(want.name):
+            warnings.append(f"{want.name}: the manifest's name is outside the scope ({scope.describe()}); "
+                            "after apply it will not be pruned or counted as owned")
+        actions.append(Action(
+            kind=kind, name=want.name, id=have.id,
+            previous_name=have.name if kind is ActionKind.rename else None, changes=changes,
+            body=dict(want.body) if kind is not ActionKind.noop else None,
+            source=want.source, base_dir=want.base_dir))
+    deletes = sum(1 for a in actions if a.kind is ActionKind.delete)
+    if deletes and scope is not None:
+        in_scope_total = sum(1 for item in live if scope.contains(item.name))
+        if in_scope_total and deletes / in_scope_total > max_delete_fraction:
+            message = (f"the plan deletes {deletes} of {in_scope_total} live definitions in scope "
+                       f"({deletes / in_scope_total:.0%}), more than maxDeleteFraction {max_delete_fraction:.0%}")
+            if force:
+                warnings.append(message + "; allowed by --force")
+            else:
+                errors.append(message + "; check the manifests and the scope, or pass --force")
+    actions.sort(key=lambda a: a.sort_key)
+    watched = [n for d in desired for n in (d.name, *d.previous_names)]
+    return Plan(actions=tuple(actions), summary=Summary.of(actions), unmanaged=tuple(sorted(unmanaged)),
+                orphans=tuple(sorted(orphans)), errors=tuple(errors), warnings=tuple(sorted(warnings)),
+                scope=scope, prune=prune, force=force, destroy=destroy,
+                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched))
+
+
+# -- versioned JSON: the --output json document and the saved plan file are the same ------------
+
+def _change_dict(change: diffs.Change) -> dict[str, Any]:
+    return {"path": change.path, "op": change.op.value, "old": change.old, "new": change.new}
+
+
+def to_dict(plan: Plan, *, version: str = "") -> dict[str, Any]:
+    """The plan as JSON data (schemas/plan.schema.json); keys in a stable order."""
+    s = plan.summary
+    return {
+        "format_version": FORMAT_VERSION,
+        "reconciler_version": version,
+        "applyable": plan.applyable,
+        "errored": plan.errored,
+        "has_changes": plan.has_changes,
+        "summary": {"create": s.create, "update": s.update, "delete": s.delete, "adopt": s.adopt,
+                    "rename": s.rename, "noop": s.noop, "text": s.text},
+        "options": {"prune": plan.prune, "force": plan.force, "destroy": plan.destroy},
+        "scope": plan.scope.as_dict() if plan.scope else None,
+        "errors": list(plan.errors),
+        "warnings": list(plan.warnings),
+        "actions": [{
+            "kind": a.kind.value, "name": a.name, "id": a.id, "previous_name": a.previous_name,
+            "source": a.source, "changes": [_change_dict(c) for c in a.changes],
+            "body": dict(a.body) if a.body is not None else None, "base_dir": a.base_dir,
+        } for a in plan.actions],
+        "unmanaged": list(plan.unmanaged),
+        "orphans": list(plan.orphans),
+        "fingerprint": {"digest": plan.fingerprint.digest,
+                        "watched_names": list(plan.fingerprint.watched_names),
+                        "objects": [{"id": i, "name": n, "hash": h} for i, n, h in plan.fingerprint.objects]},
+    }
+
+
+def from_dict(data: Mapping[str, Any]) -> Plan:
+    """A plan read back from its JSON form (a saved plan file)."""
+    if str(data.get("format_version", "")).split(".")[0] != FORMAT_VERSION.split(".")[0]:
+        raise ValueError(f"plan format_version {data.get('format_version')!r} is not supported "
+                         f"(this reconciler reads {FORMAT_VERSION})")
+    scope_raw = data.get("scope")
+    scope = Scope(name_prefix=scope_raw.get("name_prefix"), names=frozenset(scope_raw.get("names") or ())) \
+        if scope_raw else None
+    actions = tuple(Action(
+        kind=ActionKind(a["kind"]), name=a["name"], id=a.get("id"), previous_name=a.get("previous_name"),
+        changes=tuple(diffs.Change(c["path"], diffs.Op(c["op"]), c.get("old"), c.get("new")) for c in a["changes"]),
+        body=a.get("body"), source=a.get("source"), base_dir=a.get("base_dir"),
+    ) for a in data["actions"])
+    fp = data.get("fingerprint") or {}
+    options = data.get("options") or {}
+    return Plan(
+        actions=actions, summary=Summary.of(actions), unmanaged=tuple(data.get("unmanaged", ())),
+        orphans=tuple(data.get("orphans", ())), errors=tuple(data.get("errors", ())),
+        warnings=tuple(data.get("warnings", ())), scope=scope, prune=bool(options.get("prune")),
+        force=bool(options.get("force")), destroy=bool(options.get("destroy")),
+        fingerprint=Fingerprint(digest=fp.get("digest", ""),
+                                objects=tuple((o["id"], o["name"], o["hash"]) for o in fp.get("objects", ())),
+                                watched_names=tuple(fp.get("watched_names", ()))))

@@ -1,0 +1,145 @@
+"""Views of a plan: text (Terraform-like), JSON (versioned, ``schemas/plan.schema.json``) and
+Markdown (a pull-request comment). Pure: every renderer takes a :class:`Plan` and returns a string;
+no I/O. One entry point, :func:`render`; the summary line is the plan's own (computed once).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any, Final
+
+from reconciler.engine import diff as diffs
+from reconciler.engine.plan import MARKERS, Action, ActionKind, Plan, to_dict
+
+__all__ = ["MARKDOWN_LIMIT", "Format", "render", "render_action"]
+
+MARKDOWN_LIMIT: Final = 65_000  # GitHub's comment limit is 65,536 characters
+LIST_LIMIT: Final = 50  # names listed per unmanaged/orphan section in text and markdown
+
+_ANSI: Final = {"+": "\x1b[32m", "-": "\x1b[31m", "~": "\x1b[33m", "bold": "\x1b[1m", "dim": "\x1b[2m",
+                "red": "\x1b[31m", "yellow": "\x1b[33m"}
+_RESET: Final = "\x1b[0m"
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _change_line(change: diffs.Change) -> str:
+    if change.op is diffs.Op.add:
+        return f"+ {change.path} = {_value(change.new)}"
+    if change.op is diffs.Op.remove:
+        return f"- {change.path} = {_value(change.old)} -> (unset)"
+    return f"~ {change.path}: {_value(change.old)} -> {_value(change.new)}"
+
+
+def render_action(action: Action) -> list[str]:
+    """One header line, then one line per changed field (none for deletes and noops)."""
+    lines = [action.line() + (f"  ({action.source})" if action.source else "")]
+    if action.kind is not ActionKind.delete:
+        lines.extend("    " + _change_line(c) for c in action.changes)
+    return lines
+
+
+def _paint(line: str, color: bool, style: str | None = None) -> str:
+    if not color:
+        return line
+    key = style or line.lstrip()[:1]
+    code = _ANSI.get(key)
+    return f"{code}{line}{_RESET}" if code else line
+
+
+def _names(title: str, names: tuple[str, ...]) -> list[str]:
+    if not names:
+        return []
+    shown = ", ".join(names[:LIST_LIMIT]) + (f", … and {len(names) - LIST_LIMIT} more" if len(names) > LIST_LIMIT else "")
+    return [f"{title} ({len(names)}): {shown}"]
+
+
+def render_text(plan: Plan, *, color: bool = False, show_noop: bool = False) -> str:
+    out: list[str] = []
+    writes = [a for a in plan.actions if a.kind is not ActionKind.noop or show_noop]
+    if writes:
+        out.append(_paint("reconciler will perform these actions:", color, "bold"))
+        out.append("")
+        for action in writes:
+            for i, line in enumerate(render_action(action)):
+                out.append(_paint("  " + line, color, MARKERS[action.kind] if i == 0 else None))
+            out.append("")
+    if plan.summary.adopt or plan.summary.rename:
+        out.append(f"Of the updates: {plan.summary.adopt} adopted from outside the scope, "
+                   f"{plan.summary.rename} renamed.")
+    out.extend(_names("Unmanaged, outside the scope, never touched", plan.unmanaged))
+    out.extend(_names("In scope without a manifest (pass --prune to delete)", plan.orphans)
+               if not plan.destroy else _names("Orphaned (deletionPolicy: Orphan), left in place", plan.orphans))
+    for warning in plan.warnings:
+        out.append(_paint(f"warning: {warning}", color, "yellow"))
+    for error in plan.errors:
+        out.append(_paint(f"error: {error}", color, "red"))
+    out.append(_paint(plan.summary.text if not plan.errors else f"Plan refused. {plan.summary.text}", color, "bold"))
+    return "\n".join(out) + "\n"
+
+
+def render_json(plan: Plan, *, version: str = "") -> str:
+    return json.dumps(to_dict(plan, version=version), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+    s = plan.summary
+    head = [
+        "### reconciler plan",
+        "",
+        f"**{plan.summary.text}**" if not plan.errors else f"**Plan refused.** {plan.summary.text}",
+        "",
+        "| create | update | adopt | rename | delete | unchanged |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {s.create} | {s.update} | {s.adopt} | {s.rename} | {s.delete} | {s.noop} |",
+        "",
+    ]
+    head += [f"> :x: {e}" for e in plan.errors] + [f"> :warning: {w}" for w in plan.warnings]
+    tail: list[str] = []
+    tail += [f"- {line}" for line in _names("Unmanaged (outside the scope, never touched)", plan.unmanaged)]
+    tail += [f"- {line}" for line in _names("In scope without a manifest (pass `--prune` to delete)", plan.orphans)]
+    text = "\n".join(head) + "\n"
+    end = ("\n" + "\n".join(tail) + "\n") if tail else ""
+    budget = limit - len(text) - len(end) - 300  # room for the cut note
+    blocks: list[str] = []
+    writes = [a for a in plan.actions if a.kind is not ActionKind.noop]
+    used = 0
+    cut = 0
+    for index, action in enumerate(writes):
+        lines = render_action(action)
+        body = "\n".join(lines[1:]) if len(lines) > 1 else "(no field changes)"
+        block = (f"<details><summary><code>{_escape(lines[0])}</code></summary>\n\n```diff\n{body}\n```\n\n"
+                 "</details>\n")
+        if used + len(block) > budget:
+            cut = len(writes) - index
+            break
+        blocks.append(block)
+        used += len(block)
+    note = ""
+    if cut:
+        note = (f"\n> Output cut to stay under {limit:,} characters: {cut} of {len(writes)} definitions not shown. "
+                "Run `reconciler plan` for the full plan.\n")
+    return text + "".join(blocks) + note + end
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render(plan: Plan, fmt: Format | str, *, color: bool = False, version: str = "") -> str:
+    """The plan in one format: ``text``, ``json`` or ``markdown``."""
+    chosen = Format(fmt)
+    if chosen is Format.json:
+        return render_json(plan, version=version)
+    if chosen is Format.markdown:
+        return render_markdown(plan)
+    return render_text(plan, color=color)

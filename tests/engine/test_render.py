@@ -1,0 +1,61 @@
+"""Renderers: text markers, JSON valid against its schema, Markdown under the comment limit."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler import schemas
+from reconciler.engine.plan import build_plan
+from reconciler.engine.render import MARKDOWN_LIMIT, render
+from reconciler.specs.config import Scope
+
+from .helpers import desired, live
+
+SCOPE = Scope(name_prefix="demo-")
+
+
+def _plan(n_create: int = 1):
+    a, b = desired("demo-a"), desired("demo-b", previousNames=["demo-b-old"])
+    creates = [desired(f"demo-new-{i:05d}", job={
+        "deploymentId": "5dc5b1015e6e762a6241f9aa",
+        "intakeSettings": {"type": "dataset", "datasetId": "5dc5b1015e6e762a6241f9aa"},
+        "predictionInstance": {"hostName": "h", "apiKeyFrom": {"env": "PRED_KEY"}}}) for i in range(n_create)]
+    la = live(a, id_="a" * 24)
+    la.comparable["enabled"] = True
+    gone = live(desired("demo-gone"), id_="9" * 24)
+    return build_plan(desired=[a, b, *creates], live=[la, live(b, id_="b" * 24, name="demo-b-old"), gone,
+                                                      live(desired("other"), id_="8" * 24)],
+                      scope=SCOPE, prune=True, max_delete_fraction=1.0)
+
+
+def test_text_has_markers_paths_and_summary() -> None:
+    text = render(_plan(), "text")
+    assert "  ~ update demo-a [id aaaaaaaaaaaaaaaaaaaaaaaa] (1 change)" in text
+    assert "      ~ enabled: true -> false" in text
+    assert "  ~ rename demo-b (was demo-b-old)" in text
+    assert "  + create demo-new-00000" in text
+    assert "      + batchPredictionJob.predictionInstance.hostName = \"h\"" in text
+    assert "  - delete demo-gone" in text
+    assert "Unmanaged, outside the scope, never touched (1): other" in text
+    assert text.rstrip().endswith("Plan: 1 to create, 2 to update, 1 to delete.")
+    assert "\x1b[" not in text
+    assert "\x1b[32m" in render(_plan(), "text", color=True)
+
+
+def test_json_is_valid_against_the_plan_schema_and_keeps_only_references() -> None:
+    doc = json.loads(render(_plan(), "json", version="9.9"))
+    schemas.validator("plan").validate(doc)
+    assert list(doc)[:3] == ["format_version", "reconciler_version", "applyable"]
+    assert doc["format_version"] == "1.0"
+    assert [a["kind"] for a in doc["actions"]] == ["rename", "update", "create", "delete"]
+    create = doc["actions"][2]
+    assert create["body"]["predictionInstance"]["apiKeyFrom"] == {"env": "PRED_KEY"}
+
+
+def test_markdown_is_cut_under_the_limit_with_a_note() -> None:
+    small = render(_plan(), "markdown")
+    assert "| 1 | 1 | 0 | 1 | 1 | 0 |" in small and "<details>" in small and "cut" not in small
+    big = render(_plan(n_create=400), "markdown")
+    assert len(big) < MARKDOWN_LIMIT
+    assert "Output cut to stay under 65,000 characters" in big
+    assert "Unmanaged" in big

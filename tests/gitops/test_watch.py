@@ -1,0 +1,236 @@
+"""The watcher: the pure step decides what to print and when to apply; the loop runs on real
+files (watchfiles) against the embedded local service, in a thread and as a real process."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.watch import Observation, PlanView, WatchState, after_apply, step
+
+CREATE = "+ create demo-a"
+UPDATE = "~ update demo-a [id 1] (1 change)\n    ~ numConcurrent: 1 -> 2"
+
+
+def _valid(*blocks: str, summary: str = "Plan: 1 to create, 0 to update, 0 to delete.",
+           issues: tuple[str, ...] = ()) -> Observation:
+    return Observation(issues=issues, errors=0, documents=2,
+                       plan=PlanView(blocks=blocks, summary=summary, has_changes=bool(blocks)))
+
+
+def test_first_run_prints_everything_and_applies_only_when_asked() -> None:
+    state, lines, do_apply = step(WatchState(), _valid(CREATE), apply=False)
+    assert lines == ["valid: 2 manifest(s)", CREATE, "Plan: 1 to create, 0 to update, 0 to delete."]
+    assert do_apply is False and state.valid is True and state.good_documents == 2
+    assert step(WatchState(), _valid(CREATE), apply=True)[2] is True
+
+
+def test_only_changes_since_last_run_are_printed() -> None:
+    state, _, _ = step(WatchState(), _valid(CREATE))
+    same, lines, _ = step(state, _valid(CREATE))
+    assert lines == ["no change since the last run"]
+    _, lines, _ = step(same, _valid(UPDATE, summary="Plan: 0 to create, 1 to update, 0 to delete."))
+    assert lines == [UPDATE, "no longer planned: + create demo-a", "Plan: 0 to create, 1 to update, 0 to delete."]
+
+
+def test_invalid_edit_keeps_last_good_state_and_never_applies() -> None:
+    good, _, _ = step(WatchState(), _valid(CREATE))
+    error = "specs/a.yaml:9:20: spec.x: bad"
+    bad, lines, do_apply = step(good, Observation(issues=(error,), errors=1, documents=1), apply=True)
+    assert do_apply is False
+    assert lines == [error, "INVALID: 1 error(s); keeping the last good state (2 manifest(s)); nothing planned or applied"]
+    assert bad.plan == good.plan and bad.seen_blocks == good.seen_blocks and bad.valid is False
+    again, lines, _ = step(bad, Observation(issues=(error,), errors=1, documents=1))
+    assert lines[0].startswith("INVALID")  # the same error is not printed twice
+    _fixed, lines, do_apply = step(again, _valid(CREATE), apply=True)
+    assert lines == ["fixed: 1 issue(s) from the last run", "valid again: 2 manifest(s)", "no change since the last run"]
+    assert do_apply is True  # compared with the last good plan, which still has changes
+    _first, lines, _ = step(WatchState(), Observation(issues=(error,), errors=1))
+    assert lines[-1].endswith("no good state yet; nothing planned or applied")
+
+
+def test_refused_plan_or_planning_failure_never_applies() -> None:
+    refused = Observation(errors=0, documents=1, plan=PlanView(blocks=(CREATE, "error: too many deletes"),
+                                                               summary="Plan refused.", has_changes=True, errored=True))
+    assert step(WatchState(), refused, apply=True)[2] is False
+    _state, lines, do_apply = step(WatchState(), Observation(errors=0, documents=1, plan_error="connection refused"),
+                                  apply=True)
+    assert do_apply is False and lines[-1] == "error: cannot plan: connection refused"
+
+
+def test_after_apply_shows_the_next_plan_in_full() -> None:
+    state, _, _ = step(WatchState(), _valid(CREATE), apply=True)
+    state, lines = after_apply(state, result_lines=["created demo-a"], ok=True)
+    assert lines == ["created demo-a", "applied"] and state.seen_blocks == ()
+    _, lines, _ = step(state, _valid(summary="No changes. Live definitions match the manifests."))
+    assert lines == ["No changes. Live definitions match the manifests."]
+
+
+MANIFEST = """\
+apiVersion: reconciler.io/v1alpha1
+kind: BatchPredictionJobDefinition
+metadata:
+  name: demo-watch
+spec:
+  enabled: true
+  schedule: {{cron: "0 2 * * *"}}
+  batchPredictionJob:
+    deploymentId: 64b0c0ffee000000000d0001
+    numConcurrent: {n}
+    intakeSettings: {{type: s3, url: "s3://bucket/in.csv", credentialId: 64b0c0ffee000000000c0001}}
+    outputSettings: {{type: s3, url: "s3://bucket/out.csv", credentialId: 64b0c0ffee000000000c0001}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "reconciler.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: Project\n"
+                                              "scope: {namePrefix: demo-}\n")
+    (tmp_path / "specs" / "watch.yaml").write_text(MANIFEST.format(n=1))
+    _seed(f"sqlite:///{tmp_path}/local.db")
+    return tmp_path
+
+
+def _seed(db_url: str) -> None:
+    """The deployment and credential the manifest refers to, created in the local service's database."""
+    import asyncio
+
+    import httpx
+
+    from reconciler.api.client import LOCAL_BASE_URL
+    from reconciler.service.app import create_app
+    from reconciler.service.settings import ServiceSettings
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=create_app(ServiceSettings(db_url=db_url)))
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL_BASE_URL) as client:
+            for path, body in (("deployments/", {"id": "64b0c0ffee000000000d0001", "label": "churn"}),
+                               ("credentials/", {"id": "64b0c0ffee000000000c0001", "name": "s3"})):
+                response = await client.post(path, json=body)
+                assert response.status_code == 201, response.text
+
+    asyncio.run(main())
+
+
+class Lines:
+    """Output lines from the watcher, read with a deadline."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+
+    def emit(self, line: str) -> None:
+        self.queue.put(line)
+
+    def until(self, text: str, *, timeout: float = 20.0) -> list[str]:
+        got: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            got.append(line)
+            self.seen.append(line)
+            if text in line:
+                return got
+        raise AssertionError(f"{text!r} not printed within {timeout}s; got {self.seen}")
+
+
+def test_loop_applies_changes_and_skips_invalid_edits(project: Path) -> None:
+    from reconciler.api.client import Target
+    from reconciler.watch import EnginePlanner, watch_loop
+
+    planner = EnginePlanner(target=Target(endpoint=None, db_url=f"sqlite:///{project}/local.db"))
+    out, stop = Lines(), threading.Event()
+    thread = threading.Thread(target=watch_loop, kwargs={
+        "paths": [project / "specs"], "emit": out.emit, "planner": planner, "apply": True, "debounce_ms": 50,
+        "stop_event": stop}, daemon=True)
+    thread.start()
+    manifest = project / "specs" / "watch.yaml"
+    try:
+        first = out.until("watching")
+        assert "+ create demo-watch" in "\n".join(first) and "applied" in first
+        manifest.write_text(MANIFEST.format(n=3))
+        changed = out.until("applied")
+        assert any(line.startswith("~ update demo-watch") and "numConcurrent: 1 -> 3" in line for line in changed)
+        assert not any(line.startswith("+ create") for line in changed), changed  # only what changed since the last run
+
+        manifest.write_text(MANIFEST.format(n="lots"))
+        invalid = out.until("INVALID")
+        assert any("watch.yaml:10:20" in line and "numConcurrent" in line for line in invalid)
+        assert not any(line == "applied" or line.startswith("~ update") for line in invalid), invalid
+
+        manifest.write_text(MANIFEST.format(n=3))
+        back = out.until("No changes.")  # the live state already matches: nothing to apply
+        assert any("valid again" in line for line in back) and "applied" not in back, back
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive()
+
+
+def test_command_exits_0_on_ctrl_c(project: Path) -> None:
+    env = {**os.environ, "NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{project}/local.db",
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("DATAROBOT_ENDPOINT", None)
+    proc = subprocess.Popen([sys.executable, "-c", "from reconciler.cli import main; main()", "watch", "specs",
+                             "--debounce", "50"], cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = _read_until(proc, "watching")
+        assert "+ create demo-watch" in "\n".join(lines)  # planned against the embedded service, not applied
+        (project / "specs" / "watch.yaml").write_text(MANIFEST.format(n=""))
+        lines = _read_until(proc, "INVALID")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped" in out and "Traceback" not in err
+
+
+def _read_until(proc: subprocess.Popen[str], text: str, timeout: float = 40.0) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    result: queue.Queue[str | None] = queue.Queue()
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            result.put(line.rstrip("\n"))
+            if text in line:
+                return
+        result.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = result.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} not printed; got {lines}")
+
+
+@pytest.fixture(autouse=True)
+def _no_remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("DATAROBOT_ENDPOINT", raising=False)
+    yield

@@ -1,0 +1,116 @@
+"""The commands end to end against the served service: exit codes, saved and stale plans,
+export round trip, run, and the token / secret never appearing in any output or file."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from reconciler import schemas
+from reconciler.cli import app
+from reconciler.service.testing import LocalServer
+
+from .conftest import TOKEN
+from .specs import standard, write_specs
+
+SECRET = "pred-SECRET-value-91"
+
+
+def _env(server: LocalServer, tmp_path: Path) -> dict[str, str]:
+    return {"DATAROBOT_ENDPOINT": server.api_url, "DATAROBOT_API_TOKEN": TOKEN, "PRED_API_KEY": SECRET,
+            "NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{tmp_path}/unused.db"}
+
+
+def _cli(env: dict[str, str], *args: str) -> Any:
+    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return result
+
+
+def test_full_run_exit_codes_and_no_token_anywhere(server: LocalServer, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = _env(server, tmp_path)
+    root = write_specs(tmp_path / "specs", standard())
+    outputs: list[str] = []
+
+    def run(*args: str, code: int) -> Any:
+        result = _cli(env, *args)
+        outputs.extend([result.stdout, result.stderr])
+        assert result.exit_code == code, (args, result.stdout, result.stderr)
+        return result
+
+    run("plan", str(root), "--detailed-exitcode", code=2)
+    shown = run("plan", str(root), "-o", "json", "--out", str(tmp_path / "plan.json"), "--verbose", code=0)
+    doc = json.loads(shown.stdout)
+    schemas.validator("plan").validate(doc)
+    assert doc["summary"]["text"] == "Plan: 4 to create, 0 to update, 0 to delete."
+    assert json.loads((tmp_path / "plan.json").read_text())["fingerprint"] == doc["fingerprint"]
+    run("plan", str(root), "-o", "markdown", code=0)
+    refused = run("apply", "-p", str(root), code=1)  # no TTY, no --auto-approve
+    assert "--auto-approve" in refused.stderr
+    applied = run("apply", str(tmp_path / "plan.json"), "--verbose", code=0)
+    assert "Apply complete: 4 created, 0 updated, 0 deleted." in applied.stdout
+    run("plan", str(root), "--detailed-exitcode", code=0)
+    again = run("apply", "-p", str(root), "--auto-approve", code=0)
+    assert "No changes." in again.stdout
+    run("diff", "demo-0", "-p", str(root), code=0)
+    run("export", "--search", "demo-", "--out", str(tmp_path / "exported"), code=0)
+    exported = sorted(p.name for p in (tmp_path / "exported").glob("*.yaml"))
+    assert exported == ["demo-0.yaml", "demo-1.yaml", "demo-3.yaml", "demo-two-eu.yaml"]
+    (tmp_path / "exported" / "reconciler.yaml").write_text((root / "reconciler.yaml").read_text())
+    run("validate", str(tmp_path / "exported"), code=0)
+    roundtrip = run("plan", str(tmp_path / "exported"), "--detailed-exitcode", code=0)
+    assert "No changes." in roundtrip.stdout
+    started = run("run", "demo-0", code=0)
+    job_id, status = started.stdout.split()[:2]
+    assert len(job_id) == 24 and status in ("INITIALIZING", "RUNNING", "COMPLETED")
+    # the token and the resolved secret appear nowhere: outputs, logs, files written
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".yaml", ".md", ".txt")]
+    haystack = "\n".join(outputs) + caplog.text + "".join(p.read_text() for p in files)
+    assert TOKEN not in haystack and SECRET not in haystack
+    assert "PRED_API_KEY" in (tmp_path / "plan.json").read_text()  # the reference is kept
+
+
+def test_saved_plan_is_refused_when_live_state_changed(server: LocalServer, tmp_path: Path) -> None:
+    env = _env(server, tmp_path)
+    root = write_specs(tmp_path / "specs", standard())
+    assert _cli(env, "apply", "-p", str(root), "--auto-approve").exit_code == 0
+    docs = standard()
+    docs[0]["spec"]["enabled"] = False
+    write_specs(root, docs)
+    assert _cli(env, "plan", str(root), "--out", str(tmp_path / "p.json")).exit_code == 0
+    with httpx.Client(headers={"Authorization": f"Token {TOKEN}"}) as h:
+        items = h.get(server.api_url + "batchPredictionJobDefinitions/", params={"searchName": "demo-3"}).json()
+        h.patch(server.api_url + f"batchPredictionJobDefinitions/{items['data'][0]['id']}",
+                json={"enabled": False, "numConcurrent": 3}).raise_for_status()
+    result = _cli(env, "apply", str(tmp_path / "p.json"))
+    assert result.exit_code == 1
+    assert "stale" in result.stderr and "demo-3" in result.stderr and "changed" in result.stderr
+
+
+def test_invalid_manifests_exit_3_with_zero_writes(server: LocalServer, tmp_path: Path) -> None:
+    env = _env(server, tmp_path)
+    docs = standard()
+    docs[3]["spec"]["batchPredictionJob"]["num_concurrent"] = 2
+    root = write_specs(tmp_path / "specs", docs)
+    result = _cli(env, "apply", "-p", str(root), "--auto-approve")
+    assert result.exit_code == 3 and "num_concurrent" in result.stderr
+    with httpx.Client(headers={"Authorization": f"Token {TOKEN}"}) as h:
+        assert h.get(server.api_url + "batchPredictionJobDefinitions/").json()["data"] == []
+
+
+def test_prune_without_scope_and_insecure_endpoint_are_errors(server: LocalServer, tmp_path: Path) -> None:
+    env = _env(server, tmp_path)
+    root = write_specs(tmp_path / "specs", standard(), project=None)
+    (tmp_path / ".git").mkdir()  # stop the config search here
+    result = _cli(env, "plan", str(root), "--prune")
+    assert result.exit_code == 1 and "scope" in result.stderr
+    remote = {**env, "DATAROBOT_ENDPOINT": "http://dr.example.com/api/v2"}
+    result = _cli(remote, "plan", str(root))
+    assert result.exit_code == 1 and "--allow-http" in result.stderr
