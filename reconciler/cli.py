@@ -67,16 +67,28 @@ def _root(
 def validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="Manifest files or directories (default: specs/).")] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = OutputFormat.text,
+    target: Annotated[str | None, typer.Option("--target", help="Validate as sent to this target of the project "
+                                               "config: its variables and overlays applied.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Project config (default: reconciler.yaml "
+                                                "found in the paths or their parents).")] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colour, even on a terminal.")] = False,
 ) -> None:
     """Check manifests against the schemas and report every problem with file:line:col.
 
     Exit 0 when every manifest is valid, 3 when any is invalid, 1 on an internal error.
     """
-    from reconciler.specs.validate import validate_paths
+    from reconciler.specs import environments
+    from reconciler.specs.config import ConfigError, find_config, load_config
 
     targets = paths or [Path("specs")]
-    report = validate_paths(targets)
+    try:
+        found = config or (find_config(targets) if target else None)
+        project = load_config(found) if found else None
+        report = environments.validate_for(targets, targets=project.targets if project else None,
+                                           target_name=target, overlays_root=found.parent if found else None)
+    except (ConfigError, environments.TargetError) as exc:
+        stderr_console(no_color).print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_ERROR) from None
     if output is OutputFormat.json:
         body = {
             "format_version": "1.0",

@@ -45,7 +45,6 @@ from reconciler.specs.config import (
     load_config,
 )
 from reconciler.specs.model import Manifest
-from reconciler.specs.validate import ValidationReport, validate_paths
 
 __all__ = ["register"]
 
@@ -107,22 +106,13 @@ def _context(*, paths: Sequence[Path], config_path: Path | None, target: str | N
                     target_name=target, config_dir=Path(found).parent if found else None)
 
 
-def validation_report(paths: Sequence[Path], *, config: ProjectConfig, target_name: str | None,
-                      config_dir: Path | None) -> ValidationReport:
-    """Validate the manifests as they will be sent: with a named target, its variables and
-    overlays applied first (the errors then point into the manifest or the overlay file)."""
-    if target_name is None:
-        return validate_paths(paths)
-    try:
-        env_target = environments.resolve_target(config.targets, target_name)
-    except environments.TargetError as exc:
-        raise _fail(str(exc)) from None
-    return environments.validate_for_target(paths, env_target, overlays_root=config_dir)
-
-
 def _load_desired(paths: Sequence[Path], ctx: _Context) -> list[Desired]:
     """Validate every manifest first; any invalid one stops here with exit 3 (nothing written)."""
-    report = validation_report(paths, config=ctx.config, target_name=ctx.target_name, config_dir=ctx.config_dir)
+    try:
+        report = environments.validate_for(paths, targets=ctx.config.targets, target_name=ctx.target_name,
+                                           overlays_root=ctx.config_dir)
+    except environments.TargetError as exc:
+        raise _fail(str(exc)) from None
     err = stderr_console()
     for issue in report.issues:
         err.print(issue.format(), markup=False, style="yellow" if issue.severity == "warning" else "red")

@@ -66,6 +66,7 @@ __all__ = [
     "relocate_issues",
     "resolve_target",
     "substitute",
+    "validate_for",
     "validate_for_target",
 ]
 
@@ -433,3 +434,14 @@ def validate_for_target(paths: Iterable[str | os.PathLike[str]], target: Target,
     report.issues.sort(key=lambda i: (i.file, i.line, i.col, i.field))
     report.checked = len(loaded.documents)
     return report
+
+
+def validate_for(paths: Iterable[str | os.PathLike[str]], *, targets: Mapping[str, Any] | None,
+                 target_name: str | None, overlays_root: Path | None) -> ValidationReport:
+    """What every command validates: the plain manifests, or with a named target its variables and
+    overlays applied first. Raises :class:`TargetError` for an unknown target."""
+    from reconciler.specs.validate import validate_paths
+
+    if target_name is None:
+        return validate_paths(paths)
+    return validate_for_target(paths, resolve_target(targets, target_name), overlays_root=overlays_root)
