@@ -10,6 +10,7 @@ as unrestricted for that rule, so ``0 0 */2 * 1`` means "every other day that is
 from __future__ import annotations
 
 import calendar
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -101,6 +102,12 @@ def cron_to_schedule(expression: str) -> dict[str, ScheduleValue]:
 
     Raises :class:`CronError` when the string is malformed or means something the lists cannot say.
     """
+    return {field: list(values) for field, values in _translate(expression).items()}  # type: ignore[misc]
+
+
+@functools.lru_cache(maxsize=4096)
+def _translate(expression: str) -> dict[str, ScheduleValue]:
+    """:func:`cron_to_schedule`, memoized: specs repeat the same few cron strings (callers get copies)."""
     text = expression.strip()
     lead = len(expression) - len(expression.lstrip())
     if text.startswith("@"):

@@ -9,6 +9,7 @@ traceback, and keep positions without a second parse.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ try:  # the C composer is several times faster; fall back silently where libyaml
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
 
-MAX_FILE_BYTES = int(os.environ.get("RECONCILER_MAX_FILE_BYTES", str(1024 * 1024)))
+DEFAULT_MAX_FILE_BYTES = 1024 * 1024
+MAX_FILE_BYTES = int(os.environ.get("RECONCILER_MAX_FILE_BYTES", str(DEFAULT_MAX_FILE_BYTES)))
 MAX_NODES_PER_DOCUMENT = 100_000
 PROJECT_CONFIG_NAMES = frozenset({"reconciler.yaml", "reconciler.yml"})
 
@@ -40,7 +42,27 @@ _SCALAR_TAGS = {
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _constructor = yaml.SafeLoader("")  # only its scalar constructors are used
+_CACHE_LIMIT = 50_000
+# Resolving a plain scalar's tag runs a list of regexes in Python for every scalar, and building an
+# int/bool/null runs PyYAML's constructors; both answers depend only on the text, and manifests
+# repeat the same keys and values, so both are memoized (bounded) for the process.
+_TAGS: dict[tuple[str, Any], str] = {}
+_SCALARS: dict[tuple[str, str], Any] = {}
+
+
+class _CachingLoader(_Loader):  # type: ignore[misc, valid-type]
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode:
+            key = (value, implicit)
+            tag = _TAGS.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_TAGS) < _CACHE_LIMIT:
+                    _TAGS[key] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,29 +73,62 @@ class Mark:
     col: int
     raw: str | None = None
     quoted: bool = False
+    block: bool = False  # a literal (|) or folded (>) scalar: its text starts on the next line
 
 
 @dataclass(slots=True)
 class LoadedDocument:
-    """One YAML document: its data and where each part of it stands in the file."""
+    """One YAML document: its data and where each part of it stands in the file.
+
+    Positions are worked out again from ``text`` (the whole file, shared by its documents) on
+    first use of :attr:`values`, :attr:`keys` or :meth:`mark`. Most documents are valid and never
+    need them; recording them for every key and value, or keeping the composed YAML nodes alive,
+    cost several times the parse itself (the nodes mostly in garbage-collector passes).
+    """
 
     file: str
     index: int  # 0-based position of the document in its file
     data: dict[str, Any]
     line: int
     col: int
-    values: dict[Path_, Mark] = field(default_factory=dict)  # where each value starts
-    keys: dict[Path_, Mark] = field(default_factory=dict)  # where each mapping key stands
+    text: str | None = field(default=None, repr=False, compare=False)
+    _values: dict[Path_, Mark] | None = field(default=None, repr=False, compare=False)
+    _keys: dict[Path_, Mark] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def values(self) -> dict[Path_, Mark]:
+        """Where each value starts, by path."""
+        if self._values is None:
+            self._record_positions()
+        assert self._values is not None
+        return self._values
+
+    @property
+    def keys(self) -> dict[Path_, Mark]:
+        """Where each mapping key stands, by the path of its value."""
+        if self._keys is None:
+            self._record_positions()
+        assert self._keys is not None
+        return self._keys
+
+    def _record_positions(self) -> None:
+        self._values, self._keys = {}, {}
+        if self.text is None:  # documents built from plain data (API bodies) have no positions
+            return
+        node = _nth_node(self.text, self.index)
+        if node is not None:
+            _construct(node, (), self, [MAX_NODES_PER_DOCUMENT])
 
     def mark(self, path: Path_, *, key: bool = False) -> Mark:
         """The closest known position for ``path``: its key or value, else its nearest parent."""
         probe = tuple(path)
-        table = self.keys if key else self.values
+        keys, values = self.keys, self.values
+        table = keys if key else values
         while probe:
             if probe in table:
                 return table[probe]
-            if not key and probe in self.keys:
-                return self.keys[probe]
+            if not key and probe in keys:
+                return keys[probe]
             probe = probe[:-1]
         return Mark(self.line, self.col)
 
@@ -126,8 +181,27 @@ def iter_manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Pat
                 yield candidate
 
 
-def load_paths(paths: Iterable[str | os.PathLike[str]], *, max_bytes: int = MAX_FILE_BYTES) -> LoadResult:
+def load_paths(paths: Iterable[str | os.PathLike[str]], *, max_bytes: int | None = None) -> LoadResult:
+    """Every document of every manifest file under ``paths``; files over ``max_bytes`` are refused.
+
+    ``max_bytes`` defaults to ``RECONCILER_MAX_FILE_BYTES`` as set when called (1 MiB when unset).
+    """
+    if max_bytes is None:
+        max_bytes = int(os.environ.get("RECONCILER_MAX_FILE_BYTES", str(DEFAULT_MAX_FILE_BYTES)))
     result = LoadResult()
+    # Loading allocates many small, acyclic containers that stay alive; the cyclic garbage
+    # collector would walk all of them again and again for nothing (about a quarter of the time).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _load_files(paths, max_bytes, result)
+    finally:
+        if collecting:
+            gc.enable()
+    return result
+
+
+def _load_files(paths: Iterable[str | os.PathLike[str]], max_bytes: int, result: LoadResult) -> None:
     for path in iter_manifest_files(paths):
         result.files += 1
         try:
@@ -144,7 +218,6 @@ def load_paths(paths: Iterable[str | os.PathLike[str]], *, max_bytes: int = MAX_
         docs, errors = load_bytes(path.read_bytes(), file=str(path))
         result.documents.extend(docs)
         result.errors.extend(errors)
-    return result
 
 
 def _decode(data: bytes, file: str) -> str:
@@ -169,7 +242,7 @@ def load_bytes(data: bytes, *, file: str) -> tuple[list[LoadedDocument], list[Lo
 
 def load_text(text: str, *, file: str) -> tuple[list[LoadedDocument], list[LoadError]]:
     docs: list[LoadedDocument] = []
-    loader = _Loader(text)
+    loader = _CachingLoader(text)
     index = 0
     try:
         while loader.check_node():
@@ -177,7 +250,7 @@ def load_text(text: str, *, file: str) -> tuple[list[LoadedDocument], list[LoadE
             if node is None:
                 continue
             try:
-                doc = _build_document(node, file=file, index=index)
+                doc = _build_document(node, file=file, index=index, text=text)
             except _Refused as exc:
                 return [], [LoadError(file, exc.line, exc.col, exc.message, exc.hint)]
             index += 1
@@ -207,11 +280,38 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> LoadError:
         hint = "a value containing ': ' must be quoted, or a key is indented wrongly"
     elif "could not find expected ':'" in problem:
         hint = "check the indentation of this line and the one before it"
+    elif "did not find expected key" in problem:
+        hint = "check the indentation: the keys of one mapping must line up"
+    context_mark = exc.context_mark
+    if exc.context in ("while parsing a flow sequence", "while parsing a flow mapping") and context_mark:
+        # the parser notices a missing bracket only where it gives up, often lines later
+        bracket, closing = ("[", "]") if "sequence" in exc.context else ("{", "}")
+        return LoadError(file, context_mark.line + 1, context_mark.column + 1,
+                         f"not valid YAML: the '{bracket}' opened here is never closed ({problem} on line {line})",
+                         f"add the missing '{closing}' (or a ',' between items), or quote a value that contains "
+                         f"'{bracket}'")
     context = f" ({exc.context})" if exc.context else ""
     return LoadError(file, line, col, f"not valid YAML: {problem}{context}", hint)
 
 
-def _build_document(node: yaml.Node, *, file: str, index: int) -> LoadedDocument | None:
+def _nth_node(text: str, index: int) -> yaml.Node | None:
+    """The composed node of document ``index`` (counted as :func:`load_text` counts them)."""
+    loader = _CachingLoader(text)
+    try:
+        seen = 0
+        while loader.check_node():
+            node: yaml.Node | None = loader.get_node()
+            if node is None:
+                continue
+            if seen == index:
+                return node
+            seen += 1
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+    return None  # pragma: no cover - the text was loaded once already
+
+
+def _build_document(node: yaml.Node, *, file: str, index: int, text: str) -> LoadedDocument | None:
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
         return None  # an empty document (`---` alone) is not an error
@@ -219,59 +319,85 @@ def _build_document(node: yaml.Node, *, file: str, index: int) -> LoadedDocument
         kind = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
         raise _Refused(line, col, f"document {index + 1} is {kind}, not a mapping",
                        "a manifest starts with 'apiVersion:', 'kind:', 'metadata:' and 'spec:'")
-    doc = LoadedDocument(file=file, index=index, data={}, line=line, col=col)
-    budget = [MAX_NODES_PER_DOCUMENT]
-    data = _construct(node, (), doc, budget)
+    data = _construct(node, (), None, [MAX_NODES_PER_DOCUMENT])
     assert isinstance(data, dict)
-    doc.data = data
-    return doc
+    return LoadedDocument(file=file, index=index, data=data, line=line, col=col, text=text)
 
 
-def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument, budget: list[int]) -> Any:
+def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget: list[int]) -> Any:
+    """Plain data from a composed node; positions are recorded into ``doc`` when one is given."""
     budget[0] -= 1
     if budget[0] < 0:
         raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
                        f"document expands to more than {MAX_NODES_PER_DOCUMENT} values through aliases",
                        "this looks like an alias bomb ('billion laughs'); remove the nested aliases")
-    line, col = node.start_mark.line + 1, node.start_mark.column + 1
     tag = node.tag
     if isinstance(node, yaml.ScalarNode):
-        if tag not in _SCALAR_TAGS:
-            raise _Refused(line, col, f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
+        if tag == _STR:
+            value: Any = node.value
+        elif tag in _SCALAR_TAGS:
+            key = (tag, node.value)
+            if key in _SCALARS:
+                value = _SCALARS[key]
+            else:
+                value = node.value if tag == _TIMESTAMP else _constructor.yaml_constructors[tag](_constructor, node)
+                if len(_SCALARS) < _CACHE_LIMIT:  # keep dates as the ISO strings the API takes
+                    _SCALARS[key] = value
+        else:
+            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
+                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
                            "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings")
-        plain = not node.style  # the C composer says '' where the Python one says None
-        doc.values[path] = Mark(line, col, raw=node.value if plain and tag != _STR else None, quoted=node.style in ("'", '"'))
-        if tag == "tag:yaml.org,2002:timestamp":
-            return node.value  # keep dates as the ISO strings the API takes
-        return _constructor.yaml_constructors[tag](_constructor, node)
-    doc.values[path] = Mark(line, col)
+        if doc is not None:
+            assert doc._values is not None
+            plain = not node.style  # the C composer says '' where the Python one says None
+            doc._values[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1,
+                                     raw=node.value if plain and tag != _STR else None,
+                                     quoted=node.style in ("'", '"'), block=node.style in ("|", ">"))
+        return value
+    if doc is not None:
+        assert doc._values is not None
+        doc._values[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.SequenceNode):
         if tag != _SEQ:
-            raise _Refused(line, col, f"tag {tag} is not allowed in a manifest", "remove the tag")
+            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
+                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
+                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings")
+        if doc is None:
+            return [_construct(child, path, None, budget) for child in node.value]
         return [_construct(child, (*path, i), doc, budget) for i, child in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
         if tag != _MAP:
-            raise _Refused(line, col, f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
+            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
+                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
                            "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings")
         out: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
         for key_node, value_node in _merged_pairs(node):
-            kline, kcol = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if not isinstance(key_node, yaml.ScalarNode):
-                raise _Refused(kline, kcol, "a mapping key must be a plain string", "quote the key")
+                raise _Refused(key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                               "a mapping key must be a plain string", "quote the key")
             key = key_node.value
             if key in first_seen:
-                raise _Refused(kline, kcol, f"duplicate key '{key}' (first defined on line {first_seen[key]})",
+                raise _Refused(key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                               f"duplicate key '{key}' (first defined on line {first_seen[key]})",
                                "remove one of them; YAML would silently keep only the last")
-            first_seen[key] = kline
-            doc.keys[(*path, key)] = Mark(kline, kcol)
-            out[key] = _construct(value_node, (*path, key), doc, budget)
+            first_seen[key] = key_node.start_mark.line + 1
+            if doc is None:
+                out[key] = _construct(value_node, path, None, budget)
+            else:
+                assert doc._keys is not None
+                child = (*path, key)
+                doc._keys[child] = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                out[key] = _construct(value_node, child, doc, budget)
         return out
-    raise _Refused(line, col, "unsupported YAML node")  # pragma: no cover
+    raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1, "unsupported YAML node")  # pragma: no cover
 
 
 def _merged_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
     """Expand ``<<: *anchor`` merge keys; merged keys come first so that local keys override."""
+    pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+    if not any(key_node.tag == _MERGE for key_node, _ in pairs):
+        return pairs
     merged: list[tuple[yaml.Node, yaml.Node]] = []
     local: list[tuple[yaml.Node, yaml.Node]] = []
     for key_node, value_node in node.value:

@@ -9,9 +9,11 @@ are checked and all issues reported, never only the first.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -124,6 +126,19 @@ def snake_to_camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def closest_key(key: str, known: Iterable[str]) -> str | None:
+    """The known key ``key`` most likely meant (snake_case, case or spelling slip), if any."""
+    known = sorted(known)
+    if "_" in key and snake_to_camel(key) in known:
+        return snake_to_camel(key)
+    lowered = {k.lower(): k for k in known}
+    if key.lower() in lowered:
+        return lowered[key.lower()]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or difflib.get_close_matches(
+        snake_to_camel(key), known, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def suggest_key(key: str, known: Iterable[str]) -> str | None:
     known = sorted(known)
     if not known:
@@ -160,10 +175,24 @@ def _range_text(schema: dict[str, Any]) -> str:
     return f"{kind} <= {high}"
 
 
-def _yaml_surprise(doc: LoadedDocument, path: Path_, value: Any) -> str | None:
+def _type_hint(doc: LoadedDocument, path: Path_, value: Any, wanted: list[str]) -> str | None:
+    """Why YAML produced the wrong type, when that is the likely story."""
     mark = doc.values.get(path)
-    if mark and mark.raw is not None and not isinstance(value, str):
+    if "string" in wanted and mark and mark.raw is not None and not isinstance(value, str):
         return f"YAML read {mark.raw!r} as {describe(value)}; quote it (\"{mark.raw}\") to keep it a string"
+    if isinstance(value, str) and mark and mark.quoted:
+        scalar: bool | float | None = (
+            {"true": True, "false": False}.get(value.strip().lower()) if "boolean" in wanted else None)
+        if scalar is None and {"integer", "number"} & set(wanted):
+            try:
+                scalar = int(value) if "integer" in wanted else float(value)
+            except ValueError:
+                scalar = None
+        if scalar is not None:
+            return f"remove the quotes: {value!r} in quotes is a string"
+    if "array" in wanted and not isinstance(value, (list, dict)):
+        written = mark.raw if mark and mark.raw is not None else json.dumps(value)
+        return f"a single value is written as a one-element list: [{written}]"
     return None
 
 
@@ -172,10 +201,24 @@ def schema_issues(doc: LoadedDocument, *, schema_name: str = MANIFEST_SCHEMA, ba
     instance: Any = doc.data
     for part in base:
         instance = instance[part]
+    errors = list(schemas.validator(schema_name).iter_errors(instance))
+    # A value of the wrong type fails every other rule at its place too (an if/then that only
+    # looks at mappings holds vacuously for a string): report the type alone.
+    wrong_type = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    errors = [e for e in errors if e.validator == "type" or tuple(e.absolute_path) not in wrong_type]
+    # `DeploymentId` is reported as unknown with "did you mean `deploymentId`": the missing
+    # `deploymentId` is the same mistake, so it is not reported again.
+    meant: set[tuple[Path_, str]] = set()
+    for error in errors:
+        if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
+            known = schemas.known_keys(error.schema if isinstance(error.schema, dict) else {})
+            for extra in error.instance:
+                if extra not in known and (guess := closest_key(extra, known)) is not None:
+                    meant.add((tuple(error.absolute_path), guess))
     issues: list[Issue] = []
     seen: set[tuple[str, str]] = set()
-    for error in schemas.validator(schema_name).iter_errors(instance):
-        for issue in _explain(error, doc, base):
+    for error in errors:
+        for issue in _explain(error, doc, base, meant=meant):
             key = (issue.field, issue.message)
             if key not in seen:
                 seen.add(key)
@@ -189,51 +232,58 @@ def _issue(doc: LoadedDocument, path: Path_, message: str, hint: str | None = No
     return Issue(doc.file, mark.line, mark.col, dotted(path), message, hint, severity)
 
 
-def _explain(error: jsonschema.ValidationError, doc: LoadedDocument, base: Path_) -> list[Issue]:
+def _explain(error: jsonschema.ValidationError, doc: LoadedDocument, base: Path_, *,
+             meant: AbstractSet[tuple[Path_, str]] = frozenset()) -> list[Issue]:
     path: Path_ = (*base, *error.absolute_path)
     kw = str(error.validator)
-    value = error.instance
+    rule: Any = error.validator_value
+    value: Any = error.instance
     schema = error.schema if isinstance(error.schema, dict) else {}
     custom = _custom(error, kw)
+
+    if "propertyNames" in error.relative_schema_path and isinstance(value, str):
+        # the error is about a key: point at it, and name it in the field path
+        return [_issue(doc, (*path, value), f"{custom or 'expected a key matching ' + str(rule)}, "
+                       f"got {describe(value)}", key=True)]
 
     if kw in ("additionalProperties", "unevaluatedProperties") and isinstance(value, dict):
         known = schemas.known_keys(schema)
         extras = [k for k in value if k not in known]
-        return [_issue(doc, (*path, k), custom or f"unknown field '{k}'", suggest_key(k, known), key=True)
-                for k in extras]
+        return [_issue(doc, (*path, k), custom or f"unknown field '{k}'", None if custom else suggest_key(k, known),
+                       key=True) for k in extras]
     if kw == "required" and isinstance(value, dict):
-        missing = [k for k in error.validator_value if k not in value]
+        missing = [k for k in rule if k not in value and (tuple(error.absolute_path), k) not in meant]
         return [_issue(doc, path, custom or f"missing required field '{k}'",
                        None if custom else f"add '{k}:' under {dotted(path) or 'the document'}") for k in missing]
     if kw == "dependentRequired":
         return [_issue(doc, path, custom or error.message)]
     if kw == "type":
-        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        wanted: list[str] = [str(w) for w in (rule if isinstance(rule, list) else [rule])]
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
-        hint = _yaml_surprise(doc, path, value)
-        return [_issue(doc, path, custom or f"expected {words}, got {describe(value)}", hint)]
+        hint = _type_hint(doc, path, value, wanted)
+        return [_issue(doc, path, f"{custom or 'expected ' + words}, got {describe(value)}", hint)]
     if kw == "enum":
-        options = ", ".join(repr(o) for o in error.validator_value)
+        options = ", ".join(repr(o) for o in rule)
         hint = None
-        if isinstance(value, str):
-            close = difflib.get_close_matches(value, [str(o) for o in error.validator_value], n=1, cutoff=0.5)
+        if isinstance(value, str) and not custom:
+            close = difflib.get_close_matches(value, [str(o) for o in rule], n=1, cutoff=0.5)
             hint = f"did you mean '{close[0]}'?" if close else None
-        return [_issue(doc, path, custom or f"expected one of {options}, got {describe(value)}", hint)]
+        return [_issue(doc, path, f"{custom or 'expected one of ' + options}, got {describe(value)}", hint)]
     if kw == "const":
         return [_issue(doc, path, f"{custom}, got {describe(value)}" if custom else
-                       f"expected {describe(error.validator_value)}, got {describe(value)}")]
+                       f"expected {describe(rule)}, got {describe(value)}")]
     if kw == "pattern":
-        return [_issue(doc, path, f"{custom or 'expected a value matching ' + error.validator_value}, got {describe(value)}")]
+        return [_issue(doc, path, f"{custom or 'expected a value matching ' + rule}, got {describe(value)}")]
     if kw in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [_issue(doc, path, f"expected {_range_text(schema)}, got {describe(value)}")]
     if kw in ("minLength", "maxLength"):
         if kw == "minLength" and value == "":
             return [_issue(doc, path, custom or "expected a non-empty string")]
-        limit = error.validator_value
+        limit = rule
         bound = f"at least {limit}" if kw == "minLength" else f"at most {limit}"
         return [_issue(doc, path, custom or f"expected {bound} characters, got {len(value)}")]
     if kw in ("minItems", "maxItems"):
-        limit = error.validator_value
+        limit = rule
         bound = f"at least {limit}" if kw == "minItems" else f"at most {limit}"
         return [_issue(doc, path, custom or f"expected {bound} item(s), got {len(value)}")]
     if kw == "uniqueItems":
@@ -247,13 +297,18 @@ def _explain(error: jsonschema.ValidationError, doc: LoadedDocument, base: Path_
             return [_issue(doc, path, f"{field_name} must not be written as a literal: {custom}",
                            f"write {field_name}From: {{env: VARIABLE}} or {field_name}From: {{file: path/to/secret}}",
                            key=True)]
+        excluded = rule.get("required") if isinstance(rule, dict) else None
+        if isinstance(excluded, list) and isinstance(value, dict) and all(k in value for k in excluded):
+            # "a and b exclude each other": point at whichever of them comes last in the file
+            last = max(excluded, key=lambda k: (doc.mark((*path, k), key=True).line, doc.mark((*path, k), key=True).col))
+            return [_issue(doc, (*path, last), custom or f"{', '.join(excluded)} exclude each other", key=True)]
         return [_issue(doc, path, custom or f"{dotted(path[-1:])} is not allowed here", key=bool(path))]
     if kw in ("anyOf", "oneOf"):
         got = f", got {describe(value)}" if not isinstance(value, (dict, list)) else ""
         return [_issue(doc, path, (custom or "does not match any allowed form") + got)]
     if kw == "format":
         expected = {"date-time": "an ISO-8601 date-time such as 2026-01-31T00:00:00Z", "uri": "a URL"}.get(
-            str(error.validator_value), f"a {error.validator_value}")
+            str(rule), f"a {rule}")
         return [_issue(doc, path, f"expected {expected}, got {describe(value)}")]
     if kw == "False" or kw == "None":  # a false schema  # pragma: no cover - schemas use {not: {}} instead
         return [_issue(doc, path, f"{dotted(path[-1:])} is not allowed here", key=True)]
@@ -272,7 +327,8 @@ def _schedule_issues(doc: LoadedDocument) -> tuple[list[Issue], dict[str, cron.S
             lists = cron.cron_to_schedule(text)
         except cron.CronError as exc:
             mark = doc.mark((*path, "cron"))
-            col = mark.col + (1 if mark.quoted else 0) + exc.offset
+            # a block scalar (`cron: >-`) starts on a later line: point at its indicator instead
+            col = mark.col if mark.block else mark.col + (1 if mark.quoted else 0) + exc.offset
             return [Issue(doc.file, mark.line, col, "spec.schedule.cron", f"cannot translate {text!r}: {exc.message}",
                           exc.hint)], None
     else:
@@ -297,6 +353,13 @@ def schedule_only_issues(doc: LoadedDocument) -> list[Issue]:
     return _schedule_issues(doc)[0]
 
 
+@functools.cache
+def _warn_only_keys(schema_name: str) -> frozenset[str] | None:
+    """Known keys of an adapter whose unknown keys are only warnings (``x-unknownKeys: warn``), else None."""
+    schema = schemas.get(schema_name)
+    return frozenset(schemas.known_keys(schema)) if schema.get("x-unknownKeys") == "warn" else None
+
+
 def semantic_issues(doc: LoadedDocument) -> list[Issue]:
     """Checks on one schema-valid manifest that a JSON Schema cannot express."""
     issues, _ = _schedule_issues(doc)
@@ -310,8 +373,8 @@ def semantic_issues(doc: LoadedDocument) -> list[Issue]:
             hint = "use s3, gcp, azure, jdbc, dataset or a warehouse adapter for a job definition"
             issues.append(_issue(doc, ("spec", "batchPredictionJob", side, "type"), message, hint,
                                  severity="error" if enabled else "warning"))
-        if settings and schemas.get(f"{side[:-8]}-{settings.get('type')}").get("x-unknownKeys") == "warn":
-            known = schemas.known_keys(schemas.get(f"{side[:-8]}-{settings['type']}"))
+        known = _warn_only_keys(f"{side[:-8]}-{settings['type']}") if settings else None
+        if known is not None:
             for key in settings:
                 if key not in known:
                     issues.append(_issue(doc, ("spec", "batchPredictionJob", side, key),
@@ -387,3 +450,13 @@ def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> ValidationReport:
     loaded = load_paths(paths)
     return validate_documents(loaded.documents, loaded.errors, files=loaded.files)
 
+
+def check_instance(instance: Any, schema_name: str, *, file: str = "<request>") -> list[Issue]:
+    """Schema issues of plain data that did not come from a file (an API request body, say).
+
+    Positions mean nothing there, so every issue points at 1:1; ``field`` carries the location.
+    """
+    if not isinstance(instance, dict):
+        return [Issue(file, 1, 1, "", f"expected a JSON object, got {describe(instance)}")]
+    doc = LoadedDocument(file=file, index=0, data=instance, line=1, col=1)
+    return schema_issues(doc, schema_name=schema_name)

@@ -1,0 +1,75 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+The store is opened here, not in a lifespan handler, because ``httpx.ASGITransport`` (the CLI's
+in-process target) never sends lifespan events. Errors of every kind leave as the API's error
+body ``{"message": ..., "errors": {...}}``; nothing a client can send produces a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from reconciler.__about__ import __version__
+from reconciler.service import errors, openapi
+from reconciler.service.middleware import ServiceMiddleware
+from reconciler.service.routes import definitions, jobs, meta, resources
+from reconciler.service.settings import ServiceSettings
+from reconciler.service.store import Store
+
+log = logging.getLogger("reconciler.service")
+API_PREFIX = "/api/v2"
+
+
+def create_app(settings: ServiceSettings | None = None, *, store: Store | None = None) -> FastAPI:
+    """A ready app. Pass ``store`` to share one database between apps (tests); else it is opened."""
+    settings = settings or ServiceSettings()
+    app = FastAPI(
+        title="reconciler local job-definitions service",
+        version=__version__,
+        description="A DataRobot-compatible subset of the REST API for batch prediction job definitions.",
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.store = store or Store(settings.db_url)
+    for router in (definitions.router, jobs.router, meta.router, *resources.routers):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(meta.health_router)
+    _install_error_handlers(app)
+    openapi.install(app)
+    app.add_middleware(ServiceMiddleware, token=settings.token)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.ServiceError)
+    async def _service_error(_request: Request, exc: errors.ServiceError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_params(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        found: dict[str, str] = {}
+        for error in exc.errors():
+            location = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "body")]
+            found[".".join(location) or "request"] = str(error.get("msg", "invalid value"))
+        return JSONResponse({"message": f"invalid request parameters: {', '.join(found)}", "errors": found},
+                            status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.url.path}; routes live under {API_PREFIX}/ (see /docs)"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path} (see /docs)"
+        return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse({"message": f"internal error ({type(exc).__name__}); see the service log"},
+                            status_code=500)

@@ -1,0 +1,77 @@
+"""Errors the service reports, and their HTTP shape.
+
+Storage raises the domain errors (:class:`NotFound`, :class:`NameTaken`, ...); routes never build
+responses for them by hand. One handler turns every :class:`ServiceError` into the API's error body
+``{"message": ..., "errors": {field: message}}`` so that clients (SDK, Terraform, our own
+client) see one shape for every 4xx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reconciler.service.records import Reference
+
+
+class ServiceError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, *, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+    def body(self) -> dict[str, object]:
+        out: dict[str, object] = {"message": self.message}
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+class BadRequest(ServiceError):
+    status_code = 400
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+
+
+class NotFound(ServiceError):
+    status_code = 404
+
+
+class Conflict(ServiceError):
+    status_code = 409
+
+
+class NameTaken(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a job definition named {name!r} already exists",
+                         errors={"name": "names are unique; choose another name or update the existing definition"})
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+
+
+class Unprocessable(ServiceError):
+    status_code = 422
+
+
+class MissingReferences(Unprocessable):
+    """422, not 404: Terraform reads a 404 as "the definition is gone" and would drop it from its
+    state, and a 404 also suggests the URL is wrong; the request is well-formed but names ids that
+    do not exist, which is what 422 means."""
+
+    def __init__(self, missing: Sequence[Reference]) -> None:
+        errors = {ref.field: f"no {ref.kind} with id {ref.ref_id!r} exists; create it first "
+                             f"(POST {_ROUTES[ref.kind]}) or fix the id" for ref in missing}
+        super().__init__("the job spec references resources that do not exist", errors=errors)
+        self.missing = list(missing)
+
+
+_ROUTES = {"deployment": "deployments/", "credential": "credentials/", "dataStore": "externalDataStores/"}

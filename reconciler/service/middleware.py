@@ -1,0 +1,86 @@
+"""Plain ASGI middleware (no BaseHTTPMiddleware: it costs a task per request): token check and
+one access-log line per request.
+
+The token is compared with ``hmac.compare_digest``. Log lines never contain a token: headers are
+not logged, and query parameters that look like secrets, or any text equal to the configured
+token, are replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("reconciler.service.access")
+PUBLIC_PATHS = frozenset({"/healthz", "/healthz/"})
+_SECRET_PARAMS = re.compile(r"((?:^|&)(?:[^=&]*(?:token|key|secret|password|auth)[^=&]*)=)[^&]*", re.IGNORECASE)
+
+
+def redact(text: str, token: str | None) -> str:
+    text = _SECRET_PARAMS.sub(r"\1***", text)
+    return text.replace(token, "***") if token else text
+
+
+def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credential = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() in ("token", "bearer") and credential.strip():
+                return credential.strip()
+            return None
+    return None
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [0]
+
+        async def send_logged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            if self.token is not None and scope["path"] not in PUBLIC_PATHS:
+                given = _bearer(scope["headers"])
+                if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+                    await _unauthorized(send_logged, missing=given is None)
+                    return
+            await self.app(scope, receive, send_logged)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                self._log(scope, status[0], time.perf_counter() - started)
+
+    def _log(self, scope: Scope, status: int, seconds: float) -> None:
+        client = scope.get("client")
+        who = f"{client[0]}:{client[1]}" if client else "-"
+        target = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        if query:
+            target += "?" + query
+        line = f'{who} "{scope["method"]} {target} HTTP/{scope.get("http_version", "1.1")}" {status} {seconds * 1000:.1f}ms'
+        access_log.info("%s", redact(line, self.token))
+
+
+async def _unauthorized(send: Any, *, missing: bool) -> None:
+    message = ("authentication required: send the header 'Authorization: Token <token>' or 'Bearer <token>'"
+               if missing else "the token is not valid: check the token the service was started with")
+    body = json.dumps({"message": message}).encode()
+    await send({"type": "http.response.start", "status": 401, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", b'Token realm="reconciler"')]})
+    await send({"type": "http.response.body", "body": body})

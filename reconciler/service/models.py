@@ -1,0 +1,108 @@
+"""Response shapes for the OpenAPI document (``/docs``) and for schemathesis' conformance checks.
+
+Routes build plain dicts (``render.py``) and return them as ``JSONResponse``; FastAPI documents
+these models but does not re-validate each response, which keeps lists of 100 items cheap.
+``extra="allow"`` because the API adds fields over time and clients must tolerate them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(_Open):
+    message: str
+    errors: dict[str, str] | None = Field(default=None, description="Field path -> what was expected.")
+
+
+class UserRef(_Open):
+    username: str
+    userId: str
+    fullName: str | None
+
+
+class ScheduleOut(_Open):
+    minute: list[int | str]
+    hour: list[int | str]
+    dayOfMonth: list[int | str]
+    month: list[int | str]
+    dayOfWeek: list[int | str]
+
+
+class DefinitionOut(_Open):
+    id: str
+    name: str
+    enabled: bool
+    schedule: ScheduleOut | None = Field(default=None, description="Absent when the definition has none.")
+    batchPredictionJob: dict[str, Any]
+    created: str
+    updated: str
+    createdBy: UserRef
+    updatedBy: UserRef
+    lastStartedJobStatus: str | None
+    lastStartedJobTime: str | None
+    lastScheduledRunTime: str
+    lastSuccessfulRunTime: str
+    lastFailedRunTime: str
+    nextScheduledRunTime: str | None
+
+
+class _ListOut(_Open):
+    count: int
+    next: str | None
+    previous: str | None
+    totalCount: int
+
+
+class DefinitionList(_ListOut):
+    data: list[DefinitionOut]
+
+
+class JobLinks(_Open):
+    self: str
+
+
+class JobOut(_Open):
+    id: str
+    status: str
+    statusDetails: str
+    percentageCompleted: float
+    elapsedTimeSec: int
+    jobSpec: dict[str, Any]
+    links: JobLinks
+
+
+class JobList(_ListOut):
+    data: list[JobOut]
+
+
+class ResourceOut(_Open):
+    id: str
+    created: str
+    createdBy: UserRef
+
+
+class ResourceList(_ListOut):
+    data: list[ResourceOut]
+
+
+class VersionOut(_Open):
+    major: int
+    minor: int
+    versionString: str
+
+
+class HealthOut(_Open):
+    status: str
+    schemaVersion: int
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 422)
+}

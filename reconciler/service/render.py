@@ -1,0 +1,92 @@
+"""Records to response bodies in the shapes of the API reference (contract §3, §5, §9). Pure.
+
+``nextScheduledRunTime`` is computed when rendered, from the schedule and the current minute, not
+stored: until a scheduler exists nothing would keep a stored value current, and a stale "next
+run" in the past would be a lie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from reconciler.service import ids, schedule
+from reconciler.service.records import DefinitionRecord, JobRecord, Page, ResourceRecord
+from reconciler.service.validation import public_job
+
+
+def definition(record: DefinitionRecord, *, now: datetime) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": record.id,
+        "name": record.name,
+        "enabled": record.enabled,
+    }
+    if record.schedule is not None:  # the SDK rejects "schedule": null; absent is how "none" is said
+        body["schedule"] = record.schedule
+    upcoming = None
+    if record.enabled and record.schedule is not None:
+        found = schedule.next_run(record.schedule, after=now)
+        upcoming = ids.iso(found) if found else None
+    body.update({
+        "batchPredictionJob": public_job(record.job),
+        "created": record.created,
+        "updated": record.updated,
+        "createdBy": record.created_by,
+        "updatedBy": record.updated_by,
+        "lastStartedJobStatus": record.last_started_job_status,
+        "lastStartedJobTime": record.last_started_job_time,
+        "lastScheduledRunTime": record.last_scheduled_run_time or ids.NEVER,
+        "lastSuccessfulRunTime": record.last_successful_run_time or ids.NEVER,
+        "lastFailedRunTime": record.last_failed_run_time or ids.NEVER,
+        "nextScheduledRunTime": upcoming,
+    })
+    return body
+
+
+def job(record: JobRecord, *, base_url: str, now: datetime) -> dict[str, Any]:
+    """``base_url`` is the API root (``.../api/v2/``); links are absolute like the real API's."""
+    started = ids.parse_iso(record.created)
+    finished = record.status in ("COMPLETED", "ABORTED", "FAILED")
+    until = ids.parse_iso(record.updated) if finished else now
+    body: dict[str, Any] = {
+        "id": record.id,
+        "status": record.status,
+        "statusDetails": record.status_details,
+        "percentageCompleted": 0.0,
+        "elapsedTimeSec": max(0, int((until - started).total_seconds())),
+        "jobSpec": public_job(record.job),
+        "links": {"self": f"{base_url}batchPredictions/{record.id}/"},
+        "created": record.created,
+        "createdBy": record.created_by,
+        "queued": record.status == "INITIALIZING",
+        "scoredRows": 0,
+        "failedRows": 0,
+        "skippedRows": 0,
+        "jobIntakeSize": None,
+        "jobOutputSize": None,
+        "resultsDeleted": False,
+        "isBlocked": False,
+        "source": record.source,
+        "logs": [],
+    }
+    if record.definition_id:
+        body["batchPredictionJobDefinition"] = {"id": record.definition_id, "name": record.definition_name}
+    return body
+
+
+def resource(record: ResourceRecord) -> dict[str, Any]:
+    return {"id": record.id, **record.body, "created": record.created, "createdBy": record.created_by}
+
+
+def envelope(page: Page, items: Sequence[dict[str, Any]], *, offset: int, limit: int,
+             link: Callable[[int], str]) -> dict[str, Any]:
+    """The list envelope; ``link(offset)`` builds the absolute URL of another page."""
+    more = offset + len(items) < page.total
+    return {
+        "count": len(items),
+        "next": link(offset + limit) if more and items else None,
+        "previous": link(max(0, offset - limit)) if offset > 0 else None,
+        "data": list(items),
+        "totalCount": page.total,
+    }

@@ -1,0 +1,86 @@
+"""``batchPredictionJobDefinitions/``: list, create, get, PATCH, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from reconciler.service import errors, ids, render, validation
+from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, page_link
+from reconciler.service.models import ERROR_RESPONSES, DefinitionList, DefinitionOut
+from reconciler.service.openapi import body_schema
+from reconciler.service.records import DefinitionRecord
+from reconciler.service.routes import route
+
+router = APIRouter(tags=["job definitions"])
+BASE = "/batchPredictionJobDefinitions/"
+IdPath = Annotated[str, Path(description="Job definition id (24 hex digits).")]
+_NAME_ATTEMPTS = 8
+
+
+async def list_definitions(
+    request: Request, store: StoreDep, paging: PagingDep,
+    searchName: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
+    deploymentId: Annotated[str | None, Query(description="Only definitions of this deployment.")] = None,
+) -> JSONResponse:
+    """Newest last; ``next``/``previous`` are absolute URLs that keep the filters."""
+    page = store.list_definitions(offset=paging.offset, limit=paging.limit, search_name=searchName,
+                                  deployment_id=deploymentId)
+    now = ids.utcnow()
+    items = [render.definition(record, now=now) for record in page.items]
+    return JSONResponse(render.envelope(page, items, offset=paging.offset, limit=paging.limit,
+                                        link=page_link(request, paging.limit)))
+
+
+async def create_definition(body: JsonBody, store: StoreDep, settings: SettingsDep, user: UserDep) -> JSONResponse:
+    """202 like the real API; a name already used is 409; a generated name retries on collision."""
+    given = body.get("name")
+    attempts = 1 if isinstance(given, str) else _NAME_ATTEMPTS
+    for attempt in range(attempts):
+        name = given if isinstance(given, str) else ids.generated_name(suffix=attempt > 0)
+        now = ids.iso(ids.utcnow())
+        record = validation.new_definition(body, id_=ids.new_id(), name=name, now=now, user=user.as_api(),
+                                           default_num_concurrent=settings.default_num_concurrent)
+        try:
+            stored = store.create_definition(record)
+        except errors.NameTaken:
+            if attempt == attempts - 1:
+                raise
+            continue
+        return JSONResponse(render.definition(stored, now=ids.utcnow()), status_code=202)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+async def get_definition(definition_id: IdPath, store: StoreDep) -> JSONResponse:
+    return JSONResponse(render.definition(store.get_definition(definition_id), now=ids.utcnow()))
+
+
+async def update_definition(definition_id: IdPath, body: JsonBody, store: StoreDep, settings: SettingsDep,
+                      user: UserDep) -> JSONResponse:
+    """Absent keys are unchanged; given job-spec keys replace the stored ones (top-level merge)."""
+    def change(current: DefinitionRecord) -> DefinitionRecord:
+        return validation.patched_definition(current, body, now=ids.iso(ids.utcnow()), user=user.as_api(),
+                                             default_num_concurrent=settings.default_num_concurrent)
+
+    updated = store.update_definition(definition_id, change)
+    return JSONResponse(render.definition(updated, now=ids.utcnow()))
+
+
+async def delete_definition(definition_id: IdPath, store: StoreDep) -> Response:
+    """Stops future scheduled runs; jobs already queued from it keep their records."""
+    store.delete_definition(definition_id)
+    return Response(status_code=204)
+
+
+route(router, BASE, list_definitions, methods=["GET"], response_model=DefinitionList,
+      responses=ERROR_RESPONSES, summary="List job definitions")
+route(router, BASE, create_definition, methods=["POST"], response_model=DefinitionOut, status_code=202,
+      responses=ERROR_RESPONSES, summary="Create a job definition", openapi_extra=body_schema("ApiDefinition"))
+route(router, BASE + "{definition_id}/", get_definition, methods=["GET"], response_model=DefinitionOut,
+      responses=ERROR_RESPONSES, summary="Get a job definition")
+route(router, BASE + "{definition_id}/", update_definition, methods=["PATCH"], response_model=DefinitionOut,
+      responses=ERROR_RESPONSES, summary="Update a job definition", openapi_extra=body_schema("ApiDefinition"))
+route(router, BASE + "{definition_id}/", delete_definition, methods=["DELETE"], status_code=204,
+      responses=ERROR_RESPONSES, summary="Delete a job definition", response_class=Response)

@@ -1,0 +1,105 @@
+"""``deployments/``, ``credentials/``, ``externalDataStores/``: the minimal resources a definition
+refers to, so that a reference can be checked. Create, list, get, delete; no secrets.
+
+Credentials store a name and a type only. The local service has no runner yet that could use a
+secret, so secret fields are refused (422) rather than silently dropped or kept in plain text.
+An ``id`` may be given on create (24 hex digits) so that manifests written against a real
+installation can be replayed locally with the same ids.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import jsonschema
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+
+from reconciler.service import errors, ids, render
+from reconciler.service.deps import JsonBody, PagingDep, StoreDep, UserDep, page_link
+from reconciler.service.models import ERROR_RESPONSES, ResourceList, ResourceOut
+from reconciler.service.records import ResourceRecord
+from reconciler.service.routes import route
+from reconciler.specs.validate import suggest_key
+
+_ID = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$", "description": "Optional: choose the id (24 hex digits)."}
+
+KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    # kind: (path, name field, request schema)
+    "deployment": ("/deployments/", "label", {
+        "type": "object", "additionalProperties": False, "required": ["label"],
+        "properties": {"id": _ID, "label": {"type": "string", "minLength": 1, "maxLength": 255},
+                       "description": {"type": "string", "maxLength": 10000}}}),
+    "credential": ("/credentials/", "name", {
+        "type": "object", "additionalProperties": False, "required": ["name"],
+        "properties": {"id": _ID, "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                       "credentialType": {"type": "string", "minLength": 1, "maxLength": 64, "default": "basic"},
+                       "description": {"type": "string", "maxLength": 10000}}}),
+    "dataStore": ("/externalDataStores/", "canonicalName", {
+        "type": "object", "additionalProperties": False, "required": ["canonicalName"],
+        "properties": {"id": _ID, "canonicalName": {"type": "string", "minLength": 1, "maxLength": 255},
+                       "type": {"type": "string", "enum": ["jdbc", "dr-database-v1"], "default": "jdbc"},
+                       "params": {"type": "object", "default": {}}}}),
+}
+
+
+ResourceIdPath = Annotated[str, Path(description="Resource id (24 hex digits).")]
+
+
+def _problems(kind: str, body: dict[str, Any]) -> dict[str, str]:
+    schema = KINDS[kind][2]
+    found: dict[str, str] = {}
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(body):
+        if error.validator == "additionalProperties":
+            for key in sorted(set(body) - set(schema["properties"])):
+                hint = suggest_key(key, schema["properties"])
+                found[key] = f"unknown field ({hint})" if hint else "unknown field"
+                if kind == "credential":
+                    found[key] += "; the local service stores no secret values"
+            continue
+        field = ".".join(str(p) for p in error.absolute_path) or "body"
+        found[field] = error.message
+    return found
+
+
+def _router(kind: str) -> APIRouter:
+    path, name_field, schema = KINDS[kind]
+    router = APIRouter(tags=[path.strip("/")])
+
+    async def create(body: JsonBody, store: StoreDep, user: UserDep) -> JSONResponse:
+        found = _problems(kind, body)
+        if found:
+            raise errors.Unprocessable(f"invalid {kind}: {len(found)} problem(s); see errors", errors=found)
+        fields = {key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec}
+        fields.update({key: value for key, value in body.items() if key != "id"})
+        record = ResourceRecord(id=str(body.get("id") or ids.new_id()), kind=kind, name=str(body[name_field]),
+                                body=fields, created=ids.iso(ids.utcnow()), created_by=user.as_api())
+        return JSONResponse(render.resource(store.create_resource(record)), status_code=201)
+
+    async def list_(request: Request, store: StoreDep, paging: PagingDep) -> JSONResponse:
+        page = store.list_resources(kind, offset=paging.offset, limit=paging.limit)
+        items = [render.resource(record) for record in page.items]
+        return JSONResponse(render.envelope(page, items, offset=paging.offset, limit=paging.limit,
+                                            link=page_link(request, paging.limit)))
+
+    async def get(resource_id: ResourceIdPath, store: StoreDep) -> JSONResponse:
+        return JSONResponse(render.resource(store.get_resource(kind, resource_id)))
+
+    async def delete(resource_id: ResourceIdPath, store: StoreDep) -> Response:
+        store.delete_resource(kind, resource_id)
+        return Response(status_code=204)
+
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    route(router, path, list_, methods=["GET"], response_model=ResourceList, responses=ERROR_RESPONSES,
+          summary=f"List {path.strip('/')}", operation_id=f"list_{kind}")
+    route(router, path, create, methods=["POST"], response_model=ResourceOut, status_code=201,
+          responses=ERROR_RESPONSES, summary=f"Create a {kind}", openapi_extra=body_doc, operation_id=f"create_{kind}")
+    route(router, path + "{resource_id}/", get, methods=["GET"], response_model=ResourceOut,
+          responses=ERROR_RESPONSES, summary=f"Get a {kind}", operation_id=f"get_{kind}")
+    route(router, path + "{resource_id}/", delete, methods=["DELETE"], status_code=204, response_class=Response,
+          responses=ERROR_RESPONSES, summary=f"Delete a {kind} (409 while definitions use it)",
+          operation_id=f"delete_{kind}")
+    return router
+
+
+routers = [_router(kind) for kind in KINDS]

@@ -1,0 +1,520 @@
+"""Storage for the local service: SQLAlchemy Core over SQLite (default) or PostgreSQL.
+
+The only module that talks SQL. Everything it returns is a plain record (``records.py``).
+
+Schema versions: a ``schema_version`` table and an ordered list of migration functions, not
+alembic. The schema is small and owned by this one module; a list of functions runs in-process
+on both dialects with no extra config files or CLI, and each migration runs in its own
+transaction under a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL) so two
+processes starting at once do not both migrate. Migrations define their own tables and are never
+edited once shipped; add a new function instead.
+
+Concurrency: every read-modify-write runs in one transaction that takes the write lock first
+(``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on PostgreSQL), so two PATCHes of
+different fields both survive. Name uniqueness is a unique index, so of two concurrent creates
+of one name exactly one wins and the other gets :class:`errors.NameTaken`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from reconciler.service import errors
+from reconciler.service.records import (
+    DefinitionRecord,
+    JobRecord,
+    Page,
+    Reference,
+    ResourceRecord,
+    references,
+)
+
+_meta = sa.MetaData()
+
+definitions = sa.Table(
+    "definitions", _meta,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("schedule", sa.Text, nullable=True),
+    sa.Column("job", sa.Text, nullable=False),
+    sa.Column("deployment_id", sa.String(24), nullable=True),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("updated", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+    sa.Column("last_started_job_status", sa.String(16), nullable=True),
+    sa.Column("last_started_job_time", sa.String(32), nullable=True),
+    sa.Column("last_scheduled_run_time", sa.String(32), nullable=True),
+    sa.Column("last_successful_run_time", sa.String(32), nullable=True),
+    sa.Column("last_failed_run_time", sa.String(32), nullable=True),
+)
+definition_refs = sa.Table(
+    "definition_refs", _meta,
+    sa.Column("definition_id", sa.String(24), primary_key=True),
+    sa.Column("field", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("ref_id", sa.String(24), nullable=False),
+)
+jobs = sa.Table(
+    "jobs", _meta,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_details", sa.Text, nullable=False),
+    sa.Column("job", sa.Text, nullable=False),
+    sa.Column("definition_id", sa.String(24), nullable=True),
+    sa.Column("definition_name", sa.String(100), nullable=True),
+    sa.Column("deployment_id", sa.String(24), nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("updated", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+)
+resources = sa.Table(
+    "resources", _meta,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+)
+schema_version = sa.Table("schema_version", _meta, sa.Column("version", sa.Integer, nullable=False))
+
+
+def _migration_1(conn: Connection) -> None:
+    """First version. Defines its own copy of the tables so later edits above cannot change it."""
+    meta = sa.MetaData()
+    sa.Table(
+        "definitions", meta,
+        sa.Column("id", sa.String(24), primary_key=True),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("enabled", sa.Boolean, nullable=False),
+        sa.Column("schedule", sa.Text, nullable=True),
+        sa.Column("job", sa.Text, nullable=False),
+        sa.Column("deployment_id", sa.String(24), nullable=True),
+        sa.Column("created", sa.String(32), nullable=False),
+        sa.Column("updated", sa.String(32), nullable=False),
+        sa.Column("created_by", sa.Text, nullable=False),
+        sa.Column("updated_by", sa.Text, nullable=False),
+        sa.Column("last_started_job_status", sa.String(16), nullable=True),
+        sa.Column("last_started_job_time", sa.String(32), nullable=True),
+        sa.Column("last_scheduled_run_time", sa.String(32), nullable=True),
+        sa.Column("last_successful_run_time", sa.String(32), nullable=True),
+        sa.Column("last_failed_run_time", sa.String(32), nullable=True),
+        sa.Index("uq_definitions_name", "name", unique=True),
+        sa.Index("ix_definitions_created", "created", "id"),
+        sa.Index("ix_definitions_deployment", "deployment_id"),
+    )
+    sa.Table(
+        "definition_refs", meta,
+        sa.Column("definition_id", sa.String(24), primary_key=True),
+        sa.Column("field", sa.String(64), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("ref_id", sa.String(24), nullable=False),
+        sa.Index("ix_definition_refs_target", "ref_id"),
+    )
+    sa.Table(
+        "jobs", meta,
+        sa.Column("id", sa.String(24), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("status_details", sa.Text, nullable=False),
+        sa.Column("job", sa.Text, nullable=False),
+        sa.Column("definition_id", sa.String(24), nullable=True),
+        sa.Column("definition_name", sa.String(100), nullable=True),
+        sa.Column("deployment_id", sa.String(24), nullable=True),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("created", sa.String(32), nullable=False),
+        sa.Column("updated", sa.String(32), nullable=False),
+        sa.Column("created_by", sa.Text, nullable=False),
+        sa.Index("ix_jobs_created", "created", "id"),
+        sa.Index("ix_jobs_definition", "definition_id"),
+    )
+    sa.Table(
+        "resources", meta,
+        sa.Column("id", sa.String(24), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("created", sa.String(32), nullable=False),
+        sa.Column("created_by", sa.Text, nullable=False),
+        sa.Index("ix_resources_kind", "kind", "created", "id"),
+    )
+    meta.create_all(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+_PG_MIGRATION_LOCK = 727_001  # arbitrary advisory-lock key owned by this module
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 (the driver we depend on), not SQLAlchemy's psycopg2 default."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                              pool_size=8, max_overflow=16)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the lock at BEGIN, so a read-modify-write can never be overtaken between
+        # its read and its write (and never fails with "database is locked" on upgrade).
+        mode = "IMMEDIATE" if conn.get_execution_options().get("write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=False)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class Store:
+    """One database. Thread-safe: each call checks a connection out of the pool."""
+
+    def __init__(self, url: str) -> None:
+        parsed = sa.make_url(normalize_url(url))
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(parsed)
+        elif self.dialect == "postgresql":
+            self.engine = sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        else:
+            raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; "
+                             "use sqlite:///path/to/file.db or postgresql://user@host:port/db")
+        self.migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Apply pending migrations; returns the schema version now in place."""
+        while True:
+            with self._write() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+                conn.execute(sa.text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
+                current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+                if current > SCHEMA_VERSION:
+                    raise RuntimeError(f"database schema version {current} is newer than this reconciler "
+                                       f"understands ({SCHEMA_VERSION}); upgrade reconciler")
+                if current == SCHEMA_VERSION:
+                    return current
+                MIGRATIONS[current](conn)
+                conn.execute(sa.insert(schema_version).values(version=current + 1))
+
+    def version(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    # -- references ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_refs(conn: Connection, refs: Sequence[Reference]) -> None:
+        if not refs:
+            return
+        wanted = {ref.ref_id for ref in refs}
+        rows = conn.execute(sa.select(resources.c.id, resources.c.kind).where(resources.c.id.in_(wanted))).all()
+        found = {(row.kind, row.id) for row in rows}
+        missing = [ref for ref in refs if (ref.kind, ref.ref_id) not in found]
+        if missing:
+            raise errors.MissingReferences(missing)
+
+    @staticmethod
+    def _write_refs(conn: Connection, definition_id: str, refs: Sequence[Reference]) -> None:
+        conn.execute(sa.delete(definition_refs).where(definition_refs.c.definition_id == definition_id))
+        if refs:
+            conn.execute(sa.insert(definition_refs), [
+                {"definition_id": definition_id, "field": ref.field, "kind": ref.kind, "ref_id": ref.ref_id}
+                for ref in refs])
+
+    # -- definitions --------------------------------------------------------------------------
+
+    @staticmethod
+    def _definition_row(record: DefinitionRecord) -> dict[str, Any]:
+        return {
+            "id": record.id, "name": record.name, "enabled": record.enabled,
+            "schedule": None if record.schedule is None else _dump(record.schedule),
+            "job": _dump(record.job), "deployment_id": record.job.get("deploymentId"),
+            "created": record.created, "updated": record.updated,
+            "created_by": _dump(record.created_by), "updated_by": _dump(record.updated_by),
+            "last_started_job_status": record.last_started_job_status,
+            "last_started_job_time": record.last_started_job_time,
+            "last_scheduled_run_time": record.last_scheduled_run_time,
+            "last_successful_run_time": record.last_successful_run_time,
+            "last_failed_run_time": record.last_failed_run_time,
+        }
+
+    @staticmethod
+    def _definition(row: Any) -> DefinitionRecord:
+        return DefinitionRecord(
+            id=row.id, name=row.name, enabled=bool(row.enabled),
+            schedule=None if row.schedule is None else json.loads(row.schedule),
+            job=json.loads(row.job), created=row.created, updated=row.updated,
+            created_by=json.loads(row.created_by), updated_by=json.loads(row.updated_by),
+            last_started_job_status=row.last_started_job_status,
+            last_started_job_time=row.last_started_job_time,
+            last_scheduled_run_time=row.last_scheduled_run_time,
+            last_successful_run_time=row.last_successful_run_time,
+            last_failed_run_time=row.last_failed_run_time,
+        )
+
+    def _name_taken(self, exc: sa.exc.IntegrityError) -> bool:
+        text = str(exc.orig).lower()
+        return "uq_definitions_name" in text or "definitions.name" in text
+
+    def create_definition(self, record: DefinitionRecord) -> DefinitionRecord:
+        refs = references(record.job)
+        try:
+            with self._write() as conn:
+                self._check_refs(conn, refs)
+                conn.execute(sa.insert(definitions).values(**self._definition_row(record)))
+                self._write_refs(conn, record.id, refs)
+        except sa.exc.IntegrityError as exc:
+            if self._name_taken(exc):
+                raise errors.NameTaken(record.name) from None
+            raise
+        return record
+
+    def get_definition(self, definition_id: str) -> DefinitionRecord:
+        with self._read() as conn:
+            row = conn.execute(sa.select(definitions).where(definitions.c.id == definition_id)).first()
+        if row is None:
+            raise _definition_not_found(definition_id)
+        return self._definition(row)
+
+    def list_definitions(self, *, offset: int, limit: int, search_name: str | None = None,
+                         deployment_id: str | None = None) -> Page:
+        where: list[sa.ColumnElement[bool]] = []
+        if search_name:
+            pattern = f"%{_escape_like(search_name.lower())}%"
+            where.append(sa.func.lower(definitions.c.name).like(pattern, escape="\\"))
+        if deployment_id:
+            where.append(definitions.c.deployment_id == deployment_id)
+        with self._read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(definitions).where(*where)).scalar_one()
+            rows = conn.execute(sa.select(definitions).where(*where)
+                                .order_by(definitions.c.created, definitions.c.id)
+                                .offset(offset).limit(limit)).all()
+        return Page([self._definition(row) for row in rows], int(total))
+
+    def update_definition(self, definition_id: str,
+                          change: Callable[[DefinitionRecord], DefinitionRecord]) -> DefinitionRecord:
+        """Read, ``change`` (pure; may raise a ServiceError), write: all under the row's write lock."""
+        try:
+            with self._write() as conn:
+                row = conn.execute(sa.select(definitions).where(definitions.c.id == definition_id)
+                                   .with_for_update()).first()
+                if row is None:
+                    raise _definition_not_found(definition_id)
+                updated = change(self._definition(row))
+                refs = references(updated.job)
+                self._check_refs(conn, refs)
+                values = self._definition_row(updated)
+                del values["id"]
+                conn.execute(sa.update(definitions).where(definitions.c.id == definition_id).values(**values))
+                self._write_refs(conn, definition_id, refs)
+        except sa.exc.IntegrityError as exc:
+            if self._name_taken(exc):
+                raise errors.NameTaken(updated.name) from None
+            raise
+        return updated
+
+    def delete_definition(self, definition_id: str) -> None:
+        with self._write() as conn:
+            row = conn.execute(sa.select(definitions.c.id).where(definitions.c.id == definition_id)
+                               .with_for_update()).first()
+            if row is None:
+                raise _definition_not_found(definition_id)
+            running = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
+                jobs.c.definition_id == definition_id, jobs.c.status == "RUNNING")).scalar_one()
+            if running:
+                raise errors.Conflict(f"job definition {definition_id} has {running} running job(s)",
+                                      errors={"id": "wait for the jobs to finish or abort them "
+                                                    "(DELETE batchPredictions/{jobId}/), then delete again"})
+            conn.execute(sa.delete(definitions).where(definitions.c.id == definition_id))
+            conn.execute(sa.delete(definition_refs).where(definition_refs.c.definition_id == definition_id))
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _job(row: Any) -> JobRecord:
+        return JobRecord(id=row.id, status=row.status, status_details=row.status_details, job=json.loads(row.job),
+                         created=row.created, updated=row.updated, created_by=json.loads(row.created_by),
+                         definition_id=row.definition_id, definition_name=row.definition_name, source=row.source)
+
+    def start_job_from_definition(self, definition_id: str, make: Callable[[DefinitionRecord], JobRecord]) -> JobRecord:
+        """Queue a job built by ``make`` from the definition and record it as the definition's latest."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(definitions).where(definitions.c.id == definition_id)
+                               .with_for_update()).first()
+            if row is None:
+                raise _definition_not_found(definition_id, field="jobDefinitionId")
+            job = make(self._definition(row))
+            conn.execute(sa.insert(jobs).values(
+                id=job.id, status=job.status, status_details=job.status_details, job=_dump(job.job),
+                definition_id=job.definition_id, definition_name=job.definition_name,
+                deployment_id=job.job.get("deploymentId"), source=job.source, created=job.created,
+                updated=job.updated, created_by=_dump(job.created_by)))
+            conn.execute(sa.update(definitions).where(definitions.c.id == definition_id).values(
+                last_started_job_status=job.status, last_started_job_time=job.created))
+        return job
+
+    def get_job(self, job_id: str) -> JobRecord:
+        with self._read() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise _job_not_found(job_id)
+        return self._job(row)
+
+    def list_jobs(self, *, offset: int, limit: int, statuses: Sequence[str] = (),
+                  definition_id: str | None = None, deployment_id: str | None = None) -> Page:
+        where: list[sa.ColumnElement[bool]] = []
+        if statuses:
+            where.append(jobs.c.status.in_(list(statuses)))
+        if definition_id:
+            where.append(jobs.c.definition_id == definition_id)
+        if deployment_id:
+            where.append(jobs.c.deployment_id == deployment_id)
+        with self._read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*where)).scalar_one()
+            rows = conn.execute(sa.select(jobs).where(*where).order_by(jobs.c.created, jobs.c.id)
+                                .offset(offset).limit(limit)).all()
+        return Page([self._job(row) for row in rows], int(total))
+
+    def set_job_status(self, job_id: str, *, status: str, details: str, now: str,
+                       only_from: Sequence[str] = ()) -> JobRecord:
+        """Move a job to a new status and mirror it on its definition (the runner's entry point).
+
+        ``only_from``: the statuses the job may be in now; otherwise 409, checked under the lock.
+        """
+        with self._write() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id).with_for_update()).first()
+            if row is None:
+                raise _job_not_found(job_id)
+            if only_from and row.status not in only_from:
+                raise errors.Conflict(f"job {job_id} is {row.status}", errors={
+                    "status": f"expected the job to be {' or '.join(only_from)}; it has already finished"})
+            conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(
+                status=status, status_details=details, updated=now))
+            if row.definition_id:
+                values: dict[str, Any] = {"last_started_job_status": status}
+                if status == "COMPLETED":
+                    values["last_successful_run_time"] = now
+                elif status == "FAILED":
+                    values["last_failed_run_time"] = now
+                conn.execute(sa.update(definitions).where(
+                    definitions.c.id == row.definition_id,
+                    definitions.c.last_started_job_time == row.created).values(**values))
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+        return self._job(row)
+
+    # -- deployments, credentials, data stores ------------------------------------------------
+
+    @staticmethod
+    def _resource(row: Any) -> ResourceRecord:
+        return ResourceRecord(id=row.id, kind=row.kind, name=row.name, body=json.loads(row.body),
+                              created=row.created, created_by=json.loads(row.created_by))
+
+    def create_resource(self, record: ResourceRecord) -> ResourceRecord:
+        try:
+            with self._write() as conn:
+                conn.execute(sa.insert(resources).values(
+                    id=record.id, kind=record.kind, name=record.name, body=_dump(record.body),
+                    created=record.created, created_by=_dump(record.created_by)))
+        except sa.exc.IntegrityError:
+            raise errors.Conflict(f"id {record.id} is already used", errors={
+                "id": "ids are unique across deployments, credentials and data stores; omit id to get a new one"
+            }) from None
+        return record
+
+    def get_resource(self, kind: str, resource_id: str) -> ResourceRecord:
+        with self._read() as conn:
+            row = conn.execute(sa.select(resources).where(resources.c.id == resource_id,
+                                                          resources.c.kind == kind)).first()
+        if row is None:
+            raise errors.NotFound(f"no {kind} with id {resource_id!r}", errors={"id": f"list them with GET {_ROUTE[kind]}"})
+        return self._resource(row)
+
+    def list_resources(self, kind: str, *, offset: int, limit: int) -> Page:
+        with self._read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(resources)
+                                 .where(resources.c.kind == kind)).scalar_one()
+            rows = conn.execute(sa.select(resources).where(resources.c.kind == kind)
+                                .order_by(resources.c.created, resources.c.id).offset(offset).limit(limit)).all()
+        return Page([self._resource(row) for row in rows], int(total))
+
+    def delete_resource(self, kind: str, resource_id: str) -> None:
+        """Refused (409) while a definition refers to it, so a stored definition never dangles."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(resources.c.id).where(resources.c.id == resource_id,
+                                                               resources.c.kind == kind)).first()
+            if row is None:
+                raise errors.NotFound(f"no {kind} with id {resource_id!r}",
+                                      errors={"id": f"list them with GET {_ROUTE[kind]}"})
+            users = conn.execute(sa.select(definition_refs.c.definition_id).where(
+                definition_refs.c.ref_id == resource_id, definition_refs.c.kind == kind).distinct()).scalars().all()
+            if users:
+                shown = ", ".join(sorted(users)[:5])
+                raise errors.Conflict(f"{kind} {resource_id} is used by {len(users)} job definition(s): {shown}",
+                                      errors={"id": "update or delete those definitions first"})
+            conn.execute(sa.delete(resources).where(resources.c.id == resource_id))
+
+
+_ROUTE = {"deployment": "deployments/", "credential": "credentials/", "dataStore": "externalDataStores/"}
+
+
+def _definition_not_found(definition_id: str, *, field: str = "id") -> errors.NotFound:
+    return errors.NotFound(f"no job definition with id {definition_id!r}",
+                           errors={field: "it was deleted or never existed; list definitions with "
+                                          "GET batchPredictionJobDefinitions/"})
+
+
+def _job_not_found(job_id: str) -> errors.NotFound:
+    return errors.NotFound(f"no batch prediction job with id {job_id!r}",
+                           errors={"id": "list jobs with GET batchPredictions/"})

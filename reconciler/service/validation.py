@@ -1,0 +1,140 @@
+"""Request bodies checked with the same JSON Schemas as manifests, and turned into stored records.
+
+Pure: no storage, no HTTP objects. A body is validated against ``api-definition`` (the flattened
+request form); the job spec that results (after a PATCH merge, too) is checked against
+``job-spec``, which closes it and requires ``deploymentId`` and ``intakeSettings``. Defaults are
+filled by :func:`reconciler.specs.model.job_spec_defaults`, the function the manifest side
+uses, so a stored spec and a manifest's computed spec agree field by field.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler import schemas
+from reconciler.service import errors
+from reconciler.service.records import DefinitionRecord
+from reconciler.specs import cron
+from reconciler.specs.model import job_spec_defaults
+from reconciler.specs.validate import Issue, check_instance
+
+DEFINITION_KEYS = frozenset({"name", "enabled", "schedule"})
+WRITE_ONLY_KEYS = ("apiKey", "datarobotKey")  # predictionInstance secrets: stored, never returned
+_MISSING = re.compile(r"missing required field '([^']+)'")
+
+
+def issues_to_errors(issues: Sequence[Issue]) -> dict[str, str]:
+    """``{field: message}`` as the API's error body wants it; hints kept, YAML-isms dropped."""
+    out: dict[str, str] = {}
+    for issue in issues:
+        if issue.severity != "error":
+            continue
+        field = issue.field
+        hint = issue.hint
+        missing = _MISSING.match(issue.message)
+        if missing:
+            field = f"{field}.{missing.group(1)}" if field else missing.group(1)
+            hint = None
+        text = issue.message + (f" ({hint})" if hint else "")
+        key = field or "body"
+        out[key] = f"{out[key]}; {text}" if key in out else text
+    return out
+
+
+def problems(body: dict[str, Any], schema_name: str) -> dict[str, str]:
+    """Every schema problem of ``body`` as ``{field: message}``; empty when valid (fast path)."""
+    if schemas.fast_validator(schema_name).is_valid(body):
+        return {}
+    found = issues_to_errors(check_instance(body, schema_name))
+    if not found:  # the compiled validator and jsonschema disagree: report, never accept silently
+        found = {"body": f"does not match the {schema_name} schema"}
+    return found
+
+
+def _raise_if(found: dict[str, str], what: str) -> None:
+    if found:
+        raise errors.Unprocessable(f"invalid {what}: {len(found)} problem(s); see errors", errors=found)
+
+
+def split_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(definition keys, job-spec keys)``: the request flattens the job spec to the top level."""
+    top = {k: v for k, v in body.items() if k in DEFINITION_KEYS}
+    job = {k: v for k, v in body.items() if k not in DEFINITION_KEYS}
+    return top, job
+
+
+def normalized_schedule(schedule: dict[str, Any]) -> dict[str, list[int | str]]:
+    """Names to numbers (``jan`` -> 1, ``Sunday`` -> 0), sorted: the form the API returns."""
+    return {key: list(values) for key, values in cron.normalize_schedule(schedule).items()}
+
+
+def filled_job(job: dict[str, Any], *, default_num_concurrent: int) -> dict[str, Any]:
+    """A schema-valid job spec with its defaults explicit."""
+    filled = job_spec_defaults(copy.deepcopy(job))
+    filled.setdefault("numConcurrent", default_num_concurrent)
+    return filled
+
+
+def schedule_problem(enabled: bool, schedule: dict[str, Any] | None) -> dict[str, str]:
+    if enabled and schedule is None:
+        return {"schedule": "enabled: true needs a schedule; send a schedule or set enabled to false"}
+    return {}
+
+
+def new_definition(body: dict[str, Any], *, id_: str, name: str, now: str, user: dict[str, Any],
+                   default_num_concurrent: int) -> DefinitionRecord:
+    """The record a create request describes (``name`` is the body's or a generated one)."""
+    found = problems(body, "api-definition")
+    _raise_if(found, "job definition")
+    top, job = split_body(body)
+    enabled = bool(top.get("enabled", False))
+    schedule = normalized_schedule(top["schedule"]) if "schedule" in top else None
+    found = {**schedule_problem(enabled, schedule), **problems(job, "job-spec")}
+    _raise_if(found, "job definition")
+    return DefinitionRecord(
+        id=id_, name=name, enabled=enabled, schedule=schedule,
+        job=filled_job(job, default_num_concurrent=default_num_concurrent),
+        created=now, updated=now, created_by=user, updated_by=user,
+    )
+
+
+def patched_definition(current: DefinitionRecord, body: dict[str, Any], *, now: str, user: dict[str, Any],
+                       default_num_concurrent: int) -> DefinitionRecord:
+    """Absent keys stay; each job-spec key given replaces the stored one (top-level merge).
+
+    A PATCH repeating the whole create body (Terraform does that) is just a merge that changes
+    nothing it does not mention.
+    """
+    found = problems(body, "api-definition")
+    _raise_if(found, "job definition update")
+    top, job_changes = split_body(body)
+    schedule = normalized_schedule(top["schedule"]) if "schedule" in top else current.schedule
+    enabled = bool(top["enabled"]) if "enabled" in top else current.enabled
+    job = current.job
+    found = schedule_problem(enabled, schedule)
+    if job_changes:
+        job = {**current.job, **job_changes}
+        found.update(problems(job, "job-spec"))
+    _raise_if(found, "job definition update")
+    if job_changes:
+        job = filled_job(job, default_num_concurrent=default_num_concurrent)
+    return DefinitionRecord(
+        id=current.id, name=str(top.get("name", current.name)), enabled=enabled, schedule=schedule, job=job,
+        created=current.created, updated=now, created_by=current.created_by, updated_by=user,
+        last_started_job_status=current.last_started_job_status,
+        last_started_job_time=current.last_started_job_time,
+        last_scheduled_run_time=current.last_scheduled_run_time,
+        last_successful_run_time=current.last_successful_run_time,
+        last_failed_run_time=current.last_failed_run_time,
+    )
+
+
+def public_job(job: dict[str, Any]) -> dict[str, Any]:
+    """The job spec as returned: predictionInstance keys are write-only, as in the real API."""
+    instance = job.get("predictionInstance")
+    if isinstance(instance, dict) and any(key in instance for key in WRITE_ONLY_KEYS):
+        job = {**job, "predictionInstance": {k: v for k, v in instance.items() if k not in WRITE_ONLY_KEYS}}
+    return job

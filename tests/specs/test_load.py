@@ -1,0 +1,140 @@
+"""The loader: positions of keys and values, multi-document files, directory walking, merge keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.specs.load import iter_manifest_files, load_bytes, load_paths, load_text
+
+TEXT = """\
+apiVersion: reconciler.io/v1alpha1
+kind: BatchPredictionJobDefinition
+metadata:
+  name: churn
+spec:
+  schedule: {minute: [0, 30], hour: ["*"]}
+  batchPredictionJob:
+    numConcurrent: 4
+    passthroughColumns:
+      - id
+      - "no"
+    csvSettings: {delimiter: no}
+---
+---
+apiVersion: v2
+"""
+
+
+def test_positions_of_keys_and_values() -> None:
+    docs, errors = load_text(TEXT, file="a.yaml")
+    assert errors == []
+    doc = docs[0]
+    assert (doc.line, doc.col, doc.index) == (1, 1, 0)
+    key = doc.keys[("spec", "batchPredictionJob", "numConcurrent")]
+    assert (key.line, key.col) == (8, 5)
+    assert doc.values[("spec", "batchPredictionJob", "numConcurrent")].line == 8
+    assert doc.values[("spec", "batchPredictionJob", "numConcurrent")].col == 20
+    assert (doc.values[("spec", "schedule", "minute", 1)].line, doc.values[("spec", "schedule", "minute", 1)].col) == (6, 26)
+    item = doc.values[("spec", "batchPredictionJob", "passthroughColumns", 1)]
+    assert (item.line, item.col, item.quoted, item.raw) == (11, 9, True, None)
+    surprise = doc.values[("spec", "batchPredictionJob", "csvSettings", "delimiter")]
+    assert surprise.raw == "no" and doc.data["spec"]["batchPredictionJob"]["csvSettings"]["delimiter"] is False
+
+
+def test_mark_falls_back_to_the_nearest_parent() -> None:
+    doc = load_text(TEXT, file="a.yaml")[0][0]
+    missing = doc.mark(("spec", "batchPredictionJob", "intakeSettings", "url"))
+    assert (missing.line, missing.col) == (8, 5)  # the batchPredictionJob mapping starts there
+    key = doc.mark(("spec", "schedule"), key=True)
+    assert (key.line, key.col) == (6, 3)
+    assert doc.mark(()).line == 1
+
+
+def test_multi_document_files_keep_indices_and_skip_empty_documents() -> None:
+    docs, errors = load_text(TEXT, file="a.yaml")
+    assert errors == []
+    assert [d.index for d in docs] == [0, 2]  # the empty document between the two still counts
+    assert docs[1].data == {"apiVersion": "v2"}
+    assert (docs[1].line, docs[1].col) == (15, 1)
+    assert docs[1].mark(("apiVersion",)).line == 15
+
+
+def test_values_are_plain_data() -> None:
+    docs, _ = load_text("a: 2024-01-01\nb: 0x10\nc: ~\nd: 1.5\ne: [yes, 'yes']\n", file="x.yaml")
+    assert docs[0].data == {"a": "2024-01-01", "b": 16, "c": None, "d": 1.5, "e": [True, "yes"]}
+
+
+def test_merge_keys() -> None:
+    text = """\
+defaults: &defaults
+  numConcurrent: 2
+  abortOnError: false
+job:
+  <<: *defaults
+  numConcurrent: 8
+many:
+  <<: [*defaults, {extra: 1}]
+"""
+    docs, errors = load_text(text, file="m.yaml")
+    assert errors == []
+    data = docs[0].data
+    assert data["job"] == {"numConcurrent": 8, "abortOnError": False}
+    assert data["many"] == {"numConcurrent": 2, "abortOnError": False, "extra": 1}
+    assert docs[0].keys[("job", "numConcurrent")].line == 6  # the local key, not the merged one
+
+
+def test_refusals_are_located() -> None:
+    _, errors = load_text("a: 1\nb:\n  c: 1\n  c: 2\n", file="d.yaml")
+    assert [(e.line, e.col, e.message) for e in errors] == [
+        (4, 3, "duplicate key 'c' (first defined on line 3)")]
+    _, errors = load_bytes(b"a: 1\nb: caf\xc3\n", file="u.yaml")
+    assert [(e.line, e.col) for e in errors] == [(2, 7)]
+    _, errors = load_text("a: !!binary aGVsbG8=\n", file="b.yaml")
+    assert errors[0].message == "tag !!binary is not allowed in a manifest"
+
+
+def test_a_syntax_error_drops_every_document_of_the_file() -> None:
+    docs, errors = load_text("a: 1\n---\nb: [1\n", file="s.yaml")
+    assert docs == [] and len(errors) == 1
+
+
+def test_bom_is_accepted() -> None:
+    docs, errors = load_bytes(b"\xef\xbb\xbfa: 1\n", file="bom.yaml")
+    assert errors == [] and docs[0].data == {"a": 1}
+
+
+def test_directories_are_walked(tmp_path: Path) -> None:
+    for rel in ["b.yaml", "a.yml", "sub/deeper/c.yaml", "sub/notes.txt", ".git/x.yaml", "sub/.hidden/y.yaml",
+                "reconciler.yaml", "sub/reconciler.yml"]:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("a: 1\n", encoding="utf-8")
+    found = [p.relative_to(tmp_path).as_posix() for p in iter_manifest_files([tmp_path])]
+    assert found == ["a.yml", "b.yaml", "sub/deeper/c.yaml"]
+    # a file named explicitly is read whatever its name; the same file twice is read once
+    explicit = list(iter_manifest_files([tmp_path / "sub/notes.txt", tmp_path, tmp_path / "b.yaml"]))
+    assert [p.name for p in explicit] == ["notes.txt", "a.yml", "b.yaml", "c.yaml"]
+    result = load_paths([tmp_path])
+    assert result.files == 3 and len(result.documents) == 3 and result.errors == []
+
+
+def test_missing_path_and_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = load_paths([tmp_path / "nope.yaml"])
+    assert [e.message for e in result.errors] == ["no such file or directory"]
+    big = tmp_path / "big.yaml"
+    big.write_text("a: " + "x" * 100 + "\n", encoding="utf-8")
+    assert load_paths([big], max_bytes=50).errors[0].message == "file is 104 bytes, over the 50-byte limit for a manifest file"
+    assert load_paths([big], max_bytes=200).errors == []
+    monkeypatch.setenv("RECONCILER_MAX_FILE_BYTES", "10")
+    assert len(load_paths([big]).errors) == 1
+
+
+def test_alias_bomb_is_refused() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 7):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    _, errors = load_text("\n".join(lines) + "\n", file="bomb.yaml")
+    assert "through aliases" in errors[0].message

@@ -1,0 +1,160 @@
+"""The validator beyond the corpus: warnings, JSON output and exit codes of `reconciler validate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.specs.load import load_text
+from reconciler.specs.validate import Issue, check_instance, suggest_key, validate_documents, validate_paths
+
+GOOD = """\
+apiVersion: reconciler.io/v1alpha1
+kind: BatchPredictionJobDefinition
+metadata:
+  name: {name}
+spec:
+  enabled: {enabled}
+  schedule: {schedule}
+  batchPredictionJob:
+    deploymentId: 5dc5b1015e6e762a6241f9aa
+    intakeSettings: {intake}
+    outputSettings: {{type: s3, url: "s3://bucket/out.csv"}}
+"""
+
+
+def manifest(name: str = "churn", *, enabled: str = "true", schedule: str = '{cron: "0 2 * * 1-5"}',
+             intake: str = '{type: s3, url: "s3://bucket/in.csv"}') -> str:
+    return GOOD.format(name=name, enabled=enabled, schedule=schedule, intake=intake)
+
+
+def report_of(text: str) -> list[Issue]:
+    docs, errors = load_text(text, file="m.yaml")
+    return validate_documents(docs, errors).issues
+
+
+def test_a_valid_manifest_has_no_issues() -> None:
+    report = validate_documents(load_text(manifest(), file="m.yaml")[0])
+    assert report.ok and report.issues == [] and len(report.documents) == 1 and report.checked == 1
+
+
+def test_leap_day_only_is_a_warning() -> None:
+    issues = report_of(manifest(schedule='{cron: "0 0 29 2 *"}'))
+    assert [(i.severity, i.field, i.message) for i in issues] == [
+        ("warning", "spec.schedule", "fires only on 29 February, once every four years")]
+
+
+def test_local_file_in_a_disabled_definition_is_a_warning() -> None:
+    issues = report_of(manifest(enabled="false", intake="{type: localFile}"))
+    assert [(i.severity, i.field) for i in issues] == [("warning", "spec.batchPredictionJob.intakeSettings.type")]
+    enabled = report_of(manifest(enabled="true", intake="{type: localFile}"))
+    assert [i.severity for i in enabled] == ["error"]
+
+
+@pytest.mark.parametrize(
+    ("intake", "field", "hint"),
+    [
+        ("{type: snowflake, dataStoreId: 5dc5b1015e6e762a6241f9aa, externalStage: st, table: t, warehouse: wh}",
+         "spec.batchPredictionJob.intakeSettings.warehouse", "allowed here:"),
+        ("{type: synapse, dataStoreId: 5dc5b1015e6e762a6241f9aa, externalDataSource: src, tabel: t}",
+         "spec.batchPredictionJob.intakeSettings.tabel", "did you mean `table`?"),
+    ],
+)
+def test_unknown_key_on_unverified_adapters_is_a_warning(intake: str, field: str, hint: str) -> None:
+    issues = report_of(manifest(intake=intake))
+    assert [(i.severity, i.field) for i in issues] == [("warning", field)]
+    assert issues[0].hint is not None and issues[0].hint.startswith(hint)
+    # for a verified adapter the same slip is an error
+    strict = report_of(manifest(intake='{type: s3, url: "s3://b/x", tabel: t}'))
+    assert [i.severity for i in strict] == ["error"]
+
+
+def test_warnings_alone_keep_a_report_ok_and_errors_are_sorted() -> None:
+    text = manifest("b-def", schedule='{cron: "0 0 29 2 *"}') + "---\n" + manifest("a-def", schedule='{cron: "61 * * * *"}')
+    docs, errors = load_text(text, file="m.yaml")
+    report = validate_documents(docs, errors)
+    assert not report.ok and len(report.warnings) == 1 and len(report.errors) == 1
+    assert [i.line for i in report.issues] == sorted(i.line for i in report.issues)
+    assert [d.data["metadata"]["name"] for d in report.documents] == ["b-def"]
+
+
+def test_suggest_key() -> None:
+    known = ["numConcurrent", "intakeSettings", "outputSettings"]
+    assert suggest_key("num_concurrent", known) == "did you mean `numConcurrent`? Fields use the API's camelCase names"
+    assert suggest_key("NumConcurrent", known) == "did you mean `numConcurrent`? Field names are case-sensitive"
+    assert suggest_key("intakeSetting", known) == "did you mean `intakeSettings`?"
+    assert suggest_key("zzz", known) == "allowed here: intakeSettings, numConcurrent, outputSettings"
+
+
+def test_check_instance_reports_at_one_one() -> None:
+    issues = check_instance({"type": "s3"}, "intake-s3")
+    assert [(i.line, i.col, i.message) for i in issues] == [(1, 1, "missing required field 'url'")]
+    assert check_instance([], "intake-s3")[0].message == "expected a JSON object, got a list"
+
+
+# --- the command line ------------------------------------------------------------------------
+
+@pytest.fixture()
+def specs(tmp_path: Path) -> Path:
+    (tmp_path / "good.yaml").write_text(manifest("good"), encoding="utf-8")
+    return tmp_path
+
+
+def test_cli_exit_0_when_valid(specs: Path) -> None:
+    result = CliRunner().invoke(app, ["validate", str(specs), "--no-color"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "OK: 1 manifest(s) in 1 file(s): 0 error(s), 0 warning(s)"
+
+
+def test_cli_exit_3_when_invalid_with_text_output(specs: Path) -> None:
+    bad = specs / "bad.yaml"
+    bad.write_text(manifest("bad").replace("deploymentId:", "deployment_id:"), encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(specs), "--no-color"])
+    assert result.exit_code == 3
+    lines = result.output.splitlines()
+    assert lines[0] == f"{bad}:9:5: spec.batchPredictionJob.deployment_id: unknown field 'deployment_id'"
+    assert lines[1] == "    hint: did you mean `deploymentId`? Fields use the API's camelCase names"
+    assert lines[-1] == "INVALID: 2 manifest(s) in 2 file(s): 1 error(s), 0 warning(s)"
+
+
+def test_cli_json_output(specs: Path) -> None:
+    (specs / "warn.yaml").write_text(manifest("warn", schedule='{cron: "0 0 29 2 *"}'), encoding="utf-8")
+    (specs / "broken.yaml").write_text("a: [1\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(specs), "--output", "json"])
+    assert result.exit_code == 3
+    body = json.loads(result.stdout)
+    assert body["format_version"] == "1.0" and body["valid"] is False
+    assert (body["files"], body["documents"]) == (3, 2)
+    assert body["errors"] == [{
+        "file": str(specs / "broken.yaml"), "line": 1, "column": 4, "field": "",
+        "message": "not valid YAML: the '[' opened here is never closed (did not find expected ',' or ']' on line 2)",
+        "hint": "add the missing ']' (or a ',' between items), or quote a value that contains '['",
+        "severity": "error"}]
+    assert [(w["field"], w["severity"]) for w in body["warnings"]] == [("spec.schedule", "warning")]
+
+
+def test_cli_json_output_valid(specs: Path) -> None:
+    result = CliRunner().invoke(app, ["validate", str(specs), "-o", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["valid"] is True
+
+
+def test_validate_paths_reads_directories(specs: Path) -> None:
+    (specs / "nested").mkdir()
+    (specs / "nested" / "other.yml").write_text(manifest("good"), encoding="utf-8")
+    report = validate_paths([specs])
+    assert report.files == 2
+    assert [i.message.split(" is also")[0] for i in report.errors] == ["definition name 'good'"]
+
+
+def test_cli_exit_1_on_an_internal_error(specs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(paths: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("reconciler.specs.validate.validate_paths", broken)
+    result = CliRunner().invoke(app, ["validate", str(specs)])
+    assert result.exit_code == 1
