@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -63,6 +64,19 @@ AllowHttpOpt = Annotated[bool, typer.Option("--allow-http", help="Allow a plain-
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight.")]
 NoColorOpt = Annotated[bool, typer.Option("--no-color", help="No colour, even on a terminal.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log requests and retries to stderr.")]
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def schedule_text(schedule: Any) -> str:
+    """The API's five lists as one cron-like line (`0 2 * * 1,2`), for people."""
+    if not isinstance(schedule, dict):
+        return "-"
+    fields = ("minute", "hour", "dayOfMonth", "month", "dayOfWeek")
+    return " ".join(",".join(str(v) for v in schedule.get(f) or ["*"]) for f in fields)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -369,6 +383,42 @@ def register(app: typer.Typer) -> None:
                 (out_dir / f"{doc['metadata']['name']}.yaml").write_text(
                     yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
             stderr_console().print(f"Wrote {len(docs)} manifest(s) to {out_dir}", markup=False)
+        raise typer.Exit(EXIT_OK)
+
+    @app.command("list")
+    def list_command(
+        search: Annotated[str | None, typer.Option("--search", help="Only definitions whose name contains this.")] = None,
+        output: Annotated[ListFormat, typer.Option("--output", "-o", help="table or json.")] = ListFormat.table,
+        config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
+        token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, no_color: NoColorOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        """List the live definitions: id, enabled, schedule, next run, last job status, ownership."""
+        _setup_logging(verbose)
+        ctx = _context(paths=[Path("specs") if Path("specs").is_dir() else Path(".")], config_path=config,
+                       target=target, endpoint=endpoint, token_file=token_file, allow_http=allow_http,
+                       concurrency=DEFAULT_CONCURRENCY)
+
+        async def work(client: Client) -> list[dict[str, Any]]:
+            return await client.list_definitions(search_name=search)
+
+        items: list[dict[str, Any]] = sorted(_run(_with_client(ctx, work)), key=lambda i: str(i.get("name")))
+        if output is ListFormat.json:
+            keys = ("id", "name", "enabled", "schedule", "nextScheduledRunTime", "lastStartedJobStatus")
+            sys.stdout.write(json.dumps([{k: i.get(k) for k in keys} for i in items], indent=2) + "\n")
+            raise typer.Exit(EXIT_OK)
+        from rich.table import Table
+
+        table = Table(title=f"{len(items)} live definition(s) on {ctx.target.describe()}", title_justify="left")
+        for column in ("name", "id", "enabled", "schedule (UTC)", "next run", "last job", "owned"):
+            table.add_column(column, overflow="fold")
+        for item in items:
+            name = str(item.get("name"))
+            owned = "yes" if ctx.scope is not None and ctx.scope.contains(name) else ("-" if ctx.scope is None else "no")
+            table.add_row(name, str(item.get("id")), "yes" if item.get("enabled") else "no",
+                          schedule_text(item.get("schedule")), str(item.get("nextScheduledRunTime") or "-"),
+                          str(item.get("lastStartedJobStatus") or "-"), owned)
+        stdout_console(no_color).print(table)
         raise typer.Exit(EXIT_OK)
 
     @app.command("run")

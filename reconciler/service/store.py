@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from reconciler.service import errors
 from reconciler.service.records import (
+    DatasetRecord,
     DefinitionRecord,
     JobRecord,
     Page,
@@ -150,7 +151,54 @@ def _migration_1(conn: Connection) -> None:
     meta.create_all(conn)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1,)
+credential_secrets = sa.Table(
+    "credential_secrets", _meta,
+    sa.Column("credential_id", sa.String(24), primary_key=True),
+    sa.Column("secret", sa.Text, nullable=False),
+)
+datasets = sa.Table(
+    "datasets", _meta,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("version_id", sa.String(24), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("columns", sa.Text, nullable=False),
+    sa.Column("categories", sa.Text, nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+)
+
+
+def _migration_storage(conn: Connection) -> None:
+    """Secrets of credentials (kept apart from ``resources.body``, which responses render, so a
+    secret can never reach a response by accident) and AI Catalog datasets (issue #8)."""
+    meta = sa.MetaData()
+    sa.Table(
+        "credential_secrets", meta,
+        sa.Column("credential_id", sa.String(24), primary_key=True),
+        sa.Column("secret", sa.Text, nullable=False),
+    )
+    sa.Table(
+        "datasets", meta,
+        sa.Column("id", sa.String(24), primary_key=True),
+        sa.Column("version_id", sa.String(24), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("row_count", sa.BigInteger, nullable=False),
+        sa.Column("columns", sa.Text, nullable=False),
+        sa.Column("categories", sa.Text, nullable=False),
+        sa.Column("created", sa.String(32), nullable=False),
+        sa.Column("created_by", sa.Text, nullable=False),
+        sa.Index("ix_datasets_created", "created", "id"),
+        sa.Index("uq_datasets_version", "version_id", unique=True),
+    )
+    meta.create_all(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1, _migration_storage)
 SCHEMA_VERSION = len(MIGRATIONS)
 _PG_MIGRATION_LOCK = 727_001  # arbitrary advisory-lock key owned by this module
 
@@ -266,8 +314,9 @@ class Store:
             raise errors.MissingReferences(missing)
 
     @staticmethod
-    def _write_refs(conn: Connection, definition_id: str, refs: Sequence[Reference]) -> None:
-        conn.execute(sa.delete(definition_refs).where(definition_refs.c.definition_id == definition_id))
+    def _write_refs(conn: Connection, definition_id: str, refs: Sequence[Reference], *, new: bool = False) -> None:
+        if not new:  # a new definition has no references to replace
+            conn.execute(sa.delete(definition_refs).where(definition_refs.c.definition_id == definition_id))
         if refs:
             conn.execute(sa.insert(definition_refs), [
                 {"definition_id": definition_id, "field": ref.field, "kind": ref.kind, "ref_id": ref.ref_id}
@@ -313,8 +362,10 @@ class Store:
         try:
             with self._write() as conn:
                 self._check_refs(conn, refs)
-                conn.execute(sa.insert(definitions).values(**self._definition_row(record)))
-                self._write_refs(conn, record.id, refs)
+                # Parameters apart from the statement: SQLAlchemy compiles the INSERT once and
+                # caches it, where .values(**row) built and keyed a new statement every time.
+                conn.execute(sa.insert(definitions), self._definition_row(record))
+                self._write_refs(conn, record.id, refs, new=True)
         except sa.exc.IntegrityError as exc:
             if self._name_taken(exc):
                 raise errors.NameTaken(record.name) from None
@@ -391,18 +442,24 @@ class Store:
     def start_job_from_definition(self, definition_id: str, make: Callable[[DefinitionRecord], JobRecord]) -> JobRecord:
         """Queue a job built by ``make`` from the definition and record it as the definition's latest."""
         with self._write() as conn:
-            row = conn.execute(sa.select(definitions).where(definitions.c.id == definition_id)
-                               .with_for_update()).first()
-            if row is None:
-                raise _definition_not_found(definition_id, field="jobDefinitionId")
-            job = make(self._definition(row))
-            conn.execute(sa.insert(jobs).values(
-                id=job.id, status=job.status, status_details=job.status_details, job=_dump(job.job),
-                definition_id=job.definition_id, definition_name=job.definition_name,
-                deployment_id=job.job.get("deploymentId"), source=job.source, created=job.created,
-                updated=job.updated, created_by=_dump(job.created_by)))
-            conn.execute(sa.update(definitions).where(definitions.c.id == definition_id).values(
-                last_started_job_status=job.status, last_started_job_time=job.created))
+            return self._start_job(conn, definition_id, make)
+
+    @classmethod
+    def _start_job(cls, conn: Connection, definition_id: str,
+                   make: Callable[[DefinitionRecord], JobRecord]) -> JobRecord:
+        """The one job-queuing path, shared by run-once and the scheduler (inside their transaction)."""
+        row = conn.execute(sa.select(definitions).where(definitions.c.id == definition_id)
+                           .with_for_update()).first()
+        if row is None:
+            raise _definition_not_found(definition_id, field="jobDefinitionId")
+        job = make(cls._definition(row))
+        conn.execute(sa.insert(jobs).values(
+            id=job.id, status=job.status, status_details=job.status_details, job=_dump(job.job),
+            definition_id=job.definition_id, definition_name=job.definition_name,
+            deployment_id=job.job.get("deploymentId"), source=job.source, created=job.created,
+            updated=job.updated, created_by=_dump(job.created_by)))
+        conn.execute(sa.update(definitions).where(definitions.c.id == definition_id).values(
+            last_started_job_status=job.status, last_started_job_time=job.created))
         return job
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -504,6 +561,119 @@ class Store:
                 raise errors.Conflict(f"{kind} {resource_id} is used by {len(users)} job definition(s): {shown}",
                                       errors={"id": "update or delete those definitions first"})
             conn.execute(sa.delete(resources).where(resources.c.id == resource_id))
+            conn.execute(sa.delete(credential_secrets).where(credential_secrets.c.credential_id == resource_id))
+
+
+    # -- credential secrets, datasets, schedules (issue #8) ------------------------------------
+
+    def create_credential(self, record: ResourceRecord, secret: dict[str, Any]) -> ResourceRecord:
+        """A credential and its secret in one transaction; the secret lives in its own table so
+        that no response renderer ever sees it."""
+        try:
+            with self._write() as conn:
+                conn.execute(sa.insert(resources).values(
+                    id=record.id, kind=record.kind, name=record.name, body=_dump(record.body),
+                    created=record.created, created_by=_dump(record.created_by)))
+                if secret:
+                    conn.execute(sa.insert(credential_secrets).values(credential_id=record.id, secret=_dump(secret)))
+        except sa.exc.IntegrityError:
+            raise errors.Conflict(f"id {record.id} is already used", errors={
+                "id": "ids are unique across deployments, credentials and data stores; omit id to get a new one"
+            }) from None
+        return record
+
+    def get_credential_secret(self, credential_id: str) -> dict[str, Any]:
+        """The secret fields of a credential (for adapters only); {} when it has none."""
+        self.get_resource("credential", credential_id)  # 404 with a hint when it does not exist
+        with self._read() as conn:
+            text = conn.execute(sa.select(credential_secrets.c.secret)
+                                .where(credential_secrets.c.credential_id == credential_id)).scalar()
+        return {} if text is None else dict(json.loads(text))
+
+    @staticmethod
+    def _dataset(row: Any) -> DatasetRecord:
+        return DatasetRecord(id=row.id, version_id=row.version_id, name=row.name, path=row.path, size=int(row.size),
+                             row_count=int(row.row_count), columns=json.loads(row.columns),
+                             categories=json.loads(row.categories), created=row.created,
+                             created_by=json.loads(row.created_by))
+
+    def create_dataset(self, record: DatasetRecord) -> DatasetRecord:
+        with self._write() as conn:
+            conn.execute(sa.insert(datasets).values(
+                id=record.id, version_id=record.version_id, name=record.name, path=record.path, size=record.size,
+                row_count=record.row_count, columns=_dump(record.columns), categories=_dump(record.categories),
+                created=record.created, created_by=_dump(record.created_by)))
+        return record
+
+    def get_dataset(self, dataset_id: str, version_id: str | None = None) -> DatasetRecord:
+        where = [datasets.c.id == dataset_id]
+        if version_id is not None:
+            where.append(datasets.c.version_id == version_id)
+        with self._read() as conn:
+            row = conn.execute(sa.select(datasets).where(*where)).first()
+        if row is None:
+            what = f"dataset {dataset_id!r}" + (f" version {version_id!r}" if version_id else "")
+            raise errors.NotFound(f"no {what}", errors={"datasetId": "list datasets with GET datasets/"})
+        return self._dataset(row)
+
+    def list_datasets(self, *, offset: int, limit: int) -> Page:
+        with self._read() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(datasets)).scalar_one()
+            rows = conn.execute(sa.select(datasets).order_by(datasets.c.created, datasets.c.id)
+                                .offset(offset).limit(limit)).all()
+        return Page([self._dataset(row) for row in rows], int(total))
+
+    def delete_dataset(self, dataset_id: str) -> DatasetRecord:
+        """Removes the row; returns it so the caller can delete the file."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(datasets).where(datasets.c.id == dataset_id)).first()
+            if row is None:
+                raise errors.NotFound(f"no dataset {dataset_id!r}", errors={"datasetId": "list datasets with GET datasets/"})
+            conn.execute(sa.delete(datasets).where(datasets.c.id == dataset_id))
+        return self._dataset(row)
+
+    def scheduled_definitions(self) -> list[DefinitionRecord]:
+        """Enabled definitions that have a schedule: what the scheduler looks at on each tick."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(definitions).where(definitions.c.enabled.is_(True),
+                                                             definitions.c.schedule.is_not(None))
+                                .order_by(definitions.c.id)).all()
+        return [self._definition(row) for row in rows]
+
+    def start_scheduled_job(self, definition_id: str, *, due: str,
+                            make: Callable[[DefinitionRecord], JobRecord]) -> JobRecord | None:
+        """Claim the firing ``due`` and queue its job in ONE transaction, or None if already claimed.
+
+        The claim is a conditional UPDATE of ``last_scheduled_run_time`` (timestamps are
+        fixed-width ISO strings, so they compare as text): of any number of processes trying the
+        same firing, exactly one updates the row; the others see 0 rows and skip. Claim and job
+        commit together, so a crash between them loses neither nor runs the firing twice.
+        """
+        with self._write() as conn:
+            won = conn.execute(sa.update(definitions).where(
+                definitions.c.id == definition_id,
+                definitions.c.enabled.is_(True),
+                definitions.c.schedule.is_not(None),
+                sa.or_(definitions.c.last_scheduled_run_time.is_(None),
+                       definitions.c.last_scheduled_run_time < due),
+            ).values(last_scheduled_run_time=due))
+            if won.rowcount != 1:
+                return None
+            return self._start_job(conn, definition_id, make)
+
+    def record_job_outcome(self, definition_id: str, status: str, finished_at: str) -> None:
+        """Mirror a finished job on its definition: lastStartedJobStatus, lastSuccessful/FailedRunTime.
+
+        ``set_job_status`` already does this for jobs it moves; this is for a runner that
+        finishes jobs through another path. Unknown definitions (deleted meanwhile) are ignored.
+        """
+        values: dict[str, Any] = {"last_started_job_status": status}
+        if status == "COMPLETED":
+            values["last_successful_run_time"] = finished_at
+        elif status == "FAILED":
+            values["last_failed_run_time"] = finished_at
+        with self._write() as conn:
+            conn.execute(sa.update(definitions).where(definitions.c.id == definition_id).values(**values))
 
 
 _ROUTE = {"deployment": "deployments/", "credential": "credentials/", "dataStore": "externalDataStores/"}

@@ -17,7 +17,7 @@ from reconciler.cli import app
 from reconciler.service.testing import LocalServer
 
 from .conftest import TOKEN
-from .specs import standard, write_specs
+from .specs import manifest, standard, write_specs
 
 SECRET = "pred-SECRET-value-91"
 
@@ -114,3 +114,20 @@ def test_prune_without_scope_and_insecure_endpoint_are_errors(server: LocalServe
     remote = {**env, "DATAROBOT_ENDPOINT": "http://dr.example.com/api/v2"}
     result = _cli(remote, "plan", str(root))
     assert result.exit_code == 1 and "--allow-http" in result.stderr
+
+
+def test_apply_takes_paths_positionally_and_list_shows_the_result(server: LocalServer, tmp_path: Path) -> None:
+    env = _env(server, tmp_path)
+    docs = [manifest(f"demo-pos-{i}") for i in range(3)]
+    root = write_specs(tmp_path / "positional", docs)
+    applied = _cli(env, "apply", str(root), "--auto-approve")
+    assert applied.exit_code == 0, applied.stdout + applied.stderr
+    assert "Apply complete: 3 created" in applied.stdout
+    listed = _cli(env, "list", "--search", "demo-pos-", "-o", "json")
+    assert listed.exit_code == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert sorted(r["name"] for r in rows) == [f"demo-pos-{i}" for i in range(3)]
+    assert all(len(r["id"]) == 24 for r in rows)
+    table = _cli(env, "list", "--search", "demo-pos-")
+    assert table.exit_code == 0
+    assert "3 live definition(s)" in table.stdout and rows[0]["name"] in table.stdout
