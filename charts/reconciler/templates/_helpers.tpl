@@ -1,0 +1,71 @@
+{{/* Names, labels and the lists the other templates share. */}}
+
+{{- define "reconciler.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "reconciler.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "reconciler.labels" -}}
+app.kubernetes.io/name: {{ include "reconciler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "reconciler.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "reconciler.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "reconciler.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "reconciler.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "reconciler.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "reconciler.secretNamespace" -}}
+{{- default .Release.Namespace .Values.apiSecret.namespace -}}
+{{- end -}}
+
+{{/* Watched namespaces as a JSON list (the release namespace when none are given). */}}
+{{- define "reconciler.watchNamespaces" -}}
+{{- if .Values.operator.watchNamespaces -}}
+{{- toJson .Values.operator.watchNamespaces -}}
+{{- else -}}
+{{- toJson (list .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "reconciler.localServiceName" -}}
+{{- printf "%s-local" (include "reconciler.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* RBAC rules for the watched custom resources and the events about them. */}}
+{{- define "reconciler.watchRules" -}}
+- apiGroups: [reconciler.io]
+  resources: [batchpredictionjobdefinitions]
+  verbs: [get, list, watch, patch]
+- apiGroups: [reconciler.io]
+  resources: [batchpredictionjobdefinitions/status]
+  verbs: [get, patch]
+- apiGroups: [reconciler.io]
+  resources: [batchpredictionjobdefinitions/finalizers]
+  verbs: [update]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}

@@ -1,0 +1,106 @@
+"""``reconciler crd`` and ``reconciler operator``: flags in, generator or kopf out.
+
+Why the operator is started through ``kopf.operator()`` and not ``kopf run``: the handlers are
+built from the parsed flags (:func:`handlers.build_registry`), and the API credentials come only
+from ``--secret NAMESPACE/NAME``, so nothing about the API is ever on a command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("crd")
+    def crd_command(
+        chart: Annotated[bool, typer.Option("--chart", help="The Helm template form the chart carries.")] = False,
+        peering: Annotated[bool, typer.Option("--peering", help="Add kopf's peering CRDs (for two replicas).")] = False,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")] = None,
+    ) -> None:
+        """Print the BatchPredictionJobDefinition CRD, generated from the JSON Schemas.
+
+        `reconciler crd --peering | kubectl apply -f -` installs it with kopf's peering CRDs.
+        """
+        from reconciler.operator import crd
+
+        text = crd.chart_template() if chart else crd.crd_yaml(peering=peering)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+
+    @app.command("operator")
+    def operator_command(
+        secret: Annotated[str, typer.Option("--secret", envvar="RECONCILER_SECRET",
+                                            help="NAMESPACE/NAME of the Secret with keys 'endpoint' and 'token'.")],
+        namespace: Annotated[list[str] | None, typer.Option("--namespace", "-n",
+                                                            help="Namespace to watch (repeatable).")] = None,
+        all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Watch every namespace.")] = False,
+        resync_interval: Annotated[float, typer.Option(help="Seconds between drift checks of each definition.",
+                                                       min=0.1)] = 300.0,
+        backoff_initial: Annotated[float, typer.Option(help="First retry delay after an API error (doubles).",
+                                                       min=0.0)] = 2.0,
+        backoff_max: Annotated[float, typer.Option(help="Longest retry delay after API errors.", min=0.0)] = 300.0,
+        liveness: Annotated[str | None, typer.Option(help="Serve kopf's health probe, e.g. "
+                                                          "http://0.0.0.0:8080/healthz.")] = None,
+        peering: Annotated[str | None, typer.Option(help="kopf peering object name: of several replicas, only "
+                                                         "the highest priority acts (needs the peering CRDs).")] = None,
+        standalone: Annotated[bool, typer.Option(help="No peering (a single replica).")] = False,
+        priority: Annotated[int | None, typer.Option(help="Peering priority; random by default, so that of "
+                                                          "two replicas exactly one acts.")] = None,
+        allow_http: Annotated[bool, typer.Option("--allow-http", help="Accept a plain-http endpoint that is "
+                                                                      "not loopback (in-cluster local service).")] = False,
+        log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    ) -> None:
+        """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
+        import kopf
+
+        from reconciler.operator.config import OperatorConfig, SecretRef
+        from reconciler.operator.handlers import build_registry
+
+        try:
+            ref = SecretRef.parse(secret)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if not namespace and not all_namespaces:
+            typer.echo("error: give --namespace NS (repeatable) or --all-namespaces", err=True)
+            raise typer.Exit(1)
+        if peering and standalone:
+            typer.echo("error: --peering and --standalone exclude each other", err=True)
+            raise typer.Exit(1)
+        level = getattr(logging, log_level.upper(), None)
+        if not isinstance(level, int):
+            typer.echo(f"error: unknown --log-level {log_level!r}", err=True)
+            raise typer.Exit(1)
+        config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
+                                resync_interval=resync_interval, backoff_initial=backoff_initial,
+                                backoff_max=backoff_max, allow_http=allow_http)
+        logging.basicConfig(level=level, format="[%(asctime)s] %(name)-20.20s [%(levelname)-7s] %(message)s")
+        # Client libraries at debug level would log request details; keep them quiet.
+        for noisy in ("httpx", "httpcore", "kubernetes", "urllib3"):
+            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+        if peering and priority is None:
+            priority = random.SystemRandom().randint(1, 2**31 - 1)
+        logging.getLogger("reconciler.operator").info(
+            "watching %s; API credentials from Secret %s; resync every %ss; %s",
+            "all namespaces" if all_namespaces else ", ".join(config.namespaces), ref, resync_interval,
+            f"peering {peering!r} with priority {priority}" if peering else "standalone")
+        asyncio.run(kopf.operator(
+            registry=build_registry(config),
+            clusterwide=all_namespaces,
+            namespaces=config.namespaces,
+            standalone=not peering,
+            peering_name=peering,
+            priority=priority,
+            liveness_endpoint=liveness,
+        ))

@@ -1,0 +1,49 @@
+"""Operator configuration: what the flags say, as one frozen value. Pure.
+
+Why a value and not module globals: the handlers are built from it (the resync interval is a
+decorator argument in kopf), and tests start operators with different settings side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["OperatorConfig", "SecretRef"]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """The Secret holding ``endpoint`` and ``token``: never the custom resource, never a flag value."""
+
+    namespace: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> SecretRef:
+        """``NAMESPACE/NAME``."""
+        namespace, sep, name = text.partition("/")
+        if not sep or not namespace or not name or "/" in name:
+            raise ValueError(f"--secret expects NAMESPACE/NAME, got {text!r}")
+        return cls(namespace=namespace, name=name)
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorConfig:
+    secret: SecretRef
+    namespaces: tuple[str, ...] = ()
+    clusterwide: bool = False
+    resync_interval: float = 300.0
+    # Backoff after API errors: backoff_initial * 2**retry seconds, at most backoff_max.
+    backoff_initial: float = 2.0
+    backoff_max: float = 300.0
+    # How long a Secret read is reused before it is read again (a rotated token is picked up).
+    credentials_ttl: float = 30.0
+    allow_http: bool = False
+    request_timeout: float = 30.0
+
+    def backoff(self, retry: int) -> float:
+        """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""
+        return float(min(self.backoff_max, self.backoff_initial * 2 ** max(retry, 0)))

@@ -1,0 +1,200 @@
+"""kopf handlers: thin glue. Each one parses the resource, calls :mod:`reconciler.operator.pipeline`,
+writes ``status`` (:mod:`reconciler.operator.status`) and posts an Event. No decisions here.
+
+Why one registry built per :class:`OperatorConfig` instead of module-level decorators: the resync
+interval is a decorator argument, and tests run operators with different settings in one process.
+
+Failure handling: an invalid spec is written to status and not retried (a spec edit triggers the
+next attempt, and the timer keeps running); an API or credentials failure is written to status and
+raised as ``kopf.TemporaryError`` with an exponentially growing delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from reconciler.api import errors
+from reconciler.api.client import Client, RetryPolicy
+from reconciler.operator import crd, pipeline
+from reconciler.operator.config import OperatorConfig
+from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
+from reconciler.operator.status import Outcome, Result, status_patch
+
+__all__ = ["Runtime", "build_registry", "configure_settings"]
+
+_Logger = logging.Logger | logging.LoggerAdapter[Any]
+RESOURCE = (crd.GROUP, crd.VERSION, crd.PLURAL)
+STORAGE_PREFIX = "reconciler.io"
+# Outcomes worth an Event; ``unchanged`` is not (the timer would post one every interval).
+_EVENT_REASONS = {Result.created: "Created", Result.updated: "Updated", Result.adopted: "Adopted",
+                  Result.renamed: "Renamed", Result.drift_corrected: "DriftCorrected"}
+
+
+class Runtime:
+    """What handlers share: the Secret reader, one API client per credentials, per-object locks."""
+
+    def __init__(self, config: OperatorConfig) -> None:
+        self.config = config
+        self.secrets = SecretReader(config.secret, ttl=config.credentials_ttl)
+        self._clients: dict[tuple[str, str], Client] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        """One reconcile at a time per object: the timer never races a spec change."""
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
+
+    async def client(self) -> Client:
+        creds: Credentials = await self.secrets.get()
+        found = self._clients.get(creds.key)
+        if found is None:
+            found = Client(endpoint=creds.endpoint, token=creds.token, allow_http=self.config.allow_http,
+                           timeout=self.config.request_timeout,
+                           # Short in-request retries; longer waits are kopf's backoff between attempts.
+                           retry=RetryPolicy(attempts=3, initial=0.2, maximum=2.0))
+            self._clients[creds.key] = found
+        return found
+
+    # No aclose(): kopf may still be running a timer when cleanup handlers run, and closing the
+    # clients under it turns a clean shutdown into errors. The process exits right after.
+
+
+def configure_settings(settings: kopf.OperatorSettings) -> None:
+    """Progress in annotations (status is ours and structural), and Events only from us and errors."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=STORAGE_PREFIX)
+    # kopf would post its own "failed temporarily" Event next to ours: ours carry the reason.
+    settings.posting.level = logging.CRITICAL
+    settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
+
+
+def _write_status(patch: kopf.Patch, outcome: Outcome, status: Mapping[str, Any], generation: int | None) -> None:
+    for key, value in status_patch(outcome, status, generation=generation).items():
+        patch.status[key] = value
+
+
+def _failure(result: Result, message: str, status: Mapping[str, Any]) -> Outcome:
+    return Outcome(result=result, message=message, definition_id=status.get("definitionId"))
+
+
+def _same_as_before(outcome: Outcome, status: Mapping[str, Any]) -> bool:
+    """Whether this failure or report is already what status says (no second Event then)."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Synced":
+            return bool(cond.get("reason") == outcome.result.value and cond.get("message") == outcome.message)
+    return False
+
+
+async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, retry: int,
+                     logger: _Logger, mode: pipeline.Mode) -> None:
+    status: Mapping[str, Any] = dict(body.get("status") or {})
+    generation = body.meta.get("generation")
+    try:
+        manifest = pipeline.parse(body)
+    except pipeline.Invalid as exc:
+        outcome = _failure(Result.invalid, str(exc), status)
+        if not _same_as_before(outcome, status):
+            logger.warning("invalid spec: %s", str(exc).replace("\n", "; "))
+            kopf.event(body, type="Warning", reason="Invalid", message=str(exc)[:1024])
+        _write_status(patch, outcome, status, generation)
+        return
+    try:
+        client = await runtime.client()
+        outcome = await pipeline.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode)
+    except CredentialsError as exc:
+        _fail(runtime, body, patch, status, generation, retry, logger, Result.credentials_error, str(exc))
+    except (errors.APIError, pipeline.ApplyFailed) as exc:
+        if isinstance(exc, errors.APIAuthError):
+            runtime.secrets.invalidate()
+        _fail(runtime, body, patch, status, generation, retry, logger, Result.api_error, str(exc))
+    except Exception as exc:  # a bug: still an Event and a status, and retried with backoff
+        logger.exception("reconcile failed unexpectedly")
+        _fail(runtime, body, patch, status, generation, retry, logger, Result.internal_error,
+              f"{type(exc).__name__}: {exc}")
+    else:
+        if outcome.result in _EVENT_REASONS:
+            logger.info("%s", outcome.message)
+            kopf.event(body, type="Normal", reason=_EVENT_REASONS[outcome.result], message=outcome.message)
+        elif outcome.result in (Result.drift_reported, Result.missing_reported) and not _same_as_before(outcome, status):
+            logger.warning("%s", outcome.message)
+            kopf.event(body, type="Warning", reason="Drifted", message=outcome.message)
+        _write_status(patch, outcome, status, generation)
+
+
+def _fail(runtime: Runtime, body: kopf.Body, patch: kopf.Patch, status: Mapping[str, Any], generation: int | None,
+          retry: int, logger: _Logger, result: Result, message: str) -> None:
+    delay = runtime.config.backoff(retry)
+    outcome = _failure(result, message, status)
+    logger.warning("%s (retry %d in %.0fs)", message, retry + 1, delay)
+    kopf.event(body, type="Warning", reason=result.value, message=message[:1024])
+    _write_status(patch, outcome, status, generation)
+    raise kopf.TemporaryError(message, delay=delay)
+
+
+def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> kopf.OperatorRegistry:
+    """A fresh kopf registry with the operator's handlers bound to ``config``."""
+    registry = kopf.OperatorRegistry()
+    rt = runtime or Runtime(config)
+
+    @kopf.on.login(id="login", registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster service account or $KUBECONFIG, read by the kubernetes client library."""
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(id="settings", registry=registry)
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_settings(settings)
+
+    @kopf.on.resume(*RESOURCE, id="sync", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
+    @kopf.on.create(*RESOURCE, id="sync", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
+    @kopf.on.update(*RESOURCE, id="sync", field="spec", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
+    async def sync(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **_: Any) -> None:
+        """The spec changed (or the operator started): make the live definition match it."""
+        async with rt.lock(body.meta.uid or ""):
+            await _reconcile(rt, body=body, patch=patch, retry=retry, logger=logger, mode=pipeline.Mode.apply)
+
+    @kopf.timer(*RESOURCE, id="resync", registry=registry, interval=config.resync_interval,
+                initial_delay=config.resync_interval, errors=kopf.ErrorsMode.TEMPORARY)
+    async def resync(*, body: kopf.Body, patch: kopf.Patch, logger: _Logger, **kwargs: Any) -> None:
+        """Periodic drift check of a recorded definition. Skipped while a spec change is pending, before
+        the first successful sync (the change handler is on it, with its own backoff) and while the
+        object is going away."""
+        status = body.get("status") or {}
+        if (body.meta.get("deletionTimestamp") or not status.get("definitionId")
+                or status.get("observedGeneration") != body.meta.get("generation")):
+            return
+        async with rt.lock(body.meta.uid or ""):
+            await _reconcile(rt, body=body, patch=patch, retry=int(kwargs.get("retry") or 0), logger=logger,
+                             mode=pipeline.Mode.resync)
+
+    @kopf.on.delete(*RESOURCE, id="finalize", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
+    async def delete(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **_: Any) -> None:
+        """The finalizer: delete the live definition unless the spec says Orphan (or preventDestroy)."""
+        status: Mapping[str, Any] = dict(body.get("status") or {})
+        spec = body.get("spec") or {}
+        async with rt.lock(body.meta.uid or ""):
+            try:
+                client = await rt.client()
+                deleted, message = await pipeline.finalize(
+                    client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
+                    deletion_policy=str(spec.get("deletionPolicy", "Delete")),
+                    prevent_destroy=bool(spec.get("preventDestroy", False)))
+            except CredentialsError as exc:
+                _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger,
+                      Result.credentials_error, str(exc))
+            except (errors.APIError, pipeline.ApplyFailed) as exc:
+                if isinstance(exc, errors.APIAuthError):
+                    rt.secrets.invalidate()
+                _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger, Result.api_error, str(exc))
+            logger.info("%s", message)
+            kopf.event(body, type="Normal", reason="Deleted" if deleted else "Orphaned", message=message)
+        rt.forget(body.meta.uid or "")
+
+    return registry

@@ -1,0 +1,125 @@
+"""What the operator writes into ``status``: conditions and the live definition's facts. Pure.
+
+Why pure: the status shape is the operator's public interface (printer columns, ``kubectl wait
+--for=condition=Ready``), so it is computed from an :class:`Outcome` and the previous status by
+plain functions that tests compare with literals. A condition keeps its ``lastTransitionTime``
+while its status does not change (the Kubernetes convention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["NEVER", "Outcome", "Result", "conditions", "now_iso", "status_patch"]
+
+# The API's "never" sentinel for run times (api-contract §5).
+NEVER = "1900-01-01T00:00:00.000000Z"
+
+
+class Result(StrEnum):
+    created = "Created"
+    updated = "Updated"
+    adopted = "Adopted"
+    renamed = "Renamed"
+    unchanged = "Unchanged"
+    drift_corrected = "DriftCorrected"
+    drift_reported = "Drifted"
+    missing_reported = "Missing"
+    invalid = "Invalid"
+    api_error = "ApiError"
+    credentials_error = "CredentialsUnavailable"
+    internal_error = "InternalError"
+
+
+SUCCESS = frozenset({Result.created, Result.updated, Result.adopted, Result.renamed, Result.unchanged,
+                     Result.drift_corrected})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """One reconcile of one object: what happened, to which definition, and what the API said."""
+
+    result: Result
+    message: str
+    definition_id: str | None = None
+    definition_name: str | None = None
+    live: Mapping[str, Any] | None = None  # the definition as the API returned it last
+    drift: tuple[str, ...] = ()  # paths that differ (reported, or just corrected)
+
+    @property
+    def ok(self) -> bool:
+        return self.result in SUCCESS
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(kind: str, ok: bool, reason: str, message: str, previous: Mapping[str, Any] | None,
+               *, generation: int | None, now: str) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    changed = previous is None or previous.get("status") != status
+    out: dict[str, Any] = {
+        "type": kind, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": now if changed or previous is None else previous.get("lastTransitionTime", now),
+    }
+    if generation is not None:
+        out["observedGeneration"] = generation
+    return out
+
+
+def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, generation: int | None,
+               now: str) -> list[dict[str, Any]]:
+    """``Ready``: the live definition exists and matches the spec. ``Synced``: the last reconcile
+    did what the spec asks (False with the reason and the API's text when it did not)."""
+    before = {c.get("type"): c for c in previous if isinstance(c, Mapping)}
+    r = outcome.result
+    if r in SUCCESS:
+        ready = (True, "Reconciled", f"definition {outcome.definition_id} matches the spec")
+        synced = (True, r.value, outcome.message)
+    elif r is Result.drift_reported:
+        ready = (True, "Exists", f"definition {outcome.definition_id} exists but differs from the spec")
+        synced = (False, r.value, outcome.message)
+    else:
+        ready = (False, r.value, outcome.message)
+        synced = (False, r.value, outcome.message)
+    return [
+        _condition("Ready", *ready, before.get("Ready"), generation=generation, now=now),
+        _condition("Synced", *synced, before.get("Synced"), generation=generation, now=now),
+    ]
+
+
+def _run_time(value: Any) -> str | None:
+    return value if isinstance(value, str) and value and value != NEVER else None
+
+
+def status_patch(outcome: Outcome, previous: Mapping[str, Any] | None, *, generation: int | None,
+                 now: str | None = None) -> dict[str, Any]:
+    """The merge patch for ``status``. Facts the outcome does not know (after an API error) are
+    left as they were; ``drift`` is cleared (None) once nothing differs."""
+    now = now or now_iso()
+    prev = previous or {}
+    out: dict[str, Any] = {
+        "conditions": conditions(outcome, prev.get("conditions") or [], generation=generation, now=now),
+    }
+    if generation is not None:
+        out["observedGeneration"] = generation
+    if outcome.definition_id is not None:
+        out["definitionId"] = outcome.definition_id
+    if outcome.definition_name is not None:
+        out["definitionName"] = outcome.definition_name
+    if outcome.ok:
+        out["lastSyncTime"] = now
+    if outcome.result in (Result.drift_reported, Result.missing_reported):
+        out["drift"] = list(outcome.drift)
+    elif outcome.ok:
+        out["drift"] = None
+    live = outcome.live
+    if live is not None:
+        out["nextScheduledRunTime"] = _run_time(live.get("nextScheduledRunTime")) if live.get("enabled") else None
+        out["lastRunTime"] = _run_time(live.get("lastStartedJobTime")) or _run_time(live.get("lastScheduledRunTime"))
+    return out

@@ -1,0 +1,165 @@
+"""The pure parts of the operator: CRD projection, parsing a resource, status conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler import schemas
+from reconciler.operator import crd, pipeline
+from reconciler.operator.config import OperatorConfig, SecretRef
+from reconciler.operator.status import Outcome, Result, conditions, status_patch
+
+REPO = Path(__file__).resolve().parents[2]
+NOT_IN_K8S_1_20 = {"$ref", "$id", "$schema", "$defs", "const", "if", "then", "else", "not", "oneOf", "allOf",
+                   "anyOf", "uniqueItems", "default", "errorMessage", "x-unknownKeys", "dependentRequired",
+                   "contains", "unevaluatedProperties", "propertyNames", "writeOnly", "$comment"}
+
+
+def _nodes(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        out.append((path, node))
+        for key, value in node.get("properties", {}).items():
+            out.extend(_nodes(value, f"{path}.{key}"))
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                out.extend(_nodes(node[key], f"{path}[{key}]"))
+    return out
+
+
+def test_crd_schema_is_structural_for_kubernetes_1_20() -> None:
+    schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _nodes(schema):
+        assert not (NOT_IN_K8S_1_20 & node.keys()), f"{path}: {NOT_IN_K8S_1_20 & node.keys()}"
+        assert ("type" in node or node.get("x-kubernetes-int-or-string")
+                or node.get("x-kubernetes-preserve-unknown-fields")), f"{path} has no type"
+        if "enum" in node:
+            assert node.get("type") in ("string", "integer", "number", "boolean"), path
+
+
+def test_discriminated_settings_become_one_object_with_a_type_enum() -> None:
+    spec = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    job = spec["properties"]["batchPredictionJob"]
+    intake = job["properties"]["intakeSettings"]
+    assert intake["properties"]["type"]["enum"] == schemas.get("intake")["properties"]["type"]["enum"]
+    assert intake["required"] == ["type"]
+    # A union must not narrow one adapter's field by another's rule: url patterns differ per adapter.
+    assert "pattern" not in intake["properties"]["url"]
+    output = job["properties"]["outputSettings"]
+    assert output["properties"]["statementType"]["enum"] == ["insert", "update", "insert_update", "create_table"]
+    assert job["properties"]["chunkSize"] == {"x-kubernetes-int-or-string": True,
+                                              "description": job["properties"]["chunkSize"]["description"]}
+    assert spec["properties"]["schedule"]["properties"]["minute"]["items"] == {"x-kubernetes-int-or-string": True}
+    assert job["required"] == ["deploymentId", "intakeSettings"]
+    assert spec["required"] == ["batchPredictionJob"]  # 'schedule' is only required when enabled: not here
+
+
+def test_crd_names_columns_and_status() -> None:
+    body = crd.crd()
+    assert body["metadata"]["name"] == "batchpredictionjobdefinitions.reconciler.io"
+    assert body["spec"]["names"]["shortNames"] == ["bpjd"]
+    assert body["spec"]["scope"] == "Namespaced"
+    version = body["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Definition ID", "Enabled", "Ready", "Synced", "Age", "Last run"]
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert {"definitionId", "observedGeneration", "lastSyncTime", "nextScheduledRunTime", "conditions"} <= status.keys()
+
+
+def _body(doc: dict[str, Any], namespace: str = "ns1") -> dict[str, Any]:
+    return {**doc, "metadata": {**doc["metadata"], "namespace": namespace, "uid": "u-1", "generation": 3,
+                                "annotations": {"kopf.zalando.org/x": "y"}, "finalizers": ["f"]}}
+
+
+def test_every_example_manifest_parses_as_a_resource() -> None:
+    paths = sorted((REPO / "specs").glob("*.yaml"))
+    docs = [d for p in paths for d in yaml.safe_load_all(p.read_text()) if d and d.get("kind") == crd.KIND]
+    assert docs
+    for doc in docs:
+        manifest = pipeline.parse(_body(doc))
+        assert manifest.metadata.namespace == "ns1"
+
+
+def test_an_invalid_resource_lists_every_problem_with_hints() -> None:
+    doc = {"apiVersion": "reconciler.io/v1alpha1", "kind": crd.KIND, "metadata": {"name": "x"},
+           "spec": {"enabled": True, "batchPredictionJob": {
+               "deploymentId": "64b0c0ffee000000000d0001", "num_concurrent": 2,
+               "intakeSettings": {"type": "s3", "url": "s3://b/in.csv"}}}}
+    with pytest.raises(pipeline.Invalid) as caught:
+        pipeline.parse(_body(doc))
+    text = str(caught.value)
+    assert "enabled: true needs a schedule" in text
+    assert "num_concurrent" in text and "numConcurrent" in text
+    assert pipeline.document_from_body(_body(doc)).file == "ns1/x"
+
+
+def test_conditions_keep_their_transition_time_until_the_status_changes() -> None:
+    ok = Outcome(result=Result.created, message="created definition d1", definition_id="d1")
+    first = conditions(ok, [], generation=1, now="2026-01-01T00:00:00Z")
+    assert first[0] == {"type": "Ready", "status": "True", "reason": "Reconciled",
+                        "message": "definition d1 matches the spec", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                        "observedGeneration": 1}
+    same = conditions(Outcome(result=Result.unchanged, message="no changes", definition_id="d1"), first,
+                      generation=2, now="2026-01-02T00:00:00Z")
+    assert same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    failed = conditions(Outcome(result=Result.api_error, message="PATCH ... -> 422: bad"), same,
+                        generation=2, now="2026-01-03T00:00:00Z")
+    assert failed[0] == {"type": "Ready", "status": "False", "reason": "ApiError", "message": "PATCH ... -> 422: bad",
+                         "lastTransitionTime": "2026-01-03T00:00:00Z", "observedGeneration": 2}
+
+
+def test_status_patch_reads_run_times_and_skips_the_never_sentinel() -> None:
+    live = {"enabled": True, "nextScheduledRunTime": "2026-01-02T02:00:00Z",
+            "lastStartedJobTime": None, "lastScheduledRunTime": "1900-01-01T00:00:00.000000Z"}
+    patch = status_patch(Outcome(result=Result.created, message="m", definition_id="d1", definition_name="n",
+                                 live=live), None, generation=1, now="2026-01-01T00:00:00Z")
+    assert patch["definitionId"] == "d1" and patch["observedGeneration"] == 1
+    assert patch["nextScheduledRunTime"] == "2026-01-02T02:00:00Z"
+    assert patch["lastRunTime"] is None and patch["drift"] is None and patch["lastSyncTime"] == "2026-01-01T00:00:00Z"
+    reported = status_patch(Outcome(result=Result.drift_reported, message="m", definition_id="d1",
+                                    drift=("batchPredictionJob.numConcurrent",)), patch, generation=1)
+    assert reported["drift"] == ["batchPredictionJob.numConcurrent"] and "lastSyncTime" not in reported
+
+
+def test_config_parses_the_secret_and_backs_off_exponentially() -> None:
+    assert SecretRef.parse("ops/api") == SecretRef(namespace="ops", name="api")
+    for bad in ("api", "/api", "ops/", "a/b/c"):
+        with pytest.raises(ValueError):
+            SecretRef.parse(bad)
+    config = OperatorConfig(secret=SecretRef("ops", "api"), backoff_initial=1, backoff_max=10)
+    assert [config.backoff(r) for r in range(6)] == [1, 2, 4, 8, 10, 10]
+
+
+def test_crd_command_prints_the_generated_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    runner = CliRunner()
+    plain = runner.invoke(app, ["crd"])
+    assert plain.exit_code == 0 and plain.stdout == crd.crd_yaml()
+    assert yaml.safe_load(plain.stdout) == crd.crd()
+    with_peering = runner.invoke(app, ["crd", "--peering"])
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(with_peering.stdout)] == [
+        crd.CRD_NAME, "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"]
+    target = tmp_path / "crd.yaml"
+    assert runner.invoke(app, ["crd", "--chart", "-o", str(target)]).exit_code == 0
+    assert target.read_text() == (REPO / "charts" / "reconciler" / "templates" / "crd.yaml").read_text()
+
+
+def test_operator_command_refuses_bad_flags() -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    runner = CliRunner()
+    for args, message in ((["--secret", "nope", "-n", "x"], "NAMESPACE/NAME"),
+                          (["--secret", "a/b"], "--namespace"),
+                          (["--secret", "a/b", "-n", "x", "--peering", "p", "--standalone"], "exclude")):
+        result = runner.invoke(app, ["operator", *args])
+        assert result.exit_code == 1 and message in result.output
