@@ -58,8 +58,8 @@ def _number(token: str, field: str, offset: int) -> int:
                         "cron special characters L, W, # and ? have no equivalent in the API's lists"
                         if any(c in token for c in "LW#?") else None)
     value = int(token)
-    if field == "dayOfWeek" and value == 7:
-        return 0  # cron allows 7 for Sunday
+    if field == "dayOfWeek":
+        high = 7  # cron's day-of-week runs 0-7 (both Sunday); folded to 0-6 once the values are known
     if not low <= value <= high:
         raise CronError(f"{field}: {value} is out of range {low}-{high}", offset)
     return value
@@ -84,14 +84,14 @@ def _parse_field(text: str, field: str, offset: int) -> tuple[list[int], bool]:
         elif "-" in base:
             a, _, b = base.partition("-")
             start, end = _number(a, field, pos), _number(b, field, pos + len(a) + 1)
-            if field == "dayOfWeek" and b == "7":
-                end = 7  # '5-7' is Fri..Sun; the modulo below folds 7 into 0
             if start > end:
                 raise CronError(f"{field}: range '{base}' runs backwards", pos,
                                 "write the smaller value first, or split it into two ranges")
         else:
             start = _number(base, field, pos)
-            end = high if step_text else start
+            # 'N/step' runs to the field's end; cron's day-of-week ends at 7 (Sunday again), so
+            # '1/1' is Monday..Sunday, not Monday..Saturday.
+            end = (7 if field == "dayOfWeek" else high) if step_text else start
         values.update(v % 7 if field == "dayOfWeek" else v for v in range(start, end + 1, step))
         pos += len(part) + 1
     return sorted(values), text.startswith("*")

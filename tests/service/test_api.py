@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from reconciler.service.store import SCHEMA_VERSION
+
 from .helpers import SCHEDULE, body, refs, unique
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -233,9 +235,12 @@ def test_delete_definition_and_resources(client: httpx.Client) -> None:
 
 
 def test_resources_refuse_secrets_and_accept_chosen_ids(client: httpx.Client) -> None:
-    response = client.post("credentials/", json={"name": "c", "password": "hunter2"})
-    assert response.status_code == 422 and "password" in response.json()["errors"]
-    assert "hunter2" not in response.text
+    response = client.post("credentials/", json={"name": "c", "awsSecretAccessKey": "hunter2"})
+    assert response.status_code == 422 and "awsSecretAccessKey" in response.json()["errors"]
+    assert "hunter2" not in response.text  # a basic credential takes no AWS keys, and never echoes them
+    response = client.post("credentials/", json={"name": "c", "user": "u", "password": "hunter2"})
+    assert response.status_code == 201 and "hunter2" not in response.text and "password" not in response.json()
+    assert "hunter2" not in client.get(f"credentials/{response.json()['id']}/").text
     chosen = unique("x").encode().hex()[:24].ljust(24, "0")
     assert client.post("deployments/", json={"id": chosen, "label": "d"}).status_code == 201
     assert client.post("credentials/", json={"id": chosen, "name": "d"}).status_code == 409
@@ -249,5 +254,5 @@ def test_no_redirects_and_health(client: httpx.Client, local_service: str) -> No
         assert client.get(path).status_code == 200, path
     assert client.get("nothing-here/").status_code == 404
     health = httpx.get(local_service + "/healthz").json()
-    assert health == {"status": "ok", "schemaVersion": 1}
+    assert health == {"status": "ok", "schemaVersion": SCHEMA_VERSION}
     assert httpx.get(local_service + "/docs").status_code == 200
