@@ -8,6 +8,8 @@ body ``{"message": ..., "errors": {...}}``; nothing a client can send produces a
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +19,10 @@ from starlette.exceptions import HTTPException
 from reconciler.__about__ import __version__
 from reconciler.service import errors, openapi
 from reconciler.service.middleware import ServiceMiddleware
+from reconciler.service.routes import datasets as dataset_routes
 from reconciler.service.routes import definitions, jobs, meta, resources
+from reconciler.service.routes import models as model_routes
+from reconciler.service.routes import rerun as rerun_routes
 from reconciler.service.settings import ServiceSettings
 from reconciler.service.store import Store
 
@@ -29,6 +34,7 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     """A ready app. Pass ``store`` to share one database between apps (tests); else it is opened."""
     settings = settings or ServiceSettings()
     app = FastAPI(
+        lifespan=_lifespan,
         title="reconciler local job-definitions service",
         version=__version__,
         description="A DataRobot-compatible subset of the REST API for batch prediction job definitions.",
@@ -36,13 +42,40 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     )
     app.state.settings = settings
     app.state.store = store or Store(settings.db_url)
-    for router in (definitions.router, jobs.router, meta.router, *resources.routers):
+    for router in (definitions.router, jobs.router, meta.router, *resources.routers, dataset_routes.router,
+                   rerun_routes.router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(model_routes.router, prefix=API_PREFIX)
     app.include_router(meta.health_router)
     _install_error_handlers(app)
     openapi.install(app)
     app.add_middleware(ServiceMiddleware, token=settings.token)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Runs the scheduler while the server serves (``reconciler serve`` enables lifespan events;
+    in-process transports send none, so they never run schedules). Interval 0 disables it."""
+    from reconciler.service.scheduler import Scheduler
+
+    settings: ServiceSettings = app.state.settings
+    scheduler = Scheduler(app.state.store, interval=settings.scheduler_interval)
+    app.state.scheduler = scheduler
+    scheduler.start()
+    runner = None
+    if settings.run_jobs:  # the job runner (issue #8): claims and executes queued jobs
+        from reconciler.service.runner.pool import JobRunner
+
+        runner = JobRunner(app.state.store, settings)
+        app.state.runner = runner
+        await runner.start()
+    try:
+        yield
+    finally:
+        if runner is not None:
+            await runner.stop()
+        scheduler.stop()
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -46,6 +46,7 @@ def _configure_logging(access_log: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    _register_models(app)
     @app.command("serve")
     def serve(
         host: Annotated[str, typer.Option(help="Address to listen on; non-loopback needs a token.")] = "127.0.0.1",
@@ -54,6 +55,13 @@ def register(app: typer.Typer) -> None:
         token_file: Annotated[Path | None, typer.Option("--token-file", help=f"File holding the API token (else ${TOKEN_ENV}).",
                                                         exists=True, dir_okay=False, readable=True)] = None,
         access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="One log line per request.")] = True,
+        scheduler_interval: Annotated[float, typer.Option(help="Seconds between schedule checks; 0 disables.",
+                                                          min=0)] = 5.0,
+        run_jobs: Annotated[bool, typer.Option("--run-jobs/--no-run-jobs", help="Execute queued batch prediction "
+                                               "jobs in this process.")] = True,
+        max_running_jobs: Annotated[int, typer.Option(help="Jobs this process runs at once.", min=1)] = 2,
+        data_dir: Annotated[Path | None, typer.Option(help="Uploads and results of jobs (default: jobs/ beside a "
+                                                      "SQLite database, else .reconciler/jobs).")] = None,
     ) -> None:
         """Serve the local job-definitions API (DataRobot-compatible) on HTTP; docs at /docs."""
         import uvicorn
@@ -71,7 +79,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         _configure_logging(access_log)
         try:
-            application = create_app(ServiceSettings(db_url=db, token=token))
+            application = create_app(ServiceSettings(db_url=db, token=token, scheduler_interval=scheduler_interval,
+                                                     run_jobs=run_jobs, max_running_jobs=max_running_jobs,
+                                                     data_dir=None if data_dir is None else str(data_dir)))
         except Exception as exc:
             typer.echo(f"error: cannot open the database {redacted_url(db)}: {exc}\n"
                        "hint: check the URL, that the server is running, and that the directory is writable", err=True)
@@ -81,6 +91,77 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"reconciler service on http://{shown}:{port}/api/v2/ ({auth}); database {redacted_url(db)}; "
                    f"docs at http://{shown}:{port}/docs", err=True)
         config = uvicorn.Config(application, host=host, port=port, access_log=False, log_level="info",
-                                lifespan="off", timeout_graceful_shutdown=10)
+                                lifespan="on", timeout_graceful_shutdown=10)  # lifespan runs the scheduler
         uvicorn.Server(config).run()
         application.state.store.close()
+
+
+_TRUST_NOTE = ("SECURITY: a joblib artifact is a pickle, i.e. code that runs when it is loaded (here and in the "
+               "service). Register only artifacts from a trusted source.")
+
+
+def _register_models(app: typer.Typer) -> None:
+    """``reconciler models register``: admin registration of a deployment's model, straight into the
+    database (the service's ``PUT deployments/{id}/model`` does the same over HTTP)."""
+    models = typer.Typer(help="Models behind the local service's deployments (admin).", no_args_is_help=True)
+    app.add_typer(models, name="models")
+
+    @models.command("register", help="Register (or replace) the model a deployment scores with: a scikit-learn "
+                                     "estimator saved with joblib, or an ONNX file. The deployment is created with "
+                                     "--label if it does not exist. " + _TRUST_NOTE)
+    def register_model(
+        deployment_id: Annotated[str, typer.Option("--deployment-id", help="Deployment id (24 hex digits).")],
+        artifact: Annotated[Path, typer.Option(help="The model file.", exists=True, dir_okay=False, readable=True)],
+        db: Annotated[str, typer.Option(help="sqlite:///path.db or postgresql://user@host:port/db.")] = DEFAULT_DB_URL,
+        label: Annotated[str | None, typer.Option(help="Deployment label (creates the deployment if missing).")] = None,
+        target_name: Annotated[str | None, typer.Option("--target-name", help="Target column name; default: from "
+                                                        "the model, else 'target'.")] = None,
+        kind: Annotated[str | None, typer.Option(help="joblib or onnx; guessed from the file when omitted.")] = None,
+        feature_names: Annotated[str | None, typer.Option("--feature-names", help="Comma-separated input columns, "
+                                                          "for artifacts that name none.")] = None,
+        class_names: Annotated[str | None, typer.Option("--class-names", help="Comma-separated class names, for "
+                                                        "ONNX classifiers without labels.")] = None,
+    ) -> None:
+        import hashlib
+        import re
+
+        from reconciler.service.routes.models import register as store_model
+        from reconciler.service.runner import artifacts
+        from reconciler.service.store import Store
+
+        if not re.fullmatch(r"[0-9a-fA-F]{24}", deployment_id):
+            typer.echo("error: --deployment-id must be 24 hex digits", err=True)
+            raise typer.Exit(1)
+        if kind is not None and kind not in artifacts.KINDS:
+            typer.echo(f"error: --kind must be one of {', '.join(artifacts.KINDS)}", err=True)
+            raise typer.Exit(1)
+
+        def names(text: str | None) -> list[str] | None:
+            found = [p.strip() for p in (text or "").split(",") if p.strip()]
+            return found or None
+
+        data = artifact.read_bytes()
+        try:
+            description = artifacts.describe(data, kind=kind, target_name=target_name,
+                                             feature_names=names(feature_names), class_names=names(class_names))
+        except artifacts.ArtifactError as exc:
+            typer.echo(f"error: cannot use {artifact}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        user = {"username": "admin", "userId": hashlib.sha256(b"admin").hexdigest()[:24], "fullName": None}
+        try:
+            store = Store(db)
+        except Exception as exc:
+            typer.echo(f"error: cannot open the database {redacted_url(db)}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        try:
+            record = store_model(store, deployment_id, description, data, label=label, user=user)
+        except Exception as exc:
+            message = getattr(exc, "message", str(exc))
+            hints = "; ".join(getattr(exc, "errors", {}).values())
+            typer.echo(f"error: {message}" + (f" ({hints})" if hints else ""), err=True)
+            raise typer.Exit(1) from None
+        finally:
+            store.close()
+        classes = f", classes {', '.join(record.class_names)}" if record.class_names else ""
+        typer.echo(f"deployment {deployment_id}: {record.kind} {record.task} model, target {record.target_name!r}"
+                   f"{classes}, {len(record.feature_names)} feature(s)", err=True)

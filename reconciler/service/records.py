@@ -58,6 +58,17 @@ class JobRecord:
     definition_id: str | None = None
     definition_name: str | None = None
     source: str = "manual"
+    # execution state (issue #8): "upload" is none / waiting (localFile data not yet PUT) / done
+    upload: str = "none"
+    percentage: float = 0.0
+    scored_rows: int = 0
+    failed_rows: int = 0
+    skipped_rows: int = 0
+    intake_bytes: int | None = None
+    output_bytes: int | None = None
+    started: str | None = None
+    heartbeat: str | None = None
+    runner: str | None = None
 
 
 @dataclass(slots=True)
@@ -94,3 +105,45 @@ def references(job: dict[str, Any]) -> list[Reference]:
             if isinstance(value, str):
                 out.append(Reference(kind, value, f"{side}.{key}"))
     return out
+
+
+@dataclass(slots=True)
+class DatasetRecord:
+    """An AI Catalog dataset: one version, stored as a file under the service's data directory."""
+
+    id: str
+    version_id: str
+    name: str
+    path: str
+    size: int
+    row_count: int
+    columns: list[str]
+    categories: list[str]
+    created: str
+    created_by: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ModelRecord:
+    """The model behind a deployment (its artifact bytes are stored apart, fetched only to load).
+
+    ``task`` is regression / binary / multiclass; ``class_names`` are the model's classes as text,
+    in the model's own order (empty for regression); ``feature_names`` the input columns it reads.
+    """
+
+    deployment_id: str
+    kind: str
+    task: str
+    target_name: str
+    class_names: list[str]
+    feature_names: list[str]
+    sha256: str
+    size: int
+    created: str
+    created_by: dict[str, Any]
+
+
+def upload_state(job: dict[str, Any]) -> str:
+    """``waiting`` when the job reads a localFile upload that has not arrived yet, else ``none``."""
+    intake = job.get("intakeSettings")
+    return "waiting" if isinstance(intake, dict) and intake.get("type") == "localFile" else "none"

@@ -53,18 +53,18 @@ def job(record: JobRecord, *, base_url: str, now: datetime) -> dict[str, Any]:
         "id": record.id,
         "status": record.status,
         "statusDetails": record.status_details,
-        "percentageCompleted": 0.0,
+        "percentageCompleted": record.percentage,
         "elapsedTimeSec": max(0, int((until - started).total_seconds())),
         "jobSpec": public_job(record.job),
         "links": {"self": f"{base_url}batchPredictions/{record.id}/"},
         "created": record.created,
         "createdBy": record.created_by,
         "queued": record.status == "INITIALIZING",
-        "scoredRows": 0,
-        "failedRows": 0,
-        "skippedRows": 0,
-        "jobIntakeSize": None,
-        "jobOutputSize": None,
+        "scoredRows": record.scored_rows,
+        "failedRows": record.failed_rows,
+        "skippedRows": record.skipped_rows,
+        "jobIntakeSize": record.intake_bytes,
+        "jobOutputSize": record.output_bytes,
         "resultsDeleted": False,
         "isBlocked": False,
         "source": record.source,
@@ -72,7 +72,20 @@ def job(record: JobRecord, *, base_url: str, now: datetime) -> dict[str, Any]:
     }
     if record.definition_id:
         body["batchPredictionJobDefinition"] = {"id": record.definition_id, "name": record.definition_name}
+    _job_links(record, body["links"], base_url)
     return body
+
+
+def _job_links(record: JobRecord, links: dict[str, str], base_url: str) -> None:
+    """localFile links (issue #8): ``csvUpload`` while the job waits for its data; ``download`` once
+    the scored file is complete (the SDK polls for it and then streams it)."""
+    own = f"{base_url}batchPredictions/{record.id}/"
+    if record.upload == "waiting" and record.status == "INITIALIZING":
+        links["csvUpload"] = own + "csvUpload/"
+    output = record.job.get("outputSettings")
+    local_output = not isinstance(output, dict) or output.get("type", "localFile") == "localFile"
+    if local_output and record.status == "COMPLETED" and record.output_bytes is not None:
+        links["download"] = own + "download/"
 
 
 def resource(record: ResourceRecord) -> dict[str, Any]:

@@ -30,6 +30,25 @@ class ServiceSettings:
     default_num_concurrent: int = 1
     default_page_size: int = 100
     max_page_size: int = 1000
+    # Seconds between scheduler passes in ``reconciler serve``; 0 disables the scheduler.
+    scheduler_interval: float = 5.0
+    # Where AI Catalog dataset files live; None = ``datasets/`` beside a SQLite file, else
+    # ``.reconciler/datasets`` (see ``dataset_dir``).
+    dataset_dir: str | None = None
+    # Job execution (issue #8). ``run_jobs``: start the runner in the app lifespan (``reconciler
+    # serve``); ``max_running_jobs``: jobs scored at once by this process; ``scoring_threads``:
+    # threads scoring chunks, shared by all jobs (0 = one per CPU); a job's numConcurrent bounds
+    # its own chunks in flight. ``data_dir``: uploads and results; None = ``jobs/`` beside a
+    # SQLite file, else ``.reconciler/jobs`` (see ``job_data_dir``). A RUNNING job whose runner
+    # has not renewed its lease for ``job_lease_seconds`` is failed (the process died).
+    run_jobs: bool = True
+    max_running_jobs: int = 2
+    scoring_threads: int = 0
+    data_dir: str | None = None
+    job_lease_seconds: float = 30.0
+    runner_poll_seconds: float = 0.25
+    max_upload_bytes: int = 50 * 1024**3
+    max_model_bytes: int = 512 * 1024**2
 
 
 def read_token(*, token_file: Path | None = None, environ: dict[str, str] | None = None) -> str | None:
@@ -42,3 +61,23 @@ def read_token(*, token_file: Path | None = None, environ: dict[str, str] | None
         return text.splitlines()[0].strip()
     value = env.get(TOKEN_ENV, "").strip()
     return value or None
+
+
+def dataset_dir(settings: ServiceSettings) -> Path:
+    """The directory dataset uploads are stored in: explicit, else next to the SQLite database so
+    a test's temporary database keeps its files in the same temporary directory."""
+    if settings.dataset_dir:
+        return Path(settings.dataset_dir)
+    if settings.db_url.startswith("sqlite:///") and ":memory:" not in settings.db_url:
+        return Path(settings.db_url[len("sqlite:///"):]).expanduser().parent / "datasets"
+    return Path(".reconciler/datasets")
+
+
+def job_data_dir(settings: ServiceSettings) -> Path:
+    """Where job uploads and results live: explicit, else next to the SQLite database (like
+    ``dataset_dir``), else ``.reconciler/jobs``."""
+    if settings.data_dir:
+        return Path(settings.data_dir)
+    if settings.db_url.startswith("sqlite:///") and ":memory:" not in settings.db_url:
+        return Path(settings.db_url[len("sqlite:///"):]).expanduser().parent / "jobs"
+    return Path(".reconciler/jobs")

@@ -31,10 +31,12 @@ from reconciler.service.records import (
     DatasetRecord,
     DefinitionRecord,
     JobRecord,
+    ModelRecord,
     Page,
     Reference,
     ResourceRecord,
     references,
+    upload_state,
 )
 
 _meta = sa.MetaData()
@@ -77,6 +79,17 @@ jobs = sa.Table(
     sa.Column("created", sa.String(32), nullable=False),
     sa.Column("updated", sa.String(32), nullable=False),
     sa.Column("created_by", sa.Text, nullable=False),
+    # added by _migration_runner (job execution, issue #8)
+    sa.Column("upload", sa.String(16), nullable=False, server_default="none"),
+    sa.Column("percentage", sa.Float, nullable=False, server_default="0"),
+    sa.Column("scored_rows", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("failed_rows", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("skipped_rows", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("intake_bytes", sa.BigInteger, nullable=True),
+    sa.Column("output_bytes", sa.BigInteger, nullable=True),
+    sa.Column("started", sa.String(32), nullable=True),
+    sa.Column("heartbeat", sa.String(32), nullable=True),
+    sa.Column("runner", sa.String(64), nullable=True),
 )
 resources = sa.Table(
     "resources", _meta,
@@ -198,7 +211,61 @@ def _migration_storage(conn: Connection) -> None:
     meta.create_all(conn)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1, _migration_storage)
+deployment_models = sa.Table(
+    "deployment_models", _meta,
+    sa.Column("deployment_id", sa.String(24), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("task", sa.String(16), nullable=False),
+    sa.Column("target_name", sa.String(255), nullable=False),
+    sa.Column("class_names", sa.Text, nullable=False),
+    sa.Column("feature_names", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("artifact", sa.LargeBinary, nullable=False),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+)
+
+_RUNNER_JOB_COLUMNS = (
+    "upload VARCHAR(16) NOT NULL DEFAULT 'none'",
+    "percentage FLOAT NOT NULL DEFAULT 0",
+    "scored_rows BIGINT NOT NULL DEFAULT 0",
+    "failed_rows BIGINT NOT NULL DEFAULT 0",
+    "skipped_rows BIGINT NOT NULL DEFAULT 0",
+    "intake_bytes BIGINT",
+    "output_bytes BIGINT",
+    "started VARCHAR(32)",
+    "heartbeat VARCHAR(32)",
+    "runner VARCHAR(64)",
+)
+
+
+def _migration_runner(conn: Connection) -> None:
+    """Job execution (issue #8): progress and lease columns on ``jobs`` (plain ``ALTER TABLE ADD
+    COLUMN``, the same text on SQLite and PostgreSQL) and the model artifact of each deployment
+    (``LargeBinary``: BLOB / BYTEA, so it survives restarts and works on both dialects)."""
+    for column in _RUNNER_JOB_COLUMNS:
+        conn.execute(sa.text(f"ALTER TABLE jobs ADD COLUMN {column}"))
+    conn.execute(sa.text("CREATE INDEX ix_jobs_status ON jobs (status, created)"))
+    meta = sa.MetaData()
+    sa.Table(
+        "deployment_models", meta,
+        sa.Column("deployment_id", sa.String(24), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("task", sa.String(16), nullable=False),
+        sa.Column("target_name", sa.String(255), nullable=False),
+        sa.Column("class_names", sa.Text, nullable=False),
+        sa.Column("feature_names", sa.Text, nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("artifact", sa.LargeBinary, nullable=False),
+        sa.Column("created", sa.String(32), nullable=False),
+        sa.Column("created_by", sa.Text, nullable=False),
+    )
+    meta.create_all(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migration_1, _migration_storage, _migration_runner)
 SCHEMA_VERSION = len(MIGRATIONS)
 _PG_MIGRATION_LOCK = 727_001  # arbitrary advisory-lock key owned by this module
 
@@ -437,7 +504,11 @@ class Store:
     def _job(row: Any) -> JobRecord:
         return JobRecord(id=row.id, status=row.status, status_details=row.status_details, job=json.loads(row.job),
                          created=row.created, updated=row.updated, created_by=json.loads(row.created_by),
-                         definition_id=row.definition_id, definition_name=row.definition_name, source=row.source)
+                         definition_id=row.definition_id, definition_name=row.definition_name, source=row.source,
+                         upload=row.upload, percentage=float(row.percentage), scored_rows=int(row.scored_rows),
+                         failed_rows=int(row.failed_rows), skipped_rows=int(row.skipped_rows),
+                         intake_bytes=row.intake_bytes, output_bytes=row.output_bytes, started=row.started,
+                         heartbeat=row.heartbeat, runner=row.runner)
 
     def start_job_from_definition(self, definition_id: str, make: Callable[[DefinitionRecord], JobRecord]) -> JobRecord:
         """Queue a job built by ``make`` from the definition and record it as the definition's latest."""
@@ -457,7 +528,8 @@ class Store:
             id=job.id, status=job.status, status_details=job.status_details, job=_dump(job.job),
             definition_id=job.definition_id, definition_name=job.definition_name,
             deployment_id=job.job.get("deploymentId"), source=job.source, created=job.created,
-            updated=job.updated, created_by=_dump(job.created_by)))
+            updated=job.updated, created_by=_dump(job.created_by), upload=upload_state(job.job)))
+        job.upload = upload_state(job.job)
         conn.execute(sa.update(definitions).where(definitions.c.id == definition_id).values(
             last_started_job_status=job.status, last_started_job_time=job.created))
         return job
@@ -675,6 +747,178 @@ class Store:
         with self._write() as conn:
             conn.execute(sa.update(definitions).where(definitions.c.id == definition_id).values(**values))
 
+    # -- job execution (runner, issue #8) ----------------------------------------------------------
+
+    def create_job(self, job: JobRecord) -> JobRecord:
+        """Queue an ad-hoc job (``POST batchPredictions/``); its references are checked first."""
+        job.upload = upload_state(job.job)
+        with self._write() as conn:
+            self._check_refs(conn, references(job.job))
+            conn.execute(sa.insert(jobs).values(
+                id=job.id, status=job.status, status_details=job.status_details, job=_dump(job.job),
+                definition_id=job.definition_id, definition_name=job.definition_name,
+                deployment_id=job.job.get("deploymentId"), source=job.source, created=job.created,
+                updated=job.updated, created_by=_dump(job.created_by), upload=job.upload))
+        return job
+
+    def complete_upload(self, job_id: str, *, intake_bytes: int, now: str) -> JobRecord:
+        """The localFile upload arrived in full: the job becomes claimable. 409 unless it waited."""
+        with self._write() as conn:
+            done = conn.execute(sa.update(jobs).where(
+                jobs.c.id == job_id, jobs.c.status == "INITIALIZING", jobs.c.upload == "waiting",
+            ).values(upload="done", intake_bytes=intake_bytes, updated=now))
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise _job_not_found(job_id)
+        if done.rowcount != 1:
+            raise _not_waiting_for_upload(self._job(row))
+        return self._job(row)
+
+    def check_upload_allowed(self, job_id: str) -> JobRecord:
+        """The job, if it is still waiting for its localFile upload; else 404 / 409."""
+        job = self.get_job(job_id)
+        if job.status != "INITIALIZING" or job.upload != "waiting":
+            raise _not_waiting_for_upload(job)
+        return job
+
+    def claim_next_job(self, runner_id: str, *, now: str) -> JobRecord | None:
+        """Atomically move the oldest runnable queued job to RUNNING for ``runner_id``.
+
+        The claim is ``UPDATE ... WHERE status = 'INITIALIZING'`` checked by its rowcount: of two
+        processes racing for one job exactly one sees rowcount 1 (PostgreSQL re-checks the WHERE
+        after the row lock; SQLite serialises writers with BEGIN IMMEDIATE).
+        """
+        with self._write() as conn:
+            candidates = conn.execute(sa.select(jobs.c.id).where(
+                jobs.c.status == "INITIALIZING", jobs.c.upload != "waiting",
+            ).order_by(jobs.c.created, jobs.c.id).limit(8)).scalars().all()
+            for job_id in candidates:
+                won = conn.execute(sa.update(jobs).where(
+                    jobs.c.id == job_id, jobs.c.status == "INITIALIZING", jobs.c.upload != "waiting",
+                ).values(status="RUNNING", status_details=f"Job started at {now}", runner=runner_id,
+                         started=now, heartbeat=now, updated=now))
+                if won.rowcount != 1:
+                    continue
+                row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+                self._mirror_on_definition(conn, row, "RUNNING", now)
+                return self._job(row)
+        return None
+
+    def update_job_progress(self, job_id: str, runner_id: str, *, now: str, percentage: float,
+                            scored_rows: int, failed_rows: int, intake_bytes: int | None = None) -> bool:
+        """Record progress and renew the lease; False when the job is no longer this runner's
+        RUNNING job (aborted, or failed by lease expiry): the runner's cancel signal."""
+        values: dict[str, Any] = {"percentage": percentage, "scored_rows": scored_rows,
+                                  "failed_rows": failed_rows, "heartbeat": now}
+        if intake_bytes is not None:
+            values["intake_bytes"] = intake_bytes
+        with self._write() as conn:
+            done = conn.execute(sa.update(jobs).where(
+                jobs.c.id == job_id, jobs.c.status == "RUNNING", jobs.c.runner == runner_id).values(**values))
+        return bool(done.rowcount == 1)
+
+    def renew_job_leases(self, runner_id: str, job_ids: Sequence[str], *, now: str) -> None:
+        if not job_ids:
+            return
+        with self._write() as conn:
+            conn.execute(sa.update(jobs).where(jobs.c.id.in_(list(job_ids)), jobs.c.status == "RUNNING",
+                                               jobs.c.runner == runner_id).values(heartbeat=now))
+
+    def finish_job(self, job_id: str, runner_id: str, *, status: str, details: str, now: str,
+                   percentage: float, scored_rows: int, failed_rows: int,
+                   output_bytes: int | None = None) -> JobRecord | None:
+        """RUNNING -> COMPLETED / FAILED / ABORTED by the runner that holds it; None when the job
+        was already moved (an abort wins over a late completion)."""
+        with self._write() as conn:
+            done = conn.execute(sa.update(jobs).where(
+                jobs.c.id == job_id, jobs.c.status == "RUNNING", jobs.c.runner == runner_id,
+            ).values(status=status, status_details=details, updated=now, percentage=percentage,
+                     scored_rows=scored_rows, failed_rows=failed_rows, output_bytes=output_bytes, heartbeat=now))
+            if done.rowcount != 1:
+                return None
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+            self._mirror_on_definition(conn, row, status, now)
+        return self._job(row)
+
+    def fail_abandoned_jobs(self, *, lease_expired_before: str, now: str, details: str,
+                            runner_id: str | None = None) -> list[str]:
+        """FAIL jobs left RUNNING by a runner that is gone: its lease (heartbeat) expired, or
+        (``runner_id``) it is this process's own runner shutting down. Returns their ids."""
+        with self._write() as conn:
+            stale = sa.or_(jobs.c.heartbeat.is_(None), jobs.c.heartbeat < lease_expired_before)
+            where = [jobs.c.status == "RUNNING", stale if runner_id is None else jobs.c.runner == runner_id]
+            rows = conn.execute(sa.select(jobs).where(*where).with_for_update()).all()
+            for row in rows:
+                conn.execute(sa.update(jobs).where(jobs.c.id == row.id, *where).values(
+                    status="FAILED", status_details=details, updated=now))
+                self._mirror_on_definition(conn, row, "FAILED", now)
+        return [row.id for row in rows]
+
+    @staticmethod
+    def _mirror_on_definition(conn: Connection, row: Any, status: str, now: str) -> None:
+        if not row.definition_id:
+            return
+        values: dict[str, Any] = {"last_started_job_status": status}
+        if status == "COMPLETED":
+            values["last_successful_run_time"] = now
+        elif status == "FAILED":
+            values["last_failed_run_time"] = now
+        conn.execute(sa.update(definitions).where(definitions.c.id == row.definition_id,
+                                                  definitions.c.last_started_job_time == row.created).values(**values))
+
+    # -- deployment models (runner, issue #8) ---------------------------------------------------
+
+    @staticmethod
+    def _model(row: Any) -> ModelRecord:
+        return ModelRecord(deployment_id=row.deployment_id, kind=row.kind, task=row.task,
+                           target_name=row.target_name, class_names=json.loads(row.class_names),
+                           feature_names=json.loads(row.feature_names), sha256=row.sha256, size=int(row.size),
+                           created=row.created, created_by=json.loads(row.created_by))
+
+    def put_model(self, record: ModelRecord, artifact: bytes, *, label: str | None) -> ModelRecord:
+        """Set (or replace) a deployment's model. A missing deployment is created when ``label``
+        is given (admin registration), else 404."""
+        with self._write() as conn:
+            found = conn.execute(sa.select(resources.c.id).where(resources.c.id == record.deployment_id,
+                                                                 resources.c.kind == "deployment")).first()
+            if found is None:
+                if not label:
+                    raise errors.NotFound(f"no deployment with id {record.deployment_id!r}", errors={
+                        "id": "create it first (POST deployments/) or pass a label to create it"})
+                taken = conn.execute(sa.select(resources.c.kind).where(
+                    resources.c.id == record.deployment_id)).first()
+                if taken is not None:
+                    raise errors.Conflict(f"id {record.deployment_id} is used by a {taken.kind}",
+                                          errors={"id": "choose another deployment id"})
+                conn.execute(sa.insert(resources).values(
+                    id=record.deployment_id, kind="deployment", name=label, body=_dump({"label": label}),
+                    created=record.created, created_by=_dump(record.created_by)))
+            conn.execute(sa.delete(deployment_models).where(
+                deployment_models.c.deployment_id == record.deployment_id))
+            conn.execute(sa.insert(deployment_models).values(
+                deployment_id=record.deployment_id, kind=record.kind, task=record.task,
+                target_name=record.target_name, class_names=_dump(record.class_names),
+                feature_names=_dump(record.feature_names), sha256=record.sha256, size=record.size,
+                artifact=artifact, created=record.created, created_by=_dump(record.created_by)))
+        return record
+
+    def get_model(self, deployment_id: str) -> ModelRecord:
+        """The model's description (not its bytes); 404 with the way to register one."""
+        columns = [c for c in deployment_models.c if c.name != "artifact"]
+        with self._read() as conn:
+            row = conn.execute(sa.select(*columns).where(deployment_models.c.deployment_id == deployment_id)).first()
+        if row is None:
+            raise _no_model(deployment_id)
+        return self._model(row)
+
+    def get_model_artifact(self, deployment_id: str) -> tuple[ModelRecord, bytes]:
+        with self._read() as conn:
+            row = conn.execute(sa.select(deployment_models).where(
+                deployment_models.c.deployment_id == deployment_id)).first()
+        if row is None:
+            raise _no_model(deployment_id)
+        return self._model(row), bytes(row.artifact)
+
 
 _ROUTE = {"deployment": "deployments/", "credential": "credentials/", "dataStore": "externalDataStores/"}
 
@@ -688,3 +932,20 @@ def _definition_not_found(definition_id: str, *, field: str = "id") -> errors.No
 def _job_not_found(job_id: str) -> errors.NotFound:
     return errors.NotFound(f"no batch prediction job with id {job_id!r}",
                            errors={"id": "list jobs with GET batchPredictions/"})
+
+
+def _not_waiting_for_upload(job: JobRecord) -> errors.Conflict:
+    if job.upload == "none":
+        why = "its intake is not localFile; only localFile jobs take an upload"
+    elif job.upload == "done":
+        why = "its data was already uploaded"
+    else:
+        why = f"it is {job.status}"
+    return errors.Conflict(f"job {job.id} does not accept an upload: {why}",
+                           errors={"csvUpload": "start a new job with localFile intake to upload data"})
+
+
+def _no_model(deployment_id: str) -> errors.NotFound:
+    return errors.NotFound(f"deployment {deployment_id} has no model", errors={
+        "deploymentId": "register one: reconciler models register --deployment-id ID --artifact FILE, "
+                        "or PUT deployments/{id}/model with the artifact bytes"})

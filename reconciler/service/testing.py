@@ -27,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -66,7 +66,7 @@ class LocalServer:
     """The service on ``127.0.0.1:<free port>``; ``url`` is the root, ``api_url`` ends in ``/api/v2/``."""
 
     def __init__(self, *, db_url: str | None = None, token: str | None = None, separate_process: bool = False,
-                 access_log: bool = False) -> None:
+                 access_log: bool = False, run_jobs: bool = False, settings: dict[str, Any] | None = None) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if db_url is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="reconciler-service-")
@@ -75,6 +75,11 @@ class LocalServer:
         self.token = token
         self.use_subprocess = separate_process
         self.access_log = access_log
+        # run_jobs: start the job runner (app lifespan), as ``reconciler serve`` does; off by
+        # default so tests of queued jobs see them stay INITIALIZING. ``settings``: extra
+        # ServiceSettings fields (thread mode only).
+        self.run_jobs = run_jobs
+        self.extra_settings = dict(settings or {})
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -109,8 +114,9 @@ class LocalServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = int(sock.getsockname()[1])
-        app = create_app(ServiceSettings(db_url=self.db_url, token=self.token))
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+        app = create_app(ServiceSettings(db_url=self.db_url, token=self.token,
+                                         **{"run_jobs": self.run_jobs, **self.extra_settings}))
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=5)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
@@ -127,7 +133,8 @@ class LocalServer:
             env[TOKEN_ENV] = self.token
         command = [sys.executable, "-c", "from reconciler.cli import main; main()", "serve",
                    "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db_url,
-                   "--access-log" if self.access_log else "--no-access-log"]
+                   "--access-log" if self.access_log else "--no-access-log",
+                   "--run-jobs" if self.run_jobs else "--no-run-jobs"]
         self._process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                          stderr=None if self.access_log else subprocess.DEVNULL)
         wait_until_healthy(self.url, process=self._process)

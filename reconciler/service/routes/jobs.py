@@ -1,7 +1,12 @@
-"""``batchPredictions/``: run a definition once, list and get jobs, abort a job.
+"""``batchPredictions/``: start jobs (from a definition, or ad hoc), list and get them, abort one,
+and the localFile data routes: ``csvUpload`` (plain PUT, or PUT parts + finalizeMultipart, as
+the SDK 3.20 sends them) and ``download`` (the scored CSV, streamed from disk).
 
-Execution arrives in a later issue: a job started here is recorded and stays honestly queued
-(``INITIALIZING``); nothing here ever reports it running or completed.
+Jobs are executed by the runner (``reconciler.service.runner``) that ``reconciler serve`` starts
+in its lifespan; these routes only queue, wake it, and signal aborts. In-process apps (no
+lifespan) queue jobs that stay ``INITIALIZING`` until a served instance on the same database
+picks them up. ``GET batchPredictions/{id}/`` always answers 200: the SDK reads a job with
+redirects disabled and fails on any other status, so the 303 "finished" form is never used.
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
-from reconciler.service import errors, ids, render
-from reconciler.service.deps import JsonBody, PagingDep, StoreDep, UserDep, api_root, page_link
+from reconciler.service import errors, ids, render, validation
+from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
 from reconciler.service.models import ERROR_RESPONSES, JobList, JobOut
 from reconciler.service.records import JOB_STATUSES, DefinitionRecord, JobRecord
 from reconciler.service.routes import route
+from reconciler.service.runner import files
+from reconciler.service.settings import job_data_dir
 
 router = APIRouter(tags=["batch prediction jobs"])
 _HEX24 = re.compile(r"^[0-9a-fA-F]{24}$")
@@ -50,6 +57,7 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
                          definition_id=definition.id, definition_name=definition.name, source="manual")
 
     job = store.start_job_from_definition(definition_id, make)
+    _wake_runner(request)
     return JSONResponse(render.job(job, base_url=api_root(request), now=ids.utcnow()), status_code=202)
 
 
@@ -73,14 +81,18 @@ async def list_jobs(
 
 
 async def get_job(request: Request, job_id: JobIdPath, store: StoreDep) -> JSONResponse:
-    """Always 200 with the job: the 303 "finished" redirect never applies while jobs stay queued."""
+    """Always 200 with the job (the SDK treats anything but 200 here as a failure)."""
     return JSONResponse(render.job(store.get_job(job_id), base_url=api_root(request), now=ids.utcnow()))
 
 
-async def abort_job(job_id: JobIdPath, store: StoreDep) -> Response:
-    """Abort a queued or running job (the SDK does this when it stops waiting)."""
+async def abort_job(request: Request, job_id: JobIdPath, store: StoreDep) -> Response:
+    """Abort a queued or running job (the SDK does this when it stops waiting). A running job
+    stops between chunks: its runner sees the status change (or, in this process, the signal)."""
     store.set_job_status(job_id, status="ABORTED", details="Job aborted by the user", now=ids.iso(ids.utcnow()),
                          only_from=("INITIALIZING", "RUNNING"))
+    runner = getattr(request.app.state, "runner", None)
+    if runner is not None:
+        runner.cancel(job_id)
     return Response(status_code=204)
 
 
@@ -92,3 +104,106 @@ route(router, "/batchPredictions/{job_id}/", get_job, methods=["GET"], response_
       responses=ERROR_RESPONSES, summary="Get a batch prediction job")
 route(router, "/batchPredictions/{job_id}/", abort_job, methods=["DELETE"], status_code=204,
       responses=ERROR_RESPONSES, summary="Abort a batch prediction job", response_class=Response)
+
+
+# -- execution: ad-hoc jobs and localFile data (issue #8) -------------------------------------------
+
+
+def _wake_runner(request: Request) -> None:
+    runner = getattr(request.app.state, "runner", None)
+    if runner is not None:
+        runner.wake()
+
+
+async def create_job(request: Request, body: JsonBody, store: StoreDep, settings: SettingsDep,
+                     user: UserDep) -> JSONResponse:
+    """An ad-hoc job from the flattened job spec (``BatchPredictionJob.score``). 202 with the job
+    and ``Location: .../batchPredictions/{id}/``: the SDK takes the id from that header."""
+    found = validation.problems(body, "job-spec")
+    if found:
+        raise errors.Unprocessable(f"invalid batch prediction job: {len(found)} problem(s); see errors", errors=found)
+    spec = validation.filled_job(body, default_num_concurrent=settings.default_num_concurrent)
+    spec.setdefault("outputSettings", {"type": "localFile"})
+    now = ids.iso(ids.utcnow())
+    job = store.create_job(JobRecord(id=ids.new_id(), status="INITIALIZING", status_details=f"Job submitted at {now}",
+                                     job=spec, created=now, updated=now, created_by=user.as_api(), source="api"))
+    _wake_runner(request)
+    rendered = render.job(job, base_url=api_root(request), now=ids.utcnow())
+    return JSONResponse(rendered, status_code=202, headers={"Location": rendered["links"]["self"]})
+
+
+def _upload_limit_error(exc: files.UploadTooLarge) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(str(exc), errors={"body": "raise ServiceSettings.max_upload_bytes or split the data"})
+
+
+async def upload_csv(request: Request, job_id: JobIdPath, store: StoreDep, settings: SettingsDep) -> Response:
+    """The whole CSV in one PUT (``Content-Type: text/csv``); the job becomes runnable."""
+    store.check_upload_allowed(job_id)
+    data_dir = job_data_dir(settings)
+    try:
+        size = await files.receive(request.stream(), files.part_path(data_dir, job_id, 0),
+                                   limit=settings.max_upload_bytes)
+    except files.UploadTooLarge as exc:
+        raise _upload_limit_error(exc) from None
+    store.complete_upload(job_id, intake_bytes=size, now=ids.iso(ids.utcnow()))
+    _wake_runner(request)
+    return Response(status_code=202)
+
+
+async def upload_part(request: Request, job_id: JobIdPath, store: StoreDep, settings: SettingsDep,
+                      part: Annotated[int, Path(ge=0, le=999_999, description="Part number, from 0.")]) -> Response:
+    """One part of a multipart upload; each part is a CSV with its own header row (as the SDK sends)."""
+    store.check_upload_allowed(job_id)
+    try:
+        await files.receive(request.stream(), files.part_path(job_data_dir(settings), job_id, part),
+                            limit=settings.max_upload_bytes)
+    except files.UploadTooLarge as exc:
+        raise _upload_limit_error(exc) from None
+    return Response(status_code=202)
+
+
+async def finalize_upload(request: Request, job_id: JobIdPath, store: StoreDep, settings: SettingsDep) -> Response:
+    """No more parts: check they are contiguous from 0, then the job becomes runnable."""
+    store.check_upload_allowed(job_id)
+    data_dir = job_data_dir(settings)
+    parts = files.input_files(data_dir, job_id)
+    if not parts:
+        raise errors.Conflict(f"job {job_id} has no uploaded parts", errors={
+            "csvUpload": "PUT the data to csvUpload/part/0/ (and further parts) before finalizing"})
+    gaps = files.missing_parts(data_dir, job_id)
+    if gaps:
+        raise errors.Conflict(f"job {job_id} is missing upload part(s) {', '.join(map(str, gaps[:10]))}",
+                              errors={"csvUpload": "upload the missing parts, then finalize again"})
+    size = sum(p.stat().st_size for p in parts)
+    store.complete_upload(job_id, intake_bytes=size, now=ids.iso(ids.utcnow()))
+    _wake_runner(request)
+    return Response(status_code=202)
+
+
+async def download(job_id: JobIdPath, store: StoreDep, settings: SettingsDep) -> Response:
+    """The scored CSV, streamed from disk; 404 until the job has COMPLETED with localFile output."""
+    job = store.get_job(job_id)
+    output = job.job.get("outputSettings") or {"type": "localFile"}
+    if output.get("type") != "localFile":
+        raise errors.NotFound(f"job {job_id} writes to {output.get('type')}, not localFile; nothing to download",
+                              errors={"id": "download exists only for jobs with localFile output"})
+    path = files.output_path(job_data_dir(settings), job_id)
+    if job.status != "COMPLETED" or not path.is_file():
+        raise errors.NotFound(f"job {job_id} has no results to download (it is {job.status})", errors={
+            "id": "wait until links.download appears in GET batchPredictions/{id}/"})
+    return FileResponse(path, media_type="text/csv", filename=f"{job_id}.csv")
+
+
+route(router, "/batchPredictions/", create_job, methods=["POST"], response_model=JobOut, status_code=202,
+      responses=ERROR_RESPONSES, summary="Start an ad-hoc batch prediction job",
+      openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+          "type": "object", "description": "The flattened job spec (schemas/job-spec.schema.json)",
+          "required": ["deploymentId", "intakeSettings"]}}}}})
+route(router, "/batchPredictions/{job_id}/csvUpload/", upload_csv, methods=["PUT"], status_code=202,
+      responses=ERROR_RESPONSES, summary="Upload the job's CSV (localFile intake)", response_class=Response)
+route(router, "/batchPredictions/{job_id}/csvUpload/part/{part}/", upload_part, methods=["PUT"], status_code=202,
+      responses=ERROR_RESPONSES, summary="Upload one part of the job's CSV", response_class=Response)
+route(router, "/batchPredictions/{job_id}/csvUpload/finalizeMultipart/", finalize_upload, methods=["POST"],
+      status_code=202, responses=ERROR_RESPONSES, summary="Finish a multipart upload", response_class=Response)
+route(router, "/batchPredictions/{job_id}/download/", download, methods=["GET"], responses=ERROR_RESPONSES,
+      summary="Download the scored CSV (localFile output)", response_class=FileResponse)

@@ -1,8 +1,9 @@
 """``deployments/``, ``credentials/``, ``externalDataStores/``: the minimal resources a definition
-refers to, so that a reference can be checked. Create, list, get, delete; no secrets.
+refers to, so that a reference can be checked. Create, list, get, delete.
 
-Credentials store a name and a type only. The local service has no runner yet that could use a
-secret, so secret fields are refused (422) rather than silently dropped or kept in plain text.
+Credentials of type ``s3`` (AWS keys) and ``basic`` (user/password for a JDBC data store) keep
+their secrets for the runner's adapters, in a table of their own that no response is built from:
+responses show id, name, type and description only. Other secret fields are refused (422).
 An ``id`` may be given on create (24 hex digits) so that manifests written against a real
 installation can be replayed locally with the same ids.
 """
@@ -34,13 +35,31 @@ KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "type": "object", "additionalProperties": False, "required": ["name"],
         "properties": {"id": _ID, "name": {"type": "string", "minLength": 1, "maxLength": 255},
                        "credentialType": {"type": "string", "minLength": 1, "maxLength": 64, "default": "basic"},
-                       "description": {"type": "string", "maxLength": 10000}}}),
+                       "description": {"type": ["string", "null"], "maxLength": 10000},
+                       # Secrets (DataRobot's names): stored apart, never rendered; see SECRET_FIELDS.
+                       "user": {"type": "string", "maxLength": 1024},
+                       "password": {"type": "string", "maxLength": 10000},
+                       "awsAccessKeyId": {"type": "string", "maxLength": 1024},
+                       "awsSecretAccessKey": {"type": "string", "maxLength": 10000},
+                       "awsSessionToken": {"type": "string", "maxLength": 100000}}}),
     "dataStore": ("/externalDataStores/", "canonicalName", {
         "type": "object", "additionalProperties": False, "required": ["canonicalName"],
         "properties": {"id": _ID, "canonicalName": {"type": "string", "minLength": 1, "maxLength": 255},
                        "type": {"type": "string", "enum": ["jdbc", "dr-database-v1"], "default": "jdbc"},
-                       "params": {"type": "object", "default": {}}}}),
+                       "params": {"type": "object", "default": {}, "properties": {
+                           "url": {"type": "string", "minLength": 1,
+                                   "description": "SQLAlchemy URL, e.g. sqlite:///path.db or postgresql://host/db"},
+                           "jdbcUrl": {"type": "string", "minLength": 1,
+                                       "description": "jdbc:postgresql://host:port/db or jdbc:sqlite:/path.db"},
+                           "driverId": {"type": "string"}}}}}),
 }
+
+# Credential fields that are secret: kept in the store's credential_secrets table, never in the
+# rendered body. Which of them a type needs: s3 = AWS keys, basic = user/password (login to a
+# JDBC data store). Both optional, as a definition may only need the reference to exist.
+SECRET_FIELDS = ("user", "password", "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken")
+_SECRETS_BY_TYPE = {"basic": ("user", "password"),
+                    "s3": ("awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken")}
 
 
 ResourceIdPath = Annotated[str, Path(description="Resource id (24 hex digits).")]
@@ -55,11 +74,47 @@ def _problems(kind: str, body: dict[str, Any]) -> dict[str, str]:
                 hint = suggest_key(key, schema["properties"])
                 found[key] = f"unknown field ({hint})" if hint else "unknown field"
                 if kind == "credential":
-                    found[key] += "; the local service stores no secret values"
+                    found[key] += f"; the local service keeps these secrets: {', '.join(SECRET_FIELDS)}"
             continue
         field = ".".join(str(p) for p in error.absolute_path) or "body"
-        found[field] = error.message
+        # jsonschema quotes the value in its message: never echo a secret back
+        found[field] = error.message if field not in SECRET_FIELDS else f"invalid ({error.validator}); expected a string"
+    if kind == "credential" and not found:
+        allowed = _SECRETS_BY_TYPE.get(str(body.get("credentialType", "basic")), ())
+        for key in SECRET_FIELDS:
+            if key in body and key not in allowed:
+                found[key] = (f"not a field of credentialType {body.get('credentialType', 'basic')!r}; "
+                              f"it takes {', '.join(allowed) or 'no secrets here'}")
+        if (("awsAccessKeyId" in body) != ("awsSecretAccessKey" in body)):
+            found["awsSecretAccessKey" if "awsAccessKeyId" in body else "awsAccessKeyId"] = \
+                "give awsAccessKeyId and awsSecretAccessKey together"
     return found
+
+
+def _render(kind: str, record: ResourceRecord) -> dict[str, Any]:
+    """The resource body plus the field names the SDK parses; data store passwords masked."""
+    body = render.resource(record)
+    if kind == "credential":
+        body.update({"credentialId": record.id, "creationDate": record.created,
+                     "credentialType": record.body.get("credentialType", "basic"),
+                     "description": record.body.get("description") or ""})
+        for key in SECRET_FIELDS:  # defence in depth: they are never in record.body
+            body.pop(key, None)
+    elif kind == "dataStore":
+        params = dict(body.get("params") or {})
+        if isinstance(params.get("url"), str):
+            params["url"] = _masked_url(params["url"])
+        body["params"] = params
+    return body
+
+
+def _masked_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL: show the scheme only, never a possible password
+        return url.split("://", 1)[0] + "://***"
 
 
 def _router(kind: str) -> APIRouter:
@@ -71,19 +126,22 @@ def _router(kind: str) -> APIRouter:
         if found:
             raise errors.Unprocessable(f"invalid {kind}: {len(found)} problem(s); see errors", errors=found)
         fields = {key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec}
-        fields.update({key: value for key, value in body.items() if key != "id"})
+        fields.update({key: value for key, value in body.items() if key != "id" and key not in SECRET_FIELDS})
         record = ResourceRecord(id=str(body.get("id") or ids.new_id()), kind=kind, name=str(body[name_field]),
                                 body=fields, created=ids.iso(ids.utcnow()), created_by=user.as_api())
-        return JSONResponse(render.resource(store.create_resource(record)), status_code=201)
+        if kind == "credential":
+            secret = {key: body[key] for key in SECRET_FIELDS if key in body}
+            return JSONResponse(_render(kind, store.create_credential(record, secret)), status_code=201)
+        return JSONResponse(_render(kind, store.create_resource(record)), status_code=201)
 
     async def list_(request: Request, store: StoreDep, paging: PagingDep) -> JSONResponse:
         page = store.list_resources(kind, offset=paging.offset, limit=paging.limit)
-        items = [render.resource(record) for record in page.items]
+        items = [_render(kind, record) for record in page.items]
         return JSONResponse(render.envelope(page, items, offset=paging.offset, limit=paging.limit,
                                             link=page_link(request, paging.limit)))
 
     async def get(resource_id: ResourceIdPath, store: StoreDep) -> JSONResponse:
-        return JSONResponse(render.resource(store.get_resource(kind, resource_id)))
+        return JSONResponse(_render(kind, store.get_resource(kind, resource_id)))
 
     async def delete(resource_id: ResourceIdPath, store: StoreDep) -> Response:
         store.delete_resource(kind, resource_id)

@@ -1,0 +1,1 @@
+"""Intake and output adapters. Each module registers its types in :mod:`.base`'s registries."""

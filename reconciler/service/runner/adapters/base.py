@@ -1,0 +1,135 @@
+"""The adapter contract shared by every intake and output type.
+
+Data moves as a stream of pandas DataFrame chunks, never as a whole file, so a 1 GB input runs in
+bounded memory. An intake yields chunks; an output takes them in order and commits on ``close``
+(or throws them away on ``abort``). Adapters register themselves by ``type`` with
+:func:`register_intake` / :func:`register_output`; the runner looks them up with
+:func:`open_intake` / :func:`open_output`. A type that cannot run here (azure, gcp, bigquery,
+snowflake, synapse, datasphere) has no adapter, and :class:`AdapterUnavailable` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+__all__ = [
+    "AdapterContext",
+    "AdapterError",
+    "AdapterUnavailable",
+    "Intake",
+    "Output",
+    "open_intake",
+    "open_output",
+    "register_intake",
+    "register_output",
+]
+
+# Types that need a cloud service this machine cannot reach: a job using one fails at once.
+REMOTE_ONLY = frozenset({"azure", "gcp", "bigquery", "snowflake", "synapse", "datasphere", "dss"})
+
+
+class AdapterError(Exception):
+    """Reading or writing failed; the message becomes the job's ``statusDetails``."""
+
+
+class AdapterUnavailable(AdapterError):
+    """No adapter for this type can run in the local service."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdapterContext:
+    """What an adapter may use. ``store`` is the service's store (credentials, data stores,
+    datasets, uploaded files); ``csv`` the job's csvSettings with defaults filled; ``job_id`` the
+    job; ``chunk_rows`` how many rows a chunk should hold (derived from chunkSize)."""
+
+    job_id: str
+    store: Any
+    csv: Mapping[str, str] = field(default_factory=lambda: {"delimiter": ",", "quotechar": '"', "encoding": "utf-8"})
+    chunk_rows: int = 50_000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Intake(Protocol):
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Input rows in order, in chunks of about ``ctx.chunk_rows``; columns as read (strings
+        for CSV unless the format carries types)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Output(Protocol):
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append one scored chunk (the columns and order DataRobot writes)."""
+        ...
+
+    def close(self) -> None:
+        """Commit everything written (make the file visible, commit the transaction)."""
+        ...
+
+    def abort(self) -> None:
+        """Throw away what was written where the destination allows it."""
+        ...
+
+
+IntakeFactory = Callable[[Mapping[str, Any], AdapterContext], Intake]
+OutputFactory = Callable[[Mapping[str, Any], AdapterContext], Output]
+_INTAKES: dict[str, IntakeFactory] = {}
+_OUTPUTS: dict[str, OutputFactory] = {}
+
+
+def register_intake(type_: str) -> Callable[[IntakeFactory], IntakeFactory]:
+    def decorate(factory: IntakeFactory) -> IntakeFactory:
+        _INTAKES[type_] = factory
+        return factory
+
+    return decorate
+
+
+def register_output(type_: str) -> Callable[[OutputFactory], OutputFactory]:
+    def decorate(factory: OutputFactory) -> OutputFactory:
+        _OUTPUTS[type_] = factory
+        return factory
+
+    return decorate
+
+
+def _unavailable(side: str, type_: str) -> AdapterUnavailable:
+    if type_ in REMOTE_ONLY:
+        return AdapterUnavailable(f"{side} type '{type_}' needs a cloud service the local service cannot reach; "
+                                  "use localFile, s3 (with endpointUrl), jdbc or dataset to run it here")
+    return AdapterUnavailable(f"{side} type '{type_}' is not supported by the local service")
+
+
+def open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> Intake:
+    _load_builtin_adapters()
+    factory = _INTAKES.get(str(settings.get("type")))
+    if factory is None:
+        raise _unavailable("intake", str(settings.get("type")))
+    return factory(settings, ctx)
+
+
+def open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> Output:
+    _load_builtin_adapters()
+    factory = _OUTPUTS.get(str(settings.get("type")))
+    if factory is None:
+        raise _unavailable("output", str(settings.get("type")))
+    return factory(settings, ctx)
+
+
+BUILTIN_MODULES = ("local_file", "s3", "jdbc", "dataset")
+
+
+def _load_builtin_adapters() -> None:
+    """Import the adapter modules that exist (each registers its types on import)."""
+    import importlib
+    import importlib.util
+
+    for name in BUILTIN_MODULES:
+        module = f"{__package__}.{name}"
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)

@@ -1,0 +1,394 @@
+"""``jdbc`` intake and output over SQLAlchemy: the user's database, named by a data store.
+
+The data store (``externalDataStores``) holds the connection in ``params.url`` (a SQLAlchemy URL:
+``sqlite:///path.db``, ``postgresql://host:port/db``) or ``params.jdbcUrl`` (``jdbc:postgresql://…``,
+``jdbc:sqlite:/path.db``, translated). A ``basic`` credential (``credentialId``) supplies the
+login. This module opens its own engine per job: the user's database is not the service's.
+
+Intake streams: ``yield_per(fetchSize)`` (a server-side cursor on PostgreSQL), one DataFrame per
+``chunk_rows`` rows. Output runs in ONE transaction: ``close`` commits, ``abort`` rolls back, so
+a failed job leaves the table as it was. ``insert`` on PostgreSQL uses COPY (the fast path);
+``update`` and ``insert_update`` stage each chunk in a temporary table and apply it with two
+set-based statements, which needs no unique index on ``whereColumns``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from reconciler.service import errors
+from reconciler.service.runner.adapters.base import (
+    AdapterContext,
+    AdapterError,
+    register_intake,
+    register_output,
+)
+from reconciler.service.runner.adapters.s3 import credential_secret
+from reconciler.service.store import normalize_url
+
+__all__ = ["STATEMENT_TYPES", "JdbcIntake", "JdbcOutput", "engine_for", "sqlalchemy_url"]
+
+STATEMENT_TYPES = ("insert", "update", "insert_update", "create_table")
+_JDBC = re.compile(r"^jdbc:(?P<kind>postgresql|sqlite):(?P<rest>.*)$")
+
+
+def sqlalchemy_url(params: Mapping[str, Any]) -> str:
+    """The data store's URL as SQLAlchemy understands it (``url`` as is, ``jdbcUrl`` translated)."""
+    url = params.get("url")
+    if isinstance(url, str) and url:
+        return normalize_url(url)
+    jdbc = params.get("jdbcUrl")
+    match = _JDBC.match(jdbc) if isinstance(jdbc, str) else None
+    if match is None:
+        raise AdapterError("the data store has no usable connection: set params.url to a SQLAlchemy URL "
+                           "(sqlite:///path.db, postgresql://host:port/db) or params.jdbcUrl to "
+                           "jdbc:postgresql://host:port/db or jdbc:sqlite:/path.db")
+    rest = match["rest"]
+    if match["kind"] == "sqlite":
+        return f"sqlite:///{rest}"
+    return normalize_url("postgresql:" + rest)
+
+
+def engine_for(settings: Mapping[str, Any], ctx: AdapterContext) -> Engine:
+    """An engine for the settings' data store, logged in with its basic credential if any."""
+    store_id = settings.get("dataStoreId")
+    if not store_id:
+        raise AdapterError("jdbc needs dataStoreId: the id of an externalDataStores entry holding the URL")
+    try:
+        data_store = ctx.store.get_resource("dataStore", str(store_id))
+    except errors.ServiceError as exc:
+        raise AdapterError(f"dataStoreId {store_id}: {exc.message}") from None
+    url = sa.make_url(sqlalchemy_url(data_store.body.get("params") or {}))
+    credential_id = settings.get("credentialId")
+    if credential_id:
+        secret = credential_secret(ctx, str(credential_id))
+        if secret.get("user"):
+            url = url.set(username=str(secret["user"]), password=secret.get("password"))
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise AdapterError(f"the local service reaches sqlite and postgresql databases only, not {url.drivername!r}")
+    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+
+def _table(settings: Mapping[str, Any]) -> sa.TableClause:
+    name = settings.get("table")
+    if not isinstance(name, str) or not name:
+        raise AdapterError("jdbc needs table (or, for intake, query)")
+    return sa.table(name, schema=settings.get("schema") or None)
+
+
+def _fail(action: str, exc: sa.exc.SQLAlchemyError) -> AdapterError:
+    """The driver's message without the SQL text and parameters (which may carry data)."""
+    orig = getattr(exc, "orig", None)
+    detail = str(orig if orig is not None else exc).strip().splitlines()[0]
+    return AdapterError(f"jdbc {action} failed: {detail}")
+
+
+class JdbcIntake:
+    def __init__(self, settings: Mapping[str, Any], ctx: AdapterContext) -> None:
+        self.ctx = ctx
+        query = settings.get("query")
+        self.engine = engine_for(settings, ctx)
+        # The SQL as the database will see it: a user's query verbatim (never parsed for
+        # ":name" binds or "%" escapes), a table as a quoted SELECT *.
+        if isinstance(query, str) and query.strip():
+            self.sql = query.strip().rstrip(";").strip()
+        else:
+            select = sa.select(sa.text("*")).select_from(_table(settings))
+            self.sql = str(select.compile(dialect=self.engine.dialect))
+        self.fetch_size = max(1, int(settings.get("fetchSize") or min(ctx.chunk_rows, 10_000)))
+        self._conn: Connection | None = None
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        if self.engine.dialect.name == "postgresql":
+            yield from self._copy_chunks()
+            return
+        try:
+            self._conn = self.engine.connect()
+            result = self._conn.execution_options(yield_per=self.fetch_size).exec_driver_sql(self.sql)
+            columns = list(result.keys())
+            for rows in result.partitions(self.ctx.chunk_rows):
+                # transpose in C (zip) and build each column from a list: several times faster
+                # than DataFrame.from_records over Row objects
+                values = zip(*rows, strict=True) if rows else ([] for _ in columns)
+                yield pd.DataFrame(dict(zip(columns, (list(v) for v in values), strict=True)), columns=columns)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _fail("read", exc) from exc
+
+    def _copy_chunks(self) -> Iterator[pd.DataFrame]:
+        """PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by Arrow in a stream.
+
+        Arrow's C++ parser with the column types taken from the query's description replaces
+        psycopg's per-value row building (3-4x faster). NULL (unquoted empty) stays distinct
+        from ``""``.
+        """
+        try:
+            self._conn = self.engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise _fail("connect", exc) from exc
+        raw: Any = self._conn.connection.driver_connection
+        sql = self.sql
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")
+                names = [str(col.name) for col in cursor.description]
+                oids = [int(col.type_code) for col in cursor.description]
+                if len(set(names)) != len(names):
+                    raise AdapterError(f"the query returns duplicate column names ({', '.join(names)}); "
+                                       "alias them so each column has its own name")
+                types = {name: _ARROW_TYPES.get(oid, pa.string()) for name, oid in zip(names, oids, strict=True)}
+                with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+                    reader = pacsv.open_csv(
+                        io.BufferedReader(_CopyStream(iter(copy)), 1 << 20),
+                        read_options=pacsv.ReadOptions(column_names=names, block_size=4 << 20),
+                        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                        convert_options=pacsv.ConvertOptions(
+                            column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False,
+                            null_values=[""], true_values=["t"], false_values=["f"]))
+                    pending: list[pa.RecordBatch] = []
+                    held = 0
+                    for batch in reader:
+                        pending.append(batch)
+                        held += batch.num_rows
+                        while held >= self.ctx.chunk_rows:
+                            table = pa.Table.from_batches(pending)
+                            yield self._frame(table.slice(0, self.ctx.chunk_rows), oids)
+                            rest = table.slice(self.ctx.chunk_rows)
+                            pending, held = rest.to_batches(), rest.num_rows
+                    if held:
+                        yield self._frame(pa.Table.from_batches(pending), oids)
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            raise AdapterError(f"jdbc read failed: {str(exc).strip().splitlines()[0]}") from exc
+        except pa.ArrowInvalid as exc:
+            raise AdapterError(f"jdbc read failed: cannot parse the query's rows: {exc}") from exc
+
+    @staticmethod
+    def _frame(table: pa.Table, oids: Sequence[int]) -> pd.DataFrame:
+        frame = table.to_pandas()
+        for name, oid in zip(table.column_names, oids, strict=True):
+            if oid == _TIMESTAMPTZ:  # read as text: Arrow does not parse PostgreSQL's "+00" offsets
+                frame[name] = pd.to_datetime(frame[name], format="ISO8601", utc=True)
+        return frame
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self._conn.close()
+            self._conn = None
+        self.engine.dispose()
+
+
+_TIMESTAMPTZ = 1184
+# PostgreSQL type OIDs -> Arrow types for the COPY intake; anything else is read as text.
+_ARROW_TYPES: dict[int, pa.DataType] = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(), 701: pa.float64(),
+    1700: pa.float64(), 1082: pa.date32(), 1114: pa.timestamp("us"),
+}
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable file over the byte blocks psycopg's COPY yields, for Arrow's streaming reader."""
+
+    def __init__(self, blocks: Iterator[Any]) -> None:
+        self._blocks = blocks
+        self._left = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._left:
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._left = memoryview(block).cast("B")
+        size = min(len(buffer), len(self._left))
+        buffer[:size] = self._left[:size]
+        self._left = self._left[size:]
+        return size
+
+
+def _column_type(series: pd.Series) -> sa.types.TypeEngine[Any]:
+    kind = series.dtype.kind
+    if kind == "b":
+        return sa.Boolean()
+    if kind in "iu":
+        return sa.BigInteger()
+    if kind == "f":
+        return sa.Double()
+    if kind == "M":
+        return sa.DateTime()
+    return sa.Text()
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts with NaN/NaT as None (NULL) and numpy scalars as Python values."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return clean.to_dict("records")  # type: ignore[no-any-return]
+
+
+class JdbcOutput:
+    def __init__(self, settings: Mapping[str, Any], ctx: AdapterContext) -> None:
+        self.ctx = ctx
+        self.statement = str(settings.get("statementType") or "insert")
+        if self.statement not in STATEMENT_TYPES:
+            raise AdapterError(f"unknown statementType {self.statement!r}: expected one of {', '.join(STATEMENT_TYPES)}")
+        self.name = _table(settings).name
+        self.schema = settings.get("schema") or None
+        self.create_if_missing = bool(settings.get("createTableIfNotExists"))
+        self.where_columns = [str(c) for c in settings.get("whereColumns") or []]
+        self.update_columns = [str(c) for c in settings.get("updateColumns") or []]
+        if self.statement in ("update", "insert_update") and not self.where_columns:
+            raise AdapterError(f"statementType {self.statement} needs whereColumns: the columns that find the row")
+        self.engine = engine_for(settings, ctx)
+        try:
+            self._conn = self.engine.connect()
+            self._tx = self._conn.begin()
+        except sa.exc.SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise _fail("connect", exc) from exc
+        self._target: sa.Table | None = None
+        self._stage: sa.Table | None = None
+
+    # -- table setup ------------------------------------------------------------------------
+
+    def _prepare(self, frame: pd.DataFrame) -> sa.Table:
+        if self._target is not None:
+            return self._target
+        exists = sa.inspect(self._conn).has_table(self.name, schema=self.schema)
+        where = f"{self.schema}.{self.name}" if self.schema else self.name
+        if self.statement == "create_table" and exists and not self.create_if_missing:
+            raise AdapterError(f"table {where} already exists; statementType create_table makes a new table "
+                               "(set createTableIfNotExists, or use insert)")
+        if not exists:
+            if self.statement != "create_table" and not self.create_if_missing:
+                raise AdapterError(f"table {where} does not exist; create it, or set createTableIfNotExists")
+            columns = [sa.Column(str(name), _column_type(frame[name])) for name in frame.columns]
+            sa.Table(self.name, sa.MetaData(), *columns, schema=self.schema).create(self._conn)
+        self._target = sa.Table(self.name, sa.MetaData(), schema=self.schema, autoload_with=self._conn)
+        missing = [str(c) for c in frame.columns if str(c) not in self._target.c]
+        if missing:
+            raise AdapterError(f"table {where} has no column(s) {', '.join(missing)} for the scored output")
+        for column in self.where_columns + self.update_columns:
+            if column not in self._target.c:
+                raise AdapterError(f"table {where} has no column {column!r} (named in whereColumns/updateColumns)")
+        return self._target
+
+    def _staging(self, target: sa.Table, columns: Sequence[str]) -> sa.Table:
+        """A temporary table with the target's types for the chunk's columns (made once)."""
+        if self._stage is None:
+            stage_columns = [sa.Column(c, target.c[c].type) for c in columns]
+            self._stage = sa.Table(f"dr_stage_{self.ctx.job_id}"[:60], sa.MetaData(), *stage_columns,
+                                   prefixes=["TEMPORARY"])
+            self._stage.create(self._conn)
+        return self._stage
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        try:
+            target = self._prepare(frame)
+            if self.statement in ("insert", "create_table"):
+                self._insert(target, frame)
+            else:
+                self._merge(target, frame)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _fail("write", exc) from exc
+
+    def _insert(self, target: sa.Table, frame: pd.DataFrame) -> None:
+        if self._conn.dialect.name == "postgresql":
+            self._copy(target, frame)
+        else:
+            self._conn.execute(target.insert(), _records(frame))
+
+    def _copy(self, target: sa.Table, frame: pd.DataFrame) -> None:
+        """PostgreSQL COPY on the same connection and transaction.
+
+        The chunk is rendered to CSV by Arrow (C++) with every non-null value quoted, so COPY
+        reads an unquoted empty field as NULL and ``""`` as an empty string: exact, and many
+        times faster than per-row adaptation. A chunk Arrow cannot type (mixed objects) falls
+        back to psycopg's ``write_row``.
+        """
+        raw: Any = self._conn.connection.driver_connection  # psycopg.Connection
+        preparer = self._conn.dialect.identifier_preparer
+        name = preparer.format_table(target)
+        columns = ", ".join(preparer.quote(str(c)) for c in frame.columns)
+        try:
+            buffer = io.BytesIO()
+            pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
+                            pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+            text: bytes | None = buffer.getvalue()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            text = None
+        try:
+            with raw.cursor() as cursor:
+                if text is not None:
+                    with cursor.copy(f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+                        copy.write(text)
+                else:
+                    clean = frame.astype(object).where(frame.notna(), None)
+                    with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+                        for row in clean.itertuples(index=False, name=None):
+                            copy.write_row(row)
+        except self._conn.dialect.loaded_dbapi.Error as exc:  # the driver's own error (not wrapped)
+            raise AdapterError(f"jdbc write failed: {str(exc).strip().splitlines()[0]}") from exc
+
+    def _merge(self, target: sa.Table, frame: pd.DataFrame) -> None:
+        columns = [str(c) for c in frame.columns]
+        stage = self._staging(target, columns)
+        self._conn.execute(sa.delete(stage))
+        self._conn.execute(stage.insert(), _records(frame))
+        updates = self.update_columns or [c for c in columns if c not in self.where_columns]
+        match = sa.and_(*(stage.c[c] == target.c[c] for c in self.where_columns))
+        if updates:
+            values = {c: sa.select(stage.c[c]).where(match).limit(1).scalar_subquery() for c in updates}
+            self._conn.execute(sa.update(target).where(sa.exists().where(match)).values(values))
+        if self.statement == "insert_update":
+            fresh = sa.select(*(stage.c[c] for c in columns)).where(~sa.exists().where(match))
+            self._conn.execute(sa.insert(target).from_select(columns, fresh))
+
+    # -- finishing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            if self._stage is not None:
+                self._stage.drop(self._conn)
+                self._stage = None
+            self._tx.commit()
+        except sa.exc.SQLAlchemyError as exc:
+            raise _fail("commit", exc) from exc
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        try:
+            if self._tx.is_active:
+                self._tx.rollback()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            self._conn.close()
+        self.engine.dispose()
+
+
+@register_intake("jdbc")
+def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> JdbcIntake:
+    return JdbcIntake(settings, ctx)
+
+
+@register_output("jdbc")
+def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> JdbcOutput:
+    return JdbcOutput(settings, ctx)

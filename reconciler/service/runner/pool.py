@@ -1,0 +1,153 @@
+"""The job runner inside ``reconciler serve``: claims queued jobs and runs them.
+
+One asyncio task (started in the app lifespan) loops: renew the leases of its running jobs, fail
+jobs whose runner vanished, and claim queued jobs while fewer than ``max_running_jobs`` run.
+It wakes on a timer (``runner_poll_seconds``) or at once when a route queues a job or completes
+an upload (:meth:`JobRunner.wake`). Each claimed job runs in a driver thread
+(:func:`execute.run_job`); its chunks are scored in one thread pool shared by all jobs (NumPy,
+scikit-learn, onnxruntime and Arrow release the GIL, so two cores are used).
+
+Restart safety: a claim is an atomic conditional UPDATE, so two service processes on one
+database never run the same job. A running job carries a lease (``heartbeat``) renewed every
+``job_lease_seconds / 3``; a job whose lease expired is failed with "the service restarted while
+the job was running; run it again" by whichever runner notices first, including this process
+right after a restart. Jobs are never resumed half-done (their partial output is discarded)
+and never silently run twice. Queued jobs simply wait in the database and are claimed after a
+restart. On a clean shutdown the runner stops its jobs and fails them with the same advice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from reconciler.service import ids
+from reconciler.service.records import JobRecord
+from reconciler.service.runner import artifacts, execute
+from reconciler.service.settings import ServiceSettings, job_data_dir
+from reconciler.service.store import Store
+
+log = logging.getLogger("reconciler.service.runner")
+
+RESTARTED = "the service restarted while the job was running; run it again"
+STOPPED = "the service stopped while the job was running; run it again"
+
+
+class JobRunner:
+    def __init__(self, store: Store, settings: ServiceSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.runner_id = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.data_dir = job_data_dir(settings)
+        self.max_running = max(1, settings.max_running_jobs)
+        threads = settings.scoring_threads or os.cpu_count() or 2
+        self.scoring_pool = ThreadPoolExecutor(threads, thread_name_prefix="reconciler-score")
+        self.driver_pool = ThreadPoolExecutor(self.max_running, thread_name_prefix="reconciler-job")
+        self.cache = artifacts.ModelCache()
+        self.active: dict[str, threading.Event] = {}
+        self._futures: set[asyncio.Future[None]] = set()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @staticmethod
+    def _now() -> str:
+        return ids.iso(ids.utcnow())
+
+    def _lease_cutoff(self) -> str:
+        return ids.iso(ids.utcnow() - timedelta(seconds=self.settings.job_lease_seconds))
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._wake = asyncio.Event()
+        await asyncio.to_thread(self._fail_abandoned)
+        self._task = asyncio.create_task(self._loop(), name="reconciler-job-runner")
+
+    def wake(self) -> None:
+        """Look for work now (a job was queued or its upload completed). Call from the event loop."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        """Stop a job of this process between chunks (its status was already set to ABORTED)."""
+        event = self.active.get(job_id)
+        if event is not None:
+            event.set()
+
+    def _fail_abandoned(self) -> None:
+        failed = self.store.fail_abandoned_jobs(lease_expired_before=self._lease_cutoff(), now=self._now(),
+                                                details=RESTARTED)
+        for job_id in failed:
+            log.warning("job %s was left RUNNING by a runner that is gone; failed it", job_id)
+
+    def _maintain(self) -> None:
+        self.store.renew_job_leases(self.runner_id, list(self.active), now=self._now())
+        self._fail_abandoned()
+
+    async def _loop(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        last_maintained = loop.time()
+        while not self._stopping:
+            try:
+                if loop.time() - last_maintained >= self.settings.job_lease_seconds / 3:
+                    last_maintained = loop.time()
+                    await asyncio.to_thread(self._maintain)
+                while len(self.active) < self.max_running and not self._stopping:
+                    job = await asyncio.to_thread(self.store.claim_next_job, self.runner_id, now=self._now())
+                    if job is None:
+                        break
+                    self._spawn(job)
+            except Exception:  # a database hiccup must not end the runner; try again next tick
+                log.exception("job runner pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.runner_poll_seconds)
+            self._wake.clear()
+
+    def _spawn(self, job: JobRecord) -> None:
+        event = threading.Event()
+        self.active[job.id] = event
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.driver_pool, self._drive, job, event)
+        self._futures.add(future)
+
+        def finished(_: asyncio.Future[None]) -> None:
+            self.active.pop(job.id, None)
+            self._futures.discard(future)
+            self.wake()
+
+        future.add_done_callback(finished)
+
+    def _drive(self, job: JobRecord, event: threading.Event) -> None:
+        outcome = execute.run_job(job, store=self.store, runner_id=self.runner_id, data_dir=self.data_dir,
+                                  pool=self.scoring_pool, cache=self.cache, cancelled=event)
+        if self._stopping and outcome.status == "ABORTED":
+            outcome.status, outcome.details = "FAILED", STOPPED
+        try:
+            self.store.finish_job(job.id, self.runner_id, status=outcome.status, details=outcome.details,
+                                  now=self._now(), percentage=outcome.percentage, scored_rows=outcome.scored_rows,
+                                  failed_rows=outcome.failed_rows, output_bytes=outcome.output_bytes)
+        except Exception:
+            log.exception("could not record the end of job %s; its lease will expire and fail it", job.id)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        for event in list(self.active.values()):
+            event.set()
+        if self._futures:
+            await asyncio.wait(list(self._futures), timeout=30)
+        await asyncio.to_thread(self.store.fail_abandoned_jobs, lease_expired_before="", now=self._now(),
+                                details=STOPPED, runner_id=self.runner_id)
+        self.driver_pool.shutdown(wait=False, cancel_futures=True)
+        self.scoring_pool.shutdown(wait=False, cancel_futures=True)
