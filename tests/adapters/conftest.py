@@ -1,0 +1,73 @@
+"""Fixtures for the storage adapters: moto's standalone S3 server on loopback, a real service
+store on a SQLite file (credentials, data stores, datasets live there), and helpers to register
+those resources the way the routes do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from reconciler.service import ids
+from reconciler.service.records import ResourceRecord
+from reconciler.service.runner.adapters.base import AdapterContext
+from reconciler.service.store import Store
+
+USER = {"username": "t", "userId": "0" * 24, "fullName": None}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def boto(endpoint: str) -> Any:
+    """A plain boto3 client for the test's own setup and checks."""
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+@pytest.fixture()
+def bucket(s3_endpoint: str) -> str:
+    name = f"b-{ids.new_id()}"
+    boto(s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(f"sqlite:///{tmp_path}/service.db")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def add_credential(store: Store, credential_type: str, **secret: str) -> str:
+    record = ResourceRecord(id=ids.new_id(), kind="credential", name=f"c-{ids.new_id()}",
+                            body={"credentialType": credential_type}, created=ids.iso(ids.utcnow()), created_by=USER)
+    store.create_credential(record, dict(secret))
+    return record.id
+
+
+def add_data_store(store: Store, url: str) -> str:
+    record = ResourceRecord(id=ids.new_id(), kind="dataStore", name=f"d-{ids.new_id()}",
+                            body={"type": "jdbc", "params": {"url": url}}, created=ids.iso(ids.utcnow()),
+                            created_by=USER)
+    store.create_resource(record)
+    return record.id
+
+
+def context(store: Store, *, chunk_rows: int = 1000, **csv: str) -> AdapterContext:
+    settings = {"delimiter": ",", "quotechar": '"', "encoding": "utf-8", **csv}
+    return AdapterContext(job_id=ids.new_id(), store=store, csv=settings, chunk_rows=chunk_rows)

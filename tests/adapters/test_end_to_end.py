@@ -1,0 +1,141 @@
+"""End to end through the real SDK, a served instance that runs jobs, moto S3 and PostgreSQL:
+``BatchPredictionJob.score_s3`` with stored credentials, ``score_from_existing``, and a scheduled
+definition whose firing ends with the scored rows in a PostgreSQL table."""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+
+import datarobot as dr
+import httpx
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn.linear_model import LogisticRegression
+
+from reconciler.service import ids
+from reconciler.service.scheduler import Scheduler
+from reconciler.service.store import Store
+from reconciler.service.testing import LocalServer, PostgresServer
+
+from .conftest import boto
+
+TOKEN = "e2e-storage-token-9d4e"
+FEATURES = ["x1", "x2", "x3"]
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 3)).round(4), columns=FEATURES)
+    frame.insert(0, "row_id", [f"r{i:05d}" for i in range(n)])
+    return frame
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[LocalServer, httpx.Client]]:
+    # the test drives its own scheduler with a chosen clock; the served one is off
+    with LocalServer(token=TOKEN, run_jobs=True, settings={"scheduler_interval": 0}) as server, \
+            httpx.Client(base_url=server.api_url, headers=server.headers(), timeout=60) as client:
+        dr.Client(endpoint=server.url + "/api/v2", token=TOKEN)
+        yield server, client
+
+
+@pytest.fixture(scope="module")
+def model_deployment(served: tuple[LocalServer, httpx.Client]) -> tuple[LogisticRegression, str]:
+    _, client = served
+    train = _frame(300, seed=3)
+    model = LogisticRegression().fit(train[FEATURES], (train["x1"] - train["x3"] > 0).astype(int))
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    deployment_id = ids.new_id()
+    response = client.put(f"deployments/{deployment_id}/model", content=buffer.getvalue(),
+                          params={"label": "e2e", "targetName": "label"},
+                          headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 200, response.text
+    return model, deployment_id
+
+
+def _check_scored(scored: pd.DataFrame, source: pd.DataFrame, model: LogisticRegression) -> None:
+    assert scored["row_id"].tolist() == source["row_id"].tolist()
+    expected = model.predict_proba(source[FEATURES])[:, 1]
+    np.testing.assert_allclose(scored["label_1_PREDICTION"].astype(float), expected, atol=1e-6)
+
+
+def test_score_s3_then_score_from_existing(served: tuple[LocalServer, httpx.Client], s3_endpoint: str,
+                                          bucket: str, model_deployment: tuple[LogisticRegression, str]) -> None:
+    model, deployment_id = model_deployment
+    source = _frame(1500, seed=4)
+    client = boto(s3_endpoint)
+    client.put_object(Bucket=bucket, Key="in.csv", Body=source.to_csv(index=False).encode())
+    credential = dr.Credential.create_s3(name="moto", aws_access_key_id="AKIDE2E", aws_secret_access_key="e2e-secret")
+
+    job = dr.BatchPredictionJob.score_s3(deployment_id, f"s3://{bucket}/in.csv", f"s3://{bucket}/out.csv",
+                                         credential=credential, endpoint_url=s3_endpoint,
+                                         passthrough_columns=["row_id"])
+    job.wait_for_completion(max_wait=120)
+    assert job.get_status()["status"] == "COMPLETED", job.get_status()["statusDetails"]
+    scored = pd.read_csv(client.get_object(Bucket=bucket, Key="out.csv")["Body"])
+    _check_scored(scored, source, model)
+
+    client.delete_object(Bucket=bucket, Key="out.csv")
+    again = dr.BatchPredictionJob.score_from_existing(str(job.id))
+    assert again.id != job.id
+    again.wait_for_completion(max_wait=120)
+    assert again.get_status()["status"] == "COMPLETED", again.get_status()["statusDetails"]
+    _check_scored(pd.read_csv(client.get_object(Bucket=bucket, Key="out.csv")["Body"]), source, model)
+
+
+def test_scheduled_definition_fills_a_postgres_table(served: tuple[LocalServer, httpx.Client], s3_endpoint: str,
+                                                     bucket: str, postgres_server: PostgresServer,
+                                                     model_deployment: tuple[LogisticRegression, str]) -> None:
+    server, http = served
+    model, deployment_id = model_deployment
+    source = _frame(800, seed=5)
+    boto(s3_endpoint).put_object(Bucket=bucket, Key="daily.csv", Body=source.to_csv(index=False).encode())
+    target_url = postgres_server.create_database()
+    credential = http.post("credentials/", json={"name": "s3", "credentialType": "s3", "awsAccessKeyId": "A",
+                                                 "awsSecretAccessKey": "B"}).json()["id"]
+    data_store = http.post("externalDataStores/", json={"canonicalName": "warehouse", "params": {"url": target_url}})
+    assert data_store.status_code == 201 and "params" in data_store.json()
+    spec = {"deployment_id": deployment_id, "num_concurrent": 1, "passthrough_columns": ["row_id"],
+            "intake_settings": {"type": "s3", "url": f"s3://{bucket}/daily.csv", "credential_id": credential,
+                                "endpoint_url": s3_endpoint},
+            "output_settings": {"type": "jdbc", "data_store_id": data_store.json()["id"], "table": "scores",
+                                "statement_type": "insert", "create_table_if_not_exists": True}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        definition = dr.BatchPredictionJobDefinition.create(
+            enabled=True, batch_prediction_job=spec, name=f"nightly-{ids.new_id()}",
+            schedule={"minute": [0], "hour": [2], "day_of_month": ["*"], "month": ["*"], "day_of_week": ["*"]})
+
+    store = Store(server.db_url)
+    try:
+        firing = (ids.utcnow() + timedelta(days=1)).replace(hour=2, minute=0, second=0, microsecond=0)
+        (job,) = Scheduler(store, clock=lambda: firing + timedelta(seconds=2)).tick()
+    finally:
+        store.close()
+    deadline = time.monotonic() + 120
+    while (status := http.get(f"batchPredictions/{job.id}/").json())["status"] not in ("COMPLETED", "FAILED",
+                                                                                          "ABORTED"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert status["status"] == "COMPLETED", status["statusDetails"]
+    assert status["source"] == "scheduled"
+
+    engine = sa.create_engine(target_url)
+    try:
+        with engine.connect() as conn:
+            written = pd.read_sql(sa.text("SELECT * FROM scores ORDER BY row_id"), conn)
+    finally:
+        engine.dispose()
+    _check_scored(written, source, model)
+    shown = http.get(f"batchPredictionJobDefinitions/{definition.id}/").json()
+    assert shown["lastScheduledRunTime"] == ids.iso(firing)
+    assert shown["lastStartedJobStatus"] == "COMPLETED"
+    assert shown["lastSuccessfulRunTime"] != "1900-01-01T00:00:00.000000Z"

@@ -1,0 +1,111 @@
+"""Through the real SDK against a served instance: S3 and basic credentials keep their secrets
+server-side only, and AI Catalog uploads land where the ``dataset`` intake reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datarobot as dr
+import httpx
+import pandas as pd
+import pytest
+
+from reconciler.service.runner.adapters.base import AdapterError, open_intake
+from reconciler.service.store import Store
+from reconciler.service.testing import LocalServer
+
+from .conftest import context
+
+TOKEN = "storage-sdk-token-61c2"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with LocalServer(token=TOKEN) as s:
+        dr.Client(endpoint=s.url + "/api/v2", token=TOKEN)
+        yield s
+
+
+@pytest.fixture()
+def side_store(server: LocalServer) -> Iterator[Store]:
+    """A second Store on the server's database, as a runner process would open it."""
+    opened = Store(server.db_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_credentials_keep_secrets_out_of_responses(server: LocalServer, side_store: Store) -> None:
+    s3 = dr.Credential.create_s3(name="s3-cred", aws_access_key_id="AKIDSDK", aws_secret_access_key="very-secret-key",
+                                 aws_session_token="session-tok")
+    assert s3.credential_type == "s3" and s3.name == "s3-cred"
+    basic = dr.Credential.create_basic(name="db-login", user="scorer", password="pw-secret")
+    assert basic.credential_type == "basic"
+    with httpx.Client(base_url=server.api_url, headers=server.headers()) as client:
+        texts = [client.get(f"credentials/{s3.credential_id}/").text, client.get(f"credentials/{basic.credential_id}/").text,
+                 client.get("credentials/", params={"limit": 1000}).text]
+    for text in texts:
+        for secret in ("very-secret-key", "session-tok", "AKIDSDK", "pw-secret", "scorer"):
+            assert secret not in text
+    assert dr.Credential.get(str(s3.credential_id)).name == "s3-cred"
+    assert side_store.get_credential_secret(str(s3.credential_id)) == {
+        "awsAccessKeyId": "AKIDSDK", "awsSecretAccessKey": "very-secret-key", "awsSessionToken": "session-tok"}
+    assert side_store.get_credential_secret(str(basic.credential_id)) == {"user": "scorer", "password": "pw-secret"}
+    s3.delete()
+    with pytest.raises(Exception, match="no credential"):
+        side_store.get_credential_secret(str(s3.credential_id))
+
+
+def test_dataset_upload_then_intake_reads_it(server: LocalServer, side_store: Store, tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [str(i) for i in range(2345)], "b": [f"text, {i}" for i in range(2345)]})
+    uploaded: Any = dr.Dataset.create_from_in_memory_data(data_frame=frame, fname="scoring.csv")
+    assert uploaded.row_count == 2345 and uploaded.name == "scoring.csv"
+    assert uploaded.processing_state == "COMPLETED"
+    fetched = dr.Dataset.get(uploaded.id)
+    assert fetched.version_id == uploaded.version_id
+
+    intake = open_intake({"type": "dataset", "datasetId": uploaded.id, "datasetVersionId": uploaded.version_id},
+                         context(side_store, chunk_rows=1000))
+    chunks = list(intake.chunks())
+    intake.close()
+    assert [len(c) for c in chunks] == [1000, 1000, 345]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), frame)
+
+    path = tmp_path / "file.csv"
+    path.write_bytes(b"x,y\r\n1,2\r\n3,4\r\n")  # CRLF inside the multipart body
+    from_file = dr.Dataset.create_from_file(file_path=str(path))
+    assert from_file.row_count == 2 and from_file.name == "file.csv"
+    with pytest.raises(AdapterError, match="no dataset"):
+        open_intake({"type": "dataset", "datasetId": from_file.id, "datasetVersionId": uploaded.version_id},
+                    context(side_store))
+    dr.Dataset.delete(from_file.id)
+    with pytest.raises(AdapterError, match="no dataset"):
+        open_intake({"type": "dataset", "datasetId": from_file.id}, context(side_store))
+
+
+def test_bad_uploads_are_4xx(server: LocalServer) -> None:
+    with httpx.Client(base_url=server.api_url, headers=server.headers()) as client:
+        assert client.post("datasets/fromFile/", json={"file": "x"}).status_code == 415
+        empty = client.post("datasets/fromFile/", files={"file": ("e.csv", b"")})
+        assert empty.status_code == 422 and "empty" in empty.json()["message"]
+        truncated = client.post("datasets/fromFile/", content=b"--abc\r\nContent-Disposition: form-data; "
+                                b'name="file"; filename="t.csv"\r\n\r\na,b\r\n1,2',
+                                headers={"Content-Type": "multipart/form-data; boundary=abc"})
+        assert truncated.status_code == 400
+        assert client.get("datasets/ffffffffffffffffffffffff/").status_code == 404
+
+
+def test_data_store_url_passwords_are_masked(server: LocalServer, side_store: Store) -> None:
+    with httpx.Client(base_url=server.api_url, headers=server.headers()) as client:
+        made = client.post("externalDataStores/", json={
+            "canonicalName": "wh", "params": {"url": "postgresql://scorer:pg-pass-77@db.internal:5432/wh"}})
+        assert made.status_code == 201, made.text
+        texts = [made.text, client.get(f"externalDataStores/{made.json()['id']}/").text,
+                 client.get("externalDataStores/", params={"limit": 1000}).text]
+    assert all("pg-pass-77" not in text for text in texts)
+    assert made.json()["params"]["url"] == "postgresql://scorer:***@db.internal:5432/wh"
+    stored = side_store.get_resource("dataStore", made.json()["id"])
+    assert stored.body["params"]["url"].endswith("pg-pass-77@db.internal:5432/wh")  # kept for the adapter
