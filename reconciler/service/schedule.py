@@ -23,7 +23,13 @@ Schedule = Mapping[str, Sequence[int | str]]
 
 def to_cron(schedule: Schedule) -> str:
     """The schedule as cron text; month and weekday names become numbers first (Sunday = 0)."""
-    lists = cron.normalize_schedule({key: list(schedule[key]) for key in cron.FIELDS})
+    return _to_cron(tuple(tuple(schedule[key]) for key in cron.FIELDS))
+
+
+@functools.lru_cache(maxsize=4096)
+def _to_cron(lists_key: tuple[tuple[int | str, ...], ...]) -> str:
+    """Cached by value: a listing renders thousands of definitions that share a few schedules."""
+    lists = cron.normalize_schedule({key: list(values) for key, values in zip(cron.FIELDS, lists_key, strict=True)})
     parts = []
     for key in cron.FIELDS:
         values = lists[key]

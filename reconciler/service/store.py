@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -410,9 +411,9 @@ class Store:
     def _definition(row: Any) -> DefinitionRecord:
         return DefinitionRecord(
             id=row.id, name=row.name, enabled=bool(row.enabled),
-            schedule=None if row.schedule is None else json.loads(row.schedule),
-            job=json.loads(row.job), created=row.created, updated=row.updated,
-            created_by=json.loads(row.created_by), updated_by=json.loads(row.updated_by),
+            schedule=None if row.schedule is None else orjson.loads(row.schedule),
+            job=orjson.loads(row.job), created=row.created, updated=row.updated,
+            created_by=orjson.loads(row.created_by), updated_by=orjson.loads(row.updated_by),
             last_started_job_status=row.last_started_job_status,
             last_started_job_time=row.last_started_job_time,
             last_scheduled_run_time=row.last_scheduled_run_time,
@@ -502,8 +503,8 @@ class Store:
 
     @staticmethod
     def _job(row: Any) -> JobRecord:
-        return JobRecord(id=row.id, status=row.status, status_details=row.status_details, job=json.loads(row.job),
-                         created=row.created, updated=row.updated, created_by=json.loads(row.created_by),
+        return JobRecord(id=row.id, status=row.status, status_details=row.status_details, job=orjson.loads(row.job),
+                         created=row.created, updated=row.updated, created_by=orjson.loads(row.created_by),
                          definition_id=row.definition_id, definition_name=row.definition_name, source=row.source,
                          upload=row.upload, percentage=float(row.percentage), scored_rows=int(row.scored_rows),
                          failed_rows=int(row.failed_rows), skipped_rows=int(row.skipped_rows),
@@ -587,8 +588,8 @@ class Store:
 
     @staticmethod
     def _resource(row: Any) -> ResourceRecord:
-        return ResourceRecord(id=row.id, kind=row.kind, name=row.name, body=json.loads(row.body),
-                              created=row.created, created_by=json.loads(row.created_by))
+        return ResourceRecord(id=row.id, kind=row.kind, name=row.name, body=orjson.loads(row.body),
+                              created=row.created, created_by=orjson.loads(row.created_by))
 
     def create_resource(self, record: ResourceRecord) -> ResourceRecord:
         try:
@@ -660,14 +661,14 @@ class Store:
         with self._read() as conn:
             text = conn.execute(sa.select(credential_secrets.c.secret)
                                 .where(credential_secrets.c.credential_id == credential_id)).scalar()
-        return {} if text is None else dict(json.loads(text))
+        return {} if text is None else dict(orjson.loads(text))
 
     @staticmethod
     def _dataset(row: Any) -> DatasetRecord:
         return DatasetRecord(id=row.id, version_id=row.version_id, name=row.name, path=row.path, size=int(row.size),
-                             row_count=int(row.row_count), columns=json.loads(row.columns),
-                             categories=json.loads(row.categories), created=row.created,
-                             created_by=json.loads(row.created_by))
+                             row_count=int(row.row_count), columns=orjson.loads(row.columns),
+                             categories=orjson.loads(row.categories), created=row.created,
+                             created_by=orjson.loads(row.created_by))
 
     def create_dataset(self, record: DatasetRecord) -> DatasetRecord:
         with self._write() as conn:
@@ -871,9 +872,9 @@ class Store:
     @staticmethod
     def _model(row: Any) -> ModelRecord:
         return ModelRecord(deployment_id=row.deployment_id, kind=row.kind, task=row.task,
-                           target_name=row.target_name, class_names=json.loads(row.class_names),
-                           feature_names=json.loads(row.feature_names), sha256=row.sha256, size=int(row.size),
-                           created=row.created, created_by=json.loads(row.created_by))
+                           target_name=row.target_name, class_names=orjson.loads(row.class_names),
+                           feature_names=orjson.loads(row.feature_names), sha256=row.sha256, size=int(row.size),
+                           created=row.created, created_by=orjson.loads(row.created_by))
 
     def put_model(self, record: ModelRecord, artifact: bytes, *, label: str | None) -> ModelRecord:
         """Set (or replace) a deployment's model. A missing deployment is created when ``label``

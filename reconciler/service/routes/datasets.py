@@ -22,7 +22,6 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from reconciler.service import errors, ids
@@ -30,6 +29,7 @@ from reconciler.service.deps import PagingDep, SettingsDep, StoreDep, UserDep, a
 from reconciler.service.models import ERROR_RESPONSES
 from reconciler.service.records import DatasetRecord
 from reconciler.service.render import envelope
+from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.settings import dataset_dir
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from reconciler.service import errors, ids, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, page_link
 from reconciler.service.models import ERROR_RESPONSES, DefinitionList, DefinitionOut
 from reconciler.service.openapi import body_schema
 from reconciler.service.records import DefinitionRecord
+from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 
 router = APIRouter(tags=["job definitions"])

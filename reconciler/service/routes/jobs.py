@@ -15,12 +15,13 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 
 from reconciler.service import errors, ids, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
 from reconciler.service.models import ERROR_RESPONSES, JobList, JobOut
 from reconciler.service.records import JOB_STATUSES, DefinitionRecord, JobRecord
+from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.runner import files
 from reconciler.service.settings import job_data_dir

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from reconciler.__about__ import __version__
 from reconciler.service.deps import StoreDep
 from reconciler.service.models import HealthOut, VersionOut
+from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 
 # SDK 3.20 expects server 2.49: it warns when the server's minor is lower and refuses a higher major.

@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from reconciler.service import errors, ids
 from reconciler.service.deps import SettingsDep, StoreDep, UserDep
 from reconciler.service.models import ERROR_RESPONSES
 from reconciler.service.records import ModelRecord
+from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.runner import artifacts
 from reconciler.service.settings import LOOPBACK_HOSTS

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from reconciler.service import errors, ids, render
 from reconciler.service.deps import JsonBody, StoreDep, UserDep, api_root
 from reconciler.service.models import ERROR_RESPONSES, JobOut
 from reconciler.service.records import JobRecord
+from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 
 router = APIRouter(tags=["batch prediction jobs"])
