@@ -114,15 +114,16 @@ def write_specs(root: Path, count: int, *, changed: set[int] = frozenset()) -> N
 
 async def _plan_and_apply(api_url: str, specs: Path, *, concurrency: int, apply: bool) -> dict[str, Any]:
     from reconciler.api.client import Client
-    from reconciler.api.payload import desired_from_manifest, manifest_from_document
+    from reconciler.api.payload import desired_from_manifest
     from reconciler.engine import apply as applying
     from reconciler.specs.config import Scope
+    from reconciler.specs.model import Manifest
     from reconciler.specs.validate import validate_paths
 
     started = time.perf_counter()
     report = validate_paths([specs])
     assert report.ok, report.errors[:3]
-    desired = [desired_from_manifest(manifest_from_document(doc)) for doc in report.documents]
+    desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in report.documents]
     loaded = time.perf_counter()
     async with Client(endpoint=api_url, concurrency=concurrency, page_size=1000) as client:
         pages = 0
@@ -154,7 +155,9 @@ def ours(api_url: str, specs: Path, *, concurrency: int, apply: bool) -> dict[st
             "import bench_plan_apply as b; print(json.dumps(asyncio.run(b._plan_and_apply("
             f"{api_url!r}, pathlib.Path({str(specs)!r}), concurrency={concurrency}, apply={apply!r}))))")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the measured run failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     result["process_wall_s"] = round(time.perf_counter() - started, 2)
     return result
