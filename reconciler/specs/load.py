@@ -26,6 +26,7 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 MAX_FILE_BYTES = int(os.environ.get("RECONCILER_MAX_FILE_BYTES", str(DEFAULT_MAX_FILE_BYTES)))
 MAX_NODES_PER_DOCUMENT = 100_000
+MAX_DEPTH = 64  # a manifest nests about eight levels deep; far deeper is an attack or a mistake
 PROJECT_CONFIG_NAMES = frozenset({"reconciler.yaml", "reconciler.yml"})
 
 Path_ = tuple[str | int, ...]
@@ -117,7 +118,7 @@ class LoadedDocument:
             return
         node = _nth_node(self.text, self.index)
         if node is not None:
-            _construct(node, (), self, [MAX_NODES_PER_DOCUMENT])
+            _construct(node, (), self, [MAX_NODES_PER_DOCUMENT], set())
 
     def mark(self, path: Path_, *, key: bool = False) -> Mark:
         """The closest known position for ``path``: its key or value, else its nearest parent."""
@@ -142,6 +143,7 @@ class LoadError:
     col: int
     message: str
     hint: str | None = None
+    field: str = ""  # the field path, where the problem sits inside a document
 
 
 @dataclass(slots=True)
@@ -152,9 +154,17 @@ class LoadResult:
 
 
 class _Refused(Exception):
-    def __init__(self, line: int, col: int, message: str, hint: str | None = None) -> None:
+    def __init__(self, line: int, col: int, message: str, hint: str | None = None, *, field: str = "") -> None:
         super().__init__(message)
-        self.line, self.col, self.message, self.hint = line, col, message, hint
+        self.line, self.col, self.message, self.hint, self.field = line, col, message, hint, field
+
+
+def _dotted(path: Path_) -> str:
+    """``spec.batchPredictionJob.passthroughColumns[1]``: the field path shown in messages."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + part
+    return out
 
 
 def iter_manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
@@ -209,18 +219,30 @@ def _load_files(paths: Iterable[str | os.PathLike[str]], max_bytes: int, result:
         except FileNotFoundError:
             result.errors.append(LoadError(str(path), 1, 1, "no such file or directory", "check the path"))
             continue
+        except OSError as exc:
+            result.errors.append(LoadError(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}"))
+            continue
         if size > max_bytes:
             result.errors.append(
                 LoadError(str(path), 1, 1, f"file is {size} bytes, over the {max_bytes}-byte limit for a manifest file",
                           "split it into several files, or raise RECONCILER_MAX_FILE_BYTES")
             )
             continue
-        docs, errors = load_bytes(path.read_bytes(), file=str(path))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # a directory named *.yaml, no permission, a broken link ...
+            result.errors.append(LoadError(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}",
+                                           "check the path and its permissions"))
+            continue
+        docs, errors = load_bytes(data, file=str(path))
         result.documents.extend(docs)
         result.errors.extend(errors)
 
 
 def _decode(data: bytes, file: str) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise _Refused(1, 1, "not UTF-8: the file is UTF-16 (it starts with a UTF-16 byte order mark)",
+                       "save the file as UTF-8")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -252,17 +274,32 @@ def load_text(text: str, *, file: str) -> tuple[list[LoadedDocument], list[LoadE
             try:
                 doc = _build_document(node, file=file, index=index, text=text)
             except _Refused as exc:
-                return [], [LoadError(file, exc.line, exc.col, exc.message, exc.hint)]
+                return [], [LoadError(file, exc.line, exc.col, exc.message, exc.hint, exc.field)]
             index += 1
             if doc is not None:
                 docs.append(doc)
     except yaml.MarkedYAMLError as exc:
         return [], [_syntax_error(exc, text, file)]
-    except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare (reader errors)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow anywhere
+        line, col = _line_col(text, exc.position)
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        return [], [LoadError(file, line, col, f"character U+{char:04X} is not allowed in YAML ({exc.reason})",
+                              f"remove it, or write it as the escape \\x{char:02x} inside a double-quoted string"
+                              if char < 0x100 else "remove it")]
+    except RecursionError:  # the composer of a pure-Python PyYAML recurses per nesting level
+        return [], [LoadError(file, 1, 1, f"values are nested more than {MAX_DEPTH} levels deep",
+                              "a manifest nests a few levels only; check for runaway brackets or indentation")]
+    except yaml.YAMLError as exc:  # pragma: no cover - every YAMLError PyYAML raises is one of the above
         return [], [LoadError(file, 1, 1, f"not valid YAML: {exc}")]
     finally:
         loader.dispose()  # type: ignore[no-untyped-call]
     return docs, []
+
+
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> LoadError:
@@ -319,18 +356,29 @@ def _build_document(node: yaml.Node, *, file: str, index: int, text: str) -> Loa
         kind = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
         raise _Refused(line, col, f"document {index + 1} is {kind}, not a mapping",
                        "a manifest starts with 'apiVersion:', 'kind:', 'metadata:' and 'spec:'")
-    data = _construct(node, (), None, [MAX_NODES_PER_DOCUMENT])
+    data = _construct(node, (), None, [MAX_NODES_PER_DOCUMENT], set())
     assert isinstance(data, dict)
     return LoadedDocument(file=file, index=index, data=data, line=line, col=col, text=text)
 
 
-def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget: list[int]) -> Any:
-    """Plain data from a composed node; positions are recorded into ``doc`` when one is given."""
+def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget: list[int],
+               building: set[int], depth: int = 0) -> Any:
+    """Plain data from a composed node; positions are recorded into ``doc`` when one is given.
+
+    ``building`` holds the ids of the collections being built around this node: meeting one of
+    them again means an alias points at its own parent (``&a [*a]``), a structure with no end.
+    """
     budget[0] -= 1
     if budget[0] < 0:
         raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
                        f"document expands to more than {MAX_NODES_PER_DOCUMENT} values through aliases",
-                       "this looks like an alias bomb ('billion laughs'); remove the nested aliases")
+                       "this looks like an alias bomb ('billion laughs'); remove the nested aliases",
+                       field=_dotted(path))
+    if depth > MAX_DEPTH:
+        raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
+                       f"values are nested more than {MAX_DEPTH} levels deep",
+                       "a manifest nests a few levels only; check for runaway brackets or indentation",
+                       field=_dotted(path[:6]) + "...")
     tag = node.tag
     if isinstance(node, yaml.ScalarNode):
         if tag == _STR:
@@ -346,7 +394,8 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
         else:
             raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
                            f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings")
+                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
+                           field=_dotted(path))
         if doc is not None:
             assert doc._values is not None
             plain = not node.style  # the C composer says '' where the Python one says None
@@ -354,6 +403,20 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
                                      raw=node.value if plain and tag != _STR else None,
                                      quoted=node.style in ("'", '"'), block=node.style in ("|", ">"))
         return value
+    if id(node) in building:
+        raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
+                       "an alias refers to a mapping or list that contains it, so the value never ends",
+                       "replace the alias with the values it should copy", field=_dotted(path))
+    building.add(id(node))
+    try:
+        return _construct_collection(node, path, doc, budget, building, depth)
+    finally:
+        building.discard(id(node))
+
+
+def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget: list[int],
+                          building: set[int], depth: int) -> Any:
+    tag = node.tag
     if doc is not None:
         assert doc._values is not None
         doc._values[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
@@ -361,40 +424,44 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
         if tag != _SEQ:
             raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
                            f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings")
-        if doc is None:
-            return [_construct(child, path, None, budget) for child in node.value]
-        return [_construct(child, (*path, i), doc, budget) for i, child in enumerate(node.value)]
+                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
+                           field=_dotted(path))
+        return [_construct(child, (*path, i), doc, budget, building, depth + 1) for i, child in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
         if tag != _MAP:
             raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
                            f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings")
+                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
+                           field=_dotted(path))
         out: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
-        for key_node, value_node in _merged_pairs(node):
+        for key_node, value_node in _merged_pairs(node, path):
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _Refused(key_node.start_mark.line + 1, key_node.start_mark.column + 1,
-                               "a mapping key must be a plain string", "quote the key")
+                               "a mapping key must be a plain string", "quote the key", field=_dotted(path))
             key = key_node.value
             if key in first_seen:
                 raise _Refused(key_node.start_mark.line + 1, key_node.start_mark.column + 1,
                                f"duplicate key '{key}' (first defined on line {first_seen[key]})",
-                               "remove one of them; YAML would silently keep only the last")
+                               "remove one of them; YAML would silently keep only the last",
+                               field=_dotted((*path, key)))
             first_seen[key] = key_node.start_mark.line + 1
-            if doc is None:
-                out[key] = _construct(value_node, path, None, budget)
-            else:
+            child = (*path, key)
+            if doc is not None:
                 assert doc._keys is not None
-                child = (*path, key)
                 doc._keys[child] = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                out[key] = _construct(value_node, child, doc, budget)
+            out[key] = _construct(value_node, child, doc, budget, building, depth + 1)
         return out
     raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1, "unsupported YAML node")  # pragma: no cover
 
 
-def _merged_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
-    """Expand ``<<: *anchor`` merge keys; merged keys come first so that local keys override."""
+def _merged_pairs(node: yaml.MappingNode, path: Path_,
+                  merging: frozenset[int] = frozenset()) -> list[tuple[yaml.Node, yaml.Node]]:
+    """Expand ``<<: *anchor`` merge keys; merged keys come first so that local keys override.
+
+    ``merging`` holds the mappings whose merges are being expanded, so that a mapping merging
+    itself (``&a {<<: *a}``) is refused instead of recursing forever.
+    """
     pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
     if not any(key_node.tag == _MERGE for key_node, _ in pairs):
         return pairs
@@ -406,8 +473,16 @@ def _merged_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
             for source in sources:
                 if not isinstance(source, yaml.MappingNode):
                     raise _Refused(source.start_mark.line + 1, source.start_mark.column + 1,
-                                   "'<<' merges only mappings", "point the alias at a mapping")
-                merged.extend(_merged_pairs(source))
+                                   "'<<' merges only mappings", "point the alias at a mapping", field=_dotted(path))
+                if id(source) in merging or source is node:
+                    raise _Refused(source.start_mark.line + 1, source.start_mark.column + 1,
+                                   "'<<' merges a mapping into itself, so the value never ends",
+                                   "merge a different mapping, or write the keys out", field=_dotted(path))
+                if len(merging) >= MAX_DEPTH:
+                    raise _Refused(source.start_mark.line + 1, source.start_mark.column + 1,
+                                   f"'<<' merges are nested more than {MAX_DEPTH} levels deep",
+                                   "write the keys out instead of chaining merges", field=_dotted(path))
+                merged.extend(_merged_pairs(source, path, merging | {id(node)}))
         else:
             local.append((key_node, value_node))
     if merged:

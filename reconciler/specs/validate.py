@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
@@ -118,9 +119,24 @@ def closest_key(key: str, known: Iterable[str]) -> str | None:
     lowered = {k.lower(): k for k in known}
     if key.lower() in lowered:
         return lowered[key.lower()]
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or difflib.get_close_matches(
-        snake_to_camel(key), known, n=1, cutoff=0.5)
+    return _close(key, known)
+
+
+def _close(key: str, known: list[str]) -> str | None:
+    """A spelling slip; a snake_case key is compared in camelCase too, a little more loosely."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close and "_" in key:
+        close = difflib.get_close_matches(snake_to_camel(key), known, n=1, cutoff=0.5)
     return close[0] if close else None
+
+
+# Keys the API sets and returns (reference §5, §6 redactedFields, §9): pasted from an API response
+# into a manifest, they get a hint of their own instead of a far-fetched "did you mean".
+READ_ONLY_KEYS = frozenset({
+    "id", "created", "updated", "createdBy", "updatedBy", "lastStartedJobStatus", "lastStartedJobTime",
+    "lastFailedRunTime", "lastSuccessfulRunTime", "lastScheduledRunTime", "nextScheduledRunTime",
+    "redactedFields", "links", "status",
+})
 
 
 def suggest_key(key: str, known: Iterable[str]) -> str | None:
@@ -132,10 +148,11 @@ def suggest_key(key: str, known: Iterable[str]) -> str | None:
     lowered = {k.lower(): k for k in known}
     if key.lower() in lowered:
         return f"did you mean `{lowered[key.lower()]}`? Field names are case-sensitive"
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or difflib.get_close_matches(
-        snake_to_camel(key), known, n=1, cutoff=0.5)
+    close = _close(key, known)
     if close:
-        return f"did you mean `{close[0]}`?"
+        return f"did you mean `{close}`?"
+    if key in READ_ONLY_KEYS:
+        return f"remove it: the API sets '{key}' and returns it, a manifest cannot set it"
     return "allowed here: " + ", ".join(known)
 
 
@@ -354,9 +371,17 @@ def semantic_issues(doc: LoadedDocument) -> list[Issue]:
         settings = job.get(side)
         if settings and settings.get("type") == "localFile":
             message = f"{side} type 'localFile' needs a client to upload or download the data, and a scheduled run has none"
-            hint = "use s3, gcp, azure, jdbc, dataset or a warehouse adapter for a job definition"
+            hint = ("use s3, gcp, azure, jdbc, dataset or a warehouse adapter for a job definition" if side == "intakeSettings"
+                    else "use s3, gcp, azure, jdbc or a warehouse adapter for a job definition")
             issues.append(_issue(doc, ("spec", "batchPredictionJob", side, "type"), message, hint,
                                  severity="error" if enabled else "warning"))
+        if side == "intakeSettings" and settings and settings.get("type") == "dss":
+            # reference §7: dss scores a leaderboard model (modelId) only, and the definitions
+            # endpoint (which needs deploymentId) does not take it
+            issues.append(_issue(doc, ("spec", "batchPredictionJob", side, "type"),
+                                 "intakeSettings type 'dss' scores a project's leaderboard model and cannot be used "
+                                 "in a job definition, which scores a deployment",
+                                 "read the data from s3, gcp, azure, jdbc or an AI Catalog dataset (type: dataset)"))
         known = _warn_only_keys(f"{side[:-8]}-{settings['type']}") if settings else None
         if known is not None:
             for key in settings:
@@ -408,7 +433,7 @@ def duplicate_name_issues(docs: Sequence[LoadedDocument]) -> list[Issue]:
 
 def validate_documents(docs: Sequence[LoadedDocument], load_errors: Sequence[LoadError] = (), *, files: int = 0) -> ValidationReport:
     report = ValidationReport(files=files)
-    report.issues.extend(Issue(e.file, e.line, e.col, "", e.message, e.hint) for e in load_errors)
+    report.issues.extend(Issue(e.file, e.line, e.col, e.field, e.message, e.hint) for e in load_errors)
     fast = schemas.fast_validator(MANIFEST_SCHEMA)
     good = []
     for doc in docs:
@@ -431,8 +456,40 @@ def validate_documents(docs: Sequence[LoadedDocument], load_errors: Sequence[Loa
 
 def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> ValidationReport:
     """Load and validate every manifest under ``paths``: the pure core of ``reconciler validate``."""
+    paths = list(paths)
     loaded = load_paths(paths)
-    return validate_documents(loaded.documents, loaded.errors, files=loaded.files)
+    report = validate_documents(loaded.documents, loaded.errors, files=loaded.files)
+    if loaded.files == 0:  # an empty directory validates nothing: say so rather than a bare "OK"
+        report.issues.append(Issue(", ".join(str(p) for p in paths) or ".", 1, 1, "",
+                                   "no manifest files (*.yaml or *.yml) found", "check the path; "
+                                   "hidden directories and reconciler.yaml are skipped", "warning"))
+    return report
+
+
+def project_config_issues(path: str | os.PathLike[str]) -> list[Issue]:
+    """Every problem of a project config (``reconciler.yaml``), located like a manifest's.
+
+    ``reconciler validate`` reports these with the manifests' issues, so that a config that
+    ``plan`` would refuse never passes validation.
+    """
+    from reconciler.specs.load import load_bytes
+
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        return [Issue(file, 1, 1, "", f"cannot read the project config: {exc.strerror or exc}",
+                      "check the path given to --config")]
+    docs, load_errors = load_bytes(raw, file=file)
+    if load_errors:
+        return [Issue(e.file, e.line, e.col, e.field, e.message, e.hint) for e in load_errors]
+    if len(docs) != 1:
+        line = docs[1].line if len(docs) > 1 else 1
+        return [Issue(file, line, 1, "", f"expected exactly one YAML document in the project config, found {len(docs)}",
+                      "keep one config per project; manifests go in their own files")]
+    if schemas.fast_validator("project").is_valid(docs[0].data):
+        return []
+    return schema_issues(docs[0], schema_name="project")
 
 
 def check_instance(instance: Any, schema_name: str, *, file: str = "<request>") -> list[Issue]:

@@ -82,3 +82,69 @@ def test_schema_command_prints_a_bundle_and_lists_names() -> None:
 def test_version_flag() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("reconciler ")
+
+
+def _undocumented(node: Any, where: str) -> list[str]:
+    """Properties an editor would show without a description (if-conditions and `not: {}` bans aside)."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for key, prop in node.get("properties", {}).items():
+            if isinstance(prop, dict) and "description" not in prop and "$ref" not in prop and "not" not in prop:
+                out.append(f"{where}.{key}")
+        for key, value in node.items():
+            if key != "if":
+                out += _undocumented(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for value in node:
+            out += _undocumented(value, where)
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n in schemas.names() if not n.startswith(("plan", "api-", "project"))])
+def test_every_manifest_field_has_a_description_for_editors(name: str) -> None:
+    assert _undocumented(schemas.get(name), name) == []
+
+
+# Every field of the reference (api-contract §6 job spec, §7 adapters, §8 schedule) that a manifest
+# can carry. `redactedFields` is response-only and the secret keys are written as *From references.
+JOB_FIELDS = ["deploymentId", "modelId", "numConcurrent", "chunkSize", "intakeSettings", "outputSettings",
+    "csvSettings", "timeseriesSettings", "passthroughColumns", "passthroughColumnsSet",
+    "includeProbabilities", "includeProbabilitiesClasses", "includePredictionStatus", "skipDriftTracking",
+    "abortOnError", "predictionWarningEnabled", "predictionThreshold", "thresholdHigh", "thresholdLow",
+    "maxExplanations", "maxNgramExplanations", "explanationAlgorithm", "explanationClassNames",
+    "explanationNumTopClasses", "columnNamesRemapping", "predictionInstance", "batchJobType",
+    "disableRowLevelErrorHandling", "modelPackageId", "monitoringBatchPrefix", "pinnedModelId",
+    "secondaryDatasetsConfigId", "explanationsMode"]
+ADAPTER_FIELDS = {
+    "intake-localFile": "type", "output-localFile": "type",
+    "intake-s3": "url credentialId endpointUrl format", "output-s3": "url credentialId endpointUrl format",
+    "intake-azure": "url credentialId format", "output-azure": "url credentialId format",
+    "intake-gcp": "url credentialId format", "output-gcp": "url credentialId format",
+    "intake-jdbc": "dataStoreId query table schema catalog fetchSize credentialId",
+    "output-jdbc": "dataStoreId table statementType schema catalog updateColumns whereColumns credentialId "
+                   "createTableIfNotExists",
+    "intake-dataset": "datasetId datasetVersionId", "intake-dss": "projectId datasetId partition",
+    "intake-datasphere": "dataStoreId table schema credentialId", "output-datasphere": "dataStoreId table schema credentialId",
+    "intake-snowflake": "dataStoreId externalStage table query schema catalog credentialId cloudStorageType "
+                        "cloudStorageCredentialId",
+    "output-snowflake": "dataStoreId externalStage table statementType schema catalog credentialId cloudStorageType "
+                        "cloudStorageCredentialId createTableIfNotExists",
+    "intake-synapse": "dataStoreId externalDataSource table query schema credentialId cloudStorageCredentialId",
+    "output-synapse": "dataStoreId externalDataSource table statementType schema credentialId "
+                      "cloudStorageCredentialId createTableIfNotExists",
+    "intake-bigquery": "dataset table bucket credentialId", "output-bigquery": "dataset table bucket credentialId",
+}
+
+
+def test_every_field_of_the_reference_is_in_the_schemas() -> None:
+    assert sorted(set(JOB_FIELDS) - set(schemas.get("job-spec-fields")["properties"])) == []
+    for name, fields in ADAPTER_FIELDS.items():
+        assert sorted(set(fields.split()) - set(schemas.get(name)["properties"])) == [], name
+    intake_types = schemas.get("intake")["properties"]["type"]["enum"]
+    output_types = schemas.get("output")["properties"]["type"]["enum"]
+    assert sorted(intake_types) == sorted(n[len("intake-"):] for n in ADAPTER_FIELDS if n.startswith("intake-"))
+    assert sorted(output_types) == sorted(n[len("output-"):] for n in ADAPTER_FIELDS if n.startswith("output-"))
+    assert set(schemas.get("schedule")["properties"]) == {"minute", "hour", "dayOfMonth", "month", "dayOfWeek"}
+    for adapter in ADAPTER_FIELDS:  # a typo is an error, except where the reference says warn
+        closed = schemas.get(adapter).get("additionalProperties") is False
+        assert closed != (schemas.get(adapter).get("x-unknownKeys") == "warn"), adapter

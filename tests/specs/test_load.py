@@ -138,3 +138,48 @@ def test_alias_bomb_is_refused() -> None:
         lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
     _, errors = load_text("\n".join(lines) + "\n", file="bomb.yaml")
     assert "through aliases" in errors[0].message
+
+
+def test_refusals_name_the_field() -> None:
+    _, errors = load_text("a: 1\nb:\n  c: [x, !!python/name:os.system y]\n", file="t.yaml")
+    assert [(e.line, e.col, e.field) for e in errors] == [(3, 10, "b.c[1]")]
+    _, errors = load_text("a:\n  b: 1\n  b: 2\n", file="d.yaml")
+    assert errors[0].field == "a.b"
+
+
+@pytest.mark.parametrize("text, field, message", [
+    ("a: &x [1, *x]\n", "a[1]", "an alias refers to a mapping or list that contains it, so the value never ends"),
+    ("a: &x {b: {c: *x}}\n", "a.b.c", "an alias refers to a mapping or list that contains it, so the value never ends"),
+    ("a: &x {<<: *x}\n", "a", "'<<' merges a mapping into itself, so the value never ends"),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "a[0][0][0][0][0]...", "values are nested more than 64 levels deep"),
+    ("a: " + "{b: " * 70 + "1" + "}" * 70 + "\n", "a.b.b.b.b.b...", "values are nested more than 64 levels deep"),
+])
+def test_structures_without_end_are_refused_not_a_recursion_error(text: str, field: str, message: str) -> None:
+    docs, errors = load_text(text, file="r.yaml")
+    assert docs == []
+    assert [(e.field, e.message) for e in errors] == [(field, message)]
+
+
+def test_an_alias_used_twice_is_not_a_cycle() -> None:
+    docs, errors = load_text("a: &x {b: 1}\nc: [*x, *x]\nd: {<<: *x, e: 2}\n", file="ok.yaml")
+    assert errors == [] and docs[0].data == {"a": {"b": 1}, "c": [{"b": 1}, {"b": 1}], "d": {"b": 1, "e": 2}}
+
+
+def test_control_characters_and_utf16_are_located() -> None:
+    _, errors = load_text('a: 1\nb: "x\x07"\n', file="c.yaml")
+    assert [(e.line, e.col, e.message) for e in errors] == [
+        (2, 6, "character U+0007 is not allowed in YAML (control characters are not allowed)")]
+    _, errors = load_bytes("a: 1\n".encode("utf-16"), file="w.yaml")
+    assert errors[0].message == "not UTF-8: the file is UTF-16 (it starts with a UTF-16 byte order mark)"
+
+
+def test_an_unreadable_file_is_an_error_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.yaml"
+    path.write_text("a: 1\n", encoding="utf-8")
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    result = load_paths([path])
+    assert [(e.file, e.message) for e in result.errors] == [(str(path), "cannot read the file: Permission denied")]

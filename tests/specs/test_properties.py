@@ -18,10 +18,14 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from reconciler import schemas
+from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest, fill_defaults
+from reconciler.specs.validate import validate_documents
 
-INTAKES = ["s3", "azure", "gcp", "jdbc", "dataset", "dss", "datasphere", "bigquery", "localFile"]
-OUTPUTS = ["s3", "azure", "gcp", "datasphere", "bigquery", "localFile"]
+# every adapter the reference lists (snowflake and synapse are open schemas: generated extra keys
+# are the unknown keys that only warn)
+INTAKES = schemas.get("intake")["properties"]["type"]["enum"]
+OUTPUTS = schemas.get("output")["properties"]["type"]["enum"]
 HEX = st.text("0123456789abcdef", min_size=24, max_size=24)
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
@@ -61,7 +65,26 @@ JOB_OPTIONS = st.fixed_dictionaries({}, optional={
     "csvSettings": st.fixed_dictionaries({}, optional={"delimiter": st.sampled_from([",", ";", "tab"]),
                                                         "encoding": st.just("utf-8")}),
     "predictionInstance": st.fixed_dictionaries({"hostName": st.just("preds.example.com")}, optional={
-        "sslEnabled": st.booleans(), "apiKeyFrom": _part("secret-ref")}),
+        "sslEnabled": st.booleans(), "apiKeyFrom": _part("secret-ref"), "datarobotKeyFrom": _part("secret-ref")}),
+    "includeProbabilitiesClasses": st.lists(st.sampled_from(["yes", "no", "maybe"]), unique=True),
+    "includePredictionStatus": st.booleans(),
+    "skipDriftTracking": st.booleans(),
+    "disableRowLevelErrorHandling": st.booleans(),
+    "predictionWarningEnabled": st.one_of(st.none(), st.booleans()),
+    "thresholdHigh": st.floats(0, 1),
+    "thresholdLow": st.floats(0, 1),
+    "maxNgramExplanations": st.one_of(st.integers(0, 50), st.just("all")),
+    "explanationNumTopClasses": st.integers(1, 10),
+    "explanationsMode": st.sampled_from(["topClasses", "classNames"]),
+    "columnNamesRemapping": st.one_of(st.none(), st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), st.one_of(st.none(), st.sampled_from(["x", "y"])))),
+    "batchJobType": st.sampled_from(["monitoring", "prediction"]),
+    "timeseriesSettings": st.one_of(
+        st.fixed_dictionaries({"type": st.just("forecast")}, optional={
+            "forecastPoint": st.just("2026-01-31T00:00:00Z"), "relaxKnownInAdvanceFeaturesCheck": st.booleans()}),
+        st.just({"type": "historical", "predictionsStartDate": "2025-01-01T00:00:00Z",
+                 "predictionsEndDate": "2025-02-01T00:00:00Z"}),
+        st.just({"type": "training"})),
 })
 
 
@@ -89,7 +112,9 @@ def _mutate(doc: dict[str, Any], choice: int) -> dict[str, Any]:
         lambda: job.__setitem__("num_concurrent", 4),
         lambda: job.__setitem__("predictionThreshold", 1.5),
         lambda: job["intakeSettings"].__setitem__("type", "ftp"),
-        lambda: job["intakeSettings"].__setitem__("unknownKey", 1),
+        # an unknown key is an error, except on the unverified adapters where it only warns
+        lambda: (job if job["intakeSettings"]["type"] in ("snowflake", "synapse") else job["intakeSettings"]).__setitem__(
+            "unknownKey", 1),
         lambda: job.pop("deploymentId"),
         lambda: broken["metadata"].__setitem__("name", "Not_DNS"),
         lambda: broken["spec"].__setitem__("schedule", {"cron": "0 2 * * *", "minute": [0]}),
@@ -120,3 +145,35 @@ def test_valid_documents_round_trip_through_the_model(doc: dict[str, Any]) -> No
     assert fill_defaults(filled, schemas.get("manifest")) == filled
     assert Manifest.from_data(manifest.to_data()) == manifest
     assert schemas.validator("manifest").is_valid(manifest.to_data())
+
+
+def _as_document(data: dict[str, Any]) -> LoadedDocument:
+    return LoadedDocument(file="gen.yaml", index=0, data=data, line=1, col=1)
+
+
+@SETTINGS
+@given(doc=manifests(), choice=st.integers(0, 9))
+def test_the_full_validator_reports_mutations_and_never_raises(doc: dict[str, Any], choice: int) -> None:
+    report = validate_documents([_as_document(doc)])
+    assert all(i.severity == "warning" or i.field.startswith("spec.batchPredictionJob.intakeSettings")
+               or i.field.startswith("spec.batchPredictionJob.outputSettings") for i in report.issues), report.issues
+    broken = validate_documents([_as_document(_mutate(doc, choice))])
+    assert not broken.ok and all(i.message for i in broken.errors)
+
+
+JUNK = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8)),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.sampled_from(["spec", "schedule", "cron", "batchPredictionJob",
+                                                                "intakeSettings", "type", "name", "x"]), children,
+                                               max_size=4)),
+    max_leaves=20)
+
+
+@SETTINGS
+@given(spec=JUNK, metadata=JUNK)
+def test_arbitrary_shapes_are_issues_not_exceptions(spec: Any, metadata: Any) -> None:
+    doc = {"apiVersion": "reconciler.io/v1alpha1", "kind": "BatchPredictionJobDefinition",
+           "metadata": metadata, "spec": spec}
+    report = validate_documents([_as_document(doc)])
+    assert not report.ok

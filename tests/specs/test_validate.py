@@ -158,3 +158,47 @@ def test_cli_exit_1_on_an_internal_error(specs: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr("reconciler.specs.validate.validate_paths", broken)
     result = CliRunner().invoke(app, ["validate", str(specs)])
     assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), "the error must be handled, not escape as a traceback"
+    assert "internal error: RuntimeError: boom" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_checks_the_project_config(specs: Path) -> None:
+    """A reconciler.yaml that plan would refuse fails validate too, located like a manifest."""
+    (specs / "reconciler.yaml").write_text(
+        "apiVersion: reconciler.io/v1alpha1\nkind: Project\nscope:\n  name_prefix: demo-\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(specs), "--no-color"])
+    assert result.exit_code == 3, result.output
+    lines = result.output.splitlines()
+    assert lines[0].endswith("reconciler.yaml:4:3: scope.name_prefix: unknown field 'name_prefix'")
+    assert lines[1] == "    hint: did you mean `namePrefix`? Fields use the API's camelCase names"
+    assert lines[-1] == "INVALID: 1 manifest(s) in 1 file(s): 1 error(s), 0 warning(s)"
+    (specs / "reconciler.yaml").write_text(
+        "apiVersion: reconciler.io/v1alpha1\nkind: Project\nscope:\n  namePrefix: demo-\n", encoding="utf-8")
+    assert CliRunner().invoke(app, ["validate", str(specs)]).exit_code == 0
+
+
+def test_cli_reports_an_unreadable_config_given_explicitly(specs: Path) -> None:
+    result = CliRunner().invoke(app, ["validate", str(specs), "--config", str(specs / "missing.yaml"), "--no-color"])
+    assert result.exit_code == 3
+    assert "missing.yaml:1:1: cannot read the project config: No such file or directory" in result.output
+
+
+def test_an_empty_directory_is_a_warning_not_a_silent_ok(tmp_path: Path) -> None:
+    report = validate_paths([tmp_path])
+    assert report.ok and report.files == 0
+    assert [(i.severity, i.message) for i in report.issues] == [("warning", "no manifest files (*.yaml or *.yml) found")]
+
+
+def test_explanations_mode_is_a_known_string_field() -> None:
+    ok = manifest().replace("    intakeSettings:", "    explanationsMode: topClasses\n    intakeSettings:")
+    assert report_of(ok) == []
+    bad = manifest().replace("    intakeSettings:", "    explanationsMode: 3\n    intakeSettings:")
+    assert [(i.field, i.message) for i in report_of(bad)] == [
+        ("spec.batchPredictionJob.explanationsMode", "expected a string, got 3")]
+
+
+def test_dss_intake_is_refused_in_a_definition() -> None:
+    issues = report_of(manifest(intake="{type: dss, projectId: 5e1b3d2c8f1a4c0012345678}"))
+    assert [(i.field, i.severity) for i in issues] == [("spec.batchPredictionJob.intakeSettings.type", "error")]
+    assert "leaderboard" in issues[0].message
