@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -69,7 +70,12 @@ async def json_body(request: Request, settings: SettingsDep) -> dict[str, Any]:
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_int64)
+    except _NotStorable as exc:
+        raise errors.BadRequest(f"the body is not valid JSON for this API: {exc}",
+                                errors={"body": f"{exc}; {exc.hint}"}) from None
+    except RecursionError:
+        raise _too_deep() from None
     except (UnicodeDecodeError, ValueError) as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise errors.BadRequest(f"the body is not valid JSON{where}",
@@ -77,7 +83,77 @@ async def json_body(request: Request, settings: SettingsDep) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise errors.Unprocessable(f"expected a JSON object, got {type(data).__name__}",
                                    errors={"body": "send a JSON object ({...}), not a list or a single value"})
+    _check_storable(data)
     return data
+
+
+# What a body may hold beyond plain JSON syntax: everything the store writes and every response
+# renders must survive a round trip through a UTF-8 database column and orjson, so NaN/Infinity
+# (Python's json accepts them), integers beyond 64 bits, unpaired UTF-16 surrogate escapes
+# ("\ud800"), NUL characters and absurd nesting are refused here with a 400, not a 500 later.
+MAX_DEPTH = 32
+_INT64 = 2**63
+
+
+class _NotStorable(ValueError):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _no_constant(text: str) -> Any:
+    raise _NotStorable(f"{text} is not a JSON number", "send a finite number, or leave the field out")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotStorable(f"the number {text[:40]} is out of range", "send a finite number")
+    return value
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -_INT64 <= value < _INT64:
+        raise _NotStorable(f"the integer {text[:40]}{'...' if len(text) > 40 else ''} does not fit in 64 bits",
+                           "send a smaller number")
+    return value
+
+
+def _too_deep() -> errors.BadRequest:
+    return errors.BadRequest(f"the body is nested more than {MAX_DEPTH} levels deep",
+                             errors={"body": "a job definition is a few levels deep; send a flatter object"})
+
+
+def _check_storable(data: dict[str, Any]) -> None:
+    """Refuse NUL, unpaired surrogates (in keys or values) and deep nesting, naming the field."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(value, str):
+            _check_text(value, where or "body")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, f"{where}.{key!a}" if where else f"{key!a}")
+                stack.append((item, f"{where}.{key}" if where else key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:  # PostgreSQL text columns cannot hold NUL; no API field needs one
+        raise errors.BadRequest(f"{where}: the text holds a NUL character (\\u0000)",
+                                errors={where: "remove the NUL character"})
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.BadRequest(f"{where}: the text holds an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF)",
+                                errors={where: "escape characters outside the BMP as a surrogate pair, "
+                                               "or send the text as UTF-8"}) from None
 
 
 def _too_large(limit: int) -> errors.PayloadTooLarge:
@@ -88,6 +164,9 @@ def _too_large(limit: int) -> errors.PayloadTooLarge:
 JsonBody = Annotated[dict[str, Any], Depends(json_body)]
 
 
+MAX_OFFSET = 2**31 - 1  # the databases' OFFSET is 64-bit; anything past this is an empty page anyway
+
+
 @dataclass(frozen=True, slots=True)
 class Paging:
     offset: int
@@ -95,7 +174,7 @@ class Paging:
 
 
 async def paging(settings: SettingsDep,
-                 offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+                 offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
                  limit: Annotated[int | None, Query(ge=1, le=1000, description="Page size (1-1000).")] = None,
                  ) -> Paging:
     """``offset``/``limit`` query parameters; the SDK omits both when it fetches everything."""

@@ -62,10 +62,10 @@ class Unprocessable(ServiceError):
     status_code = 422
 
 
-class MissingReferences(Unprocessable):
-    """422, not 404: Terraform reads a 404 as "the definition is gone" and would drop it from its
-    state, and a 404 also suggests the URL is wrong; the request is well-formed but names ids that
-    do not exist, which is what 422 means."""
+class MissingReferences(NotFound):
+    """404, as the real API answers a definition whose deployment (or credential, data store) does
+    not exist. The body names each missing id by its field, so a client can tell this from an
+    unknown URL (whose body has no ``errors``) and report the field to fix."""
 
     def __init__(self, missing: Sequence[Reference]) -> None:
         errors = {ref.field: f"no {ref.kind} with id {ref.ref_id!r} exists; create it first "

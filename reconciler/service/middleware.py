@@ -18,7 +18,9 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("reconciler.service.access")
-PUBLIC_PATHS = frozenset({"/healthz", "/healthz/"})
+# No token needed: the health probe, and the API documentation (the schema holds no data, and a
+# browser opening /docs cannot send an Authorization header; "Authorize" there sets it for calls).
+PUBLIC_PATHS = frozenset({"/healthz", "/healthz/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 _SECRET_PARAMS = re.compile(r"((?:^|&)(?:[^=&]*(?:token|key|secret|password|auth)[^=&]*)=)[^&]*", re.IGNORECASE)
 
 
@@ -60,6 +62,11 @@ class ServiceMiddleware:
                 if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
                     await _unauthorized(send_logged, missing=given is None)
                     return
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                # PostgreSQL cannot compare text holding NUL (it would be a 500); no id or filter has one
+                await _send_error(send_logged, 400, "the URL holds a NUL character (%00); remove it from the "
+                                                    "path and the query string")
+                return
             await self.app(scope, receive, send_logged)
         finally:
             if access_log.isEnabledFor(logging.INFO):
@@ -79,8 +86,11 @@ class ServiceMiddleware:
 async def _unauthorized(send: Any, *, missing: bool) -> None:
     message = ("authentication required: send the header 'Authorization: Token <token>' or 'Bearer <token>'"
                if missing else "the token is not valid: check the token the service was started with")
+    await _send_error(send, 401, message, [(b"www-authenticate", b'Token realm="reconciler"')])
+
+
+async def _send_error(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"message": message}).encode()
-    await send({"type": "http.response.start", "status": 401, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b'Token realm="reconciler"')]})
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})

@@ -52,7 +52,13 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            doc.setdefault("components", {}).setdefault("schemas", {}).update(definition_components())
+            components = doc.setdefault("components", {})
+            components.setdefault("schemas", {}).update(definition_components())
+            components["securitySchemes"] = {"apiToken": {
+                "type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "'Token <token>' or 'Bearer <token>'; needed when the service was started "
+                               "with a token (--token-file or $RECONCILER_SERVICE_TOKEN)."}}
+            doc["security"] = [{"apiToken": []}, {}]  # {} = optional: a loopback service may have no token
             app.openapi_schema = doc
         return app.openapi_schema
 

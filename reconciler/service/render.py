@@ -26,8 +26,7 @@ def definition(record: DefinitionRecord, *, now: datetime) -> dict[str, Any]:
         body["schedule"] = record.schedule
     upcoming = None
     if record.enabled and record.schedule is not None:
-        found = schedule.next_run(record.schedule, after=now)
-        upcoming = ids.iso(found) if found else None
+        upcoming = schedule.next_run_iso(record.schedule, after=now)
     body.update({
         "batchPredictionJob": public_job(record.job),
         "created": record.created,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from cronsim import CronSim, CronSimError
 
+from reconciler.service import ids
 from reconciler.specs import cron
 
 Schedule = Mapping[str, Sequence[int | str]]
@@ -53,6 +54,21 @@ def next_run(schedule: Schedule, *, after: datetime) -> datetime | None:
         raise ValueError("after must be timezone-aware; pass a UTC datetime")
     moment = after.astimezone(UTC).replace(second=0, microsecond=0)
     return _next_from_cron(to_cron(schedule), moment)
+
+
+def next_run_iso(schedule: Schedule, *, after: datetime) -> str | None:
+    """``next_run`` as the API's timestamp text, cached by (schedule, minute): a listing renders
+    hundreds of definitions sharing a few schedules at one ``now``."""
+    if after.tzinfo is None:
+        raise ValueError("after must be timezone-aware; pass a UTC datetime")
+    moment = after.astimezone(UTC).replace(second=0, microsecond=0)
+    return _next_iso(tuple(tuple(schedule[key]) for key in cron.FIELDS), moment)
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_iso(lists_key: tuple[tuple[int | str, ...], ...], moment: datetime) -> str | None:
+    found = _next_from_cron(_to_cron(lists_key), moment)
+    return None if found is None else ids.iso(found)
 
 
 def next_runs(schedule: Schedule, *, after: datetime, count: int) -> list[datetime]:

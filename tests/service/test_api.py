@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -92,13 +93,20 @@ def test_missing_required_job_fields_are_named(client: httpx.Client) -> None:
     assert {"deploymentId", "intakeSettings"} <= set(response.json()["errors"])
 
 
-def test_unknown_references_are_422(client: httpx.Client, ids: dict[str, str]) -> None:
+def test_unknown_references_are_404_naming_each_field(client: httpx.Client, ids: dict[str, str]) -> None:
     payload = body({**ids, "credentialId": "a" * 24}, deploymentId="b" * 24)
     response = client.post("batchPredictionJobDefinitions/", json=payload)
-    assert response.status_code == 422
+    assert response.status_code == 404, response.text
     errors = response.json()["errors"]
-    assert "deploymentId" in errors and "intakeSettings.credentialId" in errors
+    assert set(errors) == {"deploymentId", "intakeSettings.credentialId"}
     assert "create it first" in errors["deploymentId"]
+    made = create(client, body(ids))
+    response = client.patch(f"batchPredictionJobDefinitions/{made['id']}",
+                            json={"outputSettings": {"type": "jdbc", "dataStoreId": "c" * 24, "table": "t",
+                                                     "statementType": "insert"}})
+    assert response.status_code == 404 and set(response.json()["errors"]) == {"outputSettings.dataStoreId"}
+    got = client.get(f"batchPredictionJobDefinitions/{made['id']}").json()
+    assert got["batchPredictionJob"]["outputSettings"] == made["batchPredictionJob"]["outputSettings"]
 
 
 def test_duplicate_name_is_409(client: httpx.Client, ids: dict[str, str]) -> None:
@@ -140,6 +148,42 @@ def test_chunked_body_over_the_limit_is_413(client: httpx.Client) -> None:
     response = client.post("batchPredictionJobDefinitions/", content=chunks(),
                            headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+def _raw(ids: dict[str, str], extra: str) -> bytes:
+    """A valid create body with ``extra`` (raw JSON text, e.g. ``"numConcurrent": NaN``) spliced in."""
+    return (json.dumps(body(ids))[:-1] + ", " + extra + "}").encode()
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    ('"predictionThreshold": NaN', "NaN is not a JSON number"),
+    ('"thresholdHigh": Infinity', "Infinity is not a JSON number"),
+    ('"thresholdHigh": 1e400', "out of range"),
+    ('"chunkSize": 100000000000000000000000', "64 bits"),
+    ('"numConcurrent": -100000000000000000000000', "64 bits"),
+    ('"passthroughColumns": ["ok", "\\ud800"]', "passthroughColumns[1]"),
+    ('"columnNamesRemapping": {"a\\udc00": "b"}', "surrogate"),
+    ('"name": "a\\u0000b"', "NUL"),
+    ('"columnNamesRemapping": ' + "[" * 40 + "]" * 40, "nested"),
+    ('"columnNamesRemapping": ' + "[" * 100_000 + "]" * 100_000, "nested"),
+])
+def test_bodies_the_store_cannot_keep_are_400_and_never_stored(client: httpx.Client, ids: dict[str, str],
+                                                               extra: str, said: str) -> None:
+    before = client.get("batchPredictionJobDefinitions/", params={"limit": 1}).json()["totalCount"]
+    response = client.post("batchPredictionJobDefinitions/", content=_raw(ids, extra),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert said in response.text and response.json()["errors"]
+    listed = client.get("batchPredictionJobDefinitions/", params={"limit": 1})
+    assert listed.status_code == 200 and listed.json()["totalCount"] == before
+
+
+def test_valid_non_ascii_text_is_kept(client: httpx.Client, ids: dict[str, str]) -> None:
+    name = unique("d\u00e9f-\U0001f600")  # é and an emoji (sent as a surrogate pair by json.dumps)
+    made = client.post("batchPredictionJobDefinitions/", content=json.dumps(body(ids, name=name)).encode(),
+                       headers={"content-type": "application/json"})
+    assert made.status_code == 202 and made.json()["name"] == name
+    assert client.get(f"batchPredictionJobDefinitions/{made.json()['id']}/").json()["name"] == name
 
 
 def test_patch_semantics(client: httpx.Client, ids: dict[str, str]) -> None:
@@ -198,6 +242,15 @@ def test_list_envelope_paging_and_filters(client: httpx.Client, ids: dict[str, s
     assert by_deployment["totalCount"] == 5
     assert client.get("batchPredictionJobDefinitions/", params={"limit": 0}).status_code == 422
     assert client.get("batchPredictionJobDefinitions/", params={"offset": -1}).status_code == 422
+    for path in ("batchPredictionJobDefinitions/", "batchPredictions/", "deployments/"):  # beyond 64-bit OFFSET
+        assert client.get(path, params={"offset": 10**20}).status_code == 422, path
+
+
+def test_nul_in_the_url_is_400(client: httpx.Client) -> None:
+    for path in ("batchPredictionJobDefinitions/?searchName=a%00", "batchPredictionJobDefinitions/a%00b/",
+                 "batchPredictions/?deploymentId=%00", "credentials/%00/"):
+        response = client.get(path)
+        assert response.status_code == 400 and "NUL" in response.json()["message"], path
 
 
 def test_run_once_queues_a_job_that_stays_initializing(client: httpx.Client, ids: dict[str, str]) -> None:

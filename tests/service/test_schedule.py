@@ -17,7 +17,7 @@ from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.service import schedule
+from reconciler.service import ids, schedule
 
 RANGES = {"minute": (0, 59), "hour": (0, 23), "dayOfMonth": (1, 31), "month": (1, 12), "dayOfWeek": (0, 6)}
 MONTHS = [m.lower() for m in calendar.month_abbr if m] + [m for m in calendar.month_name if m]
@@ -146,6 +146,7 @@ def test_seeded_sweep_of_thousands_of_schedules() -> None:
         sched = random_schedule(rng)
         after = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(12 * 366 * 24 * 60))
         ours = schedule.next_run(sched, after=after)
+        assert schedule.next_run_iso(sched, after=after) == (None if ours is None else ids.iso(ours))
         theirs = croniter_next(sched, after)
         assert ours == theirs or (theirs is None and (ours is None or ours > after + timedelta(days=366 * 4))), (
             schedule.to_cron(sched), after)

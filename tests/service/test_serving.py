@@ -35,6 +35,11 @@ def test_token_is_required_except_for_health(caplog: pytest.LogCaptureFixture) -
         assert httpx.get(api + "version/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         assert httpx.get(api + "version/", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
         assert httpx.get(server.url + "/healthz").status_code == 200
+        # the documentation is public (a browser cannot send the header); it declares the scheme
+        assert httpx.get(server.url + "/docs").status_code == 200
+        document = httpx.get(server.url + "/openapi.json").json()
+        assert document["components"]["securitySchemes"]["apiToken"]["name"] == "Authorization"
+        assert httpx.get(api + "batchPredictionJobDefinitions/").status_code == 401
         httpx.get(api + "deployments/", params={"token": TOKEN, "apiKey": "k-123"},
                   headers={"Authorization": f"Bearer {TOKEN}"})
     lines = [r.getMessage() for r in caplog.records if r.name == "reconciler.service.access"]

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
-from reconciler.service import errors, ids
+from reconciler.service import errors, ids, render
 from reconciler.service.records import DefinitionRecord, ResourceRecord
+from reconciler.service.responses import dumps
 from reconciler.service.store import SCHEMA_VERSION, Store
+from reconciler.service.testing import LocalServer
+
+from .helpers import body, refs
 
 USER = {"username": "t", "userId": "0" * 24, "fullName": None}
 
@@ -145,3 +152,49 @@ def test_search_escapes_like_wildcards(store: Store) -> None:
 def test_unsupported_url_is_explained() -> None:
     with pytest.raises(ValueError, match="sqlite:///"):
         Store("mysql://localhost/db")
+
+
+def test_rows_orjson_refuses_still_load_and_render(store: Store) -> None:
+    """A database written by an older version may hold NaN or integers beyond 64 bits: reading it
+    falls back to the stdlib, and the response encoder does too, so no listing turns into a 500."""
+    made = store.create_definition(record(seed(store), "legacy"))
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE definitions SET job = :job WHERE id = :id"), {
+            "id": made.id, "job": '{"deploymentId":"x","numConcurrent":100000000000000000000000,'
+                                  '"predictionThreshold":NaN}'})
+    job = store.get_definition(made.id).job
+    assert job["numConcurrent"] == 10**23 and job["predictionThreshold"] != job["predictionThreshold"]
+    page = store.list_definitions(offset=0, limit=10, search_name="legacy")
+    body = render.definition(page.items[0], now=ids.utcnow())
+    encoded = json.loads(dumps({**body, "text": "\ud800"}))
+    assert encoded["batchPredictionJob"]["numConcurrent"] == 10**23 and encoded["text"] == "\ud800"
+
+
+def test_concurrent_http_writers_on_both_databases(db_url: str) -> None:
+    """Over real HTTP (uvicorn): 8 creates of one name give one 202 and seven 409; two clients
+    PATCHing different fields at once, round after round, lose neither field's changes."""
+    with LocalServer(db_url=db_url) as server, httpx.Client(base_url=server.api_url, timeout=60) as client:
+        payload = body(refs(client))
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(lambda _: client.post("batchPredictionJobDefinitions/", json=payload).status_code,
+                                    range(8)))
+        assert codes == [202] + [409] * 7
+        made = client.get("batchPredictionJobDefinitions/", params={"searchName": payload["name"]}).json()
+        assert made["totalCount"] == 1
+        url = f"batchPredictionJobDefinitions/{made['data'][0]['id']}"
+        barrier = threading.Barrier(2)
+
+        def patch(changes: list[dict[str, object]]) -> list[int]:
+            codes = []
+            for change in changes:
+                barrier.wait()
+                codes.append(client.patch(url, json=change).status_code)
+            return codes
+
+        rounds = 10
+        with ThreadPoolExecutor(2) as pool:
+            left = pool.submit(patch, [{"numConcurrent": n} for n in range(2, 2 + rounds)])
+            right = pool.submit(patch, [{"maxExplanations": n} for n in range(1, 1 + rounds)])
+            assert left.result() == right.result() == [200] * rounds
+        job = client.get(url + "/").json()["batchPredictionJob"]
+        assert (job["numConcurrent"], job["maxExplanations"]) == (1 + rounds, rounds)
