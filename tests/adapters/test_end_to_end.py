@@ -9,6 +9,8 @@ import time
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import datarobot as dr
 import httpx
@@ -139,3 +141,63 @@ def test_scheduled_definition_fills_a_postgres_table(served: tuple[LocalServer, 
     assert shown["lastScheduledRunTime"] == ids.iso(firing)
     assert shown["lastStartedJobStatus"] == "COMPLETED"
     assert shown["lastSuccessfulRunTime"] != "1900-01-01T00:00:00.000000Z"
+
+
+def test_run_on_schedule_scores_into_sqlite_at_the_next_firing(served: tuple[LocalServer, httpx.Client],
+                                                              s3_endpoint: str, bucket: str, tmp_path: Path,
+                                                              model_deployment: tuple[LogisticRegression, str]) -> None:
+    """``run_on_schedule`` through the SDK, then a second service process's scheduler at the
+    shown ``nextScheduledRunTime``: one job, rows in the SQLite table (create_table), and the
+    definition's last*RunTime / lastStartedJobStatus current."""
+    server, http = served
+    model, deployment_id = model_deployment
+    source = _frame(600, seed=6)
+    boto(s3_endpoint).put_object(Bucket=bucket, Key="hourly.csv", Body=source.to_csv(index=False).encode())
+    credential = http.post("credentials/", json={"name": "s3-hourly", "credentialType": "s3", "awsAccessKeyId": "A",
+                                                 "awsSecretAccessKey": "B"}).json()["id"]
+    target_url = f"sqlite:///{tmp_path}/warehouse.db"
+    data_store = http.post("externalDataStores/", json={"canonicalName": "lite", "params": {"url": target_url}})
+    assert data_store.status_code == 201, data_store.text
+    spec = {"deployment_id": deployment_id, "num_concurrent": 2, "passthrough_columns": ["row_id"],
+            "intake_settings": {"type": "s3", "url": f"s3://{bucket}/hourly.csv", "credential_id": credential,
+                                "endpoint_url": s3_endpoint},
+            "output_settings": {"type": "jdbc", "data_store_id": data_store.json()["id"], "table": "hourly",
+                                "statement_type": "create_table"}}
+    every_hour: Any = {"minute": [15], "hour": ["*"], "day_of_month": ["*"], "month": ["*"], "day_of_week": ["*"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        definition = dr.BatchPredictionJobDefinition.create(enabled=False, batch_prediction_job=spec,
+                                                            name=f"hourly-{ids.new_id()}")
+        assert definition.run_on_schedule(every_hour).enabled is True
+    upcoming = ids.parse_iso(http.get(f"batchPredictionJobDefinitions/{definition.id}/").json()["nextScheduledRunTime"])
+    assert upcoming.minute == 15
+
+    store = Store(server.db_url)
+    try:
+        assert Scheduler(store, clock=lambda: upcoming - timedelta(seconds=5)).tick() == []  # not yet
+        (job,) = Scheduler(store, clock=lambda: upcoming + timedelta(seconds=3)).tick()
+        assert Scheduler(store, clock=lambda: upcoming + timedelta(seconds=9)).tick() == []  # once per firing
+    finally:
+        store.close()
+    deadline = time.monotonic() + 120
+    while (status := http.get(f"batchPredictions/{job.id}/").json())["status"] not in ("COMPLETED", "FAILED",
+                                                                                          "ABORTED"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert status["status"] == "COMPLETED", status["statusDetails"]
+    assert status["scoredRows"] == 600 and status["source"] == "scheduled"
+
+    engine = sa.create_engine(target_url)
+    try:
+        with engine.connect() as conn:
+            written = pd.read_sql(sa.text("SELECT * FROM hourly ORDER BY row_id"), conn)
+    finally:
+        engine.dispose()
+    assert list(written.columns) == ["row_id", "label_1_PREDICTION", "label_0_PREDICTION", "label_PREDICTION",
+                                     "THRESHOLD", "POSITIVE_CLASS"]
+    _check_scored(written, source, model)
+    shown = http.get(f"batchPredictionJobDefinitions/{definition.id}/").json()
+    assert shown["lastScheduledRunTime"] == ids.iso(upcoming)
+    assert shown["lastStartedJobStatus"] == "COMPLETED"
+    # the firing's time is simulated; the job really finished now, after the definition was made
+    assert ids.parse_iso(shown["lastSuccessfulRunTime"]) >= ids.parse_iso(shown["created"])

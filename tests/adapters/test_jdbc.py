@@ -47,8 +47,12 @@ def _exec(url: str, *statements: str) -> None:
 
 def _write(store: Store, settings: dict[str, object], *frames: pd.DataFrame, abort: bool = False) -> None:
     output = open_output({"type": "jdbc", **settings}, context(store))
-    for frame in frames:
-        output.write(frame)
+    try:
+        for frame in frames:
+            output.write(frame)
+    except BaseException:
+        output.abort()  # as the runner does: roll back and release the connection
+        raise
     if abort:
         output.abort()
     else:
@@ -192,3 +196,87 @@ def test_postgres_copy_intake_keeps_types_nulls_and_text(postgres_server: Postgr
     with pytest.raises(AdapterError, match="nope"):
         list(bad.chunks())
     bad.close()
+
+
+def test_postgres_binary_copy_reads_what_csv_reads(postgres_server: PostgresServer, store: Store,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every type the binary intake decodes gives the frame the CSV path gives (NULLs, "", NaN,
+    dates around PostgreSQL's 2000-01-01 epoch, time zones, multi-line and non-ASCII text)."""
+    from reconciler.service.runner.adapters import jdbc
+
+    url = postgres_server.create_database()
+    _exec(url, "CREATE TABLE typed (i INTEGER, s SMALLINT, big BIGINT, f DOUBLE PRECISION, b BOOLEAN, d DATE, "
+               "ts TIMESTAMP, tz TIMESTAMPTZ, t TEXT, v VARCHAR(20), c CHAR(3))",
+          "INSERT INTO typed VALUES (1, -2, 9000000000, 'NaN', true, '1999-12-31', '2026-01-02 03:04:05.123456', "
+          "'2026-01-02 03:04:05+02', E'line one\\nline \"two\", and more', '', 'ab'), "
+          "(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
+          "(3, 4, -5, -1.5e300, false, '2000-01-01', '1970-01-01 00:00:00', '1960-06-01 12:00:00+00', "
+          "'h\u00e9llo \u2713', 'x', 'abc')")
+    data_store = add_data_store(store, url)
+    decoded: list[int] = []
+    decode = jdbc._decode_binary_rows
+    monkeypatch.setattr(jdbc, "_decode_binary_rows", lambda blocks, *a: decoded.append(len(blocks)) or decode(blocks, *a))
+
+    def read() -> list[pd.DataFrame]:
+        intake = open_intake({"type": "jdbc", "dataStoreId": data_store,
+                              "query": "SELECT * FROM typed ORDER BY i NULLS LAST"}, context(store, chunk_rows=2))
+        try:
+            return list(intake.chunks())
+        finally:
+            intake.close()
+
+    binary = read()
+    assert decoded == [2, 1]  # the binary path ran, in chunks of chunk_rows
+    monkeypatch.setattr(jdbc, "_BINARY_READ", {})
+    text = read()
+    assert decoded == [2, 1]  # ... and this time it did not
+    assert [len(c) for c in binary] == [len(c) for c in text] == [2, 1]
+    for got, expected in zip(binary, text, strict=True):
+        pd.testing.assert_frame_equal(got, expected)
+    first = binary[0].iloc[0]
+    assert str(first["d"]) == "1999-12-31" and first["tz"] == pd.Timestamp("2026-01-02 01:04:05", tz="UTC")
+    assert first["c"] == "ab " and first["v"] == "" and binary[0].iloc[1]["t"] == "h\u00e9llo \u2713"
+
+
+def test_postgres_binary_copy_writes_exactly_or_falls_back(postgres_server: PostgresServer, store: Store,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Insert uses binary COPY for the types it encodes, with NULLs, "" and non-ASCII text exact;
+    a column it cannot encode losslessly (numeric, a number into text, 1.5 into bigint) sends
+    the chunk as CSV, which the server converts or refuses as it would any insert."""
+    from reconciler.service.runner.adapters import jdbc
+
+    url = postgres_server.create_database()
+    _exec(url, "CREATE TABLE t (i INTEGER, s SMALLINT, big BIGINT, r REAL, f DOUBLE PRECISION, b BOOLEAN, "
+               "v VARCHAR(8), x TEXT)",
+          "CREATE TABLE n (id BIGINT, amount NUMERIC(10, 2), note TEXT)")
+    data_store = add_data_store(store, url)
+    used: list[bool] = []
+    encode = jdbc._pg_binary
+
+    def spy(*args: object) -> bytes | None:
+        payload = encode(*args)  # type: ignore[arg-type]
+        used.append(payload is not None)
+        return payload
+
+    monkeypatch.setattr(jdbc, "_pg_binary", spy)
+    frame = pd.DataFrame({"i": [1, 2, None], "s": [3, -4, 5], "big": [2**40, -1, 0], "r": [0.5, None, 2.0],
+                          "f": [1e-300, float("nan"), -2.5], "b": [True, None, False],
+                          "v": ["", None, "\u00e9t\u00e9 \u2713"], "x": ["a\nb", "c,\"d\"", None]})
+    _write(store, {"dataStoreId": data_store, "table": "t", "statementType": "insert"}, frame)
+    assert used == [True]
+    assert _rows(url, "SELECT * FROM t ORDER BY s") == [
+        (2, -4, -1, None, None, None, None, 'c,"d"'), (1, 3, 2**40, 0.5, 1e-300, True, "", "a\nb"),
+        (None, 5, 0, 2.0, -2.5, False, "\u00e9t\u00e9 \u2713", None)]
+
+    _write(store, {"dataStoreId": data_store, "table": "n", "statementType": "insert"},
+           pd.DataFrame({"id": [1], "amount": [12.25], "note": [1.5]}))
+    assert used == [True] and _rows(url, "SELECT * FROM n")[0][2] == "1.5"  # numeric column: CSV, never binary
+    used.clear()
+    _write(store, {"dataStoreId": data_store, "table": "t", "statementType": "insert"},
+           pd.DataFrame({"x": [1.5]}))
+    assert used == [False]  # a number into text: CSV keeps its text form
+    assert _rows(url, "SELECT x FROM t WHERE s IS NULL") == [("1.5",)]
+    with pytest.raises(AdapterError, match="bigint"):
+        _write(store, {"dataStoreId": data_store, "table": "t", "statementType": "insert"},
+               pd.DataFrame({"big": [1.5]}))
+    assert used == [False, False]

@@ -186,6 +186,24 @@ def test_onnx_model(tmp_path: Path, models: Models, client: httpx.Client) -> Non
     assert np.allclose(scored["label_1_PREDICTION"], expected, atol=1e-5)  # float32 inside ONNX
 
 
+def test_dataset_intake_from_the_ai_catalog(tmp_path: Path, models: Models, deployments: dict[str, str]) -> None:
+    """``Dataset.create_from_in_memory_data`` then ``score`` with a ``dataset`` intake: the job reads
+    the catalog's file; text passthrough values stay as uploaded."""
+    frame = make_frame(1200, seed=9)
+    frame["row_id"] = [f"00{i}" for i in range(1200)]
+    dataset: Any = dr.Dataset.create_from_in_memory_data(data_frame=frame, fname="catalog.csv")
+    target = tmp_path / "out.csv"
+    job = dr.BatchPredictionJob.score(deployments["regression"], intake_settings={"type": "dataset", "dataset": dataset},
+                                      output_settings={"type": "localFile", "path": str(target)},
+                                      passthrough_columns=["row_id"])
+    status = job.get_status()
+    assert status["status"] == "COMPLETED" and status["scored_rows"] == 1200, status
+    assert status["job_spec"]["intake_settings"]["dataset_id"] == dataset.id
+    scored = pd.read_csv(target, dtype={"row_id": str})
+    assert list(scored.columns) == ["row_id", "y_PREDICTION"] and scored["row_id"].tolist() == frame["row_id"].tolist()
+    assert np.allclose(scored["y_PREDICTION"], models.regression.predict(frame[FEATURES]), atol=1e-9)
+
+
 def test_no_model_fails_clearly(client: httpx.Client, server: LocalServer) -> None:
     deployment = client.post("deployments/", json={"label": "no model"}).json()["id"]
     body = {"deploymentId": deployment, "intakeSettings": {"type": "localFile"}}

@@ -99,6 +99,38 @@ def test_restart_fails_jobs_left_running_and_picks_up_queued(tmp_path: Path) -> 
     assert picked.status == "FAILED" and "has no model" in picked.status_details and picked.runner == runner.runner_id
 
 
+def test_restart_fails_jobs_of_a_dead_local_process_at_once(tmp_path: Path) -> None:
+    """A job whose runner was a process on this machine that is gone fails on start, before its
+    lease expires; one held by a live process, or by a runner elsewhere, keeps running."""
+    import os
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path}/s.db"
+    store = Store(db)
+    probe = JobRunner(store, ServiceSettings(db_url=db))
+    host, _, scope, _ = probe.runner_id.split(":")
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
+    gone = int(child.stdout)  # exited: its pid names no process (unless reused at once)
+    runners = {"dead": f"{host}:{gone}:{scope}:00000000", "alive": f"{host}:{os.getpid()}:{scope}:11111111",
+               "elsewhere": f"other-host:{gone}:{scope}:22222222", "other-namespace": f"{host}:{gone}:ffffffff:3"}
+    jobs = {}
+    fresh = ids.iso(ids.utcnow())  # leases just renewed: only the pid check can fail them
+    for name, runner in runners.items():
+        job = queued_job(store)
+        claimed = store.claim_next_job(runner, now=fresh)
+        assert claimed is not None and claimed.id == job.id
+        jobs[name] = job.id
+
+    probe._fail_abandoned()
+    statuses = {name: store.get_job(job_id) for name, job_id in jobs.items()}
+    assert statuses["dead"].status == "FAILED" and statuses["dead"].status_details == RESTARTED
+    assert all(statuses[name].status == "RUNNING" for name in ("alive", "elsewhere", "other-namespace"))
+    probe.scoring_pool.shutdown()
+    probe.driver_pool.shutdown()
+
+
 def options(**spec: object) -> scoring.ScoringOptions:
     return scoring.options_from_spec(spec, target="t", task="binary", class_names=["no", "yes"])
 
@@ -138,6 +170,9 @@ def test_binary_threshold_is_strict_and_columns_are_ordered() -> None:
 def test_unsupported_options_fail_clearly() -> None:
     with pytest.raises(scoring.ScoringError, match="maxExplanations"):
         options(maxExplanations=2)
+    with pytest.raises(scoring.ScoringError, match="maxNgramExplanations: all"):
+        options(maxNgramExplanations="all")
+    assert options(maxNgramExplanations=0, maxExplanations=0).threshold == 0.5
     with pytest.raises(scoring.ScoringError, match="timeseriesSettings"):
         options(timeseriesSettings={"type": "forecast"})
     with pytest.raises(scoring.ScoringError, match="unknown class"):

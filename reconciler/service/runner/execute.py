@@ -2,9 +2,10 @@
 (``pool.py``) calls it in a worker thread.
 
 Chunks flow in order: the intake yields a chunk, it is scored in the shared scoring thread pool,
-and results are written in input order. At most ``numConcurrent`` chunks of one job are in flight
-at once (read ahead and scoring in parallel), which bounds both its share of the pool and its
-memory. Between chunks the job records its progress; that write is also the cancel check: it
+and a writer thread of the job writes results in input order while the next chunks are read and
+scored. At most ``numConcurrent`` chunks of one job are being scored at once (read ahead and
+scoring in parallel) and at most two scored chunks wait for or are in the writer, which bounds
+both the job's share of the pool and its memory. Between chunks the job records its progress; that write is also the cancel check: it
 fails once the job is no longer this runner's RUNNING job (aborted by DELETE, or failed by the
 lease check), and then the output is thrown away.
 """
@@ -16,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,15 @@ def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, pool: Ex
 def _pipeline(job_id: str, intake: Any, output: Any, model: artifacts.LoadedModel, options: scoring.ScoringOptions,
               *, pool: Executor, in_flight: int, store: Any, runner_id: str, cancelled: threading.Event,
               clock: Callable[[], str], counters: _Counters) -> None:
+    """Read, score and write overlap: this thread reads the intake and submits chunks to the
+    scoring pool (at most ``in_flight`` at once); one writer thread of the job writes the scored
+    chunks in input order (at most one chunk waits for it while it writes another), so a slow
+    destination (a database's COPY, an S3 part upload) does not stall reading, and the other way
+    round. Every output call happens on that writer thread, one at a time; ``close``/``abort``
+    happen after it is idle. Counters (and progress) count written rows only."""
     pending: deque[Future[scoring.ScoredChunk]] = deque()
+    writes: deque[tuple[Future[None], int, int]] = deque()
+    writer = ThreadPoolExecutor(1, thread_name_prefix=f"reconciler-write-{job_id[-6:]}")
     fraction: Callable[[], float] | None = getattr(intake, "fraction_read", None)
     last_report = time.monotonic()
     next_row = 0
@@ -140,11 +149,17 @@ def _pipeline(job_id: str, intake: Any, output: Any, model: artifacts.LoadedMode
         if not alive:
             raise Cancelled
 
+    def finish_write() -> None:
+        future, rows, failed = writes.popleft()
+        future.result()
+        counters.rows += rows
+        counters.failed += failed
+
     def drain_one() -> None:
         done = pending.popleft().result()
-        output.write(done.frame)
-        counters.rows += done.rows
-        counters.failed += done.failed_rows
+        while writes and (len(writes) >= 2 or writes[0][0].done()):
+            finish_write()
+        writes.append((writer.submit(output.write, done.frame), done.rows, done.failed_rows))
         report()
 
     try:
@@ -157,9 +172,12 @@ def _pipeline(job_id: str, intake: Any, output: Any, model: artifacts.LoadedMode
                 drain_one()
         while pending:
             drain_one()
+        while writes:
+            finish_write()
         if cancelled.is_set():
             raise Cancelled
         report(force=True)
     finally:
         for future in pending:
             future.cancel()
+        writer.shutdown(wait=True, cancel_futures=True)  # idle before the caller closes or aborts the output

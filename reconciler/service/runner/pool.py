@@ -11,7 +11,9 @@ Restart safety: a claim is an atomic conditional UPDATE, so two service processe
 database never run the same job. A running job carries a lease (``heartbeat``) renewed every
 ``job_lease_seconds / 3``; a job whose lease expired is failed with "the service restarted while
 the job was running; run it again" by whichever runner notices first, including this process
-right after a restart. Jobs are never resumed half-done (their partial output is discarded)
+right after a restart. A runner id names its host, process id and PID namespace, so a job whose
+runner was a process on this machine that no longer exists is failed at once, without waiting
+for the lease. Jobs are never resumed half-done (their partial output is discarded)
 and never silently run twice. Queued jobs simply wait in the database and are claimed after a
 restart. On a clean shutdown the runner stops its jobs and fails them with the same advice.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -27,6 +30,7 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 from reconciler.service import ids
 from reconciler.service.records import JobRecord
@@ -40,11 +44,33 @@ RESTARTED = "the service restarted while the job was running; run it again"
 STOPPED = "the service stopped while the job was running; run it again"
 
 
+def process_scope() -> str:
+    """Names this kernel boot and PID namespace (8 hex digits): two runners with the same scope
+    see the same process ids, so one can tell whether the other's process still exists."""
+    parts = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(Path(path).read_text() if path.endswith("boot_id") else str(os.stat(path).st_ino))
+        except OSError:
+            parts.append(secrets.token_hex(8))  # unknown: no other process shares the scope
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 class JobRunner:
     def __init__(self, store: Store, settings: ServiceSettings) -> None:
         self.store = store
         self.settings = settings
-        self.runner_id = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.runner_id = f"{socket.gethostname()[:20]}:{os.getpid()}:{process_scope()}:{secrets.token_hex(4)}"
         self.data_dir = job_data_dir(settings)
         self.max_running = max(1, settings.max_running_jobs)
         threads = settings.scoring_threads or os.cpu_count() or 2
@@ -82,10 +108,28 @@ class JobRunner:
             event.set()
 
     def _fail_abandoned(self) -> None:
-        failed = self.store.fail_abandoned_jobs(lease_expired_before=self._lease_cutoff(), now=self._now(),
-                                                details=RESTARTED)
+        failed = []
+        for runner in self._dead_local_runners():
+            failed += self.store.fail_abandoned_jobs(lease_expired_before="", now=self._now(), details=RESTARTED,
+                                                     runner_id=runner)
+        failed += self.store.fail_abandoned_jobs(lease_expired_before=self._lease_cutoff(), now=self._now(),
+                                                 details=RESTARTED)
         for job_id in failed:
             log.warning("job %s was left RUNNING by a runner that is gone; failed it", job_id)
+
+    def _dead_local_runners(self) -> set[str]:
+        """Runners of RUNNING jobs that were processes on this machine, in this process's PID
+        namespace, and no longer exist: their jobs fail now instead of when the lease expires (a
+        restarted service shows the reason at once). Anything else waits for its lease."""
+        host, _, scope, _ = self.runner_id.split(":")
+        dead: set[str] = set()
+        for job in self.store.list_jobs(offset=0, limit=10_000, statuses=["RUNNING"]).items:
+            parts = (job.runner or "").split(":")
+            if job.runner == self.runner_id or len(parts) != 4 or parts[0] != host or parts[2] != scope:
+                continue
+            if parts[1].isdigit() and not pid_alive(int(parts[1])):
+                dead.add(str(job.runner))
+        return dead
 
     def _maintain(self) -> None:
         self.store.renew_job_leases(self.runner_id, list(self.active), now=self._now())

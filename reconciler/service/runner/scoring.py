@@ -74,6 +74,10 @@ def options_from_spec(spec: Mapping[str, Any], *, target: str, task: str, class_
     if isinstance(explanations, int) and explanations > 0:
         raise ScoringError(f"prediction explanations (maxExplanations: {explanations}) are not supported by the "
                            "local service; set maxExplanations to 0")
+    ngrams = spec.get("maxNgramExplanations")
+    if ngrams not in (None, 0, "0"):
+        raise ScoringError(f"text explanations (maxNgramExplanations: {ngrams}) are not supported by the local "
+                           "service; remove maxNgramExplanations or set it to 0")
     if spec.get("timeseriesSettings"):
         raise ScoringError("time series scoring (timeseriesSettings) is not supported by the local service")
     wanted = [str(c) for c in spec.get("includeProbabilitiesClasses") or []]

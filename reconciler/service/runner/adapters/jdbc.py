@@ -20,8 +20,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -125,10 +127,14 @@ class JdbcIntake:
             raise _fail("read", exc) from exc
 
     def _copy_chunks(self) -> Iterator[pd.DataFrame]:
-        """PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by Arrow in a stream.
+        """PostgreSQL: ``COPY (query) TO STDOUT``, decoded in a stream.
 
-        Arrow's C++ parser with the column types taken from the query's description replaces
-        psycopg's per-value row building (3-4x faster). NULL (unquoted empty) stays distinct
+        When every column has a type in ``_BINARY_READ`` (integers, double precision, boolean,
+        text, varchar, char, date, timestamp[tz]), COPY sends PostgreSQL's binary format, decoded
+        with numpy by :func:`_decode_binary_rows`: the server sends values without formatting
+        them as text, and nothing parses text. Otherwise COPY sends CSV, parsed by Arrow's C++
+        parser with the column types taken from the query's description. Both replace psycopg's
+        per-value row building (3-4x faster) and give the same frame; NULL stays distinct
         from ``""``.
         """
         try:
@@ -145,6 +151,10 @@ class JdbcIntake:
                 if len(set(names)) != len(names):
                     raise AdapterError(f"the query returns duplicate column names ({', '.join(names)}); "
                                        "alias them so each column has its own name")
+                if all(oid in _BINARY_READ for oid in oids):
+                    with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT binary)") as copy:
+                        yield from self._binary_chunks(copy, names, oids)
+                    return
                 types = {name: _ARROW_TYPES.get(oid, pa.string()) for name, oid in zip(names, oids, strict=True)}
                 with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
                     reader = pacsv.open_csv(
@@ -171,12 +181,38 @@ class JdbcIntake:
         except pa.ArrowInvalid as exc:
             raise AdapterError(f"jdbc read failed: cannot parse the query's rows: {exc}") from exc
 
+    def _binary_chunks(self, copy: Any, names: list[str], oids: list[int]) -> Iterator[pd.DataFrame]:
+        """Binary COPY rows in frames of ``chunk_rows``: psycopg yields one block per row (the
+        first also carries the file header, the last is the trailer)."""
+        blocks: list[bytes] = []
+        first = True
+        for block in copy:
+            data = bytes(block)
+            if first:
+                first = False
+                if data[:11] != _PG_HEADER[:11]:
+                    raise AdapterError("jdbc read failed: the server did not send binary COPY data")
+                extension = int.from_bytes(data[15:19], "big")
+                data = data[19 + extension:]
+                if not data:
+                    continue
+            if data == b"\xff\xff":  # the trailer; psycopg ends the iteration after it
+                continue
+            blocks.append(data)
+            if len(blocks) >= self.ctx.chunk_rows:
+                yield _decode_binary_rows(blocks, names, oids)
+                blocks = []
+        if blocks:
+            yield _decode_binary_rows(blocks, names, oids)
+
     @staticmethod
     def _frame(table: pa.Table, oids: Sequence[int]) -> pd.DataFrame:
         frame = table.to_pandas()
         for name, oid in zip(table.column_names, oids, strict=True):
             if oid == _TIMESTAMPTZ:  # read as text: Arrow does not parse PostgreSQL's "+00" offsets
-                frame[name] = pd.to_datetime(frame[name], format="ISO8601", utc=True)
+                # always microseconds (PostgreSQL's precision): pandas would otherwise infer the
+                # unit from each chunk's text, and chunks of one job would differ in type
+                frame[name] = pd.to_datetime(frame[name], format="ISO8601", utc=True).dt.as_unit("us")
         return frame
 
     def close(self) -> None:
@@ -193,6 +229,73 @@ _ARROW_TYPES: dict[int, pa.DataType] = {
     16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(), 701: pa.float64(),
     1700: pa.float64(), 1082: pa.date32(), 1114: pa.timestamp("us"),
 }
+
+
+# PostgreSQL type OIDs the binary COPY intake decodes -> (bytes, big-endian numpy type, Arrow type
+# of the column, offset added to the raw value). Text types have no fixed size. numeric and real
+# are not here: their values would differ from what the text form gives (real -> double), so a
+# query with one is read as CSV.
+_PG_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's epoch, in days since 1970-01-01
+_PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400_000_000
+_BINARY_READ: dict[int, tuple[int, str, pa.DataType, int]] = {
+    16: (1, "u1", pa.bool_(), 0), 20: (8, ">i8", pa.int64(), 0), 21: (2, ">i2", pa.int64(), 0),
+    23: (4, ">i4", pa.int64(), 0), 701: (8, ">f8", pa.float64(), 0), 1082: (4, ">i4", pa.date32(), _PG_EPOCH_DAYS),
+    1114: (8, ">i8", pa.timestamp("us"), _PG_EPOCH_US), 1184: (8, ">i8", pa.timestamp("us", tz="UTC"), _PG_EPOCH_US),
+    25: (0, "", pa.string(), 0), 1043: (0, "", pa.string(), 0), 1042: (0, "", pa.string(), 0),
+    19: (0, "", pa.string(), 0),
+}
+
+
+def _gather(buffer: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
+    """``size`` bytes at each start, as an (n, size) array (starts past the end read zeros)."""
+    index = starts[:, None] + np.arange(size)
+    np.clip(index, 0, len(buffer) - 1, out=index)
+    return buffer[index]
+
+
+def _decode_binary_rows(blocks: list[bytes], names: list[str], oids: list[int]) -> pd.DataFrame:
+    """Binary COPY rows (one bytes object per row) -> the frame the CSV path gives. Vectorised
+    over rows: the row starts are known, so each field's position in every row follows from the
+    previous field's length."""
+    n = len(blocks)
+    buffer = np.frombuffer(b"".join(blocks) + bytes(8), dtype=np.uint8)  # padding: gathers never run off
+    sizes = np.fromiter(map(len, blocks), dtype=np.int64, count=n)
+    ends = np.cumsum(sizes)
+    position = ends - sizes + 2  # past each row's int16 field count
+    columns: list[pa.Array] = []
+    for oid in oids:
+        width, numpy_type, arrow_type, offset = _BINARY_READ[oid]
+        length = _gather(buffer, position, 4).view(">i4").reshape(n).astype(np.int64)
+        null = length < 0
+        start = position + 4
+        if width:
+            values = _gather(buffer, start, width).view(numpy_type).reshape(n).astype(numpy_type.lstrip(">"))
+            mask = null if null.any() else None
+            if pa.types.is_boolean(arrow_type):
+                array = pa.array(values.astype(bool), mask=mask)
+            elif pa.types.is_date32(arrow_type):
+                array = pa.array(values.astype(np.int32) + np.int32(offset), mask=mask).view(arrow_type)
+            elif pa.types.is_timestamp(arrow_type):
+                array = pa.array(values.astype(np.int64) + np.int64(offset), mask=mask).view(arrow_type)
+            elif pa.types.is_floating(arrow_type):
+                array = pa.array(values.astype(np.float64), mask=mask)
+            else:
+                array = pa.array(values.astype(np.int64), mask=mask)
+        else:
+            present = np.maximum(length, 0)
+            total = int(present.sum())
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(present, out=offsets[1:])
+            within = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], present)
+            data = buffer[np.repeat(start, present) + within]
+            validity = pa.array(~null).buffers()[1] if null.any() else None
+            array = pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                          null_count=int(null.sum())).cast(pa.string())
+        columns.append(array)
+        position = start + np.maximum(length, 0)
+    if not np.array_equal(position, ends):
+        raise AdapterError("jdbc read failed: the binary COPY rows do not have the columns the query described")
+    return pa.Table.from_arrays(columns, names=names).to_pandas()
 
 
 class _CopyStream(io.RawIOBase):
@@ -315,25 +418,41 @@ class JdbcOutput:
     def _copy(self, target: sa.Table, frame: pd.DataFrame) -> None:
         """PostgreSQL COPY on the same connection and transaction.
 
-        The chunk is rendered to CSV by Arrow (C++) with every non-null value quoted, so COPY
-        reads an unquoted empty field as NULL and ``""`` as an empty string: exact, and many
-        times faster than per-row adaptation. A chunk Arrow cannot type (mixed objects) falls
-        back to psycopg's ``write_row``.
+        Fast path: COPY in PostgreSQL's binary format, built by :func:`_pg_binary` with numpy,
+        when every column of the chunk goes to a target column of a type it encodes (double
+        precision, real, bigint, integer, smallint, boolean, text, varchar) and casts to it
+        losslessly: the server then copies bytes instead of parsing text (3-4x less work for it).
+        Otherwise the chunk is rendered to CSV by Arrow (C++) with every non-null value quoted, so
+        COPY reads an unquoted empty field as NULL and ``""`` as an empty string. A chunk Arrow
+        cannot type (mixed objects) falls back to psycopg's ``write_row``.
         """
         raw: Any = self._conn.connection.driver_connection  # psycopg.Connection
         preparer = self._conn.dialect.identifier_preparer
         name = preparer.format_table(target)
         columns = ", ".join(preparer.quote(str(c)) for c in frame.columns)
+        binary: bytes | None = None
+        text: bytes | None = None
         try:
-            buffer = io.BytesIO()
-            pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
-                            pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
-            text: bytes | None = buffer.getvalue()
+            table = pa.Table.from_pandas(frame, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            text = None
+            table = None
+        if table is not None:
+            kinds = [_binary_kind(target.c[str(c)].type, self._conn.dialect) for c in frame.columns]
+            if all(kinds):
+                binary = _pg_binary(table, [k for k in kinds if k])
+            if binary is None:
+                buffer = io.BytesIO()
+                try:
+                    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+                    text = buffer.getvalue()
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                    text = None
         try:
             with raw.cursor() as cursor:
-                if text is not None:
+                if binary is not None:
+                    with cursor.copy(f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT binary)") as copy:
+                        copy.write(binary)
+                elif text is not None:
                     with cursor.copy(f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
                         copy.write(text)
                 else:
@@ -382,6 +501,105 @@ class JdbcOutput:
         with contextlib.suppress(sa.exc.SQLAlchemyError):
             self._conn.close()
         self.engine.dispose()
+
+
+# -- PostgreSQL binary COPY -------------------------------------------------------------------------
+
+# target column type (as PostgreSQL names it) -> (Arrow type to cast to, big-endian numpy type)
+_PG_FIXED: dict[str, tuple[pa.DataType, str]] = {
+    "DOUBLE PRECISION": (pa.float64(), ">f8"), "REAL": (pa.float32(), ">f4"), "BIGINT": (pa.int64(), ">i8"),
+    "INTEGER": (pa.int32(), ">i4"), "SMALLINT": (pa.int16(), ">i2"), "BOOLEAN": (pa.bool_(), "u1"),
+}
+_PG_TEXT = ("TEXT", "VARCHAR")
+_PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_PG_BLOCK_ROWS = 2048  # rows assembled at once: a block of the row buffer stays in cache
+_PG_MAX_PADDED = 64 * 1024 * 1024  # padded text bytes of a chunk beyond which CSV is used instead
+
+
+def _binary_kind(column_type: sa.types.TypeEngine[Any], dialect: sa.engine.Dialect) -> str | None:
+    """The binary encoding for a target column type, or None (the chunk then goes as CSV)."""
+    try:
+        compiled = column_type.compile(dialect=dialect).upper()
+    except Exception:  # a type the dialect cannot render (user-defined): use CSV
+        return None
+    if compiled in _PG_FIXED:
+        return compiled
+    if compiled == "TEXT" or compiled.startswith("VARCHAR"):
+        return "TEXT"
+    return None
+
+
+def _pg_binary(table: pa.Table, kinds: Sequence[str]) -> bytes | None:
+    """``table`` in PostgreSQL's binary COPY format, or None when a column does not convert
+    losslessly (a fractional double into bigint, a number into text): the caller then sends CSV.
+
+    Every row is ``int16 field count`` then, per field, ``int32 length`` (-1 for NULL) and the
+    value's bytes (big-endian for numbers, UTF-8 for text). Rows are assembled in blocks as a
+    2-D byte array padded to the widest value, and the padding (and NULLs' value bytes) removed
+    with one boolean mask per block.
+    """
+    n = table.num_rows
+    fields: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    width = 2
+    for column, kind in zip(table.columns, kinds, strict=True):
+        column = column.combine_chunks()
+        valid = None if column.null_count == 0 else column.is_valid().to_numpy(zero_copy_only=False)
+        try:
+            if kind in _PG_FIXED:
+                arrow_type, numpy_type = _PG_FIXED[kind]
+                cast = pc.cast(column, arrow_type)
+                size = np.dtype(numpy_type).itemsize
+                filler = pa.scalar(False if kind == "BOOLEAN" else 0, arrow_type)
+                numbers = cast.fill_null(filler).to_numpy(zero_copy_only=False).astype(numpy_type)
+                data = numbers.view(np.uint8).reshape(n, size)
+                length = np.full(n, size, dtype=np.int64)
+                inside: np.ndarray | None = None
+            else:
+                if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+                        or pa.types.is_null(column.type)):
+                    return None  # numbers into text: CSV keeps PostgreSQL's own text formatting
+                strings = pc.cast(column, pa.large_string())
+                length = pc.binary_length(strings).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+                size = int(length.max()) if n else 0
+                if n * size > _PG_MAX_PADDED:
+                    return None
+                offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset: strings.offset + n + 1]
+                values_buffer = strings.buffers()[2]
+                raw = np.frombuffer(values_buffer, dtype=np.uint8) if values_buffer is not None else np.zeros(0, np.uint8)
+                if not len(raw):
+                    raw = np.zeros(1, dtype=np.uint8)
+                index = offsets[:-1, None] + np.arange(size)
+                np.clip(index, 0, len(raw) - 1, out=index)
+                data = raw[index]
+                inside = np.arange(size) < length[:, None]
+                if inside.all():
+                    inside = None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return None
+        if valid is not None:
+            length = np.where(valid, length, -1)
+            nulls = np.broadcast_to(~valid[:, None], (n, size))
+            inside = ~nulls if inside is None else inside & ~nulls
+        fields.append((size, data, length.astype(">i4").view(np.uint8).reshape(n, 4), inside))
+        width += 4 + size
+    count = np.array([len(fields)], dtype=">i2").view(np.uint8)
+    compact = any(field[3] is not None for field in fields)
+    pieces = [_PG_HEADER]
+    for start in range(0, n, _PG_BLOCK_ROWS):
+        stop = min(n, start + _PG_BLOCK_ROWS)
+        block = np.empty((stop - start, width), dtype=np.uint8)
+        keep = np.ones((stop - start, width), dtype=bool) if compact else None
+        block[:, 0:2] = count
+        at = 2
+        for size, data, length_bytes, inside in fields:
+            block[:, at: at + 4] = length_bytes[start:stop]
+            block[:, at + 4: at + 4 + size] = data[start:stop]
+            if keep is not None and inside is not None:
+                keep[:, at + 4: at + 4 + size] = inside[start:stop]
+            at += 4 + size
+        pieces.append((block[keep] if keep is not None else block).tobytes())
+    pieces.append(b"\xff\xff")  # file trailer
+    return b"".join(pieces)
 
 
 @register_intake("jdbc")
