@@ -35,8 +35,13 @@ def register(app: typer.Typer) -> None:
         text = crd.chart_template() if chart else crd.crd_yaml(peering=peering)
         if output is None:
             sys.stdout.write(text)
-        else:
+            return
+        try:
             output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"error: cannot write {output}: {exc.strerror} (check that the directory exists "
+                       "and is writable)", err=True)
+            raise typer.Exit(1) from None
 
     @app.command("operator")
     def operator_command(
@@ -82,10 +87,16 @@ def register(app: typer.Typer) -> None:
         if not isinstance(level, int):
             typer.echo(f"error: unknown --log-level {log_level!r}", err=True)
             raise typer.Exit(1)
+        problem = _kubernetes_config_problem()
+        if problem:
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(1)
         config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
                                 backoff_max=backoff_max, allow_http=allow_http)
-        logging.basicConfig(level=level, format="[%(asctime)s] %(name)-20.20s [%(levelname)-7s] %(message)s")
+        # kopf's formatter prefixes each per-object line with [namespace/name].
+        kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
+        logging.getLogger().setLevel(level)
         # Client libraries at debug level would log request details; keep them quiet.
         for noisy in ("httpx", "httpcore", "kubernetes", "urllib3"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
@@ -104,3 +115,26 @@ def register(app: typer.Typer) -> None:
             priority=priority,
             liveness_endpoint=liveness,
         ))
+
+
+def _kubernetes_config_problem() -> str | None:
+    """Why neither the in-cluster service account nor a kubeconfig can be loaded, or None.
+
+    Checked before kopf starts: kopf would otherwise log a traceback and retry every minute forever.
+    """
+    import os
+
+    import kubernetes
+
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return None
+    except kubernetes.config.ConfigException:
+        pass
+    try:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        return None
+    except (kubernetes.config.ConfigException, OSError, ValueError) as exc:
+        where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        return (f"no Kubernetes cluster to talk to: not in a pod (no service account) and the kubeconfig "
+                f"{where} cannot be used ({exc}); set KUBECONFIG to a valid kubeconfig file")

@@ -4,6 +4,13 @@ writes ``status`` (:mod:`reconciler.operator.status`) and posts an Event. No dec
 Why one registry built per :class:`OperatorConfig` instead of module-level decorators: the resync
 interval is a decorator argument, and tests run operators with different settings in one process.
 
+Ownership across namespaces: resource names are per namespace, definition names are global in
+the API. A kopf index of every watched resource by ``status.definitionId`` (filled from the watch
+before any handler runs, so also right after a restart) tells a handler which definitions other
+resources manage; such a definition is never adopted, corrected or deleted (reason ``Conflict``).
+When two resources recorded the same id (an older operator, or a race of two first syncs), the
+older resource keeps it.
+
 Failure handling: an invalid spec is written to status and not retried (a spec edit triggers the
 next attempt, and the timer keeps running); an API or credentials failure is written to status and
 raised as ``kopf.TemporaryError`` with an exponentially growing delay.
@@ -75,6 +82,29 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
 
 
+# index value: (namespace/name, uid, creationTimestamp) of a resource recording a definition id
+_Claim = tuple[str, str, str]
+
+
+def _claimed_by(claims: Any, body: kopf.Body) -> pipeline.ClaimedBy:
+    """Who else manages a definition id: another resource recording it, unless this one recorded it
+    too and is the older of the two (creation time, then uid, decides)."""
+    me = (str(body.meta.get("creationTimestamp") or ""), body.meta.uid or "")
+    recorded = (body.get("status") or {}).get("definitionId")
+
+    def claimed_by(definition_id: str) -> str | None:
+        store = claims.get(definition_id)
+        for owner, uid, created in store or ():
+            if uid == me[1]:
+                continue
+            if definition_id == recorded and (created, uid) > me:
+                continue  # both record it and this one is older: it stays ours
+            return str(owner)
+        return None
+
+    return claimed_by
+
+
 def _write_status(patch: kopf.Patch, outcome: Outcome, status: Mapping[str, Any], generation: int | None) -> None:
     for key, value in status_patch(outcome, status, generation=generation).items():
         patch.status[key] = value
@@ -93,7 +123,7 @@ def _same_as_before(outcome: Outcome, status: Mapping[str, Any]) -> bool:
 
 
 async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, retry: int,
-                     logger: _Logger, mode: pipeline.Mode) -> None:
+                     logger: _Logger, mode: pipeline.Mode, claimed_by: pipeline.ClaimedBy) -> None:
     status: Mapping[str, Any] = dict(body.get("status") or {})
     generation = body.meta.get("generation")
     try:
@@ -107,7 +137,11 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
         return
     try:
         client = await runtime.client()
-        outcome = await pipeline.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode)
+        outcome = await pipeline.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
+                                           claimed_by=claimed_by)
+    except pipeline.Conflict as exc:
+        # Retried with backoff: it resolves once the other resource lets the definition go.
+        _fail(runtime, body, patch, status, generation, retry, logger, Result.conflict, str(exc))
     except CredentialsError as exc:
         _fail(runtime, body, patch, status, generation, retry, logger, Result.credentials_error, str(exc))
     except (errors.APIError, pipeline.ApplyFailed) as exc:
@@ -132,7 +166,7 @@ def _fail(runtime: Runtime, body: kopf.Body, patch: kopf.Patch, status: Mapping[
           retry: int, logger: _Logger, result: Result, message: str) -> None:
     delay = runtime.config.backoff(retry)
     outcome = _failure(result, message, status)
-    logger.warning("%s (retry %d in %.0fs)", message, retry + 1, delay)
+    logger.warning("%s (retry %d in %gs)", message, retry + 1, delay)
     kopf.event(body, type="Warning", reason=result.value, message=message[:1024])
     _write_status(patch, outcome, status, generation)
     raise kopf.TemporaryError(message, delay=delay)
@@ -148,6 +182,16 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
         """In-cluster service account or $KUBECONFIG, read by the kubernetes client library."""
         return kopf.login_via_client(**kwargs)
 
+    @kopf.index(*RESOURCE, id="claims", registry=registry)
+    def claims(*, body: kopf.Body, namespace: str | None, name: str | None, uid: str | None,
+               **_: Any) -> dict[str, _Claim] | None:
+        """Every watched resource by the definition id it records (see the module docstring)."""
+        definition_id = (body.get("status") or {}).get("definitionId")
+        if not definition_id:
+            return None
+        return {str(definition_id): (f"{namespace}/{name}", uid or "",
+                                     str(body.meta.get("creationTimestamp") or ""))}
+
     @kopf.on.startup(id="settings", registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings)
@@ -155,10 +199,11 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
     @kopf.on.resume(*RESOURCE, id="sync", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
     @kopf.on.create(*RESOURCE, id="sync", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
     @kopf.on.update(*RESOURCE, id="sync", field="spec", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
-    async def sync(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **_: Any) -> None:
+    async def sync(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **kwargs: Any) -> None:
         """The spec changed (or the operator started): make the live definition match it."""
         async with rt.lock(body.meta.uid or ""):
-            await _reconcile(rt, body=body, patch=patch, retry=retry, logger=logger, mode=pipeline.Mode.apply)
+            await _reconcile(rt, body=body, patch=patch, retry=retry, logger=logger, mode=pipeline.Mode.apply,
+                             claimed_by=_claimed_by(kwargs["claims"], body))
 
     @kopf.timer(*RESOURCE, id="resync", registry=registry, interval=config.resync_interval,
                 initial_delay=config.resync_interval, errors=kopf.ErrorsMode.TEMPORARY)
@@ -172,10 +217,10 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
             return
         async with rt.lock(body.meta.uid or ""):
             await _reconcile(rt, body=body, patch=patch, retry=int(kwargs.get("retry") or 0), logger=logger,
-                             mode=pipeline.Mode.resync)
+                             mode=pipeline.Mode.resync, claimed_by=_claimed_by(kwargs["claims"], body))
 
     @kopf.on.delete(*RESOURCE, id="finalize", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
-    async def delete(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **_: Any) -> None:
+    async def delete(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **kwargs: Any) -> None:
         """The finalizer: delete the live definition unless the spec says Orphan (or preventDestroy)."""
         status: Mapping[str, Any] = dict(body.get("status") or {})
         spec = body.get("spec") or {}
@@ -185,7 +230,8 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
                 deleted, message = await pipeline.finalize(
                     client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
                     deletion_policy=str(spec.get("deletionPolicy", "Delete")),
-                    prevent_destroy=bool(spec.get("preventDestroy", False)))
+                    prevent_destroy=bool(spec.get("preventDestroy", False)),
+                    claimed_by=_claimed_by(kwargs["claims"], body))
             except CredentialsError as exc:
                 _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger,
                       Result.credentials_error, str(exc))

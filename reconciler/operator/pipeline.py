@@ -10,14 +10,18 @@ What is specific is how *live* is chosen for one object:
   when someone renamed it behind the operator's back (the diff then shows the name as a change);
 - without a recorded id (first sync, or the recorded one is gone) the definition is looked up by
   name and previous names, so an existing definition is adopted instead of duplicated, and an
-  operator restart never creates a second one.
+  operator restart never creates a second one;
+- definition names are global in the API but resource names are per namespace, so a definition
+  another resource already manages (``claimed_by``, from the operator's index of every watched
+  resource) is never adopted: that is a :class:`Conflict`, not two resources fighting over one
+  definition at every resync.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -32,7 +36,7 @@ from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import API_VERSION, KIND, Manifest
 from reconciler.specs.validate import validate_documents
 
-__all__ = ["ApplyFailed", "Invalid", "Mode", "document_from_body", "finalize", "parse", "reconcile"]
+__all__ = ["ApplyFailed", "Conflict", "Invalid", "Mode", "document_from_body", "finalize", "parse", "reconcile"]
 
 log = logging.getLogger("reconciler.operator")
 
@@ -51,6 +55,18 @@ class Invalid(Exception):
 
 class ApplyFailed(Exception):
     """An API write failed; the message is the API's error text (never the token)."""
+
+
+class Conflict(Exception):
+    """The live definition this resource would take belongs to another resource."""
+
+
+# ``claimed_by(definition_id)``: the other resource (``namespace/name``) managing it, or None.
+ClaimedBy = Callable[[str], str | None]
+
+
+def _nobody(_: str) -> str | None:
+    return None
 
 
 def document_from_body(body: Mapping[str, Any]) -> LoadedDocument:
@@ -80,15 +96,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _secret_references(doc: LoadedDocument) -> list[str]:
+    """``predictionInstance.apiKeyFrom``/``datarobotKeyFrom`` in a resource: refused.
+
+    For ``reconciler apply`` they name the user's own environment variable or file. In the operator
+    they would name the *operator's*: whoever may edit a resource could have the operator read its
+    service-account token (or any file or variable it can see) and send it to the API, and on to a
+    prediction server host the resource chooses. So a resource never makes the operator read one.
+    """
+    job = (doc.data.get("spec") or {}).get("batchPredictionJob")
+    instance = job.get("predictionInstance") if isinstance(job, Mapping) else None
+    if not isinstance(instance, Mapping):
+        return []
+    return [f"spec.batchPredictionJob.predictionInstance.{key}: not allowed in a custom resource: the operator "
+            "never reads its own environment or files for a resource (that works with `reconciler apply` only); "
+            "create this definition with `reconciler apply`, or use a prediction instance without keys"
+            for key in ("apiKeyFrom", "datarobotKeyFrom") if key in instance]
+
+
 def parse(body: Mapping[str, Any]) -> Manifest:
     """The validated manifest of a resource, or :class:`Invalid` with every problem found."""
     doc = document_from_body(body)
     report = validate_documents([doc], files=1)
-    if report.errors:
-        lines = []
-        for issue in report.errors:
-            text = f"{issue.field}: {issue.message}" if issue.field else issue.message
-            lines.append(text + (f" ({issue.hint})" if issue.hint else ""))
+    lines = []
+    for issue in report.errors:
+        text = f"{issue.field}: {issue.message}" if issue.field else issue.message
+        lines.append(text + (f" ({issue.hint})" if issue.hint else ""))
+    lines.extend(_secret_references(doc))
+    if lines:
         raise Invalid("\n".join(lines))
     return Manifest.from_document(doc)
 
@@ -120,11 +155,19 @@ def _drift_paths(plan: Plan) -> tuple[str, ...]:
 
 
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
-                    environ: Mapping[str, str] | None = None) -> Outcome:
+                    environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
-    say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails."""
+    say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
+    :class:`Conflict` when the matching definition is managed by another resource."""
     desired = desired_from_manifest(manifest)
     candidates, raw = await _find_live(client, desired, recorded_id)
+    for candidate in candidates:
+        owner = claimed_by(candidate.id)
+        if owner is not None:
+            live_name = (raw.get(candidate.id) or {}).get("name", desired.name)
+            raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
+                           f"{KIND} {owner}; definition names are global in the API, so give one of "
+                           "the two resources another metadata.name")
     plan = build_plan(desired=[desired], live=candidates, scope=None)
     action = next(a for a in plan.actions if a.name == desired.name)
     report_only = mode is Mode.resync and manifest.spec.driftPolicy == "Report"
@@ -147,7 +190,8 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
                        message=f"live definition differs from the spec in {', '.join(paths)} "
                                "(driftPolicy: Report, so it is not corrected)")
 
-    applied = await engine_apply.apply_plan(plan, client=client, environ=environ)
+    # Never the operator's own environment (see _secret_references).
+    applied = await engine_apply.apply_plan(plan, client=client, environ={} if environ is None else environ)
     failed = applied.of(engine_apply.Outcome.failed)
     if failed:
         raise ApplyFailed(failed[0].error or "the API write failed")
@@ -174,14 +218,18 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
 
 
 async def finalize(client: Client, *, recorded_id: str | None, name: str, deletion_policy: str,
-                   prevent_destroy: bool) -> tuple[bool, str]:
+                   prevent_destroy: bool, claimed_by: ClaimedBy = _nobody) -> tuple[bool, str]:
     """Delete the live definition on resource deletion unless Orphan/preventDestroy says otherwise.
 
     Only the recorded id is ever deleted: a definition the operator never recorded (the spec was
-    invalid from the start) may belong to someone else. Returns (deleted, message).
+    invalid from the start) may belong to someone else, and so does one that another resource
+    manages. Returns (deleted, message).
     """
     if not recorded_id:
         return False, "no live definition was recorded for this resource; nothing to delete"
+    owner = claimed_by(recorded_id)
+    if owner is not None:
+        return False, f"definition {recorded_id} left in place (it is managed by {KIND} {owner})"
     if deletion_policy == "Orphan":
         return False, f"definition {recorded_id} left in place (deletionPolicy: Orphan)"
     if prevent_destroy:

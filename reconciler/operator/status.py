@@ -30,6 +30,7 @@ class Result(StrEnum):
     drift_reported = "Drifted"
     missing_reported = "Missing"
     invalid = "Invalid"
+    conflict = "Conflict"  # the matching live definition is managed by another resource
     api_error = "ApiError"
     credentials_error = "CredentialsUnavailable"
     internal_error = "InternalError"
@@ -108,6 +109,11 @@ def status_patch(outcome: Outcome, previous: Mapping[str, Any] | None, *, genera
     }
     if generation is not None:
         out["observedGeneration"] = generation
+    if outcome.result is Result.conflict:
+        # Not ours: forget it, so that neither the timer nor the finalizer ever touch it.
+        for key in ("definitionId", "definitionName", "lastSyncTime", "nextScheduledRunTime", "lastRunTime", "drift"):
+            out[key] = None
+        return out
     if outcome.definition_id is not None:
         out["definitionId"] = outcome.definition_id
     if outcome.definition_name is not None:

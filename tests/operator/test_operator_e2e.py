@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,13 @@ def test_adoption_restart_and_api_errors(namespace: Namespace, service: Service,
                     what="Ready=False reason ApiError")
     assert "401" in cond["message"]
     assert "ApiError" in reasons(namespace, name)
+    # Exponential backoff (--backoff-initial 0.5, --backoff-max 2): the announced delays double up to the
+    # cap, and kopf really waits that long between attempts.
+    attempts = wait_for(lambda: (found := _retries(op.text(), name)) and len(found) >= 4 and found,
+                        timeout=30, what="four failed attempts in the log")
+    assert [delay for _, delay in attempts[:4]] == [0.5, 1.0, 2.0, 2.0]
+    for (before, delay), (after, _) in itertools.pairwise(attempts[:4]):
+        assert after - before >= delay - 0.05, (before, delay, after)
 
     namespace.set_secret(endpoint=service.api_url, token=TOKEN)
     wait_for(lambda: ready(namespace, name), timeout=30, what="Ready once the Secret is fixed")
@@ -194,6 +202,19 @@ def test_adoption_restart_and_api_errors(namespace: Namespace, service: Service,
     op2.stop()
     assert_no_token(namespace, op.text(), op2.text())
     assert ("wrong-" + TOKEN[::-1]) not in op.text()
+
+
+def _retries(log: str, name: str) -> list[tuple[float, float]]:
+    """(time, announced delay) of each failed attempt for resource ``name`` in an operator log."""
+    import re
+    from datetime import datetime
+
+    out = []
+    for match in re.finditer(r"^\[([0-9-]+ [0-9:,]+)\] .*\[[^/\]]+/" + re.escape(name)
+                             + r"\] .*\(retry \d+ in ([0-9.]+)s\)$", log, re.MULTILINE):
+        when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        out.append((when, float(match.group(2))))
+    return out
 
 
 def test_two_operators_only_one_acts(namespace: Namespace, service: Service, start_operator: Any) -> None:
@@ -273,3 +294,46 @@ def test_the_charts_rbac_is_enough(cluster: Cluster, namespace: Namespace, servi
     op.stop()
     text = op.text()
     assert "Forbidden" not in text, text[-3000:]  # kopf logs APIForbiddenError for any missing permission
+
+
+def test_same_name_in_two_namespaces_is_a_conflict_not_a_fight(cluster: Cluster, namespace: Namespace,
+                                                                service: Service, start_operator: Any) -> None:
+    """Definition names are global in the API, resource names per namespace: the second resource with
+    the same name must not adopt the first one's definition (they would overwrite each other at every
+    resync, and deleting either would delete it). It reports Conflict, and takes over once it is free."""
+    import time
+
+    other = Namespace(name=namespace.name + "-b", cluster=cluster)
+    cluster.core.create_namespace({"metadata": {"name": other.name}})
+    op = start_operator(namespace, "--namespace", other.name)
+    name = f"{namespace.name}-same"
+    namespace.apply(manifest(name))
+    wait_for(lambda: ready(namespace, name), what="the first resource Ready")
+    (live,) = service.find(name)
+
+    second = manifest(name)
+    second["spec"]["batchPredictionJob"]["numConcurrent"] = 8
+    other.apply(second)
+    cond = wait_for(lambda: (c := other.condition(name, "Ready")) and c["reason"] == "Conflict" and c,
+                    what="Ready=False reason Conflict on the second resource")
+    assert cond["status"] == "False"
+    assert f"{namespace.name}/{name}" in cond["message"] and live["id"] in cond["message"]
+    assert "definitionId" not in ((other.get(name) or {}).get("status") or {})
+    assert "Conflict" in reasons(other, name)
+    time.sleep(RESYNC * 3)  # several resyncs: nobody overwrites the first resource's definition
+    assert [d["id"] for d in service.find(name)] == [live["id"]]
+    assert service.get(live["id"])["batchPredictionJob"]["numConcurrent"] == 4  # type: ignore[index]
+    assert ready(namespace, name) and "DriftCorrected" not in reasons(namespace, name)
+
+    # The owner goes (deletionPolicy Delete): the definition is deleted and the other resource, retried
+    # with backoff, creates its own.
+    namespace.delete(name)
+    wait_for(lambda: namespace.get(name) is None, what="the first resource gone")
+    status = wait_for(lambda: ready(other, name), timeout=30, what="the second resource Ready once the name is free")
+    assert status["reason"] == "Reconciled"
+    (mine,) = service.find(name)
+    assert mine["id"] != live["id"] and mine["batchPredictionJob"]["numConcurrent"] == 8
+    assert (other.get(name) or {})["status"]["definitionId"] == mine["id"]
+    op.stop()
+    assert_no_token(namespace, op.text())
+    assert_no_token(other)

@@ -118,3 +118,21 @@ def test_api_rejection_raises_with_the_api_text(server: LocalServer) -> None:
     with pytest.raises(Exception) as caught:
         asyncio.run(go())
     assert "401" in str(caught.value) and "not-the-token" not in str(caught.value)
+
+
+def test_a_definition_another_resource_manages_is_never_taken(server: LocalServer) -> None:
+    name = "c-" + uuid.uuid4().hex[:8]
+    created = run(server, resource(name), recorded=None, mode=pipeline.Mode.apply)
+    other = resource(name)
+    other["spec"]["batchPredictionJob"]["numConcurrent"] = 8
+
+    async def go() -> Any:
+        async with Client(endpoint=server.api_url, token=TOKEN) as client:
+            return await pipeline.reconcile(client, pipeline.parse(other), recorded_id=None, mode=pipeline.Mode.apply,
+                                            claimed_by=lambda i: "ns-a/" + name if i == created.definition_id else None)
+    with pytest.raises(pipeline.Conflict, match=f"{created.definition_id}.*managed by .* ns-a/{name}"):
+        asyncio.run(go())
+    assert live(server, created.definition_id)["batchPredictionJob"]["numConcurrent"] == 4  # type: ignore[index]
+    deleted, message = finalize(server, recorded_id=created.definition_id, name=name, deletion_policy="Delete",
+                                prevent_destroy=False, claimed_by=lambda i: "ns-a/" + name)
+    assert deleted is False and "managed by" in message and live(server, created.definition_id) is not None

@@ -163,3 +163,74 @@ def test_operator_command_refuses_bad_flags() -> None:
                           (["--secret", "a/b", "-n", "x", "--peering", "p", "--standalone"], "exclude")):
         result = runner.invoke(app, ["operator", *args])
         assert result.exit_code == 1 and message in result.output
+    bad_level = runner.invoke(app, ["operator", "--secret", "a/b", "-n", "x", "--log-level", "loud"])
+    assert bad_level.exit_code == 1 and "unknown --log-level 'loud'" in bad_level.output
+    # No cluster: one clear line before kopf starts (kopf alone would log a traceback every minute).
+    no_cluster = runner.invoke(app, ["operator", "--secret", "a/b", "-n", "x", "--standalone"],
+                               env={"KUBECONFIG": "/nonexistent/kubeconfig", "KUBERNETES_SERVICE_HOST": ""})
+    assert no_cluster.exit_code == 1 and "Traceback" not in no_cluster.output
+    assert "no Kubernetes cluster to talk to" in no_cluster.output and "/nonexistent/kubeconfig" in no_cluster.output
+
+
+def test_crd_command_reports_an_unwritable_output(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    result = CliRunner().invoke(app, ["crd", "-o", str(tmp_path / "missing" / "crd.yaml")])
+    assert result.exit_code == 1 and "cannot write" in result.output and "missing" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_claims_decide_who_manages_a_definition() -> None:
+    """Another resource recording the id owns it; when both record it, the older one keeps it."""
+    import kopf
+
+    from reconciler.operator.handlers import _claimed_by
+
+    def body(uid: str, created: str, recorded: str | None) -> kopf.Body:
+        raw = {"metadata": {"uid": uid, "creationTimestamp": created, "name": "n", "namespace": uid},
+               "status": {"definitionId": recorded} if recorded else {}}
+        return kopf.Body(raw)
+
+    claims = {"d1": [("a/n", "a", "2026-01-01T00:00:00Z")], "d2": [("b/n", "b", "2026-01-03T00:00:00Z")]}
+    fresh = _claimed_by(claims, body("c", "2026-01-02T00:00:00Z", None))
+    assert fresh("d1") == "a/n" and fresh("d2") == "b/n" and fresh("d3") is None
+    assert _claimed_by(claims, body("a", "2026-01-01T00:00:00Z", "d1"))("d1") is None  # its own claim
+    both_younger = _claimed_by(claims, body("c", "2026-01-02T00:00:00Z", "d1"))
+    assert both_younger("d1") == "a/n"  # a is older: c loses d1
+    both_older = _claimed_by(claims, body("c", "2026-01-02T00:00:00Z", "d2"))
+    assert both_older("d2") is None  # c is older than b: c keeps d2
+
+
+def test_a_conflict_forgets_the_definition_in_status() -> None:
+    previous = status_patch(Outcome(result=Result.created, message="m", definition_id="d1", definition_name="n",
+                                    live={"enabled": True, "nextScheduledRunTime": "2026-01-02T02:00:00Z"}),
+                            None, generation=1, now="2026-01-01T00:00:00Z")
+    patch = status_patch(Outcome(result=Result.conflict, message="managed by ns/n", definition_id="d1"),
+                         previous, generation=1, now="2026-01-02T00:00:00Z")
+    assert {k: patch[k] for k in ("definitionId", "definitionName", "lastSyncTime", "nextScheduledRunTime")} == {
+        "definitionId": None, "definitionName": None, "lastSyncTime": None, "nextScheduledRunTime": None}
+    ready = patch["conditions"][0]
+    assert (ready["status"], ready["reason"], ready["message"]) == ("False", "Conflict", "managed by ns/n")
+
+
+def test_a_resource_cannot_make_the_operator_read_its_own_files_or_environment() -> None:
+    """apiKeyFrom/datarobotKeyFrom would name the operator's files (its service-account token) or
+    variables, sent on to a prediction server the resource chooses: refused as Invalid."""
+    doc = {"apiVersion": "reconciler.io/v1alpha1", "kind": crd.KIND, "metadata": {"name": "x"},
+           "spec": {"enabled": False, "batchPredictionJob": {
+               "deploymentId": "64b0c0ffee000000000d0001",
+               "intakeSettings": {"type": "s3", "url": "s3://b/in.csv"},
+               "predictionInstance": {"hostName": "evil.example", "sslEnabled": True,
+                                      "apiKeyFrom": {"file": "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+                                      "datarobotKeyFrom": {"env": "HOME"}}}}}
+    with pytest.raises(pipeline.Invalid) as caught:
+        pipeline.parse(_body(doc))
+    lines = str(caught.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["spec.batchPredictionJob.predictionInstance.apiKeyFrom",
+                                                      "spec.batchPredictionJob.predictionInstance.datarobotKeyFrom"]
+    assert all("the operator never reads its own environment or files" in line for line in lines)
+    del doc["spec"]["batchPredictionJob"]["predictionInstance"]["apiKeyFrom"]
+    del doc["spec"]["batchPredictionJob"]["predictionInstance"]["datarobotKeyFrom"]
+    assert pipeline.parse(_body(doc)).spec.batchPredictionJob is not None  # without keys: fine
