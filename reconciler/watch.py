@@ -205,16 +205,31 @@ def _yaml_change(_change: Any, path: str) -> bool:
 def watch_loop(*, paths: Sequence[Path], emit: Callable[[str], None], planner: Planner | None,
                apply: bool = False, debounce_ms: int = DEFAULT_DEBOUNCE_MS, target: Target | None = None,
                overlays_root: Path | None = None, stop_event: threading.Event | None = None,
-               extra_watch: Iterable[Path] = ()) -> WatchState:
-    """Run once, then after every (debounced) change to a YAML file under ``paths``, until stopped."""
+               extra_watch: Iterable[Path] = (),
+               reload_target: Callable[[], Target | None] | None = None) -> WatchState:
+    """Run once, then after every (debounced) change to a YAML file under ``paths``, until stopped.
+
+    ``reload_target``, when given, is called before each run to read the target again from the
+    project config (its variables and overlays may have changed); a ``ValueError`` it raises (a
+    broken config, a target gone) is reported like an invalid manifest: the last good state stays.
+    """
     import watchfiles
 
     state = WatchState()
+    current_target = target
 
     def run(reason: str) -> None:
-        nonlocal state
+        nonlocal state, current_target
         emit(f"--- {time.strftime('%H:%M:%S')} {reason}")
-        observation, plan = observe(paths, planner=planner, target=target, overlays_root=overlays_root)
+        if reload_target is not None:
+            try:
+                current_target = reload_target()
+            except ValueError as exc:
+                state, lines, _ = step(state, Observation(issues=tuple(f"error: {exc}".splitlines()), errors=1))
+                for line in lines:
+                    emit(line)
+                return
+        observation, plan = observe(paths, planner=planner, target=current_target, overlays_root=overlays_root)
         state, lines, do_apply = step(state, observation, apply=apply)
         for line in lines:
             emit(line)

@@ -57,7 +57,10 @@ def _planner(paths: list[Path], config_path: Path | None, target_name: str | Non
     try:
         found = config_path or find_config(paths)
         config = load_config(found) if found else ProjectConfig()
-        env_target = environments.resolve_target(config.targets, target_name) if config.targets or target_name else None
+        if target_name is not None:
+            env_target: environments.Target | None = environments.resolve_target(config.targets, target_name)
+        else:  # the default target: the embedded local service, no variables (a placeholder says --target)
+            env_target = environments.default_target(config.targets) if config.targets else None
         target_cfg = config.target(target_name) if target_name else None
         api_target = resolve_target(
             endpoint=endpoint, config_endpoint=target_cfg.endpoint if target_cfg else None,
@@ -68,6 +71,20 @@ def _planner(paths: list[Path], config_path: Path | None, target_name: str | Non
     planner = EnginePlanner(target=api_target, scope=config.scope_for(target_name),
                             max_delete_fraction=config.max_delete_fraction)
     return planner, env_target, found, found.parent if found else None
+
+
+def _env_target(config_file: Path, target_name: str | None) -> Any:
+    """The target read again from the config, for the watcher; raises ValueError when it cannot be."""
+    from reconciler.specs import environments
+    from reconciler.specs.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    if target_name is not None:
+        return environments.resolve_target(config.targets, target_name)
+    return environments.default_target(config.targets) if config.targets else None
 
 
 def register(app: typer.Typer) -> None:
@@ -125,6 +142,7 @@ def register(app: typer.Typer) -> None:
             extra.append(env_target.overlays_dir(root=root))
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C while planning: a clean stop too
             watch_loop(paths=chosen, emit=emit, planner=planner, apply=apply, debounce_ms=debounce,
-                       target=env_target, overlays_root=root, extra_watch=extra)
+                       target=env_target, overlays_root=root, extra_watch=extra,
+                       reload_target=(lambda: _env_target(config_file, target)) if config_file else None)
         emit("stopped")
         raise typer.Exit(EXIT_OK)

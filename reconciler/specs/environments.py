@@ -62,6 +62,7 @@ __all__ = [
     "Target",
     "TargetError",
     "apply_environment",
+    "default_target",
     "merge_patch",
     "relocate_issues",
     "resolve_target",
@@ -92,6 +93,8 @@ class Target:
     scope: Mapping[str, Any] | None = None
     variables: Mapping[str, Scalar] = field(default_factory=dict)
     overlays: str | None = None
+    unknown_hint: str | None = None  # replaces the hint of an unknown-variable error (the default target)
+    use_overlays: bool = True
 
     def overlays_dir(self, *, root: Path | None) -> Path:
         """Where this target's overlays live: ``overlays`` (default ``overlays/<name>``) resolved
@@ -164,6 +167,14 @@ def resolve_target(config_targets: Mapping[str, Any] | None, name: str | None) -
                   scope=dict(scope) if scope is not None else None, variables=variables, overlays=overlays)
 
 
+def default_target(config_targets: Mapping[str, Any] | None) -> Target:
+    """What a run without ``--target`` sees: the embedded local service, with no variables and no
+    overlays, so that a placeholder is an error that says to choose a target."""
+    known = ", ".join(sorted(config_targets or {})) or "none configured"
+    return Target(name=DEFAULT_TARGET, use_overlays=False, unknown_hint=f"no --target was given; choose one with --target NAME "
+                  f"(known: {known}) to fill in ${{...}} placeholders")
+
+
 def _as_text(value: Scalar) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -210,17 +221,21 @@ def substitute(text: str, variables: Mapping[str, Scalar]) -> tuple[Any, list[tu
 
 
 def _substitute_tree(value: Any, path: Path_, doc: LoadedDocument, variables: Mapping[str, Scalar],
-                     issues: list[Issue], target: str) -> Any:
+                     issues: list[Issue], target: str, unknown_hint: str | None = None) -> Any:
     if isinstance(value, str):
         new, problems = substitute(value, variables)
         for _offset, message, hint in problems:
             mark = doc.mark(path)
+            if unknown_hint and message.startswith("unknown variable"):
+                hint = unknown_hint
             issues.append(Issue(doc.file, mark.line, mark.col, dotted(path), f"{message} (target {target!r})", hint))
         return new
     if isinstance(value, dict):
-        return {k: _substitute_tree(v, (*path, k), doc, variables, issues, target) for k, v in value.items()}
+        return {k: _substitute_tree(v, (*path, k), doc, variables, issues, target, unknown_hint)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute_tree(v, (*path, i), doc, variables, issues, target) for i, v in enumerate(value)]
+        return [_substitute_tree(v, (*path, i), doc, variables, issues, target, unknown_hint)
+                for i, v in enumerate(value)]
     return value
 
 
@@ -344,16 +359,16 @@ def apply_environment(docs: list[LoadedDocument], target: Target, *,
     error is left out of the result, so that no partial set is ever planned; every error is in
     the issues, located in the file (manifest or overlay) that holds the mistake.
     """
-    directory = target.overlays_dir(root=overlays_root)
+    directory: Path | None = target.overlays_dir(root=overlays_root) if target.use_overlays else None
     issues: list[Issue] = []
     out: list[LoadedDocument] = []
     used: set[Path] = set()
     for doc in docs:
         doc_issues: list[Issue] = []
-        data = _substitute_tree(doc.data, (), doc, target.variables, doc_issues, target.name)
+        data = _substitute_tree(doc.data, (), doc, target.variables, doc_issues, target.name, target.unknown_hint)
         overlay_doc: LoadedDocument | None = None
         name = data["metadata"].get("name") if isinstance(data.get("metadata"), dict) else None
-        if isinstance(name, str) and name:
+        if isinstance(name, str) and name and directory is not None:
             path = _overlay_file(directory, name)
             if path is not None:
                 used.add(path.resolve())
@@ -361,7 +376,8 @@ def apply_environment(docs: list[LoadedDocument], target: Target, *,
                 doc_issues.extend(read_issues)
         if overlay_doc is not None:
             doc_issues.extend(_fixed_field_issues(data, overlay_doc))
-            patch = _substitute_tree(overlay_doc.data, (), overlay_doc, target.variables, doc_issues, target.name)
+            patch = _substitute_tree(overlay_doc.data, (), overlay_doc, target.variables, doc_issues, target.name,
+                                     target.unknown_hint)
             replaced = _replaced_paths(data, patch)
             merged = merge_patch(data, patch)
             result: LoadedDocument = _positioned(
@@ -374,7 +390,7 @@ def apply_environment(docs: list[LoadedDocument], target: Target, *,
         issues.extend(doc_issues)
         if not any(i.severity == "error" for i in doc_issues):
             out.append(result)
-    if directory.is_dir():
+    if directory is not None and directory.is_dir():
         for path in sorted(directory.iterdir()):
             if path.suffix in (".yaml", ".yml") and path.is_file() and path.resolve() not in used:
                 issues.append(Issue(str(path), 1, 1, "", f"overlay {path.name!r} matches no manifest of this run "
@@ -438,10 +454,14 @@ def validate_for_target(paths: Iterable[str | os.PathLike[str]], target: Target,
 
 def validate_for(paths: Iterable[str | os.PathLike[str]], *, targets: Mapping[str, Any] | None,
                  target_name: str | None, overlays_root: Path | None) -> ValidationReport:
-    """What every command validates: the plain manifests, or with a named target its variables and
-    overlays applied first. Raises :class:`TargetError` for an unknown target."""
+    """What every command validates: with a named target, the manifests with its variables and
+    overlays applied; without one, as the default target (the embedded local service) sees them:
+    no variables, so a placeholder is an error saying to choose a target, or, when the config
+    declares no targets at all, the plain manifests. Raises :class:`TargetError` for an unknown target."""
     from reconciler.specs.validate import validate_paths
 
     if target_name is None:
-        return validate_paths(paths)
+        if not targets:
+            return validate_paths(paths)
+        return validate_for_target(paths, default_target(targets), overlays_root=None)
     return validate_for_target(paths, resolve_target(targets, target_name), overlays_root=overlays_root)

@@ -223,3 +223,36 @@ def test_overlay_yaml_error_located(tmp_path: Path) -> None:
     assert docs == []
     assert [i.file for i in issues] == [str(root / "overlays" / "prod" / "demo-churn.yaml")]
     assert issues[0].line >= 2 and "YAML" in issues[0].message
+
+
+def test_without_target_the_default_target_reports_placeholders(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --target: the embedded local service with no variables and no overlays; every command says to
+    choose a target, at file:line:col, instead of schema errors about the literal placeholder."""
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    _write(tmp_path / "specs" / "churn.yaml", MANIFEST)
+    _write(tmp_path / "reconciler.yaml", "apiVersion: reconciler.io/v1alpha1\nkind: Project\ntargets:\n"
+           "  dev: {variables: {DEPLOYMENT: 64b0c0ffee000000000d0001, CONCURRENCY: 1, BUCKET: b}}\n"
+           "  prod: {variables: {DEPLOYMENT: 64b0c0ffee000000000d0001, CONCURRENCY: 8, BUCKET: b}}\n")
+    _write(tmp_path / "overlays" / "default" / "demo-churn.yaml", "spec: {enabled: false}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECONCILER_LOCAL_DB_URL", f"sqlite:///{tmp_path}/local.db")
+    monkeypatch.delenv("DATAROBOT_ENDPOINT", raising=False)
+    runner = CliRunner()
+    validated = runner.invoke(app, ["validate", "specs", "--no-color"])
+    assert validated.exit_code == 3
+    assert "specs/churn.yaml:9:19: spec.batchPredictionJob.deploymentId: unknown variable ${DEPLOYMENT}" in validated.stdout
+    assert "choose one with --target NAME (known: dev, prod)" in validated.stdout
+    assert "expected a 24-character" not in validated.stdout and "overlay" not in validated.stdout
+    planned = runner.invoke(app, ["plan", "specs"])
+    assert planned.exit_code == 3 and "choose one with --target NAME (known: dev, prod)" in planned.stderr
+    assert runner.invoke(app, ["validate", "specs", "--target", "dev"]).exit_code == 0
+
+    # a project without targets: manifests are taken as written (a `${` is just text there)
+    _write(tmp_path / "reconciler.yaml", "apiVersion: reconciler.io/v1alpha1\nkind: Project\n")
+    plain = env.validate_for([tmp_path / "specs"], targets={}, target_name=None, overlays_root=tmp_path)
+    assert not any("unknown variable" in i.message for i in plain.issues)
+    assert any("24-character" in i.message for i in plain.issues)

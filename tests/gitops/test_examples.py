@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -20,10 +21,34 @@ EXAMPLE = ROOT / "examples" / "gitops-repo"
 RECONCILER = [sys.executable, "-c", "from reconciler.cli import main; main()"]
 
 
+def _offline_prefix() -> list[str]:
+    """`unshare -rn` (a network namespace with no interface) where the kernel allows it."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True, timeout=30).returncode == 0:
+        return [unshare, "-rn"]
+    return []
+
+
+OFFLINE = _offline_prefix()
+
+
 def _check_jsonschema(*args: str) -> subprocess.CompletedProcess[str]:
-    """check-jsonschema with a builtin schema: the schemas ship in the package, no network needed."""
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", *args], capture_output=True, text=True,
-                          timeout=60)
+    """check-jsonschema with a builtin schema, offline: the schemas ship in the package. Run with no
+    network at all where possible, and with every proxy pointing at a closed port in any case."""
+    dead = "http://127.0.0.1:9"
+    env = {**os.environ, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "http_proxy": dead, "https_proxy": dead,
+           "NO_PROXY": "", "no_proxy": ""}
+    return subprocess.run([*OFFLINE, sys.executable, "-m", "check_jsonschema", *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_offline_really_has_no_network() -> None:
+    """The guard above is real: a download fails under the same conditions."""
+    probe = "import urllib.request; urllib.request.urlopen('https://pypi.org/simple/', timeout=5)"
+    dead = "http://127.0.0.1:9"
+    done = subprocess.run([*OFFLINE, sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HTTPS_PROXY": dead, "https_proxy": dead})
+    assert done.returncode != 0
 
 
 def test_github_workflows_match_the_schema() -> None:
@@ -75,11 +100,48 @@ def test_drift_step_fails_exactly_on_exit_2(tmp_path: Path) -> None:
         assert ("::error::drift on prod" in done.stdout) == (plan_exit == 2)
 
 
+def test_plan_comment_step_edits_the_comment_even_when_the_plan_failed(tmp_path: Path) -> None:
+    """The PR workflow's comment step, run with a stand-in `reconciler` that records what it is given."""
+    flow = yaml.safe_load((EXAMPLE / ".github" / "workflows" / "plan.yml").read_text())
+    step = next(s for s in flow["jobs"]["plan"]["steps"] if "reconciler ci comment" in s.get("run", ""))
+    assert step["if"] == "always() && steps.plan.outcome != 'skipped'"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "reconciler"
+    fake.write_text('#!/bin/sh\necho "$@" > args.txt\ncat plan.md > posted.md\n')
+    fake.chmod(0o755)
+    cases = (("success", "### reconciler plan\nPlan: 1 to create\n", "Plan: 1 to create", False),
+             ("failure", "", "### reconciler plan (prod)", True),
+             ("failure", "> :x: the plan deletes 3 of 4\n", "the plan deletes 3 of 4", True))
+    for outcome, printed, expected, failed_note in cases:
+        work = tmp_path / outcome / str(len(printed))
+        work.mkdir(parents=True)
+        (work / "plan.md").write_text(printed)
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PLAN_OUTCOME": outcome, "TARGET": "prod", "PR": "42",
+               "RUN_URL": "https://github.test/acme/specs/actions/runs/1"}
+        done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=work, env=env, capture_output=True, text=True,
+                              timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert (work / "args.txt").read_text().split() == ["ci", "comment", "--pr", "42", "--target", "prod",
+                                                           "--file", "plan.md"]
+        posted = (work / "posted.md").read_text()
+        assert expected in posted
+        assert ("The plan failed on this push" in posted) is failed_note
+        assert ("actions/runs/1" in posted) is failed_note
+
+
+def test_gitlab_plan_job_fails_when_the_plan_fails() -> None:
+    job = yaml.safe_load((EXAMPLE / ".gitlab-ci.yml").read_text())["plan"]
+    assert not any("|" in line and "reconciler plan" in line for line in job["script"])  # no pipe hides the exit
+
+
 def test_example_config_and_manifests_are_valid_per_target() -> None:
     config = load_config(EXAMPLE / "reconciler.yaml")
-    assert sorted(config.targets) == ["dev", "prod"]
+    assert sorted(config.targets) == ["dev", "local", "prod"]
+    assert config.targets["local"].endpoint is None and config.targets["local"].token_from is None  # embedded
+    assert {d["id"] for d in config.local_seed["deployments"]} == {config.targets["local"].variables["DEPLOYMENT_ID"]}
     seen = {}
-    for name in ("dev", "prod"):
+    for name in ("dev", "prod", "local"):
         target = env.resolve_target(config.targets, name)
         report = env.validate_for_target([EXAMPLE / "specs"], target, overlays_root=EXAMPLE)
         assert report.ok and not report.issues, [i.format() for i in report.issues]
@@ -114,7 +176,7 @@ def _git(repo: Path, *args: str) -> str:
                           timeout=30).stdout
 
 
-def _run_hook_like_pre_commit(repo: Path) -> subprocess.CompletedProcess[str]:
+def _run_hook_like_pre_commit(repo: Path, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """Select the staged files with the hook's `files`/`exclude`, then run its entry with them appended,
     as pre-commit does (its own run would first pip-install reconciler into a fresh venv, which needs
     the package index; this runs the installed command instead)."""
@@ -124,7 +186,8 @@ def _run_hook_like_pre_commit(repo: Path) -> subprocess.CompletedProcess[str]:
     chosen = [f for f in staged if files_re.search(f) and not exclude_re.search(f)]
     entry = shlex.split(hook["entry"])
     assert entry[0] == "reconciler" and shutil.which("reconciler") is not None
-    return subprocess.run([*RECONCILER, *entry[1:], *chosen], cwd=repo, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*RECONCILER, *entry[1:], *args, *chosen], cwd=repo, capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_hook_entry_on_a_real_git_repo(tmp_path: Path) -> None:
@@ -151,3 +214,22 @@ def test_hook_entry_on_a_real_git_repo(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _example_exists() -> None:
     assert EXAMPLE.is_dir()
+
+
+def test_hook_with_a_target_on_the_example_repository(tmp_path: Path) -> None:
+    """The example's manifests have placeholders: the hook needs `args: [--target, NAME]` (docs/editors.md)."""
+    repo = tmp_path / "gitops-repo"
+    shutil.copytree(EXAMPLE, repo)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    without = _run_hook_like_pre_commit(repo)
+    assert without.returncode == 3 and "choose one with --target NAME (known: dev, local, prod)" in without.stdout
+    for target in ("dev", "prod", "local"):
+        done = _run_hook_like_pre_commit(repo, ("--target", target))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "OK: 2 manifest(s) in 2 file(s)" in done.stdout
+    churn = repo / "specs" / "churn-nightly.yaml"
+    churn.write_text(churn.read_text().replace("${BUCKET}", "${BUCKT}"))
+    _git(repo, "add", "-A")
+    typo = _run_hook_like_pre_commit(repo, ("--target", "prod"))
+    assert typo.returncode == 3 and "specs/churn-nightly.yaml:17:12" in typo.stdout and "BUCKET" in typo.stdout

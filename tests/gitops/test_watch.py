@@ -202,6 +202,39 @@ def test_command_exits_0_on_ctrl_c(project: Path) -> None:
     assert "stopped" in out and "Traceback" not in err
 
 
+def test_command_reloads_target_variables_when_the_config_changes(project: Path) -> None:
+    """`watch --target local`: an edit of reconciler.yaml's variables is planned with the new values; a
+    broken config is reported and the last good state kept."""
+    config = ("apiVersion: reconciler.io/v1alpha1\nkind: Project\nscope: {{namePrefix: demo-}}\n"
+              "targets:\n  local:\n    variables: {{N: {n}}}\n")
+    (project / "reconciler.yaml").write_text(config.format(n=1))
+    (project / "specs" / "watch.yaml").write_text(MANIFEST.format(n="${N}"))
+    env = {**os.environ, "NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{project}/local.db",
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("DATAROBOT_ENDPOINT", None)
+    proc = subprocess.Popen([sys.executable, "-c", "from reconciler.cli import main; main()", "watch", "specs",
+                             "--target", "local", "--debounce", "50"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = _read_until(proc, "watching")
+        assert "+ batchPredictionJob.numConcurrent = 1" in "\n".join(first)
+        (project / "reconciler.yaml").write_text(config.format(n=4))
+        changed = _read_until(proc, "Plan:")
+        assert any("changed: reconciler.yaml" in line for line in changed)
+        assert "+ batchPredictionJob.numConcurrent = 4" in "\n".join(changed), changed
+        (project / "reconciler.yaml").write_text(config.format(n=4) + "  : broken\n")
+        broken = _read_until(proc, "INVALID")
+        assert any(line.startswith("error: ") and "reconciler.yaml:" in line for line in broken), broken
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped" in out and "Traceback" not in err
+
+
 def _read_until(proc: subprocess.Popen[str], text: str, timeout: float = 40.0) -> list[str]:
     assert proc.stdout is not None
     lines: list[str] = []
