@@ -14,7 +14,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+import typer.core
 from rich.console import Console
 
 from reconciler import schemas
@@ -24,6 +26,12 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_INVALID = 3
+
+# click exits 2 on a usage error (unknown option, bad value); 2 means "changes present" to CI
+# (`plan --detailed-exitcode`), so a mistyped flag must not pass for a plan with changes. Typer
+# may carry its own copy of click, so both are set.
+for _usage_error in {click.exceptions.UsageError, getattr(typer.core, "_click", click).exceptions.UsageError}:
+    _usage_error.exit_code = EXIT_ERROR
 
 app = typer.Typer(
     name="reconciler",
@@ -77,18 +85,40 @@ def validate(
 
     Exit 0 when every manifest is valid, 3 when any is invalid, 1 on an internal error.
     """
+    try:
+        _validate(paths or [Path("specs")], output=output, target=target, config=config, no_color=no_color)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug, not bad input: say so in one line, exit 1, no traceback
+        stderr_console(no_color).print(
+            f"internal error: {type(exc).__name__}: {exc}\n    hint: this is a bug in reconciler; please report it "
+            "with the command and the manifest that caused it", markup=False)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, config: Path | None,
+              no_color: bool) -> None:
     from reconciler.specs import environments
     from reconciler.specs.config import ConfigError, find_config, load_config
+    from reconciler.specs.validate import ValidationReport, project_config_issues
 
-    targets = paths or [Path("specs")]
     try:
-        found = config or (find_config(targets) if target else None)
-        project = load_config(found) if found else None
-        report = environments.validate_for(targets, targets=project.targets if project else None,
-                                           target_name=target, overlays_root=found.parent if found else None)
+        found = config or find_config(targets)
+        if found is not None and found.is_absolute() and found.is_relative_to(Path.cwd()):
+            found = found.relative_to(Path.cwd())  # messages name it as the user would type it
+        # the project config is checked like the manifests: a config that plan would refuse fails here
+        config_issues = project_config_issues(found) if found else []
+        project = load_config(found) if found and not config_issues else None
+        if config_issues and target:  # a target cannot be resolved from a broken config
+            report = ValidationReport(files=1)
+        else:
+            report = environments.validate_for(targets, targets=project.targets if project else None,
+                                               target_name=target, overlays_root=found.parent if found else None)
     except (ConfigError, environments.TargetError) as exc:
         stderr_console(no_color).print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_ERROR) from None
+    if config_issues:
+        report.issues = sorted([*config_issues, *report.issues], key=lambda i: (i.file, i.line, i.col, i.field))
     if output is OutputFormat.json:
         body = {
             "format_version": "1.0",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import email.utils
 import ipaddress
 import logging
@@ -37,6 +38,7 @@ from reconciler.api import errors
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_PAGE_SIZE",
     "DEFINITIONS",
     "LOCAL_BASE_URL",
     "LOCAL_DB_URL",
@@ -53,6 +55,8 @@ log = logging.getLogger("reconciler.api")
 
 DEFAULT_CONCURRENCY: Final = 8
 DEFINITIONS: Final = "batchPredictionJobDefinitions/"
+DEFAULT_PAGE_SIZE: Final = 1000  # one list call per 1,000 definitions; the server may answer with fewer
+FALLBACK_PAGE_SIZE: Final = 100  # the API's documented default, for a server that refuses 1,000
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 # A gateway error on a write may mean the write went through: treat like a lost answer.
 AMBIGUOUS_STATUSES: Final = frozenset({502, 504})
@@ -229,7 +233,7 @@ class Client:
                  http: httpx.AsyncClient | None = None, transport: httpx.AsyncBaseTransport | None = None,
                  concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
                  allow_http: bool = False, check_scheme: bool = True, timeout: float = 30.0,
-                 page_size: int = 100,
+                 page_size: int = DEFAULT_PAGE_SIZE,
                  sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self.base_url = check_endpoint(endpoint, allow_http=allow_http) if check_scheme else (
             endpoint if endpoint.endswith("/") else endpoint + "/")
@@ -253,6 +257,8 @@ class Client:
         self._sleep = sleep or asyncio.sleep
         self.calls: collections.Counter[str] = collections.Counter()
         self._origin = urlsplit(self.base_url)[:2]
+        # the embedded service's ASGI app when this client talks to it in-process (see open_client)
+        self.local_app: Any = None
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, concurrency={self.concurrency})"
@@ -326,22 +332,49 @@ class Client:
 
     # -- definitions --------------------------------------------------------------------------
 
-    async def iter_pages(self, *, search_name: str | None = None,
-                         page_size: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every page of definitions, following ``next`` links as given (absolute URLs)."""
-        params: dict[str, Any] = {"offset": 0, "limit": page_size or self.page_size}
+    async def iter_pages(self, *, search_name: str | None = None, page_size: int | None = None,
+                         prefetch: bool = False) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of definitions, following ``next`` links as given (absolute URLs): one GET
+        per page, never more.
+
+        ``prefetch``: the request for page n+1 is sent before page n is handed over, so the
+        server works (and the network waits) while the caller normalizes page n; a caller that
+        stops early must ``aclose()`` the iterator. A server that refuses the page size (400/422
+        on the first page) is asked again with :data:`FALLBACK_PAGE_SIZE`."""
+        size = page_size or self.page_size
+        params: dict[str, Any] = {"offset": 0, "limit": size}
         if search_name:
             params["searchName"] = search_name
-        response = await self.request("GET", self.url(DEFINITIONS), params=params)
-        while True:
-            body = response.json()
-            yield list(body.get("data") or [])
-            link = body.get("next")
-            if not link:
-                return
-            if urlsplit(link)[:2] != self._origin:
-                raise errors.APIError(f"refusing to follow a next link to another origin: {urlsplit(link).netloc}")
-            response = await self.request("GET", link)
+        try:
+            response = await self.request("GET", self.url(DEFINITIONS), params=params)
+        except errors.APIClientError as exc:
+            if exc.status not in (400, 422) or size <= FALLBACK_PAGE_SIZE:
+                raise
+            log.info("the server refused limit=%d (%s); listing %d per page", size, exc.status, FALLBACK_PAGE_SIZE)
+            params["limit"] = FALLBACK_PAGE_SIZE
+            response = await self.request("GET", self.url(DEFINITIONS), params=params)
+        pending: asyncio.Task[httpx.Response] | None = None
+        try:
+            while True:
+                body = response.json()
+                link = body.get("next")
+                if link and urlsplit(link)[:2] != self._origin:
+                    raise errors.APIError(f"refusing to follow a next link to another origin: {urlsplit(link).netloc}")
+                if link and prefetch:
+                    pending = asyncio.ensure_future(self.request("GET", link))
+                    await asyncio.sleep(0)  # let it reach the wire before the caller takes the CPU
+                yield list(body.get("data") or [])
+                if not link:
+                    return
+                if pending is not None:
+                    response, pending = await pending, None
+                else:
+                    response = await self.request("GET", link)
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, errors.APIError):
+                    await pending
 
     async def list_definitions(self, *, search_name: str | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -420,10 +453,17 @@ class Client:
             return {"id": job_id, "status": "COMPLETED", "links": {"download": response.headers.get("location")}}
         return dict(response.json())
 
-    async def wait_for_job(self, job_id: str, *, poll: float = 1.0, timeout: float = 3600.0) -> dict[str, Any]:
+    async def wait_for_job(self, job_id: str, *, poll: float = 1.0, timeout: float = 3600.0,
+                           on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Poll until the job is COMPLETED, ABORTED or FAILED, or ``timeout`` seconds passed (then
+        the last answer, still running, is returned). ``on_status`` sees each change of status."""
         deadline = time.monotonic() + timeout
+        last: Any = None
         while True:
             job = await self.get_job(job_id)
+            if on_status is not None and job.get("status") != last:
+                last = job.get("status")
+                on_status(job)
             if job.get("status") in TERMINAL_JOB_STATES or time.monotonic() > deadline:
                 return job
             await self._sleep(poll)
@@ -438,7 +478,7 @@ def _short(exc: BaseException | None) -> str:
 
 
 def open_client(target: Target, *, concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
-                transport: httpx.AsyncBaseTransport | None = None, page_size: int = 100) -> Client:
+                transport: httpx.AsyncBaseTransport | None = None, page_size: int = DEFAULT_PAGE_SIZE) -> Client:
     """A client for a target. The local service is imported lazily: a remote run never loads it."""
     if target.endpoint is not None:
         return Client(endpoint=target.endpoint, token=target.token, transport=transport, concurrency=concurrency,
@@ -449,6 +489,10 @@ def open_client(target: Target, *, concurrency: int = DEFAULT_CONCURRENCY, retry
 
         if target.db_url.startswith("sqlite:///"):
             Path(target.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        transport = httpx.ASGITransport(app=create_app(ServiceSettings(db_url=target.db_url)))
+        app = create_app(ServiceSettings(db_url=target.db_url))
+        client = Client(endpoint=LOCAL_BASE_URL, transport=httpx.ASGITransport(app=app), concurrency=concurrency,
+                        retry=retry, check_scheme=False, page_size=page_size)
+        client.local_app = app
+        return client
     return Client(endpoint=LOCAL_BASE_URL, transport=transport, concurrency=concurrency, retry=retry,
                   check_scheme=False, page_size=page_size)

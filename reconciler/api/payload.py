@@ -107,9 +107,12 @@ def _canonical_sets(job: dict[str, Any]) -> None:
             node[path[-1]] = sorted(node[path[-1]], key=_sort_key)
 
 
-def comparable_job(job: Mapping[str, Any]) -> dict[str, Any]:
+def comparable_job(job: Mapping[str, Any], *, defaults_filled: bool = False) -> dict[str, Any]:
     """A job spec in comparable form: TF spellings fixed, read-only and write-only keys and secret
-    references dropped, unset (null) top-level fields dropped, defaults filled, sets sorted."""
+    references dropped, unset (null) top-level fields dropped, defaults filled, sets sorted.
+
+    ``defaults_filled``: the caller already ran :func:`job_spec_defaults` on ``job`` (a manifest's
+    spec); filling twice gives the same result and costs a third of planning 10,000 manifests."""
     out: dict[str, Any] = {}
     for key, value in job.items():
         key = _TF_SPELLINGS.get(key, key)
@@ -120,7 +123,9 @@ def comparable_job(job: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(instance, dict):
         out["predictionInstance"] = {k: v for k, v in instance.items()
                                      if k not in WRITE_ONLY_INSTANCE and k not in SECRET_REFS}
-    filled = job_spec_defaults(out)
+    # a null dropped above may uncover a default: then fill again
+    refill = not defaults_filled or any(value is None for value in job.values())
+    filled = job_spec_defaults(out) if refill else out
     _canonical_sets(filled)
     return filled
 
@@ -143,7 +148,8 @@ def desired_from_manifest(manifest: Manifest) -> Desired:
     if schedule is not None:
         body["schedule"] = schedule
     body.update(job)
-    comparable: dict[str, Any] = {"name": name, "enabled": spec.enabled, "batchPredictionJob": comparable_job(job)}
+    comparable: dict[str, Any] = {"name": name, "enabled": spec.enabled,
+                                  "batchPredictionJob": comparable_job(job, defaults_filled=True)}
     if schedule is not None:
         comparable["schedule"] = dict(schedule)
     source = manifest.source

@@ -21,7 +21,14 @@ from typing import Any
 
 from reconciler.api import errors
 from reconciler.api.client import Client
-from reconciler.api.payload import Desired, Live, SecretError, live_from_api, resolve_secrets
+from reconciler.api.payload import (
+    Desired,
+    Live,
+    SecretError,
+    body_has_secret_refs,
+    live_from_api,
+    resolve_secrets,
+)
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan, fingerprint
 
 __all__ = ["ActionResult", "ApplyResult", "Outcome", "PlanRefusedError", "StalePlanError", "apply_plan",
@@ -93,11 +100,21 @@ class ApplyResult:
                 f"{len(self.of(Outcome.skipped))} not attempted.")
 
 
+_NORMALIZE_SLICE = 100
+
+
 async def fetch_live(client: Client, *, search_name: str | None = None) -> list[Live]:
-    """Every live definition, normalized. One list call per page; nothing else."""
+    """Every live definition, normalized. One list call per page; nothing else. The next page is
+    fetched while this one is normalized (the loop is given a turn every few items)."""
     out: list[Live] = []
-    async for page in client.iter_pages(search_name=search_name):
-        out.extend(live_from_api(item) for item in page)
+    pages = client.iter_pages(search_name=search_name, prefetch=True)
+    try:
+        async for page in pages:
+            for start in range(0, len(page), _NORMALIZE_SLICE):
+                out.extend(live_from_api(item) for item in page[start:start + _NORMALIZE_SLICE])
+                await asyncio.sleep(0)
+    finally:
+        await pages.aclose()  # type: ignore[attr-defined]
     return out
 
 
@@ -143,11 +160,29 @@ async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str]
         return ActionResult(action=action, outcome=Outcome.failed, id=action.id, error=_error_text(exc))
 
 
+def _unresolved_secrets(plan: Plan, *, environ: Mapping[str, str] | None) -> list[str]:
+    """Every write's secret references, resolved once before the first write (and dropped): a
+    missing variable or file stops the apply up front instead of half-way through."""
+    problems = []
+    for action in plan.writes:
+        if action.body is None or not body_has_secret_refs(action.body):
+            continue
+        try:
+            resolve_secrets(action.body, base_dir=action.base_dir, environ=environ)
+        except SecretError as exc:
+            problems.append(f"{action.name}" + (f" ({action.source})" if action.source else "") + f": {exc}")
+    return problems
+
+
 async def apply_plan(plan: Plan, *, client: Client, on_result: Callable[[ActionResult], None] | None = None,
                      environ: Mapping[str, str] | None = None, dry_run: bool = False) -> ApplyResult:
     """Run the plan's writes; report each result through ``on_result`` as it lands."""
     if not plan.applyable:
         raise PlanRefusedError("the plan was refused: " + "; ".join(plan.errors))
+    unresolved = _unresolved_secrets(plan, environ=environ)
+    if unresolved:
+        raise PlanRefusedError("nothing was applied: secret references do not resolve: " + "; ".join(unresolved)
+                               + " (set the variables or create the files, then apply again)")
     first = [a for a in plan.writes if a.kind is not ActionKind.delete]
     deletes = [a for a in plan.writes if a.kind is ActionKind.delete]
     gate = asyncio.Semaphore(client.concurrency)

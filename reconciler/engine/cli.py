@@ -7,12 +7,14 @@ the pure pipeline (load → validate → model → pair/diff/plan → render) an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -36,6 +38,7 @@ from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_INVALID, EXIT_OK, stde
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
+from reconciler.gitops import select as selecting
 from reconciler.specs import environments
 from reconciler.specs.config import (
     SEED_COLLECTIONS,
@@ -45,6 +48,7 @@ from reconciler.specs.config import (
     find_config,
     load_config,
 )
+from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 
 __all__ = ["register"]
@@ -64,6 +68,11 @@ AllowHttpOpt = Annotated[bool, typer.Option("--allow-http", help="Allow a plain-
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight.")]
 NoColorOpt = Annotated[bool, typer.Option("--no-color", help="No colour, even on a terminal.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log requests and retries to stderr.")]
+SelectorOpt = Annotated[list[str] | None, typer.Option("--selector", "-l", metavar="LABEL=VALUE",
+                                                       help="Only manifests with this label (repeatable; "
+                                                       "LABEL!=VALUE excludes).")]
+OnlyOpt = Annotated[list[str] | None, typer.Option("--only", metavar="NAME",
+                                                   help="Only this definition (repeatable).")]
 
 
 class ListFormat(StrEnum):
@@ -77,6 +86,22 @@ def schedule_text(schedule: Any) -> str:
         return "-"
     fields = ("minute", "hour", "dayOfMonth", "month", "dayOfWeek")
     return " ".join(",".join(str(v) for v in schedule.get(f) or ["*"]) for f in fields)
+
+
+def compact_time(value: Any) -> str:
+    """An API timestamp (``2026-12-02T02:00:00.000000Z``) as ``2026-12-02 02:00`` in UTC; seconds
+    and fractions are shown only when they are not zero, so nothing is lost."""
+    if not value:
+        return "-"
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    if when.microsecond:
+        return when.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return when.strftime("%Y-%m-%d %H:%M:%S" if when.second else "%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +128,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def _context(*, paths: Sequence[Path], config_path: Path | None, target: str | None, endpoint: str | None,
              token_file: Path | None, allow_http: bool, concurrency: int) -> _Context:
+    found: Path | None = None
     try:
         found = config_path or find_config(paths)
         config = load_config(found) if found else ProjectConfig()
@@ -114,14 +140,24 @@ def _context(*, paths: Sequence[Path], config_path: Path | None, target: str | N
             allow_http=allow_http, db_url=os.environ.get("RECONCILER_LOCAL_DB_URL", LOCAL_DB_URL))
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    except (errors.EndpointError, OSError) as exc:
+    except errors.EndpointError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:
+        source = (f"the tokenFrom file of target {target!r} in {found}" if target and not token_file
+                  else "the --token-file")
+        raise _fail(f"cannot read {source}: {exc.filename}: {exc.strerror} (a relative path is relative to the "
+                    "working directory)") from None
     return _Context(target=resolved, config=config, scope=config.scope_for(target), concurrency=concurrency,
                     target_name=target, config_dir=Path(found).parent if found else None)
 
 
 def _load_desired(paths: Sequence[Path], ctx: _Context) -> list[Desired]:
     """Validate every manifest first; any invalid one stops here with exit 3 (nothing written)."""
+    return [desired_from_manifest(Manifest.from_document(doc)) for doc in _load_documents(paths, ctx)]
+
+
+def _load_documents(paths: Sequence[Path], ctx: _Context) -> list[LoadedDocument]:
+    """The valid manifests as the target sees them; any invalid one stops here with exit 3."""
     try:
         report = environments.validate_for(paths, targets=ctx.config.targets, target_name=ctx.target_name,
                                            overlays_root=ctx.config_dir)
@@ -134,7 +170,17 @@ def _load_desired(paths: Sequence[Path], ctx: _Context) -> list[Desired]:
         err.print(f"INVALID: {len(report.errors)} error(s) in {report.files} file(s); nothing was planned or applied",
                   markup=False, style="bold red")
         raise typer.Exit(EXIT_INVALID)
-    return [desired_from_manifest(Manifest.from_document(doc)) for doc in report.documents]
+    return list(report.documents)
+
+
+def _selection(ctx: _Context, paths: Sequence[Path], desired: Sequence[Desired], *, selector: Sequence[str] | None,
+               only: Sequence[str] | None, changed_since: str | None) -> selecting.Selection | None:
+    try:
+        return selecting.selection_for(selector=selector, only=only, changed_since_ref=changed_since, paths=paths,
+                                       config=ctx.config, target_name=ctx.target_name, config_dir=ctx.config_dir,
+                                       desired=desired)
+    except (selecting.SelectionError, environments.TargetError) as exc:
+        raise _fail(str(exc)) from None
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -165,6 +211,26 @@ async def seed_local_service(client: Client, seed: Mapping[str, Sequence[Mapping
     return created
 
 
+@contextlib.asynccontextmanager
+async def _embedded_runner(client: Client, *, enabled: bool) -> AsyncIterator[None]:
+    """The embedded service's job runner, for as long as a command waits on a job. In-process the
+    service has no lifespan (no ``reconciler serve``), so without this a queued job never starts."""
+    app = client.local_app
+    if not enabled or app is None:
+        yield
+        return
+    from reconciler.service.runner.pool import JobRunner
+
+    runner = JobRunner(app.state.store, app.state.settings)
+    app.state.runner = runner
+    await runner.start()
+    try:
+        yield
+    finally:
+        await runner.stop()
+        app.state.runner = None
+
+
 async def _with_client(ctx: _Context, work: Any) -> Any:
     async with open_client(ctx.target, concurrency=ctx.concurrency) as client:
         if ctx.target.local and ctx.config.local_seed:
@@ -188,6 +254,30 @@ def _split_apply_args(args: Sequence[Path]) -> tuple[Path | None, list[Path]]:
     return None, list(args)
 
 
+def _read_plan(path: Path) -> plans.Plan:
+    """A saved plan, checked against schemas/plan.schema.json first: a damaged or hand-edited file
+    is refused with the field at fault, before any request."""
+    again = f"make a fresh one with `reconciler plan --out {path}`"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _fail(f"cannot read the plan {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise _fail(f"{path} is not a saved plan: not JSON{where}; {again}") from None
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise _fail(f"{path} is not a saved plan (no format_version); {again}")
+    problems = sorted(schemas.validator("plan").iter_errors(data), key=lambda e: list(e.absolute_path))
+    if problems and str(data["format_version"]).split(".")[0] == plans.FORMAT_VERSION.split(".")[0]:
+        first = problems[0]
+        field = "/".join(str(part) for part in first.absolute_path) or "(top level)"
+        raise _fail(f"{path} is not a valid saved plan: {field}: {first.message}; {again}")
+    try:
+        return plans.from_dict(data)
+    except (ValueError, KeyError) as exc:
+        raise _fail(f"{path}: {exc}; {again}") from None
+
+
 def _write_plan(plan: plans.Plan, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(rendering.render_json(plan, version=__version__), encoding="utf-8")
@@ -206,6 +296,10 @@ def register(app: typer.Typer) -> None:
                                                         help="Exit 2 when the plan has changes.")] = False,
         output: Annotated[rendering.Format, typer.Option("--output", "-o", help="text, json or markdown.")] = rendering.Format.text,
         out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON, no secrets) for apply.")] = None,
+        selector: SelectorOpt = None, only: OnlyOpt = None,
+        changed_since: Annotated[str | None, typer.Option(
+            "--changed-since", metavar="REF", help="Only manifests changed (or removed) since this git ref's "
+            "merge base with HEAD.")] = None,
         config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False,
         concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: NoColorOpt = False, verbose: VerboseOpt = False,
@@ -215,10 +309,15 @@ def register(app: typer.Typer) -> None:
         targets = paths or [Path("specs")]
         ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
                        allow_http=allow_http, concurrency=concurrency)
-        desired = _load_desired(targets, ctx)
+        documents = _load_documents(targets, ctx)
+        desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]
+        selection = _selection(ctx, targets, desired, selector=selector, only=only, changed_since=changed_since)
         options = _plan_options(ctx, prune=prune, force=force, destroy=destroy)
 
         async def work(client: Client) -> plans.Plan:
+            if selection is not None:
+                return await selecting.plan_against(client, documents=documents, desired=desired,
+                                                    selection=selection, **options)
             return await applying.plan_against(client, desired=desired, **options)
 
         result: plans.Plan = _run(_with_client(ctx, work))
@@ -241,6 +340,7 @@ def register(app: typer.Typer) -> None:
         prune: Annotated[bool, typer.Option("--prune", help="Delete live definitions in scope with no manifest.")] = False,
         force: Annotated[bool, typer.Option("--force", help="Allow deleting more than maxDeleteFraction.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Walk the plan without writing.")] = False,
+        selector: SelectorOpt = None, only: OnlyOpt = None,
         config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False,
         concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: NoColorOpt = False, verbose: VerboseOpt = False,
@@ -253,13 +353,16 @@ def register(app: typer.Typer) -> None:
                        endpoint=endpoint, token_file=token_file, allow_http=allow_http, concurrency=concurrency)
         saved: plans.Plan | None = None
         desired: list[Desired] = []
+        documents: list[LoadedDocument] = []
+        selection: selecting.Selection | None = None
+        if planfile is not None and (selector or only):
+            raise _fail("--selector/--only choose manifests; a saved plan is applied as it is (select when planning)")
         if planfile is not None:
-            try:
-                saved = plans.from_dict(json.loads(planfile.read_text(encoding="utf-8")))
-            except (OSError, ValueError, KeyError) as exc:
-                raise _fail(f"cannot read the plan {planfile}: {exc}") from None
+            saved = _read_plan(planfile)
         else:
-            desired = _load_desired(targets, ctx)
+            documents = _load_documents(targets, ctx)
+            desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]
+            selection = _selection(ctx, targets, desired, selector=selector, only=only, changed_since=None)
         options = _plan_options(ctx, prune=prune, force=force, destroy=False) if saved is None else {}
         out, err = stdout_console(no_color), stderr_console(no_color)
         color = _color(no_color)
@@ -270,6 +373,9 @@ def register(app: typer.Typer) -> None:
                 if stale:
                     raise applying.StalePlanError(stale)
                 current = saved
+            elif selection is not None:
+                current = await selecting.plan_against(client, documents=documents, desired=desired,
+                                                       selection=selection, **options)
             else:
                 current = await applying.plan_against(client, desired=desired, **options)
             sys.stdout.write(rendering.render_text(current, color=color))
@@ -407,46 +513,85 @@ def register(app: typer.Typer) -> None:
             keys = ("id", "name", "enabled", "schedule", "nextScheduledRunTime", "lastStartedJobStatus")
             sys.stdout.write(json.dumps([{k: i.get(k) for k in keys} for i in items], indent=2) + "\n")
             raise typer.Exit(EXIT_OK)
+        from rich import box
+        from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"{len(items)} live definition(s) on {ctx.target.describe()}", title_justify="left")
-        for column in ("name", "id", "enabled", "schedule (UTC)", "next run", "last job", "owned"):
-            table.add_column(column, overflow="fold")
+        table = Table(title=f"{len(items)} live definition(s) on {ctx.target.describe()}", title_justify="left",
+                      box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        # ids, names and times never wrap; only the schedule may (at its spaces)
+        for column in ("name", "id", "enabled", "schedule (UTC)", "next run (UTC)", "last job", "owned"):
+            table.add_column(column, no_wrap=column != "schedule (UTC)", overflow="fold")
+        rows = []
         for item in items:
             name = str(item.get("name"))
             owned = "yes" if ctx.scope is not None and ctx.scope.contains(name) else ("-" if ctx.scope is None else "no")
-            table.add_row(name, str(item.get("id")), "yes" if item.get("enabled") else "no",
-                          schedule_text(item.get("schedule")), str(item.get("nextScheduledRunTime") or "-"),
-                          str(item.get("lastStartedJobStatus") or "-"), owned)
-        stdout_console(no_color).print(table)
+            rows.append((name, str(item.get("id")), "yes" if item.get("enabled") else "no",
+                         schedule_text(item.get("schedule")), compact_time(item.get("nextScheduledRunTime")),
+                         str(item.get("lastStartedJobStatus") or "-"), owned))
+        for row in rows:
+            table.add_row(*row)
+        console = stdout_console(no_color)
+        needed = Console(width=100_000).measure(table).maximum
+        if not console.is_terminal:  # a pipe or a CI log has no width: as wide as the rows, nothing folded
+            console = Console(width=max(needed, 80), no_color=no_color, highlight=False, soft_wrap=True)
+        elif needed > console.width:  # a narrow terminal: one short block per definition, nothing cut
+            console.print(table.title, style="italic", markup=False)
+            for name, id_, enabled, schedule, next_run, last_job, owned in rows:
+                console.print(f"{name}\n  id {id_}   enabled {enabled}   owned {owned}\n"
+                              f"  schedule {schedule}   next run {next_run}{' UTC' if next_run != '-' else ''}"
+                              f"   last job {last_job}",
+                              markup=False, soft_wrap=False)
+            raise typer.Exit(EXIT_OK)
+        console.print(table)
         raise typer.Exit(EXIT_OK)
 
     @app.command("run")
     def run_command(
         name: Annotated[str, typer.Argument(help="Definition name.")],
-        wait: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes.")] = False,
+        wait: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes; exit 1 unless it "
+                                           "COMPLETED.")] = False,
+        timeout: Annotated[float, typer.Option("--timeout", min=1, help="With --wait: give up after this many "
+                                               "seconds (exit 1; the job keeps running).")] = 3600.0,
         config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, verbose: VerboseOpt = False,
     ) -> None:
-        """Start one job from a definition now; print its id and status."""
+        """Start one job from a definition now; print its id and status (stdout: `JOB_ID STATUS`)."""
         _setup_logging(verbose)
-        ctx = _context(paths=[Path(".")], config_path=config, target=target, endpoint=endpoint,
-                       token_file=token_file, allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
+        ctx = _context(paths=[Path("specs") if Path("specs").is_dir() else Path(".")], config_path=config,
+                       target=target, endpoint=endpoint, token_file=token_file, allow_http=allow_http,
+                       concurrency=DEFAULT_CONCURRENCY)
+        err = stderr_console()
+
+        def progress(job: dict[str, Any]) -> None:
+            done = job.get("percentageCompleted")
+            err.print(f"job {job.get('id')}: {job.get('status')}"
+                      + (f" ({done:.0f}%)" if isinstance(done, (int, float)) else ""), markup=False)
 
         async def work(client: Client) -> dict[str, Any] | None:
             found = await client.find_by_name(name)
             if found is None:
                 return None
-            job = await client.run_definition(str(found["id"]))
-            sys.stdout.write(f"{job.get('id')} {job.get('status')}\n")
-            sys.stdout.flush()
-            if wait:
-                job = await client.wait_for_job(str(job["id"]))
+            async with _embedded_runner(client, enabled=wait):
+                job = await client.run_definition(str(found["id"]))
                 sys.stdout.write(f"{job.get('id')} {job.get('status')}\n")
+                sys.stdout.flush()
+                if wait:
+                    job = await client.wait_for_job(str(job["id"]), timeout=timeout, poll=0.5, on_status=progress)
+                    sys.stdout.write(f"{job.get('id')} {job.get('status')}\n")
+                elif client.local_app is not None:
+                    err.print("note: the embedded service runs jobs only while a command waits: pass --wait, or "
+                              "run `reconciler serve` (it picks up queued jobs)", markup=False)
             return job
 
         job = _run(_with_client(ctx, work))
         if job is None:
-            raise _fail(f"no live definition named {name!r}")
-        raise typer.Exit(EXIT_ERROR if job.get("status") in ("FAILED", "ABORTED") else EXIT_OK)
+            raise _fail(f"no live definition named {name!r}; `reconciler list` shows the live ones")
+        status = job.get("status")
+        if status in ("FAILED", "ABORTED"):
+            raise _fail(f"job {job.get('id')} {status}: {job.get('statusDetails') or 'no details given'}")
+        if wait and status != "COMPLETED":
+            raise _fail(f"job {job.get('id')} is still {status} after {timeout:g}s; it keeps running "
+                        "(`reconciler run` again would start another)")
+        raise typer.Exit(EXIT_OK)
 

@@ -16,6 +16,7 @@ __all__ = ["MARKDOWN_LIMIT", "Format", "render", "render_action"]
 
 MARKDOWN_LIMIT: Final = 65_000  # GitHub's comment limit is 65,536 characters
 LIST_LIMIT: Final = 50  # names listed per unmanaged/orphan section in text and markdown
+NOTICE_LIMIT: Final = 20  # errors and warnings listed each in markdown
 
 _ANSI: Final = {"+": "\x1b[32m", "-": "\x1b[31m", "~": "\x1b[33m", "bold": "\x1b[1m", "dim": "\x1b[2m",
                 "red": "\x1b[31m", "yellow": "\x1b[33m"}
@@ -103,7 +104,8 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         f"| {s.create} | {s.update} | {s.adopt} | {s.rename} | {s.delete} | {s.noop} |",
         "",
     ]
-    head += [f"> :x: {e}" for e in plan.errors] + [f"> :warning: {w}" for w in plan.warnings]
+    head += _capped([f"> :x: {e}" for e in plan.errors], "errors")
+    head += _capped([f"> :warning: {w}" for w in plan.warnings], "warnings")
     tail: list[str] = []
     tail += [f"- {line}" for line in _names("Unmanaged (outside the scope, never touched)", plan.unmanaged)]
     tail += [f"- {line}" for line in _names("In scope without a manifest (pass `--prune` to delete)", plan.orphans)]
@@ -129,6 +131,14 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         note = (f"\n> Output cut to stay under {limit:,} characters: {cut} of {len(writes)} definitions not shown. "
                 "Run `reconciler plan` for the full plan.\n")
     return text + "".join(blocks) + note + end
+
+
+def _capped(lines: list[str], what: str) -> list[str]:
+    """At most :data:`NOTICE_LIMIT` notices (each at most 1,000 characters) in a comment."""
+    shown = [line if len(line) <= 1000 else line[:997] + "..." for line in lines[:NOTICE_LIMIT]]
+    if len(lines) > NOTICE_LIMIT:
+        shown.append(f"> … and {len(lines) - NOTICE_LIMIT} more {what}: run `reconciler plan` to see them all.")
+    return shown
 
 
 def _escape(text: str) -> str:

@@ -238,3 +238,68 @@ def test_token_never_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixture) -
     text = caplog.text + repr(c) + str(info.value) + repr(info.value.__dict__)
     assert "retrying after 503" in caplog.text
     assert TOKEN not in text
+
+
+def test_prefetch_sends_the_next_page_before_the_caller_is_done_and_still_one_call_per_page() -> None:
+    seen: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", 0))
+        seen.append(offset)
+        nxt = f"{BASE}batchPredictionJobDefinitions/?offset={offset + 2}&limit=2" if offset < 4 else None
+        return httpx.Response(200, json={"data": [item(offset), item(offset + 1)], "next": nxt})
+
+    async def consume(c: Client) -> list[list[int]]:
+        requested_when_handed: list[list[int]] = []
+        pages = c.iter_pages(page_size=2, prefetch=True)
+        async for _page in pages:
+            requested_when_handed.append(list(seen))
+            await asyncio.sleep(0.01)  # the caller's own work on the page
+        return requested_when_handed
+
+    c, _ = client(handler)
+    assert run(consume(c)) == [[0, 2], [0, 2, 4], [0, 2, 4]]
+    assert c.calls["GET"] == 3  # pages, never more
+
+
+def test_prefetched_request_is_cancelled_when_the_caller_stops_early() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", 0))
+        return httpx.Response(200, json={"data": [item(offset)], "next": f"{BASE}x/?offset={offset + 1}"})
+
+    async def first_only(c: Client) -> int:
+        pages = c.iter_pages(page_size=1, prefetch=True)
+        async for page in pages:
+            await pages.aclose()  # type: ignore[attr-defined]
+            return len(page)
+        return 0
+
+    c, _ = client(handler)
+    assert run(first_only(c)) == 1
+
+
+def test_a_server_refusing_the_page_size_is_asked_with_the_default_limit() -> None:
+    limits: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        limits.append(request.url.params["limit"])
+        if request.url.params["limit"] != "100":
+            return httpx.Response(422, json={"message": "limit must be <= 100"})
+        return httpx.Response(200, json={"data": [item(1)], "next": None})
+
+    c, _ = client(handler)
+    assert [d["name"] for d in run(c.list_definitions())] == ["def-1"]
+    assert limits == ["1000", "100"]
+
+
+def test_wait_for_job_reports_each_status_change_and_stops_at_a_terminal_one() -> None:
+    states = ["INITIALIZING", "RUNNING", "RUNNING", "COMPLETED"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "j" * 24, "status": states.pop(0)})
+
+    c, rec = client(handler)
+    changes: list[str] = []
+    job = run(c.wait_for_job("j" * 24, poll=0.5, on_status=lambda j: changes.append(j["status"])))
+    assert job["status"] == "COMPLETED" and changes == ["INITIALIZING", "RUNNING", "COMPLETED"]
+    assert rec.sleeps == [0.5, 0.5, 0.5]

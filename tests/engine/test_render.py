@@ -59,3 +59,26 @@ def test_markdown_is_cut_under_the_limit_with_a_note() -> None:
     assert len(big) < MARKDOWN_LIMIT
     assert "Output cut to stay under 65,000 characters" in big
     assert "Unmanaged" in big
+
+
+def test_markdown_caps_warnings_so_the_comment_stays_under_the_limit() -> None:
+    ds = [desired(f"demo-{i:05d}") for i in range(3000)]
+    lives = []
+    for i, d in enumerate(ds):
+        lv = live(d, id_=f"{i:024d}")
+        lv.comparable["batchPredictionJob"]["thresholdHigh"] = 0.9  # set live, not in the manifest: a warning
+        lives.append(lv)
+    plan = build_plan(desired=ds, live=lives, scope=SCOPE)
+    assert len(plan.warnings) == 3000
+    text = render(plan, "markdown")
+    assert len(text) < MARKDOWN_LIMIT
+    assert "… and 2980 more warnings: run `reconciler plan` to see them all." in text
+
+
+def test_compact_time_keeps_everything_but_the_zeros() -> None:
+    from reconciler.engine.cli import compact_time
+
+    assert compact_time("2026-12-02T02:00:00.000000Z") == "2026-12-02 02:00"
+    assert compact_time("2026-12-02T02:00:07Z") == "2026-12-02 02:00:07"
+    assert compact_time("2026-12-02T03:00:00.250000+01:00") == "2026-12-02 02:00:00.250000"
+    assert compact_time(None) == "-" and compact_time("soon") == "soon"

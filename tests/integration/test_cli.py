@@ -71,9 +71,10 @@ def test_full_run_exit_codes_and_no_token_anywhere(server: LocalServer, tmp_path
     job_id, status = started.stdout.split()[:2]
     assert len(job_id) == 24 and status in ("INITIALIZING", "RUNNING", "COMPLETED")
     # the token and the resolved secret appear nowhere: outputs, logs, files written
-    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".yaml", ".md", ".txt")]
-    haystack = "\n".join(outputs) + caplog.text + "".join(p.read_text() for p in files)
-    assert TOKEN not in haystack and SECRET not in haystack
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]  # every file the run wrote, whatever its kind
+    assert len(files) >= 6
+    haystack = ("\n".join(outputs) + caplog.text).encode() + b"".join(p.read_bytes() for p in files)
+    assert TOKEN.encode() not in haystack and SECRET.encode() not in haystack
     assert "PRED_API_KEY" in (tmp_path / "plan.json").read_text()  # the reference is kept
 
 
@@ -131,3 +132,73 @@ def test_apply_takes_paths_positionally_and_list_shows_the_result(server: LocalS
     table = _cli(env, "list", "--search", "demo-pos-")
     assert table.exit_code == 0
     assert "3 live definition(s)" in table.stdout and rows[0]["name"] in table.stdout
+
+
+def test_embedded_service_run_wait_executes_the_job_and_list_never_folds(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    from .specs import CREDENTIAL, DATASTORE, DEPLOYMENT, PROJECT
+
+    project = (PROJECT + "localService:\n  seed:\n"
+               f"    deployments: [{{id: {DEPLOYMENT}, label: dep}}]\n"
+               f"    credentials: [{{id: {CREDENTIAL}, name: cred, credentialType: s3}}]\n"
+               f"    dataStores: [{{id: {DATASTORE}, canonicalName: store, type: jdbc}}]\n")
+    long_name = "demo-a-rather-long-definition-name-for-the-table"
+    root = write_specs(tmp_path / "specs", [manifest("demo-run"), manifest(
+        long_name, enabled=True, schedule={"cron": "30 2 * * *"})], project=project)
+    env = {"DATAROBOT_ENDPOINT": None, "DATAROBOT_API_TOKEN": None, "NO_COLOR": "1",
+           "RECONCILER_LOCAL_DB_URL": f"sqlite:///{tmp_path}/local.db"}
+    applied = CliRunner().invoke(app, ["apply", str(root), "--auto-approve"], env=env)  # type: ignore[arg-type]
+    assert applied.exit_code == 0, applied.stdout + applied.stderr
+    # in-process the service has no lifespan: `run --wait` must start its job runner, or this hangs
+    ran = CliRunner().invoke(app, ["run", "demo-run", "--wait", "--timeout", "60"], env=env)  # type: ignore[arg-type]
+    lines = ran.stdout.split("\n")
+    job_id = lines[0].split()[0]
+    assert lines[0] == f"{job_id} INITIALIZING" and lines[1] == f"{job_id} FAILED", ran.stdout
+    assert ran.exit_code == 1 and f"job {job_id} FAILED: " in ran.stderr and "has no model" in ran.stderr
+    listed = CliRunner().invoke(app, ["list"], env=env)  # type: ignore[arg-type]
+    assert listed.exit_code == 0, listed.stderr
+    rows = json.loads(CliRunner().invoke(app, ["list", "-o", "json"], env=env).stdout)  # type: ignore[arg-type]
+    for row in rows:  # every row on one line: the whole name and the whole id, never folded
+        (line,) = [line for line in listed.stdout.splitlines() if row["id"] in line]
+        assert line.startswith(row["name"] + " ")
+    (sched,) = [r for r in rows if r["name"] == long_name]
+    when = sched["nextScheduledRunTime"]  # e.g. 2026-12-02T02:30:00.000000Z -> 2026-12-02 02:30
+    assert f"{when[:10]} {when[11:16]}" in listed.stdout and when not in listed.stdout
+    assert "FAILED" in listed.stdout  # the last job's status
+
+
+def test_usage_errors_exit_1_never_2_and_damaged_plan_files_are_refused(tmp_path: Path) -> None:
+    env = {"NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{tmp_path}/local.db", "DATAROBOT_ENDPOINT": None}
+    for args in (["plan", "--detailed-exitcode", "--bogus"], ["plan", "-o", "yaml"], ["apply", "--concurrency", "0"]):
+        result = CliRunner().invoke(app, args, env=env)  # type: ignore[arg-type]
+        assert result.exit_code == 1, (args, result.exit_code)  # 2 would read as "changes present" in CI
+    (tmp_path / "notjson.plan").write_text("nope\n")
+    (tmp_path / "other.json").write_text('{"x": 1}')
+    plan = {"format_version": "1.0", "actions": [{"kind": "explode"}]}
+    (tmp_path / "edited.json").write_text(json.dumps(plan))
+    for name, expected in (("notjson.plan", "not JSON (line 1, column 1)"), ("other.json", "no format_version"),
+                           ("edited.json", "is not a valid saved plan: ")):
+        result = CliRunner().invoke(app, ["apply", str(tmp_path / name)], env=env)  # type: ignore[arg-type]
+        assert result.exit_code == 1 and expected in result.stderr and "reconciler plan --out" in result.stderr, (
+            name, result.stderr)
+    assert not (tmp_path / "local.db").exists()  # refused before any request
+
+
+def test_a_failed_write_stops_the_prune_and_the_summary_says_what_was_applied(server: LocalServer,
+                                                                              tmp_path: Path) -> None:
+    env = _env(server, tmp_path)
+    docs = standard()
+    root = write_specs(tmp_path / "specs", docs)
+    assert _cli(env, "apply", str(root), "--auto-approve").exit_code == 0
+    docs[0]["spec"]["batchPredictionJob"]["deploymentId"] = "0" * 24  # valid shape, unknown to the server
+    write_specs(root, [*docs[:3], manifest("demo-new")])  # demo-3 goes: a delete under --prune
+    result = _cli(env, "apply", str(root), "--prune", "--auto-approve")
+    assert result.exit_code == 1, result.stdout
+    out = result.stdout
+    assert "demo-0: update FAILED: PATCH " in out and "demo-new: created [id " in out
+    assert "demo-3: delete not attempted (an earlier action failed, so nothing is pruned)" in out
+    assert out.rstrip().endswith("Apply failed: 1 created, 0 updated, 0 deleted; 1 failed, 1 not attempted.")
+    with httpx.Client(headers={"Authorization": f"Token {TOKEN}"}) as h:
+        names = {d["name"] for d in h.get(server.api_url + "batchPredictionJobDefinitions/").json()["data"]}
+    assert {"demo-3", "demo-new"} <= names

@@ -143,3 +143,18 @@ def test_faults_converge_without_duplicates(server: LocalServer, tmp_path: Path,
     assert not asyncio.run(_plan(server.api_url, root, prune=True)).has_changes
     # a lost PATCH/DELETE answer is retried (DELETE then 404 = gone); a lost POST answer is looked up by name
     assert first.ok, first.summary
+
+
+def test_an_unresolvable_secret_stops_the_apply_before_the_first_write(server: LocalServer, tmp_path: Path) -> None:
+    root = write_specs(tmp_path / "specs", standard())  # demo-1 reads its apiKey from $PRED_API_KEY
+
+    async def attempt() -> Client:
+        async with _client(server.api_url) as c:
+            plan = await applying.plan_against(c, desired=_desired(root), scope=SCOPE)
+            assert len(plan.writes) == 4
+            with pytest.raises(applying.PlanRefusedError, match=r"demo-1 .*PRED_API_KEY is not set"):
+                await applying.apply_plan(plan, client=c, environ={})
+            return c
+
+    c = asyncio.run(attempt())
+    assert c.writes == 0 and _all(server.api_url) == []
