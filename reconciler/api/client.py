@@ -174,27 +174,39 @@ def resolve_target(*, endpoint: str | None = None, token_file: str | os.PathLike
                    config_endpoint: str | None = None, config_token: Mapping[str, str] | None = None,
                    config_name: str | None = None, allow_http: bool = False,
                    environ: Mapping[str, str] | None = None, db_url: str = LOCAL_DB_URL) -> Target:
-    """Flags win over the environment, the environment over the project config; none -> local.
+    """Flags win; then a target chosen with ``--target`` (``config_name``); then the environment;
+    none -> local.
 
-    ``config_token`` is the project config's ``tokenFrom`` (``{env: NAME}`` or ``{file: PATH}``).
+    A chosen target is never redirected by ``DATAROBOT_ENDPOINT``: its variables and scope were
+    written for its own endpoint, and a target without one means the embedded local service. As in
+    Terraform, the environment is the fallback, not an override. ``config_token`` is the target's
+    ``tokenFrom`` (``{env: NAME}`` or ``{file: PATH}``); it wins over ``DATAROBOT_API_TOKEN``.
     """
     env = os.environ if environ is None else environ
+    chosen = config_name is not None or config_endpoint is not None or config_token is not None
     token: str | None = _read_token_file(token_file) if token_file else None
     if endpoint:
         source = "flag"
+    elif chosen and config_endpoint:
+        endpoint, source = config_endpoint, f"config:{config_name or 'default'}"
+    elif chosen:
+        return Target(endpoint=None, allow_http=allow_http, db_url=db_url)
     elif env.get("DATAROBOT_ENDPOINT"):
         endpoint, source = env["DATAROBOT_ENDPOINT"], "env"
-    elif config_endpoint:
-        endpoint, source = config_endpoint, f"config:{config_name or 'default'}"
     else:
         return Target(endpoint=None, allow_http=allow_http, db_url=db_url)
-    if token is None and env.get("DATAROBOT_API_TOKEN"):
-        token = env["DATAROBOT_API_TOKEN"]
+    where = f"target {config_name!r}" if config_name else "the project config"
     if token is None and config_token:
         if "env" in config_token:
             token = env.get(config_token["env"]) or None
+            if token is None:
+                raise errors.EndpointError(
+                    f"endpoint {endpoint} needs a token: {where} reads it from the environment variable "
+                    f"{config_token['env']}, which is not set (or empty); export it, or pass --token-file")
         elif "file" in config_token:
             token = _read_token_file(config_token["file"])
+    if token is None and env.get("DATAROBOT_API_TOKEN"):
+        token = env["DATAROBOT_API_TOKEN"]
     if not token:
         raise errors.EndpointError(
             f"endpoint {endpoint} needs a token: set DATAROBOT_API_TOKEN, pass --token-file, or set tokenFrom in the project config")

@@ -217,6 +217,29 @@ def test_resolve_target_precedence(tmp_path: Any) -> None:
         resolve_target(environ={"DATAROBOT_ENDPOINT": "https://e.example.com/"})
 
 
+def test_a_chosen_target_is_never_redirected_by_the_environment() -> None:
+    """``--target prod`` with DATAROBOT_ENDPOINT exported still goes to prod, with prod's token."""
+    env = {"DATAROBOT_ENDPOINT": "https://other.example.com/api/v2", "DATAROBOT_API_TOKEN": "other-token",
+           "PROD_TOKEN": "prod-token"}
+    t = resolve_target(config_endpoint="https://prod.example.com/api/v2", config_token={"env": "PROD_TOKEN"},
+                       config_name="prod", environ=env)
+    assert (t.endpoint, t.source) == ("https://prod.example.com/api/v2/", "config:prod")
+    assert t.token is not None and t.token.reveal() == "prod-token"
+    # A chosen target without an endpoint is the embedded local service, whatever the environment says.
+    assert resolve_target(config_name="local", environ=env).local
+    # The flag still wins over the target; the target's tokenFrom still supplies the token.
+    t = resolve_target(endpoint="https://flag.example.com/", config_endpoint="https://prod.example.com/",
+                       config_token={"env": "PROD_TOKEN"}, config_name="prod", environ=env)
+    assert t.source == "flag" and t.token is not None and t.token.reveal() == "prod-token"
+    # No tokenFrom: DATAROBOT_API_TOKEN is the fallback.
+    t = resolve_target(config_endpoint="https://prod.example.com/", config_name="prod", environ=env)
+    assert t.token is not None and t.token.reveal() == "other-token"
+    # A tokenFrom variable that is not exported is named, never silently replaced by another token.
+    with pytest.raises(errors.EndpointError, match="PROD_TOKEN, which is not set"):
+        resolve_target(config_endpoint="https://prod.example.com/", config_token={"env": "PROD_TOKEN"},
+                       config_name="prod", environ={"DATAROBOT_API_TOKEN": "other-token"})
+
+
 def test_parse_retry_after() -> None:
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None

@@ -41,22 +41,24 @@ def test_example_repository_validate_plan_apply_and_drift_check(dev_server: Loca
                json={"id": variables["DEPLOYMENT_ID"], "label": "dev churn model"}).raise_for_status()
     httpx.post(dev_server.api_url + "credentials/", headers=headers,
                json={"id": variables["CREDENTIAL_ID"], "name": "dev bucket", "credentialType": "basic"}).raise_for_status()
-    # The target's own endpoint is a placeholder host; DATAROBOT_ENDPOINT points the run at the
-    # stand-in, while the target's variables, scope and tokenFrom variable still apply.
-    env = {"DATAROBOT_ENDPOINT": dev_server.api_url, "DEV_DATAROBOT_API_TOKEN": TOKEN, "NO_COLOR": "1"}
+    # The target's own endpoint is a placeholder host; --endpoint points the run at the stand-in,
+    # while the target's variables, scope and tokenFrom variable still apply. DATAROBOT_ENDPOINT
+    # would not: a chosen target is never redirected by the environment.
+    env = {"DEV_DATAROBOT_API_TOKEN": TOKEN, "NO_COLOR": "1"}
     specs, config = str(repo / "specs"), str(repo / "reconciler.yaml")
+    at = ("--endpoint", dev_server.api_url)
 
     for target in ("dev", "prod"):
         validated = _cli(env, "validate", specs, "--target", target, "--config", config)
         assert validated.exit_code == 0, validated.stdout
 
-    drift = _cli(env, "plan", specs, "--target", "dev", "--config", config, "--detailed-exitcode")
+    drift = _cli(env, "plan", specs, "--target", "dev", "--config", config, *at, "--detailed-exitcode")
     assert drift.exit_code == 2, drift.stdout + drift.stderr
-    markdown = _cli(env, "plan", specs, "--target", "dev", "--config", config, "--output", "markdown")
+    markdown = _cli(env, "plan", specs, "--target", "dev", "--config", config, *at, "--output", "markdown")
     assert markdown.exit_code == 0, markdown.stderr
     assert "2 to create" in markdown.stdout and "<details>" in markdown.stdout
 
-    applied = _cli(env, "apply", specs, "--target", "dev", "--config", config, "--auto-approve")
+    applied = _cli(env, "apply", specs, "--target", "dev", "--config", config, *at, "--auto-approve")
     assert applied.exit_code == 0, applied.stdout + applied.stderr
     assert "Apply complete: 2 created" in applied.stdout
 
@@ -69,14 +71,14 @@ def test_example_repository_validate_plan_apply_and_drift_check(dev_server: Loca
     assert job["outputSettings"]["url"] == f"s3://{variables['BUCKET']}/churn/scored-dev.csv"
     assert live[0]["enabled"] is variables["ENABLED"]
 
-    in_sync = _cli(env, "plan", specs, "--target", "dev", "--config", config, "--detailed-exitcode")
+    in_sync = _cli(env, "plan", specs, "--target", "dev", "--config", config, *at, "--detailed-exitcode")
     assert in_sync.exit_code == 0, in_sync.stdout
 
     # Someone edits the live definition outside git: the scheduled drift check fails with 2.
     httpx.patch(dev_server.api_url + f"batchPredictionJobDefinitions/{live[0]['id']}", headers=headers,
                 json={"numConcurrent": 7}).raise_for_status()
-    drifted = _cli(env, "plan", specs, "--target", "dev", "--config", config, "--detailed-exitcode")
+    drifted = _cli(env, "plan", specs, "--target", "dev", "--config", config, *at, "--detailed-exitcode")
     assert drifted.exit_code == 2
     assert "numConcurrent" in drifted.stdout
-    corrected = _cli(env, "apply", specs, "--target", "dev", "--config", config, "--auto-approve")
+    corrected = _cli(env, "apply", specs, "--target", "dev", "--config", config, *at, "--auto-approve")
     assert corrected.exit_code == 0 and "1 updated" in corrected.stdout
