@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -34,7 +35,6 @@ from reconciler.api.client import (
     resolve_target,
 )
 from reconciler.api.payload import Desired, desired_from_manifest, manifest_from_live
-from reconciler.cli import EXIT_CHANGES, EXIT_ERROR, EXIT_INVALID, EXIT_OK, stderr_console, stdout_console
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
@@ -50,6 +50,14 @@ from reconciler.specs.config import (
 )
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
+from reconciler.terminal import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_OK,
+    stderr_console,
+    stdout_console,
+)
 
 __all__ = ["register"]
 
@@ -278,6 +286,12 @@ def _read_plan(path: Path) -> plans.Plan:
         raise _fail(f"{path}: {exc}; {again}") from None
 
 
+def _plan_target(ctx: _Context) -> plans.PlanTarget:
+    """Where this command's plan is computed (recorded in saved plans; never the token)."""
+    return plans.PlanTarget(name=ctx.target_name, endpoint=ctx.target.endpoint,
+                            local_db=ctx.target.db_url if ctx.target.endpoint is None else None)
+
+
 def _write_plan(plan: plans.Plan, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(rendering.render_json(plan, version=__version__), encoding="utf-8")
@@ -320,7 +334,7 @@ def register(app: typer.Typer) -> None:
                                                     selection=selection, **options)
             return await applying.plan_against(client, desired=desired, **options)
 
-        result: plans.Plan = _run(_with_client(ctx, work))
+        result: plans.Plan = dataclasses.replace(_run(_with_client(ctx, work)), target=_plan_target(ctx))
         sys.stdout.write(rendering.render(result, output, color=_color(no_color), version=__version__))
         if out is not None:
             _write_plan(result, out)
@@ -359,6 +373,10 @@ def register(app: typer.Typer) -> None:
             raise _fail("--selector/--only choose manifests; a saved plan is applied as it is (select when planning)")
         if planfile is not None:
             saved = _read_plan(planfile)
+            here = _plan_target(ctx)
+            if saved.target is not None and not saved.target.same_place(here):
+                raise _fail(f"the plan {planfile} was made for {saved.target.describe()}, but this apply would go to "
+                            f"{here.describe()}; pass the same --target/--endpoint, or make a new plan for this target")
         else:
             documents = _load_documents(targets, ctx)
             desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]

@@ -41,9 +41,9 @@ from reconciler.engine import diff as diffs
 from reconciler.engine.pair import MatchBy, pair
 from reconciler.specs.config import Scope
 
-__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "Summary", "build_plan", "fingerprint"]
+__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan", "fingerprint"]
 
-FORMAT_VERSION: Final = "1.0"
+FORMAT_VERSION: Final = "1.1"  # 1.1: "target" (where the plan was made)
 
 
 class ActionKind(StrEnum):
@@ -158,6 +158,24 @@ def fingerprint(*, live: Sequence[Live], scope: Scope | None, watched_names: Ite
 
 
 @dataclass(frozen=True, kw_only=True)
+class PlanTarget:
+    """Where a plan was computed: a saved plan is only applied to the same place. ``endpoint`` is
+    the API's URL, or None for the embedded local service over ``local_db``."""
+
+    name: str | None = None
+    endpoint: str | None = None
+    local_db: str | None = None
+
+    def describe(self) -> str:
+        where = self.endpoint or f"the embedded local service ({self.local_db})"
+        return f"target {self.name!r} ({where})" if self.name else where
+
+    def same_place(self, other: PlanTarget) -> bool:
+        return (self.endpoint, None if self.endpoint else self.local_db) == (
+            other.endpoint, None if other.endpoint else other.local_db)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     """Everything apply needs and every renderer shows. ``errors`` make it not applyable."""
 
@@ -172,6 +190,7 @@ class Plan:
     force: bool = False
     destroy: bool = False
     fingerprint: Fingerprint = field(default_factory=lambda: Fingerprint(digest=""))
+    target: PlanTarget | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -311,6 +330,8 @@ def to_dict(plan: Plan, *, version: str = "") -> dict[str, Any]:
         "fingerprint": {"digest": plan.fingerprint.digest,
                         "watched_names": list(plan.fingerprint.watched_names),
                         "objects": [{"id": i, "name": n, "hash": h} for i, n, h in plan.fingerprint.objects]},
+        "target": None if plan.target is None else {"name": plan.target.name, "endpoint": plan.target.endpoint,
+                                                    "local_db": plan.target.local_db},
     }
 
 
@@ -329,7 +350,11 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
     ) for a in data["actions"])
     fp = data.get("fingerprint") or {}
     options = data.get("options") or {}
+    target_raw = data.get("target")  # absent in 1.0 files
+    target = PlanTarget(name=target_raw.get("name"), endpoint=target_raw.get("endpoint"),
+                        local_db=target_raw.get("local_db")) if target_raw else None
     return Plan(
+        target=target,
         actions=actions, summary=Summary.of(actions), unmanaged=tuple(data.get("unmanaged", ())),
         orphans=tuple(data.get("orphans", ())), errors=tuple(data.get("errors", ())),
         warnings=tuple(data.get("warnings", ())), scope=scope, prune=bool(options.get("prune")),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from reconciler import schemas
 from reconciler.engine.plan import build_plan
 from reconciler.engine.render import MARKDOWN_LIMIT, render
@@ -46,7 +48,7 @@ def test_json_is_valid_against_the_plan_schema_and_keeps_only_references() -> No
     doc = json.loads(render(_plan(), "json", version="9.9"))
     schemas.validator("plan").validate(doc)
     assert list(doc)[:3] == ["format_version", "reconciler_version", "applyable"]
-    assert doc["format_version"] == "1.0"
+    assert doc["format_version"] == "1.1"
     assert [a["kind"] for a in doc["actions"]] == ["rename", "update", "create", "delete"]
     create = doc["actions"][2]
     assert create["body"]["predictionInstance"]["apiKeyFrom"] == {"env": "PRED_KEY"}
@@ -82,3 +84,20 @@ def test_compact_time_keeps_everything_but_the_zeros() -> None:
     assert compact_time("2026-12-02T02:00:07Z") == "2026-12-02 02:00:07"
     assert compact_time("2026-12-02T03:00:00.250000+01:00") == "2026-12-02 02:00:00.250000"
     assert compact_time(None) == "-" and compact_time("soon") == "soon"
+
+
+def test_no_color_consoles_print_plain_text_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--no-color means no escape codes at all (as Terraform's -no-color), not only no colour."""
+    from reconciler.terminal import stderr_console, stdout_console
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats the stream as a terminal
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for make in (stdout_console, stderr_console):
+        styled = make(False)
+        with styled.capture() as captured:
+            styled.print("Plan", style="bold red")
+        assert "\x1b[" in captured.get()
+        plain = make(True)
+        with plain.capture() as captured:
+            plain.print("Plan", style="bold italic red")
+        assert captured.get() == "Plan\n"

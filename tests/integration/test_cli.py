@@ -95,6 +95,27 @@ def test_saved_plan_is_refused_when_live_state_changed(server: LocalServer, tmp_
     assert "stale" in result.stderr and "demo-3" in result.stderr and "changed" in result.stderr
 
 
+def test_saved_plan_is_only_applied_where_it_was_made(server: LocalServer, tmp_path: Path) -> None:
+    """A plan of creates made against one target must not be carried out against another: the
+    fingerprint of an empty scope cannot tell them apart, the recorded target can."""
+    env = _env(server, tmp_path)
+    root = write_specs(tmp_path / "specs", standard())
+    assert _cli(env, "plan", str(root), "--out", str(tmp_path / "p.json")).exit_code == 0
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["target"] == {"name": None, "endpoint": server.api_url, "local_db": None}
+    assert TOKEN not in (tmp_path / "p.json").read_text()
+    # The same plan, applied with no endpoint configured, would go to the embedded local service.
+    local = {**env, "DATAROBOT_ENDPOINT": None, "DATAROBOT_API_TOKEN": None}
+    refused = CliRunner().invoke(app, ["apply", str(tmp_path / "p.json")], env=local)  # type: ignore[arg-type]
+    assert refused.exit_code == 1
+    assert f"was made for {server.api_url}" in refused.stderr and "embedded local service" in refused.stderr
+    with httpx.Client(headers={"Authorization": f"Token {TOKEN}"}) as h:
+        assert h.get(server.api_url + "batchPredictionJobDefinitions/").json()["totalCount"] == 0
+    # Where it was made, it applies.
+    applied = _cli(env, "apply", str(tmp_path / "p.json"))
+    assert applied.exit_code == 0, applied.stdout + applied.stderr
+
+
 def test_invalid_manifests_exit_3_with_zero_writes(server: LocalServer, tmp_path: Path) -> None:
     env = _env(server, tmp_path)
     docs = standard()
