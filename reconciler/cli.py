@@ -17,15 +17,19 @@ from typing import Annotated
 import click
 import typer
 import typer.core
-from rich.console import Console
 
 from reconciler import schemas
 from reconciler.__about__ import __version__
+from reconciler.terminal import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_OK,
+    stderr_console,
+    stdout_console,
+)
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CHANGES = 2
-EXIT_INVALID = 3
+__all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_INVALID", "EXIT_OK", "app", "main", "stderr_console", "stdout_console"]
 
 # click exits 2 on a usage error (unknown option, bad value); 2 means "changes present" to CI
 # (`plan --detailed-exitcode`), so a mistyped flag must not pass for a plan with changes. Typer
@@ -47,14 +51,6 @@ app = typer.Typer(
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
-
-
-def stdout_console(no_color: bool = False) -> Console:
-    return Console(no_color=no_color, highlight=False, soft_wrap=True)
-
-
-def stderr_console(no_color: bool = False) -> Console:
-    return Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
 
 
 def _version_callback(value: bool) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reconciler.cli import EXIT_ERROR, EXIT_OK, stderr_console, stdout_console
+from reconciler.terminal import EXIT_ERROR, EXIT_OK, stderr_console, stdout_console
 
 __all__ = ["register"]
 
