@@ -126,11 +126,9 @@ async def _plan_and_apply(api_url: str, specs: Path, *, concurrency: int, apply:
     desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in report.documents]
     loaded = time.perf_counter()
     async with Client(endpoint=api_url, concurrency=concurrency, page_size=1000) as client:
-        pages = 0
-        live = []
-        async for page in client.iter_pages():
-            pages += 1
-            live.extend(applying.live_from_api(item) for item in page)
+        # what `reconciler plan` runs: one list call per page, the next page prefetched
+        live = await applying.fetch_live(client)
+        pages = client.calls["GET"]
         listed = time.perf_counter()
         from reconciler.engine.plan import build_plan
 
@@ -161,6 +159,23 @@ def ours(api_url: str, specs: Path, *, concurrency: int, apply: bool) -> dict[st
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     result["process_wall_s"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def cli_plan(api_url: str, specs: Path) -> dict[str, Any]:
+    """`reconciler plan SPECS --detailed-exitcode` as a user runs it, in its own process: wall time,
+    exit code (0: no changes) and the process's peak RSS."""
+    code = ("import resource, sys\nfrom reconciler.cli import main\n"
+            f"sys.argv = ['reconciler', 'plan', {str(specs)!r}, '--endpoint', {api_url!r}, '--detailed-exitcode']\n"
+            "try:\n    main()\nfinally:\n"
+            "    print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+    env = {**os.environ, "DATAROBOT_API_TOKEN": "unused-local", "NO_COLOR": "1"}
+    env.pop("DATAROBOT_ENDPOINT", None)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    peak = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak_rss_kb ")]
+    return {"exit_code": done.returncode, "wall_s": round(wall, 2), "stdout": done.stdout.strip()[:80],
+            "peak_rss_mb": round(int(peak[0]) / 1024, 1) if peak else None}
 
 
 # -- the naive SDK script -----------------------------------------------------------------------
@@ -218,6 +233,9 @@ def main() -> None:
                     nochange = ours(server.api_url, specs, concurrency=args.concurrency, apply=False)
                     print(f"(a) plan, no changes, {latency:g} ms latency: {nochange}  "
                           f"[expected pages = ceil({n}/1000) = {-(-n // 1000)}]", flush=True)
+                    command = cli_plan(server.api_url, specs)
+                    print(f"(a) `reconciler plan --detailed-exitcode` as a command, {latency:g} ms latency: {command}  "
+                          "[exit 0 = no changes; target < 10 s, < 500 MB]", flush=True)
                     changed = set(range(0, n, 100))
                     write_specs(specs, n, changed=changed)
                     one = ours(server.api_url, specs, concurrency=args.concurrency, apply=True)
