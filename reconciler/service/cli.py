@@ -42,7 +42,8 @@ def _configure_logging(access_log: bool) -> None:
     service_log.addHandler(handler)
     service_log.setLevel(logging.INFO)
     service_log.propagate = False
-    logging.getLogger("reconciler.service.access").disabled = not access_log
+    # a level, not ``disabled``: uvicorn's dictConfig (in uvicorn.Config) re-enables existing loggers
+    logging.getLogger("reconciler.service.access").setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
 
 
 def register(app: typer.Typer) -> None:

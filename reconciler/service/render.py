@@ -76,10 +76,12 @@ def job(record: JobRecord, *, base_url: str, now: datetime) -> dict[str, Any]:
 
 
 def _job_links(record: JobRecord, links: dict[str, str], base_url: str) -> None:
-    """localFile links (issue #8): ``csvUpload`` while the job waits for its data; ``download`` once
-    the scored file is complete (the SDK polls for it and then streams it)."""
+    """localFile links (issue #8): ``csvUpload`` while the job waits for its data, and on a job that
+    failed before its data came (one that cannot run here: the SDK's ``score`` PUTs to this link
+    unconditionally, and the 409 it gets names the reason); ``download`` once the scored file is
+    complete (the SDK polls for it and then streams it)."""
     own = f"{base_url}batchPredictions/{record.id}/"
-    if record.upload == "waiting" and record.status == "INITIALIZING":
+    if record.upload == "waiting" and record.status in ("INITIALIZING", "FAILED"):
         links["csvUpload"] = own + "csvUpload/"
     output = record.job.get("outputSettings")
     local_output = not isinstance(output, dict) or output.get("type", "localFile") == "localFile"

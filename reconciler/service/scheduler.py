@@ -30,6 +30,7 @@ from cronsim import CronSim, CronSimError
 
 from reconciler.service import ids, schedule
 from reconciler.service.records import DefinitionRecord, JobRecord
+from reconciler.service.runner.adapters.base import initial_status
 from reconciler.service.store import Store
 
 __all__ = ["Scheduler", "latest_firing"]
@@ -94,10 +95,10 @@ class Scheduler:
 
             def make(current: DefinitionRecord, due: str = due) -> JobRecord:
                 created = ids.iso(self.clock())
-                return JobRecord(id=ids.new_id(), status="INITIALIZING",
-                                 status_details=f"Job submitted at {created} by the schedule (run time {due})",
-                                 job=dict(current.job), created=created, updated=created,
-                                 created_by=current.updated_by, definition_id=current.id,
+                status, details = initial_status(
+                    current.job, f"Job submitted at {created} by the schedule (run time {due})")
+                return JobRecord(id=ids.new_id(), status=status, status_details=details, job=dict(current.job),
+                                 created=created, updated=created, created_by=current.updated_by, definition_id=current.id,
                                  definition_name=current.name, source="scheduled")
 
             try:

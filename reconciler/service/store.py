@@ -548,8 +548,9 @@ class Store:
             deployment_id=job.job.get("deploymentId"), source=job.source, created=job.created,
             updated=job.updated, created_by=_dump(job.created_by), upload=upload_state(job.job)))
         job.upload = upload_state(job.job)
+        failed_now = {"last_failed_run_time": job.created} if job.status == "FAILED" else {}  # cannot run here
         conn.execute(sa.update(definitions).where(definitions.c.id == definition_id).values(
-            last_started_job_status=job.status, last_started_job_time=job.created))
+            last_started_job_status=job.status, last_started_job_time=job.created, **failed_now))
         return job
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -957,6 +958,9 @@ def _not_waiting_for_upload(job: JobRecord) -> errors.Conflict:
         why = "its intake is not localFile; only localFile jobs take an upload"
     elif job.upload == "done":
         why = "its data was already uploaded"
+    elif job.status in ("FAILED", "ABORTED"):
+        return errors.Conflict(f"job {job.id} does not accept an upload: it is {job.status}: {job.status_details}",
+                               errors={"csvUpload": "fix what the message names, then start a new job"})
     else:
         why = f"it is {job.status}"
     return errors.Conflict(f"job {job.id} does not accept an upload: {why}",

@@ -109,3 +109,16 @@ def test_data_store_url_passwords_are_masked(server: LocalServer, side_store: St
     assert made.json()["params"]["url"] == "postgresql://scorer:***@db.internal:5432/wh"
     stored = side_store.get_resource("dataStore", made.json()["id"])
     assert stored.body["params"]["url"].endswith("pg-pass-77@db.internal:5432/wh")  # kept for the adapter
+
+
+def test_dataset_intake_reports_progress(server: LocalServer, side_store: Store) -> None:
+    """percentageCompleted of a dataset job moves while it runs: the intake tells the runner how
+    many of the catalog's rows it has read (it stayed 0 until the job completed)."""
+    frame = pd.DataFrame({"a": [str(i) for i in range(2500)]})
+    uploaded: Any = dr.Dataset.create_from_in_memory_data(data_frame=frame, fname="progress.csv")
+    intake: Any = open_intake({"type": "dataset", "datasetId": uploaded.id}, context(side_store, chunk_rows=1000))
+    seen = [intake.fraction_read()]
+    for _ in intake.chunks():
+        seen.append(intake.fraction_read())
+    intake.close()
+    assert seen == [0.0, 0.4, 0.8, 1.0]

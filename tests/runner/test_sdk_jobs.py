@@ -214,3 +214,69 @@ def test_no_model_fails_clearly(client: httpx.Client, server: LocalServer) -> No
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_unrunnable_adapter_fails_before_the_upload(tmp_path: Path, deployments: dict[str, str],
+                                                   client: httpx.Client) -> None:
+    """An azure output with a localFile intake: the job is FAILED in the POST's own answer, with
+    the reason, so the SDK's upload is refused at once (409 naming it) instead of being read in
+    full and failed afterwards; run_once of such a definition fails at once too."""
+    source = tmp_path / "in.csv"
+    make_frame(20_000, seed=11).to_csv(source, index=False)
+    azure = {"type": "azure", "url": "https://acct.blob.core.windows.net/c/out.csv"}
+    with pytest.raises(dr.errors.ClientError) as refused:
+        dr.BatchPredictionJob.score(deployments["binary"], intake_settings={"type": "localFile", "file": str(source)},
+                                    output_settings=azure)
+    assert refused.value.status_code == 409 and "output type 'azure'" in str(refused.value)
+    created = client.post("batchPredictions/", json={"deploymentId": deployments["binary"],
+                                                     "intakeSettings": {"type": "localFile"}, "outputSettings": azure})
+    assert created.status_code == 202
+    job = created.json()
+    assert job["status"] == "FAILED" and "output type 'azure' needs a cloud service" in job["statusDetails"]
+    upload = client.put(job["links"]["csvUpload"], content=source.read_bytes(), headers={"Content-Type": "text/csv"})
+    assert upload.status_code == 409 and "output type 'azure'" in upload.json()["message"]
+    assert client.get(f"batchPredictions/{job['id']}/").json()["status"] == "FAILED"
+
+    spec = {"deployment_id": deployments["binary"], "num_concurrent": 1, "intake_settings": {"type": "localFile"},
+            "output_settings": {"type": "gcp", "url": "gs://bucket/out.csv"}}
+    definition = dr.BatchPredictionJobDefinition.create(enabled=False, batch_prediction_job=spec,
+                                                        name=f"gcp-{time.time_ns()}")
+    ran = definition.run_once()
+    assert ran.status == "FAILED"
+    assert "output type 'gcp'" in dr.BatchPredictionJob.get(ran.id).get_status()["status_details"]
+    raw = client.get(f"batchPredictionJobDefinitions/{definition.id}/").json()
+    failed_job = client.get(f"batchPredictions/{ran.id}/").json()
+    assert raw["lastStartedJobStatus"] == "FAILED" and raw["lastFailedRunTime"] == failed_job["created"]
+    definition.delete()
+
+
+def test_job_files_do_not_pile_up(tmp_path: Path, deployments: dict[str, str], client: httpx.Client,
+                                  server: LocalServer) -> None:
+    """Uploaded data is dropped once a job ends (a localFile job cannot be re-run from it); a
+    COMPLETED job keeps only its scored file for download; a failed, or aborted-before-upload-end,
+    job keeps nothing. Before, every upload stayed in the data directory for ever."""
+    data_dir = Path(server.db_url[len("sqlite:///"):]).parent / "jobs"
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    make_frame(3000, seed=12).to_csv(source, index=False)
+    done = dr.BatchPredictionJob.score_to_file(deployments["binary"], str(source), str(target))
+    deadline = time.monotonic() + 10
+    while (data_dir / done.id / "input").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the runner cleans up right after it records the outcome
+    assert not (data_dir / done.id / "input").exists()
+    assert (data_dir / done.id / "output.csv").is_file()
+    assert client.get(f"batchPredictions/{done.id}/download/").content == target.read_bytes()
+
+    body = {"deploymentId": deployments["binary"], "intakeSettings": {"type": "localFile"}}
+    failing = client.post("batchPredictions/", json=body).json()["id"]
+    client.put(f"batchPredictions/{failing}/csvUpload/", content=b"x1,x2,x3\n1,oops,3\n")
+    assert wait_finished(client, failing)["status"] == "FAILED"
+    deadline = time.monotonic() + 10
+    while (data_dir / failing).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (data_dir / failing).exists()
+
+    multipart = client.post("batchPredictions/", json=body).json()["id"]
+    assert client.put(f"batchPredictions/{multipart}/csvUpload/part/0/", content=b"x1,x2,x3\n1,2,3\n").status_code == 202
+    assert (data_dir / multipart / "input").is_dir()
+    assert client.delete(f"batchPredictions/{multipart}/").status_code == 204  # never finalized
+    assert not (data_dir / multipart).exists()

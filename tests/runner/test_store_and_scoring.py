@@ -81,6 +81,10 @@ def test_restart_fails_jobs_left_running_and_picks_up_queued(tmp_path: Path) -> 
     long_ago = ids.iso(ids.utcnow() - timedelta(minutes=5))
     assert store.claim_next_job("dead-process", now=long_ago) is not None  # claims the oldest: orphan
     store.close()
+    leftover = tmp_path / "jobs" / orphan.id  # what the dead process left: its upload and partial output
+    (leftover / "input").mkdir(parents=True)
+    (leftover / "input" / "000000.csv").write_text("x1\n1\n")
+    (leftover / "output.csv.tmp").write_text("partial")
 
     async def restart() -> JobRunner:
         runner = JobRunner(Store(db), ServiceSettings(db_url=db, runner_poll_seconds=0.05))
@@ -95,6 +99,7 @@ def test_restart_fails_jobs_left_running_and_picks_up_queued(tmp_path: Path) -> 
     runner = asyncio.run(restart())
     failed = runner.store.get_job(orphan.id)
     assert failed.status == "FAILED" and failed.status_details == RESTARTED
+    assert not leftover.exists()
     picked = runner.store.get_job(queued.id)  # claimed after the restart; s3 without a model fails clearly
     assert picked.status == "FAILED" and "has no model" in picked.status_details and picked.runner == runner.runner_id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,6 +101,23 @@ def test_disabled_and_recently_enabled_definitions_wait(db_url: str) -> None:
         clock.now = datetime(2026, 1, 6, 2, 0, 3, tzinfo=UTC)
         assert [job.definition_id for job in scheduler.tick()] == [late.id]
         assert store.list_jobs(offset=0, limit=10, definition_id=disabled.id).total == 0
+    finally:
+        store.close()
+
+
+def test_a_firing_that_cannot_run_here_fails_at_once(tmp_path: object) -> None:
+    """An azure output has no adapter in the local service: the scheduled job is created FAILED
+    with the reason (not queued to fail later), and the definition shows the failure."""
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    try:
+        definition = make_definition(store, at=T0)
+        store.update_definition(definition.id, lambda current: replace(current, job={
+            **current.job, "outputSettings": {"type": "azure", "url": "https://a.blob.core.windows.net/c/o.csv"}}))
+        (job,) = Scheduler(store, clock=Clock(T0 + timedelta(seconds=40))).tick()
+        assert job.status == "FAILED" and "output type 'azure' needs a cloud service" in job.status_details
+        assert store.get_job(job.id).status == "FAILED"
+        stored = store.get_definition(definition.id)
+        assert stored.last_started_job_status == "FAILED" and stored.last_failed_run_time == job.created
     finally:
         store.close()
 

@@ -24,6 +24,7 @@ from reconciler.service.records import JOB_STATUSES, DefinitionRecord, JobRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.runner import files
+from reconciler.service.runner.adapters.base import initial_status
 from reconciler.service.settings import job_data_dir
 
 router = APIRouter(tags=["batch prediction jobs"])
@@ -53,9 +54,9 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
 
     def make(definition: DefinitionRecord) -> JobRecord:
         now = ids.iso(ids.utcnow())
-        return JobRecord(id=ids.new_id(), status="INITIALIZING", status_details=f"Job submitted at {now}",
-                         job=dict(definition.job), created=now, updated=now, created_by=user.as_api(),
-                         definition_id=definition.id, definition_name=definition.name, source="manual")
+        status, details = initial_status(definition.job, f"Job submitted at {now}")
+        return JobRecord(id=ids.new_id(), status=status, status_details=details, job=dict(definition.job),
+                         created=now, updated=now, created_by=user.as_api(), definition_id=definition.id, definition_name=definition.name, source="manual")
 
     job = store.start_job_from_definition(definition_id, make)
     _wake_runner(request)
@@ -86,14 +87,18 @@ async def get_job(request: Request, job_id: JobIdPath, store: StoreDep) -> JSONR
     return JSONResponse(render.job(store.get_job(job_id), base_url=api_root(request), now=ids.utcnow()))
 
 
-async def abort_job(request: Request, job_id: JobIdPath, store: StoreDep) -> Response:
+async def abort_job(request: Request, job_id: JobIdPath, store: StoreDep,
+                    settings: SettingsDep) -> Response:
     """Abort a queued or running job (the SDK does this when it stops waiting). A running job
     stops between chunks: its runner sees the status change (or, in this process, the signal)."""
+    before = store.get_job(job_id)
     store.set_job_status(job_id, status="ABORTED", details="Job aborted by the user", now=ids.iso(ids.utcnow()),
                          only_from=("INITIALIZING", "RUNNING"))
     runner = getattr(request.app.state, "runner", None)
     if runner is not None:
         runner.cancel(job_id)
+    if before.status == "INITIALIZING":  # no runner has it: drop what was uploaded (a running job's runner does)
+        files.remove_job_files(job_data_dir(settings), job_id)
     return Response(status_code=204)
 
 
@@ -126,8 +131,9 @@ async def create_job(request: Request, body: JsonBody, store: StoreDep, settings
     spec = validation.filled_job(body, default_num_concurrent=settings.default_num_concurrent)
     spec.setdefault("outputSettings", {"type": "localFile"})
     now = ids.iso(ids.utcnow())
-    job = store.create_job(JobRecord(id=ids.new_id(), status="INITIALIZING", status_details=f"Job submitted at {now}",
-                                     job=spec, created=now, updated=now, created_by=user.as_api(), source="api"))
+    status, details = initial_status(spec, f"Job submitted at {now}")  # an azure output fails here, before the upload
+    job = store.create_job(JobRecord(id=ids.new_id(), status=status, status_details=details, job=spec, created=now,
+                                     updated=now, created_by=user.as_api(), source="api"))
     _wake_runner(request)
     rendered = render.job(job, base_url=api_root(request), now=ids.utcnow())
     return JSONResponse(rendered, status_code=202, headers={"Location": rendered["links"]["self"]})

@@ -18,6 +18,7 @@ from reconciler.service.models import ERROR_RESPONSES, JobOut
 from reconciler.service.records import JobRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
+from reconciler.service.runner.adapters.base import initial_status
 
 router = APIRouter(tags=["batch prediction jobs"])
 _HEX24 = re.compile(r"^[0-9a-fA-F]{24}$")
@@ -34,10 +35,9 @@ async def from_existing(request: Request, body: JsonBody, store: StoreDep, user:
         raise errors.Unprocessable(f"job {previous_id} read an uploaded file, which is not kept for another run",
                                    errors={"predictionJobId": "score the file again with BatchPredictionJob.score"})
     now = ids.iso(ids.utcnow())
-    job = store.create_job(JobRecord(id=ids.new_id(), status="INITIALIZING",
-                                     status_details=f"Job submitted at {now} (copy of {previous_id})",
-                                     job=dict(previous.job), created=now, updated=now, created_by=user.as_api(),
-                                     source="api"))
+    status, details = initial_status(previous.job, f"Job submitted at {now} (copy of {previous_id})")
+    job = store.create_job(JobRecord(id=ids.new_id(), status=status, status_details=details, job=dict(previous.job),
+                                     created=now, updated=now, created_by=user.as_api(), source="api"))
     runner = getattr(request.app.state, "runner", None)
     if runner is not None:
         runner.wake()

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-__all__ = ["UploadTooLarge", "input_files", "job_dir", "output_path", "receive", "remove_job_files"]
+__all__ = ["UploadTooLarge", "discard_after", "input_files", "job_dir", "output_path", "receive", "remove_job_files"]
 
 _PART = re.compile(r"^(\d{6})\.csv$")
 _WRITE_BUFFER = 1024 * 1024
@@ -78,3 +78,13 @@ async def receive(chunks: AsyncIterator[bytes], target: Path, *, limit: int) -> 
 
 def remove_job_files(data_dir: Path, job_id: str) -> None:
     shutil.rmtree(job_dir(data_dir, job_id), ignore_errors=True)
+
+
+def discard_after(data_dir: Path, job_id: str, status: str) -> None:
+    """A job has ended with ``status``: its uploaded data is never read again (a localFile job
+    cannot be re-run from it), so it goes; a COMPLETED job keeps its scored file for download,
+    any other keeps nothing (partial output included)."""
+    if status == "COMPLETED":
+        shutil.rmtree(input_dir(data_dir, job_id), ignore_errors=True)
+    else:
+        remove_job_files(data_dir, job_id)

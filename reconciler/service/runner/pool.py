@@ -34,7 +34,7 @@ from pathlib import Path
 
 from reconciler.service import ids
 from reconciler.service.records import JobRecord
-from reconciler.service.runner import artifacts, execute
+from reconciler.service.runner import artifacts, execute, files
 from reconciler.service.settings import ServiceSettings, job_data_dir
 from reconciler.service.store import Store
 
@@ -116,6 +116,7 @@ class JobRunner:
                                                  details=RESTARTED)
         for job_id in failed:
             log.warning("job %s was left RUNNING by a runner that is gone; failed it", job_id)
+            files.remove_job_files(self.data_dir, job_id)  # its upload and partial output, if on this machine
 
     def _dead_local_runners(self) -> set[str]:
         """Runners of RUNNING jobs that were processes on this machine, in this process's PID
@@ -175,11 +176,15 @@ class JobRunner:
         if self._stopping and outcome.status == "ABORTED":
             outcome.status, outcome.details = "FAILED", STOPPED
         try:
-            self.store.finish_job(job.id, self.runner_id, status=outcome.status, details=outcome.details,
-                                  now=self._now(), percentage=outcome.percentage, scored_rows=outcome.scored_rows,
-                                  failed_rows=outcome.failed_rows, output_bytes=outcome.output_bytes)
+            recorded = self.store.finish_job(job.id, self.runner_id, status=outcome.status, details=outcome.details,
+                                             now=self._now(), percentage=outcome.percentage,
+                                             scored_rows=outcome.scored_rows, failed_rows=outcome.failed_rows,
+                                             output_bytes=outcome.output_bytes)
         except Exception:
             log.exception("could not record the end of job %s; its lease will expire and fail it", job.id)
+            return
+        # None: the job was moved meanwhile (aborted, or failed by a lease check), so it did not complete
+        files.discard_after(self.data_dir, job.id, recorded.status if recorded is not None else "ABORTED")
 
     async def stop(self) -> None:
         self._stopping = True

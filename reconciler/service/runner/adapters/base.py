@@ -22,6 +22,8 @@ __all__ = [
     "AdapterUnavailable",
     "Intake",
     "Output",
+    "cannot_run",
+    "initial_status",
     "open_intake",
     "open_output",
     "register_intake",
@@ -119,6 +121,27 @@ def open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> Output:
     if factory is None:
         raise _unavailable("output", str(settings.get("type")))
     return factory(settings, ctx)
+
+
+def cannot_run(spec: Mapping[str, Any]) -> str | None:
+    """Why a job with this (flattened) spec cannot run here, or None: an intake or output type
+    without an adapter. Checked when a job is created, so such a job fails at once, before any
+    upload, with the same ``statusDetails`` the runner would give it."""
+    _load_builtin_adapters()
+    intake = str((spec.get("intakeSettings") or {}).get("type"))
+    if intake not in _INTAKES:
+        return str(_unavailable("intake", intake))
+    output = str((spec.get("outputSettings") or {"type": "localFile"}).get("type"))
+    if output not in _OUTPUTS:
+        return str(_unavailable("output", output))
+    return None
+
+
+def initial_status(spec: Mapping[str, Any], submitted: str) -> tuple[str, str]:
+    """(status, statusDetails) of a new job: FAILED with the reason if it cannot run here, else
+    INITIALIZING with ``submitted``."""
+    reason = cannot_run(spec)
+    return ("FAILED", reason) if reason is not None else ("INITIALIZING", submitted)
 
 
 BUILTIN_MODULES = ("local_file", "s3", "jdbc", "dataset")

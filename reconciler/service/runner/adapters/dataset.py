@@ -35,13 +35,20 @@ class DatasetIntake:
         if not self.path.is_file():
             raise AdapterError(f"the file of dataset {dataset_id} is missing from the data directory ({self.path})")
         self.ctx = ctx
+        self.rows_read = 0
+
+    def fraction_read(self) -> float:
+        """Rows read so far out of the dataset's row count, 0..1 (the job's percentageCompleted)."""
+        return min(1.0, self.rows_read / self.record.row_count) if self.record.row_count > 0 else 1.0
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         if self.record.row_count == 0:
             return
         with pd.read_csv(self.path, chunksize=self.ctx.chunk_rows, dtype=str, keep_default_na=False,
                          na_filter=False) as reader:
-            yield from reader
+            for chunk in reader:
+                self.rows_read += len(chunk)
+                yield chunk
 
     def close(self) -> None:
         """Nothing to release: the reader closes with its ``with`` block."""
