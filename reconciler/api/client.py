@@ -221,7 +221,9 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def _ambiguous(exc: BaseException) -> bool:
-    """A failure after which a write may have happened."""
+    """A failure after which a write may have happened (not a refused connection: nothing was sent)."""
+    if isinstance(exc, errors.APIConnectError):
+        return False
     if isinstance(exc, errors.APITransportError):
         return True
     return isinstance(exc, errors.APIStatusError) and exc.status in AMBIGUOUS_STATUSES
@@ -306,6 +308,10 @@ class Client:
             started = time.perf_counter()
             try:
                 response = await self._http.request(method, url, params=params, json=json)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                log.debug("%s %s: no connection: %s", method, shown, type(exc).__name__)
+                raise errors.APIConnectError(f"{method} {shown}: cannot connect ({type(exc).__name__}: {exc})",
+                                             method=method, path=shown) from exc
             except httpx.TimeoutException as exc:
                 log.debug("%s %s timed out", method, shown)
                 raise errors.APITimeoutError(f"{method} {shown}: timed out ({type(exc).__name__})",
@@ -326,6 +332,8 @@ class Client:
         exc = state.outcome.exception() if state.outcome else None
         retry_after = exc.retry_after if isinstance(exc, errors.APIStatusError) else None
         delay = self.retry.delay(attempt=state.attempt_number, retry_after=retry_after)
+        if state.attempt_number >= self.retry.attempts:
+            return delay  # tenacity asks before it checks the stop: there is no next attempt to announce
         log.info("retrying after %s (attempt %d of %d, waiting %.2fs)", _short(exc), state.attempt_number,
                  self.retry.attempts, delay)
         return delay
@@ -402,6 +410,21 @@ class Client:
                     return item
         return None
 
+    async def _find_once(self, name: str) -> dict[str, Any] | None:
+        """:meth:`find_by_name` with one attempt per page: inside ``create_definition``'s own
+        retries, so that a server that is down costs one retry loop, not one loop per attempt."""
+        url: str | None = self.url(DEFINITIONS)
+        params: dict[str, Any] | None = {"offset": 0, "limit": self.page_size, "searchName": name}
+        while url:
+            body = (await self._send("GET", url, params=params)).json()
+            for item in body.get("data") or []:
+                if item.get("name") == name:
+                    return dict(item)
+            url, params = body.get("next"), None
+            if url and urlsplit(url)[:2] != self._origin:
+                raise errors.APIError(f"refusing to follow a next link to another origin: {urlsplit(url).netloc}")
+        return None
+
     async def get_definition(self, definition_id: str) -> dict[str, Any]:
         response = await self.request("GET", self.url(f"{DEFINITIONS}{definition_id}/"))
         return dict(response.json())
@@ -411,12 +434,24 @@ class Client:
         dropped connection, 502/504), every later attempt first looks the name up and returns
         the definition it finds instead of creating a second one."""
         name = body.get("name")
-        uncertain = False
+        try:
+            return await self._create(body, name)
+        except errors.APIError as exc:
+            lost = getattr(exc, "_lost", None)
+            if lost is None or not _retryable(exc):  # only when the retries ran out
+                raise
+            raise errors.APITransportError(
+                f"POST {self._display(self.url(DEFINITIONS))}: the answer was lost ({lost}) and whether the "
+                f"definition was created could not be checked ({exc}); `reconciler plan` shows whether it exists",
+                method="POST", path=self._display(self.url(DEFINITIONS))) from exc
+
+    async def _create(self, body: Mapping[str, Any], name: Any) -> dict[str, Any]:
+        uncertain: str | None = None  # why an earlier attempt may have created it
         async for attempt in self._retrying():
             with attempt:
                 try:
                     if uncertain and isinstance(name, str):
-                        found = await self.find_by_name(name)
+                        found = await self._find_once(name)
                         if found is not None:
                             log.info("create of %r: the lost attempt went through (id %s); not sending again",
                                      name, found.get("id"))
@@ -425,12 +460,15 @@ class Client:
                     return dict(response.json())
                 except errors.APIConflictError:
                     if uncertain and isinstance(name, str):
-                        found = await self.find_by_name(name)
+                        found = await self._find_once(name)
                         if found is not None:
                             return found
                     raise
                 except errors.APIError as exc:
-                    uncertain = uncertain or _ambiguous(exc)
+                    if uncertain is None and _ambiguous(exc):
+                        uncertain = _short(exc)
+                    if uncertain is not None:
+                        exc._lost = uncertain  # type: ignore[attr-defined]
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 

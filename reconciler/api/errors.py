@@ -10,6 +10,7 @@ the token: they are built from the method, the URL path and the response body on
     APIError                     anything the client could not do
     ├── EndpointError            refused before sending: bad or insecure endpoint (http:// remote)
     ├── APITransportError        no usable response: connection refused/dropped, protocol error
+    │   ├── APIConnectError      no connection could be made: the request was never sent
     │   └── APITimeoutError      the request timed out (it may or may not have been applied)
     └── APIStatusError           the server answered with a non-2xx status
         ├── APIClientError       4xx
@@ -29,6 +30,7 @@ __all__ = [
     "APIAuthError",
     "APIClientError",
     "APIConflictError",
+    "APIConnectError",
     "APIError",
     "APINotFoundError",
     "APIRateLimitError",
@@ -57,6 +59,11 @@ class APITransportError(APIError):
         super().__init__(message)
         self.method = method
         self.path = path
+
+
+class APIConnectError(APITransportError):
+    """No connection could be made (refused, unreachable, connect timeout): the request was never
+    sent, so a write certainly did not happen."""
 
 
 class APITimeoutError(APITransportError):

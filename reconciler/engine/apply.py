@@ -6,6 +6,14 @@ and run concurrently (bounded by the client's concurrency). Deletes depend on al
 failed, no delete runs, so a broken apply never leaves the project with fewer definitions than it
 had. Every action ends as ``applied``, ``failed`` or ``skipped`` and the summary says which.
 
+Stopping early: when the API cannot be reached any more (every retry of a request failed to
+connect or to get an answer) or refuses the token, actions not started yet are not attempted
+(``skipped``, with the reason) instead of each failing the same way after its own retries. On
+cancellation (Ctrl-C: ``asyncio.run`` cancels the main task), no new action starts, the requests
+in flight are awaited so that their outcome is known and reported, the rest is reported as not
+attempted, and :class:`ApplyInterrupted` (a ``CancelledError`` carrying the result) is raised.
+A second Ctrl-C aborts at once.
+
 Secrets: an action's body holds references (``apiKeyFrom``); they are resolved here, per request,
 and the resolved body is never stored, logged or returned.
 """
@@ -31,7 +39,7 @@ from reconciler.api.payload import (
 )
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan, fingerprint
 
-__all__ = ["ActionResult", "ApplyResult", "Outcome", "PlanRefusedError", "StalePlanError", "apply_plan",
+__all__ = ["ActionResult", "ApplyInterrupted", "ApplyResult", "Outcome", "PlanRefusedError", "StalePlanError", "apply_plan",
            "fetch_live", "plan_against", "stale_reasons"]
 
 log = logging.getLogger("reconciler.apply")
@@ -51,6 +59,14 @@ class StalePlanError(Exception):
         super().__init__("the saved plan is stale, the live state changed since it was made: " + "; ".join(changes[:20])
                          + (f"; … and {len(changes) - 20} more" if len(changes) > 20 else ""))
         self.changes = list(changes)
+
+
+class ApplyInterrupted(asyncio.CancelledError):
+    """The apply was cancelled (Ctrl-C); ``result`` says what was applied, failed and not attempted."""
+
+    def __init__(self, result: ApplyResult) -> None:
+        super().__init__(result.summary)
+        self.result = result
 
 
 class Outcome(StrEnum):
@@ -79,6 +95,7 @@ class ActionResult:
 class ApplyResult:
     results: tuple[ActionResult, ...]
     dry_run: bool = False
+    interrupted: bool = False
 
     def of(self, outcome: Outcome) -> tuple[ActionResult, ...]:
         return tuple(r for r in self.results if r.outcome is outcome)
@@ -94,9 +111,9 @@ class ApplyResult:
         done = (f"{counts[ActionKind.create]} created, "
                 f"{counts[ActionKind.update] + counts[ActionKind.adopt] + counts[ActionKind.rename]} updated, "
                 f"{counts[ActionKind.delete]} deleted")
-        if self.ok:
+        if self.ok and not self.interrupted:
             return ("Dry run complete (nothing written): " if self.dry_run else "Apply complete: ") + done + "."
-        return (f"Apply failed: {done}; {len(self.of(Outcome.failed))} failed, "
+        return (f"Apply {'interrupted' if self.interrupted else 'failed'}: {done}; {len(self.of(Outcome.failed))} failed, "
                 f"{len(self.of(Outcome.skipped))} not attempted.")
 
 
@@ -133,12 +150,26 @@ async def stale_reasons(plan: Plan, client: Client) -> list[str]:
     return plan.fingerprint.compare(now) or ["the live state's fingerprint differs"]
 
 
-def _error_text(exc: BaseException) -> str:
+def _error_text(exc: BaseException, action: Action | None = None) -> str:
+    if isinstance(exc, errors.APIConflictError) and action is not None and action.kind in (
+            ActionKind.create, ActionKind.rename):
+        return (f"the name {action.name!r} is taken by a live definition that was not there when the plan was made "
+                f"(another apply running at the same time?); nothing was changed for it; run `reconciler plan` "
+                f"again [{exc}]")
     return str(exc) or type(exc).__name__
 
 
+def _halts(exc: BaseException) -> str | None:
+    """Why no further action should start after this failure, or None."""
+    if isinstance(exc, errors.APITransportError):
+        return f"the API is unreachable ({exc})"
+    if isinstance(exc, errors.APIAuthError):
+        return f"the API refused the token ({exc})"
+    return None
+
+
 async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str] | None,
-                   dry_run: bool) -> ActionResult:
+                   dry_run: bool, halt: list[str]) -> ActionResult:
     try:
         if dry_run:
             return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
@@ -157,7 +188,10 @@ async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str]
         await client.update_definition(action.id, body)
         return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
     except (errors.APIError, SecretError) as exc:
-        return ActionResult(action=action, outcome=Outcome.failed, id=action.id, error=_error_text(exc))
+        reason = _halts(exc)
+        if reason is not None and not halt:
+            halt.append(reason)
+        return ActionResult(action=action, outcome=Outcome.failed, id=action.id, error=_error_text(exc, action))
 
 
 def _unresolved_secrets(plan: Plan, *, environ: Mapping[str, str] | None) -> list[str]:
@@ -187,25 +221,72 @@ async def apply_plan(plan: Plan, *, client: Client, on_result: Callable[[ActionR
     deletes = [a for a in plan.writes if a.kind is ActionKind.delete]
     gate = asyncio.Semaphore(client.concurrency)
     results: list[ActionResult] = []
+    halt: list[str] = []  # set once: why nothing more is started
+    started: set[int] = set()
 
-    async def run(action: Action) -> ActionResult:
-        async with gate:
-            result = await _run_one(action, client, environ=environ, dry_run=dry_run)
+    def record(result: ActionResult) -> None:
         results.append(result)
         if on_result is not None:
             on_result(result)
-        return result
 
-    first_results = await asyncio.gather(*(run(a) for a in first))
-    if any(r.outcome is Outcome.failed for r in first_results):
-        for action in deletes:
-            skipped = ActionResult(action=action, outcome=Outcome.skipped, id=action.id,
-                                   error="an earlier action failed, so nothing is pruned")
-            results.append(skipped)
-            if on_result is not None:
-                on_result(skipped)
-    else:
-        await asyncio.gather(*(run(a) for a in deletes))
+    def not_attempted(actions: Sequence[Action], reason: str) -> None:
+        done = {id(r.action) for r in results}
+        for action in actions:
+            if id(action) not in done and id(action) not in started:
+                record(ActionResult(action=action, outcome=Outcome.skipped, id=action.id, error=reason))
+
+    async def run(action: Action) -> None:
+        async with gate:
+            if halt:
+                return  # reported as not attempted below
+            started.add(id(action))
+            result = await _run_one(action, client, environ=environ, dry_run=dry_run, halt=halt)
+        record(result)
+
+    async def run_all(actions: Sequence[Action]) -> None:
+        tasks = [asyncio.ensure_future(run(a)) for a in actions]
+        if not tasks:
+            return
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            halt.append("interrupted")
+            in_flight = [t for t in tasks if not t.done()]
+            if in_flight:
+                log.warning("interrupted: waiting for the %d action(s) in flight to finish, so that their outcome "
+                            "is known (interrupt again to abort at once)", len(started) - len(results))
+                try:
+                    await asyncio.wait(in_flight)
+                except asyncio.CancelledError:
+                    for t in in_flight:
+                        t.cancel()
+                    await asyncio.gather(*in_flight, return_exceptions=True)
+                    raise
+            raise
+
+    try:
+        await run_all(first)
+        if halt:
+            not_attempted(first, f"not started: {halt[0]}")
+        if any(r.outcome is not Outcome.applied for r in results):
+            not_attempted(deletes, halt[0] if halt else "an earlier action failed, so nothing is pruned")
+        else:
+            await run_all(deletes)
+            if halt:
+                not_attempted(deletes, f"not started: {halt[0]}")
+    except asyncio.CancelledError:
+        done = {id(r.action) for r in results}
+        for action in plan.writes:
+            if id(action) in started and id(action) not in done:
+                record(ActionResult(action=action, outcome=Outcome.skipped, id=action.id,
+                                    error="aborted while in flight: it may or may not have been applied; "
+                                    "`reconciler plan` shows"))
+        not_attempted(plan.writes, "interrupted before it started")
+        raise ApplyInterrupted(_result(plan, results, dry_run=dry_run, interrupted=True)) from None
+    return _result(plan, results, dry_run=dry_run)
+
+
+def _result(plan: Plan, results: list[ActionResult], *, dry_run: bool, interrupted: bool = False) -> ApplyResult:
     order = {id(a): i for i, a in enumerate(plan.actions)}
-    results.sort(key=lambda r: order.get(id(r.action), 0))
-    return ApplyResult(results=tuple(results), dry_run=dry_run)
+    ordered = sorted(results, key=lambda r: order.get(id(r.action), 0))
+    return ApplyResult(results=tuple(ordered), dry_run=dry_run, interrupted=interrupted)

@@ -230,6 +230,8 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
     warnings: list[str] = []
     if (prune or destroy) and scope is None:
         errors.append("pruning needs an ownership scope: declare scope.namePrefix or scope.names in reconciler.yaml")
+    live_by_name = {item.name: item for item in live}
+    desired_names = {d.name for d in desired}
     for p in pair(desired=desired, live=live):
         want, have = p.desired, p.live
         if want is not None and have is None:
@@ -249,6 +251,15 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             continue
         assert want is not None and have is not None
         in_scope = scope is None or scope.contains(have.name)
+        if p.by is MatchBy.name and not destroy:
+            for old in want.previous_names:
+                other = live_by_name.get(old)
+                if other is not None and old not in desired_names and other.id != have.id:
+                    errors.append(
+                        f"{want.name}: previousNames says it was renamed from {old!r}, but both are live "
+                        f"({old} [id {other.id}], {want.name} [id {have.id}]), so the rename cannot be carried out "
+                        f"without losing one of them: delete the one you do not want (or drop {old!r} from "
+                        "previousNames to manage only the new name)" + (f" ({want.source})" if want.source else ""))
         if destroy:
             if not in_scope:
                 unmanaged.append(have.name)

@@ -153,7 +153,9 @@ def test_create_retries_when_the_lookup_finds_nothing() -> None:
         if request.method == "POST":
             posts["n"] += 1
             if posts["n"] == 1:
-                raise httpx.ConnectError("dropped before the write", request=request)
+                # dropped on an open connection: the write may or may not have happened (a ConnectError
+                # would mean nothing was sent, so no lookup: see test_a_refused_connection_...)
+                raise httpx.ReadError("dropped, the write is unknown", request=request)
             return httpx.Response(202, json=item(1, "demo-a"))
         return httpx.Response(200, json={"data": [], "next": None})
 
@@ -326,3 +328,39 @@ def test_wait_for_job_reports_each_status_change_and_stops_at_a_terminal_one() -
     job = run(c.wait_for_job("j" * 24, poll=0.5, on_status=lambda j: changes.append(j["status"])))
     assert job["status"] == "COMPLETED" and changes == ["INITIALIZING", "RUNNING", "COMPLETED"]
     assert rec.sleeps == [0.5, 0.5, 0.5]
+
+
+def test_a_refused_connection_is_not_a_lost_write_so_the_create_is_sent_again_without_lookup() -> None:
+    posts = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST", "a refused connection sent nothing: no lookup needed"
+        posts["n"] += 1
+        if posts["n"] == 1:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(202, json=item(1, "demo-a"))
+
+    c, _ = client(handler)
+    assert run(c.create_definition({"name": "demo-a"}))["name"] == "demo-a"
+    assert c.calls == {"POST": 2}
+
+
+def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """The server went down after the write: the lookups of the retries must not retry on their own
+    (6 x 6 attempts per manifest took minutes), and the error says the create may have happened."""
+    caplog.set_level(logging.INFO, logger="reconciler.api")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            raise httpx.ReadError("connection dropped after the write", request=request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    c, rec = client(handler, retry=RetryPolicy(attempts=5, initial=0.1))
+    with pytest.raises(errors.APITransportError) as info:
+        run(c.create_definition({"name": "demo-a"}))
+    assert c.calls == {"POST": 1, "GET": 4} and len(rec.sleeps) == 4
+    text = str(info.value)
+    assert "the answer was lost (APITransportError on POST" in text and "could not be checked" in text
+    assert "reconciler plan" in text and TOKEN not in text
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")]
+    assert len(retries) == 4 and "attempt 5 of 5" not in " ".join(retries)  # no "retrying" after the last one
