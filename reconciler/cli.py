@@ -12,7 +12,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -45,7 +45,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 success, no changes; 1 error (API failure, refused plan, usage error); "
+    "2 changes present (plan --detailed-exitcode); 3 invalid manifests. "
+    "`reconciler COMMAND --help` describes each command.",
 )
+
+# Typer's help shows a type for every option, `<bool>` for a flag too, as if `--prune` took a
+# value (and `--prune true` would pass `true` on as a path). A flag takes none: show no type.
+_display_type_rich = getattr(typer.core.TyperOption, "display_type_rich", None)
+if callable(_display_type_rich):
+    _typed = _display_type_rich
+
+    def _flag_shows_no_type(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        shown = _typed(self, ctx)
+        return None if shown is None else str(shown)
+
+    typer.core.TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign]
 
 
 class OutputFormat(StrEnum):

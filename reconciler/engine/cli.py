@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import difflib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 import yaml
 
@@ -62,6 +66,8 @@ from reconciler.terminal import (
 __all__ = ["register"]
 
 T = TypeVar("T")
+# a prompt raises typer's Abort (its own copy of click) or click's, by typer's version
+_ABORT = (typer.Abort, click.exceptions.Abort)
 log = logging.getLogger("reconciler")
 
 PathsArg = Annotated[list[Path] | None, typer.Argument(help="Manifest files or directories (default: specs/).")]
@@ -198,6 +204,33 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise _fail(str(exc)) from None
 
 
+def _approved(question: str) -> bool:
+    """Ask on the terminal; only `yes` approves. Ctrl-C or Ctrl-D at the prompt is a no.
+
+    The prompt blocks inside ``asyncio.run``, whose SIGINT handler only cancels the main task, and
+    that task cannot run while ``input()`` blocks: Ctrl-C would be swallowed and the prompt would
+    hang. Python's own handler is put back for the prompt, so Ctrl-C interrupts it."""
+    restore = None
+    if threading.current_thread() is threading.main_thread():
+        restore = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        answer = typer.prompt(question, default="", show_default=False)
+    except _ABORT:  # click turns Ctrl-C and Ctrl-D at a prompt into Abort
+        sys.stderr.write("\n")
+        return False
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGINT, restore)
+    return str(answer).strip() == "yes"
+
+
+def _same_text(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _color(no_color: bool) -> bool:
     return not no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
@@ -272,7 +305,8 @@ def _read_plan(path: Path) -> plans.Plan:
         raise _fail(f"cannot read the plan {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise _fail(f"{path} is not a saved plan: not JSON{where}; {again}") from None
+        raise _fail(f"{path} is not a saved plan: not JSON{where}. apply takes a plan saved by `reconciler plan "
+                    "--out FILE`, or manifests: *.yaml/*.yml files and directories") from None
     if not isinstance(data, dict) or "format_version" not in data:
         raise _fail(f"{path} is not a saved plan (no format_version); {again}")
     problems = sorted(schemas.validator("plan").iter_errors(data), key=lambda e: list(e.absolute_path))
@@ -293,8 +327,13 @@ def _plan_target(ctx: _Context) -> plans.PlanTarget:
 
 
 def _write_plan(plan: plans.Plan, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(rendering.render_json(plan, version=__version__), encoding="utf-8")
+    if out.is_dir():
+        raise _fail(f"--out {out} is a directory; give a file name, e.g. --out {out / 'plan.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(rendering.render_json(plan, version=__version__), encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot save the plan to {out}: {exc.strerror}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -318,7 +357,11 @@ def register(app: typer.Typer) -> None:
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False,
         concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: NoColorOpt = False, verbose: VerboseOpt = False,
     ) -> None:
-        """Show what apply would change: live definitions against the manifests."""
+        """Show what apply would change: live definitions against the manifests.
+
+        Exit 0: no changes, or changes without --detailed-exitcode; 2: changes, with
+        --detailed-exitcode; 3: invalid manifests (nothing planned); 1: an error.
+        """
         _setup_logging(verbose)
         targets = paths or [Path("specs")]
         ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
@@ -359,7 +402,12 @@ def register(app: typer.Typer) -> None:
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False,
         concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: NoColorOpt = False, verbose: VerboseOpt = False,
     ) -> None:
-        """Make the live definitions match the manifests (or carry out a saved plan)."""
+        """Make the live definitions match the manifests (or carry out a saved plan).
+
+        Asks for `yes` on a terminal unless --auto-approve; without a terminal, --auto-approve or a
+        saved plan is needed. Exit 0: applied, or no changes; 3: invalid manifests (nothing
+        written); 1: an error, a refused or stale plan, a cancelled prompt, or a failed action.
+        """
         _setup_logging(verbose)
         planfile, given = _split_apply_args(args or [])
         targets = [*given, *(paths or [])] or [Path("specs")]
@@ -407,16 +455,19 @@ def register(app: typer.Typer) -> None:
                     err.print("error: no terminal to ask for approval; pass --auto-approve (or apply a saved plan)",
                               markup=False, style="red")
                     return EXIT_ERROR
-                answer = typer.prompt("Apply these changes? Only 'yes' is accepted", default="", show_default=False)
-                if answer.strip() != "yes":
-                    err.print("Apply cancelled.", markup=False)
+                if not _approved("Apply these changes? Only 'yes' is accepted"):
+                    err.print("Apply cancelled; nothing was changed.", markup=False)
                     return EXIT_ERROR
 
             def report(result: applying.ActionResult) -> None:
                 style = {"applied": "green", "failed": "red", "skipped": "yellow"}[result.outcome.value]
                 out.print(result.line(), markup=False, style=style)
 
-            outcome = await applying.apply_plan(current, client=client, on_result=report, dry_run=dry_run)
+            try:
+                outcome = await applying.apply_plan(current, client=client, on_result=report, dry_run=dry_run)
+            except applying.ApplyInterrupted as exc:  # Ctrl-C: say what was and was not applied, then exit 130
+                out.print(exc.result.summary, markup=False, style="bold red")
+                raise
             out.print(outcome.summary, markup=False, style="bold" if outcome.ok else "bold red")
             return EXIT_OK if outcome.ok else EXIT_ERROR
 
@@ -436,16 +487,26 @@ def register(app: typer.Typer) -> None:
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, no_color: NoColorOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
-        """Live against desired, field by field."""
+        """Live against desired, field by field.
+
+        Exit 0 (with or without differences: `plan --detailed-exitcode` tells them apart);
+        3: invalid manifests; 1: an error.
+        """
         _setup_logging(verbose)
         targets = paths or [Path("specs")]
         ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
                        allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
         desired = _load_desired(targets, ctx)
         if name is not None:
+            declared = sorted(d.name for d in desired)
             desired = [d for d in desired if d.name == name]
             if not desired:
-                raise _fail(f"no manifest declares a definition named {name!r}")
+                close = difflib.get_close_matches(name, declared, n=3, cutoff=0.6)
+                where = ", ".join(str(t) for t in targets)
+                hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close else
+                        f"{len(declared)} are declared there; `reconciler diff` with no name shows every "
+                        "difference, --path reads other manifests")
+                raise _fail(f"no manifest in {where} declares a definition named {name!r}; {hint}")
 
         async def work(client: Client) -> plans.Plan:
             return await applying.plan_against(client, desired=desired, scope=ctx.scope)
@@ -473,10 +534,18 @@ def register(app: typer.Typer) -> None:
         search: Annotated[str | None, typer.Option("--search", help="Only definitions whose name contains this.")] = None,
         out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for one manifest file each "
                                                      "(default: all on stdout).")] = None,
+        force: Annotated[bool, typer.Option("--force", help="With --out: overwrite existing files that "
+                                            "differ.")] = False,
         config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, verbose: VerboseOpt = False,
     ) -> None:
-        """Write manifests from live definitions (plan on them shows no changes)."""
+        """Write manifests from live definitions (plan on them shows no changes).
+
+        With --out, an existing file that differs from what would be written is never overwritten
+        without --force: nothing is written and the files are named.
+
+        Exit 0 on success, 1 on an error.
+        """
         _setup_logging(verbose)
         ctx = _context(paths=[out_dir or Path(".")], config_path=config, target=target, endpoint=endpoint,
                        token_file=token_file, allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
@@ -502,11 +571,22 @@ def register(app: typer.Typer) -> None:
         if out_dir is None:
             sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True) if docs else "")
         else:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for doc in docs:
-                (out_dir / f"{doc['metadata']['name']}.yaml").write_text(
-                    yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-            stderr_console().print(f"Wrote {len(docs)} manifest(s) to {out_dir}", markup=False)
+            if out_dir.exists() and not out_dir.is_dir():
+                raise _fail(f"--out {out_dir} is a file; give a directory (it is created if missing)")
+            files = {out_dir / f"{doc['metadata']['name']}.yaml": yaml.safe_dump(doc, sort_keys=False) for doc in docs}
+            clobbered = [str(path) for path, text in files.items() if path.exists() and not _same_text(path, text)]
+            if clobbered and not force:
+                shown = ", ".join(clobbered[:5]) + (f" and {len(clobbered) - 5} more" if len(clobbered) > 5 else "")
+                raise _fail(f"export would overwrite {len(clobbered)} existing file(s) that differ: {shown}; "
+                            "nothing was written. Export into an empty directory, or pass --force to overwrite them")
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                for path, text in files.items():
+                    path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise _fail(f"cannot write {exc.filename}: {exc.strerror}") from None
+            stderr_console().print(f"Wrote {len(docs)} manifest(s) to {out_dir}"
+                                   + (f" ({len(clobbered)} overwritten)" if clobbered else ""), markup=False)
         raise typer.Exit(EXIT_OK)
 
     @app.command("list")
@@ -517,7 +597,10 @@ def register(app: typer.Typer) -> None:
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, no_color: NoColorOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
-        """List the live definitions: id, enabled, schedule, next run, last job status, ownership."""
+        """List the live definitions: id, enabled, schedule, next run, last job status, ownership.
+
+        Exit 0 on success, 1 on an error.
+        """
         _setup_logging(verbose)
         ctx = _context(paths=[Path("specs") if Path("specs").is_dir() else Path(".")], config_path=config,
                        target=target, endpoint=endpoint, token_file=token_file, allow_http=allow_http,
@@ -574,7 +657,10 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None, target: TargetOpt = None, endpoint: EndpointOpt = None,
         token_file: TokenFileOpt = None, allow_http: AllowHttpOpt = False, verbose: VerboseOpt = False,
     ) -> None:
-        """Start one job from a definition now; print its id and status (stdout: `JOB_ID STATUS`)."""
+        """Start one job from a definition now; print its id and status (stdout: `JOB_ID STATUS`).
+
+        Exit 0 when the job started (with --wait: when it COMPLETED); 1 otherwise.
+        """
         _setup_logging(verbose)
         ctx = _context(paths=[Path("specs") if Path("specs").is_dir() else Path(".")], config_path=config,
                        target=target, endpoint=endpoint, token_file=token_file, allow_http=allow_http,

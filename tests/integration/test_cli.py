@@ -223,3 +223,144 @@ def test_a_failed_write_stops_the_prune_and_the_summary_says_what_was_applied(se
     with httpx.Client(headers={"Authorization": f"Token {TOKEN}"}) as h:
         names = {d["name"] for d in h.get(server.api_url + "batchPredictionJobDefinitions/").json()["data"]}
     assert {"demo-3", "demo-new"} <= names
+
+
+def _apply_on_a_terminal(env: dict[str, str], root: Path, keys: bytes) -> tuple[int | None, str]:
+    """`reconciler apply` in a real pseudo-terminal: wait for the approval prompt, type `keys`.
+    Returns the exit code (None if it had not exited 20 s later) and everything it printed."""
+    import os
+    import pty
+    import select
+    import signal
+    import sys
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command as a user runs it
+        os.environ.update(env)
+        os.execv(sys.executable, [sys.executable, "-c", "from reconciler.cli import main; main()",
+                                  "apply", str(root)])
+    seen = b""
+
+    def read_until(done: Any, seconds: float) -> None:
+        nonlocal seen
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not done():
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                seen += chunk
+
+    def exited() -> int | None:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        return os.waitstatus_to_exitcode(status) if got else None
+
+    code: int | None = None
+    try:
+        read_until(lambda: b"Only 'yes' is accepted" in seen, 60)
+        assert b"Only 'yes' is accepted" in seen, seen.decode(errors="replace")
+        os.write(fd, keys)
+        read_until(lambda: False, 0.5)
+        end = time.monotonic() + 20
+        while code is None and time.monotonic() < end:
+            read_until(lambda: False, 0.2)
+            code = exited()
+    finally:
+        if code is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    return code, seen.decode(errors="replace")
+
+
+@pytest.mark.parametrize("keys", [b"\x03", b"\x04", b"no\r"], ids=["ctrl-c", "ctrl-d", "no"])
+def test_apply_at_the_prompt_ctrl_c_ctrl_d_or_no_cancels_at_once(server: LocalServer, tmp_path: Path,
+                                                                   keys: bytes) -> None:
+    """Ctrl-C at the approval prompt used to hang: asyncio's SIGINT handler only cancels the main
+    task, which cannot run while input() blocks."""
+    root = write_specs(tmp_path / "specs", standard())
+    code, shown = _apply_on_a_terminal(_env(server, tmp_path), root, keys)
+    assert code == 1, shown
+    assert "Apply cancelled; nothing was changed." in shown and "Traceback" not in shown
+    with httpx.Client(headers={"Authorization": f"Token {TOKEN}"}) as h:
+        assert h.get(server.api_url + "batchPredictionJobDefinitions/").json()["data"] == []
+
+
+def test_export_never_overwrites_a_file_that_differs_without_force(server: LocalServer, tmp_path: Path) -> None:
+    env = _env(server, tmp_path)
+    root = write_specs(tmp_path / "specs", standard())
+    assert _cli(env, "apply", str(root), "--auto-approve").exit_code == 0
+    out = tmp_path / "exported"
+    out.mkdir()
+    mine = "# hand-written, with comments\nkeep: me\n"
+    (out / "demo-0.yaml").write_text(mine)
+    refused = _cli(env, "export", "--out", str(out))
+    assert refused.exit_code == 1
+    assert f"would overwrite 1 existing file(s) that differ: {out / 'demo-0.yaml'}; nothing was written" in refused.stderr
+    assert "--force" in refused.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["demo-0.yaml"] and (out / "demo-0.yaml").read_text() == mine
+    forced = _cli(env, "export", "--out", str(out), "--force")
+    assert forced.exit_code == 0 and "(1 overwritten)" in forced.stderr
+    assert (out / "demo-0.yaml").read_text() != mine
+    again = _cli(env, "export", "--out", str(out))  # the same content again: nothing differs, no --force needed
+    assert again.exit_code == 0 and "overwritten" not in again.stderr
+    assert _cli(env, "export", "--out", str(out / "demo-0.yaml")).exit_code == 1  # a file is not a directory
+
+
+def test_help_documents_exit_codes_and_shows_no_value_for_flags() -> None:
+    env = {"NO_COLOR": "1", "COLUMNS": "200"}
+    root = CliRunner().invoke(app, ["--help"], env=env)
+    assert root.exit_code == 0
+    assert ("Exit codes: 0 success, no changes; 1 error (API failure, refused plan, usage error); "
+            "2 changes present (plan --detailed-exitcode); 3 invalid manifests.") in " ".join(root.stdout.split())
+    for command in ("validate", "plan", "apply", "diff", "export", "list", "run"):
+        shown = CliRunner().invoke(app, [command, "--help"], env=env)
+        assert shown.exit_code == 0, command
+        assert "Exit 0" in shown.stdout, command
+        # a flag takes no value: `--prune <bool>` read as if `--prune true` were the way to write it
+        assert "<bool>" not in shown.stdout, command
+    plan = " ".join(CliRunner().invoke(app, ["plan", "--help"], env=env).stdout.split())
+    assert "2: changes, with --detailed-exitcode; 3: invalid manifests" in plan
+    assert "--output -o <text|json|markdown>" in plan  # options that take a value still show its type
+
+
+def test_diff_of_an_unknown_name_says_where_it_looked_and_suggests_the_closest(server: LocalServer,
+                                                                               tmp_path: Path) -> None:
+    env = _env(server, tmp_path)
+    root = write_specs(tmp_path / "specs", standard())
+    typo = _cli(env, "diff", "demo-Two-EU", "-p", str(root))
+    assert typo.exit_code == 1
+    assert f"no manifest in {root} declares a definition named 'demo-Two-EU'; did you mean 'demo-Two EU'?" in typo.stderr
+    unknown = _cli(env, "diff", "zzz", "-p", str(root))
+    assert unknown.exit_code == 1 and "4 are declared there" in unknown.stderr and "--path" in unknown.stderr
+
+
+def test_apply_of_a_file_that_is_neither_plan_nor_manifest_says_what_apply_takes(tmp_path: Path) -> None:
+    env = {"NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{tmp_path}/local.db", "DATAROBOT_ENDPOINT": None}
+    notes = tmp_path / "notes.txt"
+    notes.write_text("remember the milk\n")
+    result = CliRunner().invoke(app, ["apply", str(notes)], env=env)  # type: ignore[arg-type]
+    assert result.exit_code == 1
+    assert f"{notes} is not a saved plan: not JSON (line 1, column 1)" in result.stderr
+    assert "manifests: *.yaml/*.yml files and directories" in result.stderr
+    assert f"--out {notes}" not in result.stderr  # never suggest overwriting the user's file with a plan
+    assert notes.read_text() == "remember the milk\n"
+
+
+def test_plan_out_into_a_directory_or_an_unwritable_place_is_one_line_not_a_traceback(server: LocalServer,
+                                                                                    tmp_path: Path) -> None:
+    env = _env(server, tmp_path)
+    root = write_specs(tmp_path / "specs", standard())
+    (tmp_path / "plans").mkdir()
+    into_dir = _cli(env, "plan", str(root), "--out", str(tmp_path / "plans"))
+    assert into_dir.exit_code == 1
+    assert into_dir.stderr == (f"error: --out {tmp_path / 'plans'} is a directory; give a file name, e.g. "
+                               f"--out {tmp_path / 'plans' / 'plan.json'}\n")
+    (tmp_path / "afile").write_text("x")
+    under_file = _cli(env, "plan", str(root), "--out", str(tmp_path / "afile" / "plan.json"))
+    assert under_file.exit_code == 1 and under_file.stderr.startswith(
+        f"error: cannot save the plan to {tmp_path / 'afile' / 'plan.json'}: ")
