@@ -310,8 +310,10 @@ class Client:
                 response = await self._http.request(method, url, params=params, json=json)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 log.debug("%s %s: no connection: %s", method, shown, type(exc).__name__)
-                raise errors.APIConnectError(f"{method} {shown}: cannot connect ({type(exc).__name__}: {exc})",
-                                             method=method, path=shown) from exc
+                host = urlsplit(url).netloc  # check_endpoint refused credentials in the URL
+                raise errors.APIConnectError(
+                    f"{method} {shown}: cannot connect to {host} ({type(exc).__name__}: {exc}); check the endpoint "
+                    "and that the service is running", method=method, path=shown) from exc
             except httpx.TimeoutException as exc:
                 log.debug("%s %s timed out", method, shown)
                 raise errors.APITimeoutError(f"{method} {shown}: timed out ({type(exc).__name__})",

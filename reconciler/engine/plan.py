@@ -41,7 +41,8 @@ from reconciler.engine import diff as diffs
 from reconciler.engine.pair import MatchBy, pair
 from reconciler.specs.config import Scope
 
-__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan", "fingerprint"]
+__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan", "fingerprint",
+           "guard_delete_fraction"]
 
 FORMAT_VERSION: Final = "1.1"  # 1.1: "target" (where the plan was made)
 
@@ -155,6 +156,23 @@ def fingerprint(*, live: Sequence[Live], scope: Scope | None, watched_names: Ite
                            if item.name in names or (scope is not None and scope.contains(item.name))))
     digest = hashlib.sha256(json.dumps(objects, separators=(",", ":")).encode()).hexdigest()
     return Fingerprint(digest=digest, objects=objects, watched_names=watched)
+
+
+def guard_delete_fraction(actions: Iterable[Action], *, live: Sequence[Live], scope: Scope | None,
+                          max_delete_fraction: float, force: bool, errors: list[str], warnings: list[str]) -> None:
+    """The guard against a mass deletion: more than ``max_delete_fraction`` of the live definitions
+    in scope deleted is an error (the plan is not applyable) unless ``force``, then a warning."""
+    deletes = sum(1 for a in actions if a.kind is ActionKind.delete)
+    if not deletes or scope is None:
+        return
+    in_scope_total = sum(1 for item in live if scope.contains(item.name))
+    if in_scope_total and deletes / in_scope_total > max_delete_fraction:
+        message = (f"the plan deletes {deletes} of {in_scope_total} live definitions in scope "
+                   f"({deletes / in_scope_total:.0%}), more than maxDeleteFraction {max_delete_fraction:.0%}")
+        if force:
+            warnings.append(message + "; allowed by --force")
+        else:
+            errors.append(message + "; check the manifests and the scope, or pass --force")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,16 +310,8 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             previous_name=have.name if kind is ActionKind.rename else None, changes=changes,
             body=dict(want.body) if kind is not ActionKind.noop else None,
             source=want.source, base_dir=want.base_dir))
-    deletes = sum(1 for a in actions if a.kind is ActionKind.delete)
-    if deletes and scope is not None:
-        in_scope_total = sum(1 for item in live if scope.contains(item.name))
-        if in_scope_total and deletes / in_scope_total > max_delete_fraction:
-            message = (f"the plan deletes {deletes} of {in_scope_total} live definitions in scope "
-                       f"({deletes / in_scope_total:.0%}), more than maxDeleteFraction {max_delete_fraction:.0%}")
-            if force:
-                warnings.append(message + "; allowed by --force")
-            else:
-                errors.append(message + "; check the manifests and the scope, or pass --force")
+    guard_delete_fraction(actions, live=live, scope=scope, max_delete_fraction=max_delete_fraction, force=force,
+                          errors=errors, warnings=warnings)
     actions.sort(key=lambda a: a.sort_key)
     watched = [n for d in desired for n in (d.name, *d.previous_names)]
     return Plan(actions=tuple(actions), summary=Summary.of(actions), unmanaged=tuple(sorted(unmanaged)),

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.api.payload import Desired, Live
-from reconciler.engine.plan import ActionKind, Plan, build_plan, fingerprint
+from reconciler.engine.plan import Plan, build_plan, fingerprint, guard_delete_fraction
 from reconciler.specs.config import Scope
 from reconciler.specs.environments import Scalar, substitute
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, LoadedDocument, load_bytes
@@ -150,15 +150,9 @@ def build_selected_plan(*, desired: Sequence[Desired], selected: Sequence[Desire
     partial = build_plan(desired=selected, live=[item for item in live if item.name in keep], scope=scope,
                          prune=prune, force=force, destroy=destroy, max_delete_fraction=1.0)
     errors, warnings = list(partial.errors), list(partial.warnings)
-    deletes = sum(1 for a in partial.actions if a.kind is ActionKind.delete)
-    in_scope_total = sum(1 for item in live if scope is not None and scope.contains(item.name))
-    if deletes and in_scope_total and deletes / in_scope_total > max_delete_fraction:
-        message = (f"the plan deletes {deletes} of {in_scope_total} live definitions in scope "
-                   f"({deletes / in_scope_total:.0%}), more than maxDeleteFraction {max_delete_fraction:.0%}")
-        if force:
-            warnings.append(message + "; allowed by --force")
-        else:
-            errors.append(message + "; check the manifests and the scope, or pass --force")
+    # the guard counts against the WHOLE live scope, not only the selection
+    guard_delete_fraction(partial.actions, live=live, scope=scope, max_delete_fraction=max_delete_fraction,
+                          force=force, errors=errors, warnings=warnings)
     known = declared | set(manifest_names) | {item.name for item in live}
     warnings.extend(f"--only {name}: no manifest declares it and no live definition has that name"
                     for name in sorted(selection.names - known))

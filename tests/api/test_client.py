@@ -364,3 +364,19 @@ def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(caplo
     assert "reconciler plan" in text and TOKEN not in text
     retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")]
     assert len(retries) == 4 and "attempt 5 of 5" not in " ".join(retries)  # no "retrying" after the last one
+
+
+def test_a_connection_error_names_the_host_it_could_not_reach() -> None:
+    from reconciler.service.testing import free_port
+
+    port = free_port()  # nothing listens there
+    endpoint = f"http://127.0.0.1:{port}/api/v2/"
+
+    async def go() -> None:
+        async with Client(endpoint=endpoint, token=TOKEN, retry=RetryPolicy(attempts=1)) as c:
+            await c.get_definition("6b0e702e7fb07512f4c4fc37")
+
+    with pytest.raises(errors.APIConnectError) as info:
+        run(go())
+    text = str(info.value)
+    assert f"cannot connect to 127.0.0.1:{port}" in text and "check the endpoint" in text and TOKEN not in text
