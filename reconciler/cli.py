@@ -133,15 +133,7 @@ def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, 
     if config_issues:
         report.issues = sorted([*config_issues, *report.issues], key=lambda i: (i.file, i.line, i.col, i.field))
     if output is OutputFormat.json:
-        body = {
-            "format_version": "1.0",
-            "valid": report.ok,
-            "files": report.files,
-            "documents": report.checked,
-            "errors": [i.as_dict() for i in report.errors],
-            "warnings": [i.as_dict() for i in report.warnings],
-        }
-        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
     else:
         out = stdout_console(no_color)
         for issue in report.issues:

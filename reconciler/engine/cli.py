@@ -170,8 +170,11 @@ def _load_desired(paths: Sequence[Path], ctx: _Context) -> list[Desired]:
     return [desired_from_manifest(Manifest.from_document(doc)) for doc in _load_documents(paths, ctx)]
 
 
-def _load_documents(paths: Sequence[Path], ctx: _Context) -> list[LoadedDocument]:
-    """The valid manifests as the target sees them; any invalid one stops here with exit 3."""
+def _load_documents(paths: Sequence[Path], ctx: _Context, *, json_report: bool = False) -> list[LoadedDocument]:
+    """The valid manifests as the target sees them; any invalid one stops here with exit 3.
+
+    With ``json_report`` (``plan -o json``) the validation report also goes to stdout, as
+    ``validate -o json`` prints it, so that a pipeline parsing stdout gets JSON either way."""
     try:
         report = environments.validate_for(paths, targets=ctx.config.targets, target_name=ctx.target_name,
                                            overlays_root=ctx.config_dir)
@@ -183,6 +186,8 @@ def _load_documents(paths: Sequence[Path], ctx: _Context) -> list[LoadedDocument
     if not report.ok:
         err.print(f"INVALID: {len(report.errors)} error(s) in {report.files} file(s); nothing was planned or applied",
                   markup=False, style="bold red")
+        if json_report:
+            sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
         raise typer.Exit(EXIT_INVALID)
     return list(report.documents)
 
@@ -366,7 +371,7 @@ def register(app: typer.Typer) -> None:
         targets = paths or [Path("specs")]
         ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
                        allow_http=allow_http, concurrency=concurrency)
-        documents = _load_documents(targets, ctx)
+        documents = _load_documents(targets, ctx, json_report=output is rendering.Format.json)
         desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]
         selection = _selection(ctx, targets, desired, selector=selector, only=only, changed_since=changed_since)
         options = _plan_options(ctx, prune=prune, force=force, destroy=destroy)

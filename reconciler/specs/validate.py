@@ -70,6 +70,11 @@ class ValidationReport:
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if i.severity == "warning"]
 
+    def as_json(self) -> dict[str, Any]:
+        """The report as ``validate --output json`` prints it (and ``plan -o json`` when manifests are invalid)."""
+        return {"format_version": "1.0", "valid": self.ok, "files": self.files, "documents": self.checked,
+                "errors": [i.as_dict() for i in self.errors], "warnings": [i.as_dict() for i in self.warnings]}
+
     @property
     def ok(self) -> bool:
         return not self.errors

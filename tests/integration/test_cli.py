@@ -125,6 +125,13 @@ def test_invalid_manifests_exit_3_with_zero_writes(server: LocalServer, tmp_path
     assert result.exit_code == 3 and "num_concurrent" in result.stderr
     with httpx.Client(headers={"Authorization": f"Token {TOKEN}"}) as h:
         assert h.get(server.api_url + "batchPredictionJobDefinitions/").json()["data"] == []
+    # a pipeline that parses `plan -o json` gets JSON on stdout either way: here the validation report
+    planned = _cli(env, "plan", str(root), "-o", "json")
+    assert planned.exit_code == 3
+    report = json.loads(planned.stdout)
+    assert report["valid"] is False and report["format_version"] == "1.0"
+    (error,) = report["errors"]
+    assert error["field"].endswith("num_concurrent") and error["line"] > 0 and error["file"].endswith(".yaml")
 
 
 def test_prune_without_scope_and_insecure_endpoint_are_errors(server: LocalServer, tmp_path: Path) -> None:
