@@ -257,3 +257,19 @@ def _ensure_system_user(name: str) -> str:
             raise PostgresError(f"cannot create system user {name!r} to run PostgreSQL as non-root: "
                                 f"{made.stderr.strip()}")
     return name
+
+
+TERMINAL_JOB_STATUSES = ("COMPLETED", "FAILED", "ABORTED")
+
+
+def wait_for_job(client: httpx.Client, job_id: str, *, timeout: float = 60, poll: float = 0.05) -> dict[str, Any]:
+    """The job's body once it is COMPLETED, FAILED or ABORTED; AssertionError after ``timeout``.
+    ``client`` has the API root as its base URL."""
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"batchPredictions/{job_id}/").json()
+        if job["status"] in TERMINAL_JOB_STATUSES:
+            return job
+        time.sleep(poll)
+    raise AssertionError(f"job {job_id} did not finish within {timeout:g}s: {job}")

@@ -5,7 +5,6 @@ definition whose firing ends with the scored rows in a PostgreSQL table."""
 from __future__ import annotations
 
 import io
-import time
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from reconciler.service import ids
 from reconciler.service.scheduler import Scheduler
 from reconciler.service.store import Store
-from reconciler.service.testing import LocalServer, PostgresServer
+from reconciler.service.testing import LocalServer, PostgresServer, wait_for_job
 
 from .conftest import boto
 
@@ -122,11 +121,7 @@ def test_scheduled_definition_fills_a_postgres_table(served: tuple[LocalServer, 
         (job,) = Scheduler(store, clock=lambda: firing + timedelta(seconds=2)).tick()
     finally:
         store.close()
-    deadline = time.monotonic() + 120
-    while (status := http.get(f"batchPredictions/{job.id}/").json())["status"] not in ("COMPLETED", "FAILED",
-                                                                                          "ABORTED"):
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
+    status = wait_for_job(http, job.id, timeout=120)
     assert status["status"] == "COMPLETED", status["statusDetails"]
     assert status["source"] == "scheduled"
 
@@ -179,11 +174,7 @@ def test_run_on_schedule_scores_into_sqlite_at_the_next_firing(served: tuple[Loc
         assert Scheduler(store, clock=lambda: upcoming + timedelta(seconds=9)).tick() == []  # once per firing
     finally:
         store.close()
-    deadline = time.monotonic() + 120
-    while (status := http.get(f"batchPredictions/{job.id}/").json())["status"] not in ("COMPLETED", "FAILED",
-                                                                                          "ABORTED"):
-        assert time.monotonic() < deadline, status
-        time.sleep(0.1)
+    status = wait_for_job(http, job.id, timeout=120)
     assert status["status"] == "COMPLETED", status["statusDetails"]
     assert status["scoredRows"] == 600 and status["source"] == "scheduled"
 

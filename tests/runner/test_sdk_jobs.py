@@ -14,19 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reconciler.service.testing import LocalServer
+from reconciler.service.testing import LocalServer, wait_for_job
 
 from .conftest import FEATURES, Models, make_frame, register
-
-
-def wait_finished(client: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"batchPredictions/{job_id}/").json()
-        if job["status"] in ("COMPLETED", "FAILED", "ABORTED"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
 
 
 def test_score_binary_matches_the_model(tmp_path: Path, models: Models, deployments: dict[str, str],
@@ -107,7 +97,7 @@ def test_run_once_definition_with_uploaded_data(tmp_path: Path, models: Models, 
     uploaded = client.put(status["links"]["csvUpload"], content=frame.to_csv(index=False).encode(),
                           headers={"Content-Type": "text/csv"})
     assert uploaded.status_code == 202, uploaded.text
-    finished = wait_finished(client, job.id)
+    finished = wait_for_job(client, job.id)
     assert finished["status"] == "COMPLETED", finished
     scored = pd.read_csv(io_of(client.get(finished["links"]["download"]).content))
     probability = models.binary.predict_proba(frame[FEATURES])[:, 1]
@@ -154,7 +144,7 @@ def test_bad_rows(deployments: dict[str, str], client: httpx.Client) -> None:
                 "outputSettings": {"type": "localFile"}, "passthroughColumns": ["row_id"], **extra}
         job_id = client.post("batchPredictions/", json=body).json()["id"]
         client.put(f"batchPredictions/{job_id}/csvUpload/", content=csv.encode(), headers={"Content-Type": "text/csv"})
-        return wait_finished(client, job_id)
+        return wait_for_job(client, job_id)
 
     lenient = run(abortOnError=False, includePredictionStatus=True)
     assert lenient["status"] == "COMPLETED" and lenient["failedRows"] == 2 and lenient["scoredRows"] == 2
@@ -209,7 +199,7 @@ def test_no_model_fails_clearly(client: httpx.Client, server: LocalServer) -> No
     body = {"deploymentId": deployment, "intakeSettings": {"type": "localFile"}}
     job_id = client.post("batchPredictions/", json=body).json()["id"]
     client.put(f"batchPredictions/{job_id}/csvUpload/", content=b"x1,x2,x3\n1,2,3\n")
-    job = wait_finished(client, job_id)
+    job = wait_for_job(client, job_id)
     assert job["status"] == "FAILED" and "has no model" in job["statusDetails"]
 
 
@@ -269,7 +259,7 @@ def test_job_files_do_not_pile_up(tmp_path: Path, deployments: dict[str, str], c
     body = {"deploymentId": deployments["binary"], "intakeSettings": {"type": "localFile"}}
     failing = client.post("batchPredictions/", json=body).json()["id"]
     client.put(f"batchPredictions/{failing}/csvUpload/", content=b"x1,x2,x3\n1,oops,3\n")
-    assert wait_finished(client, failing)["status"] == "FAILED"
+    assert wait_for_job(client, failing)["status"] == "FAILED"
     deadline = time.monotonic() + 10
     while (data_dir / failing).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
