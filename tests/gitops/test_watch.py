@@ -3,6 +3,7 @@ files (watchfiles) against the embedded local service, in a thread and as a real
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -180,18 +181,18 @@ def test_loop_applies_changes_and_skips_invalid_edits(project: Path) -> None:
     assert not thread.is_alive()
 
 
-def test_command_exits_0_on_ctrl_c(project: Path) -> None:
+@contextlib.contextmanager
+def _watch_command(project: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`reconciler watch specs ARGS` as a real process against the embedded service; the body drives
+    it, then Ctrl-C (SIGINT) must stop it cleanly: exit 0, "stopped", no traceback."""
     env = {**os.environ, "NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{project}/local.db",
            "PYTHONUNBUFFERED": "1"}
     env.pop("DATAROBOT_ENDPOINT", None)
     proc = subprocess.Popen([sys.executable, "-c", "from reconciler.cli import main; main()", "watch", "specs",
-                             "--debounce", "50"], cwd=project, env=env, stdout=subprocess.PIPE,
+                             *args, "--debounce", "50"], cwd=project, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        lines = _read_until(proc, "watching")
-        assert "+ create demo-watch" in "\n".join(lines)  # planned against the embedded service, not applied
-        (project / "specs" / "watch.yaml").write_text(MANIFEST.format(n=""))
-        lines = _read_until(proc, "INVALID")
+        yield proc
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -200,6 +201,14 @@ def test_command_exits_0_on_ctrl_c(project: Path) -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
+
+
+def test_command_exits_0_on_ctrl_c(project: Path) -> None:
+    with _watch_command(project) as proc:
+        lines = _read_until(proc, "watching")
+        assert "+ create demo-watch" in "\n".join(lines)  # planned against the embedded service, not applied
+        (project / "specs" / "watch.yaml").write_text(MANIFEST.format(n=""))
+        lines = _read_until(proc, "INVALID")
 
 
 def test_command_reloads_target_variables_when_the_config_changes(project: Path) -> None:
@@ -209,13 +218,7 @@ def test_command_reloads_target_variables_when_the_config_changes(project: Path)
               "targets:\n  local:\n    variables: {{N: {n}}}\n")
     (project / "reconciler.yaml").write_text(config.format(n=1))
     (project / "specs" / "watch.yaml").write_text(MANIFEST.format(n="${N}"))
-    env = {**os.environ, "NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{project}/local.db",
-           "PYTHONUNBUFFERED": "1"}
-    env.pop("DATAROBOT_ENDPOINT", None)
-    proc = subprocess.Popen([sys.executable, "-c", "from reconciler.cli import main; main()", "watch", "specs",
-                             "--target", "local", "--debounce", "50"], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _watch_command(project, "--target", "local") as proc:
         first = _read_until(proc, "watching")
         assert "+ batchPredictionJob.numConcurrent = 1" in "\n".join(first)
         (project / "reconciler.yaml").write_text(config.format(n=4))
@@ -225,14 +228,6 @@ def test_command_reloads_target_variables_when_the_config_changes(project: Path)
         (project / "reconciler.yaml").write_text(config.format(n=4) + "  : broken\n")
         broken = _read_until(proc, "INVALID")
         assert any(line.startswith("error: ") and "reconciler.yaml:" in line for line in broken), broken
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert "stopped" in out and "Traceback" not in err
 
 
 def _read_until(proc: subprocess.Popen[str], text: str, timeout: float = 40.0) -> list[str]:
