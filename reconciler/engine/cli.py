@@ -192,14 +192,34 @@ def _load_documents(paths: Sequence[Path], ctx: _Context, *, json_report: bool =
     return list(report.documents)
 
 
-def _selection(ctx: _Context, paths: Sequence[Path], desired: Sequence[Desired], *, selector: Sequence[str] | None,
-               only: Sequence[str] | None, changed_since: str | None) -> selecting.Selection | None:
+@dataclass(frozen=True, kw_only=True)
+class _Manifests:
+    """The valid manifests of a plan or apply run, and the selection (``--selector``/``--only``/
+    ``--changed-since``) that narrows it, if any."""
+
+    documents: Sequence[LoadedDocument] = ()
+    desired: Sequence[Desired] = ()
+    selection: selecting.Selection | None = None
+
+    async def plan(self, client: Client, **options: Any) -> plans.Plan:
+        if self.selection is not None:
+            return await selecting.plan_against(client, documents=self.documents, desired=self.desired,
+                                                selection=self.selection, **options)
+        return await applying.plan_against(client, desired=self.desired, **options)
+
+
+def _load_manifests(paths: Sequence[Path], ctx: _Context, *, selector: Sequence[str] | None,
+                    only: Sequence[str] | None, changed_since: str | None, json_report: bool = False) -> _Manifests:
+    """Validate every manifest (exit 3 on any invalid one), then resolve the selection."""
+    documents = _load_documents(paths, ctx, json_report=json_report)
+    desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]
     try:
-        return selecting.selection_for(selector=selector, only=only, changed_since_ref=changed_since, paths=paths,
-                                       config=ctx.config, target_name=ctx.target_name, config_dir=ctx.config_dir,
-                                       desired=desired)
+        selection = selecting.selection_for(selector=selector, only=only, changed_since_ref=changed_since,
+                                            paths=paths, config=ctx.config, target_name=ctx.target_name,
+                                            config_dir=ctx.config_dir, desired=desired)
     except (selecting.SelectionError, environments.TargetError) as exc:
         raise _fail(str(exc)) from None
+    return _Manifests(documents=documents, desired=desired, selection=selection)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -371,16 +391,12 @@ def register(app: typer.Typer) -> None:
         targets = paths or [Path("specs")]
         ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
                        allow_http=allow_http, concurrency=concurrency)
-        documents = _load_documents(targets, ctx, json_report=output is rendering.Format.json)
-        desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]
-        selection = _selection(ctx, targets, desired, selector=selector, only=only, changed_since=changed_since)
+        manifests = _load_manifests(targets, ctx, selector=selector, only=only, changed_since=changed_since,
+                                    json_report=output is rendering.Format.json)
         options = _plan_options(ctx, prune=prune, force=force, destroy=destroy)
 
         async def work(client: Client) -> plans.Plan:
-            if selection is not None:
-                return await selecting.plan_against(client, documents=documents, desired=desired,
-                                                    selection=selection, **options)
-            return await applying.plan_against(client, desired=desired, **options)
+            return await manifests.plan(client, **options)
 
         result: plans.Plan = dataclasses.replace(_run(_with_client(ctx, work)), target=_plan_target(ctx))
         sys.stdout.write(rendering.render(result, output, color=_color(no_color), version=__version__))
@@ -419,9 +435,7 @@ def register(app: typer.Typer) -> None:
         ctx = _context(paths=[planfile.parent] if planfile else targets, config_path=config, target=target,
                        endpoint=endpoint, token_file=token_file, allow_http=allow_http, concurrency=concurrency)
         saved: plans.Plan | None = None
-        desired: list[Desired] = []
-        documents: list[LoadedDocument] = []
-        selection: selecting.Selection | None = None
+        manifests = _Manifests()
         if planfile is not None and (selector or only):
             raise _fail("--selector/--only choose manifests; a saved plan is applied as it is (select when planning)")
         if planfile is not None:
@@ -431,9 +445,7 @@ def register(app: typer.Typer) -> None:
                 raise _fail(f"the plan {planfile} was made for {saved.target.describe()}, but this apply would go to "
                             f"{here.describe()}; pass the same --target/--endpoint, or make a new plan for this target")
         else:
-            documents = _load_documents(targets, ctx)
-            desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]
-            selection = _selection(ctx, targets, desired, selector=selector, only=only, changed_since=None)
+            manifests = _load_manifests(targets, ctx, selector=selector, only=only, changed_since=None)
         options = _plan_options(ctx, prune=prune, force=force, destroy=False) if saved is None else {}
         out, err = stdout_console(no_color), stderr_console(no_color)
         color = _color(no_color)
@@ -444,11 +456,8 @@ def register(app: typer.Typer) -> None:
                 if stale:
                     raise applying.StalePlanError(stale)
                 current = saved
-            elif selection is not None:
-                current = await selecting.plan_against(client, documents=documents, desired=desired,
-                                                       selection=selection, **options)
             else:
-                current = await applying.plan_against(client, desired=desired, **options)
+                current = await manifests.plan(client, **options)
             sys.stdout.write(rendering.render_text(current, color=color))
             sys.stdout.flush()
             if current.errored:

@@ -159,9 +159,8 @@ def build_selected_plan(*, desired: Sequence[Desired], selected: Sequence[Desire
     warnings.append(f"partial plan ({selection.describe()}): {len(selected)} of {len(desired)} manifest(s)"
                     + (f" and {len(removed)} removed one(s)" if removed else "")
                     + "; other live definitions were not considered")
-    watched = [*keep]
     return dataclasses.replace(partial, errors=tuple(errors), warnings=tuple(sorted(warnings)),
-                               fingerprint=fingerprint(live=live, scope=scope, watched_names=watched))
+                               fingerprint=fingerprint(live=live, scope=scope, watched_names=keep))
 
 
 # -- git ------------------------------------------------------------------------------------------
