@@ -355,26 +355,28 @@ class Client:
     # -- definitions --------------------------------------------------------------------------
 
     async def iter_pages(self, *, search_name: str | None = None, page_size: int | None = None,
-                         prefetch: bool = False) -> AsyncIterator[list[dict[str, Any]]]:
+                         prefetch: bool = False, retry: bool = True) -> AsyncIterator[list[dict[str, Any]]]:
         """Every page of definitions, following ``next`` links as given (absolute URLs): one GET
-        per page, never more.
+        per page, never more. ``retry=False``: one attempt per page (for a caller that is itself
+        inside a retry loop).
 
         ``prefetch``: the request for page n+1 is sent before page n is handed over, so the
         server works (and the network waits) while the caller normalizes page n; a caller that
         stops early must ``aclose()`` the iterator. A server that refuses the page size (400/422
         on the first page) is asked again with :data:`FALLBACK_PAGE_SIZE`."""
+        get = self.request if retry else self._send
         size = page_size or self.page_size
         params: dict[str, Any] = {"offset": 0, "limit": size}
         if search_name:
             params["searchName"] = search_name
         try:
-            response = await self.request("GET", self.url(DEFINITIONS), params=params)
+            response = await get("GET", self.url(DEFINITIONS), params=params)
         except errors.APIClientError as exc:
             if exc.status not in (400, 422) or size <= FALLBACK_PAGE_SIZE:
                 raise
             log.info("the server refused limit=%d (%s); listing %d per page", size, exc.status, FALLBACK_PAGE_SIZE)
             params["limit"] = FALLBACK_PAGE_SIZE
-            response = await self.request("GET", self.url(DEFINITIONS), params=params)
+            response = await get("GET", self.url(DEFINITIONS), params=params)
         pending: asyncio.Task[httpx.Response] | None = None
         try:
             while True:
@@ -383,7 +385,7 @@ class Client:
                 if link and urlsplit(link)[:2] != self._origin:
                     raise errors.APIError(f"refusing to follow a next link to another origin: {urlsplit(link).netloc}")
                 if link and prefetch:
-                    pending = asyncio.ensure_future(self.request("GET", link))
+                    pending = asyncio.ensure_future(get("GET", link))
                     await asyncio.sleep(0)  # let it reach the wire before the caller takes the CPU
                 yield list(body.get("data") or [])
                 if not link:
@@ -391,7 +393,7 @@ class Client:
                 if pending is not None:
                     response, pending = await pending, None
                 else:
-                    response = await self.request("GET", link)
+                    response = await get("GET", link)
         finally:
             if pending is not None:
                 pending.cancel()
@@ -404,27 +406,14 @@ class Client:
             out.extend(page)
         return out
 
-    async def find_by_name(self, name: str) -> dict[str, Any] | None:
-        """The definition with exactly this name (``searchName`` is a substring match)."""
-        async for page in self.iter_pages(search_name=name):
+    async def find_by_name(self, name: str, *, retry: bool = True) -> dict[str, Any] | None:
+        """The definition with exactly this name (``searchName`` is a substring match).
+        ``retry=False`` inside ``create_definition``'s own retries, so that a server that is down
+        costs one retry loop, not one loop per attempt."""
+        async for page in self.iter_pages(search_name=name, retry=retry):
             for item in page:
                 if item.get("name") == name:
                     return item
-        return None
-
-    async def _find_once(self, name: str) -> dict[str, Any] | None:
-        """:meth:`find_by_name` with one attempt per page: inside ``create_definition``'s own
-        retries, so that a server that is down costs one retry loop, not one loop per attempt."""
-        url: str | None = self.url(DEFINITIONS)
-        params: dict[str, Any] | None = {"offset": 0, "limit": self.page_size, "searchName": name}
-        while url:
-            body = (await self._send("GET", url, params=params)).json()
-            for item in body.get("data") or []:
-                if item.get("name") == name:
-                    return dict(item)
-            url, params = body.get("next"), None
-            if url and urlsplit(url)[:2] != self._origin:
-                raise errors.APIError(f"refusing to follow a next link to another origin: {urlsplit(url).netloc}")
         return None
 
     async def get_definition(self, definition_id: str) -> dict[str, Any]:
@@ -453,7 +442,7 @@ class Client:
             with attempt:
                 try:
                     if uncertain and isinstance(name, str):
-                        found = await self._find_once(name)
+                        found = await self.find_by_name(name, retry=False)
                         if found is not None:
                             log.info("create of %r: the lost attempt went through (id %s); not sending again",
                                      name, found.get("id"))
@@ -462,7 +451,7 @@ class Client:
                     return dict(response.json())
                 except errors.APIConflictError:
                     if uncertain and isinstance(name, str):
-                        found = await self._find_once(name)
+                        found = await self.find_by_name(name, retry=False)
                         if found is not None:
                             return found
                     raise
