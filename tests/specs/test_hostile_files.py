@@ -4,7 +4,7 @@ symlink to ``/dev/zero`` or ``/dev/urandom`` grew the process without bound (the
 ``stat().st_size``, which is 0 there) and a FIFO hung it forever.
 
 Each case runs the real command in a subprocess and must end, quickly, within a memory bound,
-with an error that names the path. The memory is the child's own peak (``wait4``), not a guess.
+with an error that names the path. The memory is the command's own peak (``RUSAGE_CHILDREN`` of a small launcher), not a guess.
 """
 
 from __future__ import annotations
@@ -58,29 +58,34 @@ class Ran:
     max_rss_mb: float
 
 
+# Peak memory has to be the command's own: on Linux a child's ru_maxrss starts from the RSS of the
+# process it was forked from (pytest, hundreds of MB after other tests). So a small launcher forks
+# the command and reports RUSAGE_CHILDREN, which counts the command alone, from a small baseline.
+LAUNCHER = """\
+import resource, subprocess, sys
+try:
+    code = subprocess.run(sys.argv[3:], timeout=float(sys.argv[2])).returncode
+except subprocess.TimeoutExpired:
+    code = 124
+with open(sys.argv[1], "w") as report:
+    report.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
 def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
     """``python -m reconciler ARGS`` with a deadline; its exit code, output, time and peak memory."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATAROBOT_ENDPOINT", "DATAROBOT_API_TOKEN")}
     full_env.update({"NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{tmp_path}/local.db", **(env or {})})
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryDirectory() as scratch:
+        rss = Path(scratch) / "rss"
         started = time.monotonic()
-        process = subprocess.Popen([sys.executable, "-m", "reconciler", *args], stdout=out, stderr=err,
-                                   stdin=subprocess.DEVNULL, cwd=tmp_path, env=full_env)
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - started > TIMEOUT:
-                process.kill()
-                os.wait4(process.pid, 0)
-                process.returncode = -9
-                raise AssertionError(f"`reconciler {' '.join(args)}` still running after {TIMEOUT:.0f}s")
-            time.sleep(0.02)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        done = subprocess.run([sys.executable, "-c", LAUNCHER, str(rss), str(TIMEOUT), sys.executable, "-m",
+                               "reconciler", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              cwd=tmp_path, env=full_env, timeout=TIMEOUT + 30)
         seconds = time.monotonic() - started
-        out.seek(0)
-        err.seek(0)
-        return Ran(process.returncode, out.read().decode(), err.read().decode(), seconds, usage.ru_maxrss / 1024)
+        assert done.returncode != 124, f"`reconciler {' '.join(args)}` still running after {TIMEOUT:.0f}s"
+        return Ran(done.returncode, done.stdout, done.stderr, seconds, int(rss.read_text()) / 1024)
 
 
 def _bounded(ran: Ran) -> None:
