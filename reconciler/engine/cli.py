@@ -136,7 +136,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
-def require_paths(paths: Sequence[Path], *, given: bool) -> None:
+def _require_paths(paths: Sequence[Path], *, given: bool) -> None:
     """A path that does not exist is a usage error (exit 1), not an invalid manifest (exit 3):
     nothing was validated. ``given``: the user named the paths (else it is the default specs/)."""
     missing = [str(p) for p in paths if not os.path.lexists(p)]
@@ -444,7 +444,7 @@ def register(app: typer.Typer) -> None:
         """
         _setup_logging(verbose)
         targets = paths or [Path("specs")]
-        require_paths(targets, given=bool(paths))
+        _require_paths(targets, given=bool(paths))
         # an earlier plan at --out goes first: this run leaves its own plan there, or none
         removed = out is not None and _discard_saved_plan(out)
         written = False
@@ -502,7 +502,7 @@ def register(app: typer.Typer) -> None:
         planfile, given = _split_apply_args(args or [])
         targets = [*given, *(paths or [])] or [Path("specs")]
         if planfile is None:
-            require_paths(targets, given=bool(given or paths))
+            _require_paths(targets, given=bool(given or paths))
         ctx = _context(paths=[planfile.parent] if planfile else targets, config_path=config, target=target,
                        endpoint=endpoint, token_file=token_file, allow_http=allow_http, concurrency=concurrency)
         saved: plans.Plan | None = None
@@ -579,7 +579,7 @@ def register(app: typer.Typer) -> None:
         """
         _setup_logging(verbose)
         targets = paths or [Path("specs")]
-        require_paths(targets, given=bool(paths))
+        _require_paths(targets, given=bool(paths))
         ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
                        allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
         desired = _load_desired(targets, ctx)
