@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,7 @@ import typer.core
 
 from reconciler import schemas
 from reconciler.__about__ import __version__
+from reconciler.display import printable, printable_lines
 from reconciler.terminal import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -96,10 +98,18 @@ def validate(
 ) -> None:
     """Check manifests against the schemas and report every problem with file:line:col.
 
-    Exit 0 when every manifest is valid, 3 when any is invalid, 1 on an internal error.
+    Exit 0 when every manifest is valid, 3 when any is invalid, 1 on a path that does not exist or
+    an internal error.
     """
+    targets = paths or [Path("specs")]
+    missing = [str(p) for p in targets if not os.path.lexists(p)]
+    if missing:  # nothing was validated: a usage error, not "invalid manifests"
+        default = "" if paths else " (the default when no path is given; pass the manifests' files or directories)"
+        stderr_console(no_color).print(printable(f"error: no such file or directory: {', '.join(missing)}{default}"),
+                                       markup=False)
+        raise typer.Exit(EXIT_ERROR)
     try:
-        _validate(paths or [Path("specs")], output=output, target=target, config=config, no_color=no_color)
+        _validate(targets, output=output, target=target, config=config, no_color=no_color)
     except typer.Exit:
         raise
     except Exception as exc:  # a bug, not bad input: say so in one line, exit 1, no traceback
@@ -111,7 +121,7 @@ def validate(
 
 def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, config: Path | None,
               no_color: bool) -> None:
-    from reconciler.specs import environments
+    from reconciler.specs import environments, secrets
     from reconciler.specs.config import ConfigError, find_config, load_config
     from reconciler.specs.validate import ValidationReport, project_config_issues
 
@@ -125,10 +135,14 @@ def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, 
         if config_issues and target:  # a target cannot be resolved from a broken config
             report = ValidationReport(files=1)
         else:
+            # secret files stay in the project (its config's directory, else the paths) or allowedDirs
+            roots = secrets.secret_roots(config_path=found, allowed_dirs=project.secret_dirs if project else (),
+                                         paths=targets)
             report = environments.validate_for(targets, targets=project.targets if project else None,
-                                               target_name=target, overlays_root=found.parent if found else None)
+                                               target_name=target, overlays_root=found.parent if found else None,
+                                               secret_roots=roots)
     except (ConfigError, environments.TargetError) as exc:
-        stderr_console(no_color).print(f"error: {exc}", markup=False)
+        stderr_console(no_color).print(printable_lines(f"error: {exc}"), markup=False)
         raise typer.Exit(EXIT_ERROR) from None
     if config_issues:
         report.issues = sorted([*config_issues, *report.issues], key=lambda i: (i.file, i.line, i.col, i.field))

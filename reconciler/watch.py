@@ -131,12 +131,13 @@ class Planner(Protocol):
 
 def plan_view(plan: Any) -> PlanView:
     """The engine's :class:`~reconciler.engine.plan.Plan` as blocks, using its own text renderer."""
+    from reconciler.display import printable
     from reconciler.engine import plan as plans
     from reconciler.engine import render
 
     blocks = ["\n".join(("  " + line) if i else line for i, line in enumerate(render.render_action(action)))
               for action in plan.actions if action.kind is not plans.ActionKind.noop]
-    blocks += [f"warning: {w}" for w in plan.warnings] + [f"error: {e}" for e in plan.errors]
+    blocks += [printable(f"warning: {w}") for w in plan.warnings] + [printable(f"error: {e}") for e in plan.errors]
     summary = plan.summary.text if not plan.errors else f"Plan refused. {plan.summary.text}"
     return PlanView(blocks=tuple(blocks), summary=summary, has_changes=plan.has_changes, errored=plan.errored)
 
@@ -148,6 +149,7 @@ class EnginePlanner:
     target: Any  # reconciler.api.client.Target
     scope: Any = None  # reconciler.specs.config.Scope
     max_delete_fraction: float = 0.5
+    secret_roots: tuple[str, ...] = ()  # where secret files may resolve (reconciler.specs.secrets)
 
     def _run(self, work: Callable[[Any], Any]) -> Any:
         from reconciler.api.client import open_client
@@ -163,7 +165,8 @@ class EnginePlanner:
         from reconciler.engine import apply as applying
         from reconciler.specs.model import Manifest
 
-        desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]
+        desired = [desired_from_manifest(Manifest.from_document(doc), secret_roots=self.secret_roots)
+                   for doc in documents]
 
         async def work(client: Any) -> Any:
             return await applying.plan_against(client, desired=desired, scope=self.scope,
@@ -183,10 +186,13 @@ class EnginePlanner:
 
 
 def observe(paths: Sequence[Path], *, planner: Planner | None, target: Target | None = None,
-            overlays_root: Path | None = None) -> tuple[Observation, Any]:
-    """Validate (per target when given) and, when valid, plan. Returns the engine's plan too, for apply."""
-    report: ValidationReport = (validate_for_target(paths, target, overlays_root=overlays_root)
-                                if target is not None else validate_paths(paths))
+            overlays_root: Path | None = None,
+            secret_roots: Sequence[str] | None = None) -> tuple[Observation, Any]:
+    """Validate (per target when given) and, when valid, plan. Returns the engine's plan too, for apply.
+    ``secret_roots``: where secret files may resolve (default: the manifest roots)."""
+    report: ValidationReport = (
+        validate_for_target(paths, target, overlays_root=overlays_root, secret_roots=secret_roots)
+        if target is not None else validate_paths(paths, secret_roots=secret_roots))
     issues = tuple(issue.format() for issue in report.issues)
     base = Observation(issues=issues, errors=len(report.errors), documents=len(report.documents))
     if not report.ok or planner is None:
@@ -206,7 +212,8 @@ def watch_loop(*, paths: Sequence[Path], emit: Callable[[str], None], planner: P
                apply: bool = False, debounce_ms: int = DEFAULT_DEBOUNCE_MS, target: Target | None = None,
                overlays_root: Path | None = None, stop_event: threading.Event | None = None,
                extra_watch: Iterable[Path] = (),
-               reload_target: Callable[[], Target | None] | None = None) -> WatchState:
+               reload_target: Callable[[], Target | None] | None = None,
+               secret_roots: Sequence[str] | None = None) -> WatchState:
     """Run once, then after every (debounced) change to a YAML file under ``paths``, until stopped.
 
     ``reload_target``, when given, is called before each run to read the target again from the
@@ -229,7 +236,8 @@ def watch_loop(*, paths: Sequence[Path], emit: Callable[[str], None], planner: P
                 for line in lines:
                     emit(line)
                 return
-        observation, plan = observe(paths, planner=planner, target=current_target, overlays_root=overlays_root)
+        observation, plan = observe(paths, planner=planner, target=current_target, overlays_root=overlays_root,
+                                    secret_roots=secret_roots)
         state, lines, do_apply = step(state, observation, apply=apply)
         for line in lines:
             emit(line)

@@ -35,6 +35,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from reconciler.api import errors
+from reconciler.specs.files import SECRET_FILE_BYTES, read_limited
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -164,7 +165,12 @@ class Target:
 
 
 def _read_token_file(path: str | os.PathLike[str]) -> str:
-    text = Path(path).read_text(encoding="utf-8").strip()
+    """The token in a file: a regular file of at most 64 KiB (never ``/dev/zero`` read forever)."""
+    raw = read_limited(path, limit=SECRET_FILE_BYTES, what="token file")
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise errors.EndpointError(f"token file {path} is not UTF-8 text; it should hold the API token only") from None
     if not text:
         raise errors.EndpointError(f"token file {path} is empty")
     return text

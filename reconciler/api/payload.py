@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from reconciler.specs import cron
+from reconciler.specs import cron, secrets
+from reconciler.specs.files import SECRET_FILE_BYTES, read_limited
 from reconciler.specs.model import Manifest, job_spec_defaults
 
 __all__ = [
@@ -82,6 +83,8 @@ class Desired:
     deletion_policy: str = "Delete"
     source: str | None = None  # file:line, for messages
     base_dir: str | None = None  # secret files are relative to the manifest's directory
+    # where a secret file may resolve (reconciler.specs.secrets); empty: base_dir only
+    secret_roots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,8 +141,11 @@ def _schedule(raw: Any) -> dict[str, Any] | None:
     return dict(cron.normalize_schedule({k: list(raw[k]) for k in cron.FIELDS}))
 
 
-def desired_from_manifest(manifest: Manifest) -> Desired:
-    """The API body (job spec flattened at the top level) and the comparable form of a manifest."""
+def desired_from_manifest(manifest: Manifest, *, secret_roots: tuple[str, ...] = ()) -> Desired:
+    """The API body (job spec flattened at the top level) and the comparable form of a manifest.
+
+    ``secret_roots``: the directories its secret files may resolve into (kept only when the body
+    has a secret reference); empty means the manifest's own directory."""
     spec = manifest.spec
     name = manifest.definition_name
     job = job_spec_defaults(copy.deepcopy(spec.batchPredictionJob))
@@ -158,6 +164,7 @@ def desired_from_manifest(manifest: Manifest) -> Desired:
         prevent_destroy=spec.preventDestroy, deletion_policy=spec.deletionPolicy,
         source=f"{source.file}:{source.line}" if source else None,
         base_dir=str(Path(source.file).parent) if source else None,
+        secret_roots=tuple(secret_roots) if body_has_secret_refs(body) else (),
     )
 
 
@@ -201,9 +208,11 @@ def body_has_secret_refs(body: Mapping[str, Any]) -> bool:
 
 
 def resolve_secrets(body: Mapping[str, Any], *, base_dir: str | None = None,
-                    environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+                    environ: Mapping[str, str] | None = None, roots: tuple[str, ...] = ()) -> dict[str, Any]:
     """A copy of ``body`` with ``apiKeyFrom``/``datarobotKeyFrom`` replaced by the values they point at.
 
+    A file reference must resolve (symlinks followed) inside ``roots`` (the manifest's directory
+    when empty; see :mod:`reconciler.specs.secrets`) and be a regular file of at most 64 KiB.
     I/O: reads the environment or a file. Called by apply right before sending; the result is
     never logged, stored or returned to a caller that prints.
     """
@@ -222,16 +231,28 @@ def resolve_secrets(body: Mapping[str, Any], *, base_dir: str | None = None,
             if not value:
                 raise SecretError(f"predictionInstance.{ref_key}: environment variable {ref['env']} is not set")
         else:
-            path = Path(ref["file"])
-            if not path.is_absolute() and base_dir:
-                path = Path(base_dir) / path
-            try:
-                value = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SecretError(f"predictionInstance.{ref_key}: cannot read {path}: {exc.strerror}") from None
+            value = _read_secret_file(str(ref["file"]), ref_key=ref_key, base_dir=base_dir, roots=roots)
         resolved[api_key] = value
     out["predictionInstance"] = resolved
     return out
+
+
+def _read_secret_file(file: str, *, ref_key: str, base_dir: str | None, roots: tuple[str, ...]) -> str:
+    where = f"predictionInstance.{ref_key}"
+    escape = secrets.escape_problem(file, base_dir=base_dir, roots=roots)
+    if escape is not None:
+        raise SecretError(f"{where}: secret file {file!r} is not read: {escape[1]} (allow its directory in "
+                          "reconciler.yaml with `secrets: {allowedDirs: [DIR]}`)")
+    path = secrets.secret_path(file, base_dir=base_dir)
+    try:
+        # the path checked above, symlinks resolved: a link swapped in since would need its own check
+        raw = read_limited(os.path.realpath(path), limit=SECRET_FILE_BYTES, what="secret file")
+    except OSError as exc:
+        raise SecretError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SecretError(f"{where}: {path} is not UTF-8 text; a secret file holds the key as text") from None
 
 
 def manifest_name(name: str) -> str:

@@ -14,6 +14,11 @@ in flight are awaited so that their outcome is known and reported, the rest is r
 attempted, and :class:`ApplyInterrupted` (a ``CancelledError`` carrying the result) is raised.
 A second Ctrl-C aborts at once.
 
+Any failure is a failure: an action that raises anything (an API error, a secret that cannot be
+read, a body the JSON encoder refuses, a bug) is recorded as ``failed`` with its message, counted
+in the summary, and stops the deletes; nothing escapes as an unretrieved task exception while the
+rest of the plan carries on as if it had worked.
+
 Secrets: an action's body holds references (``apiKeyFrom``); they are resolved here, per request,
 and the resolved body is never stored, logged or returned.
 """
@@ -37,6 +42,7 @@ from reconciler.api.payload import (
     live_from_api,
     resolve_secrets,
 )
+from reconciler.display import printable
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan, fingerprint
 
 __all__ = ["ActionResult", "ApplyInterrupted", "ApplyResult", "Outcome", "PlanRefusedError", "StalePlanError", "apply_plan",
@@ -83,12 +89,15 @@ class ActionResult:
     error: str | None = None
 
     def line(self) -> str:
+        """The result as one printable line (:func:`reconciler.display.printable`)."""
         a = self.action
         if self.outcome is Outcome.applied:
-            return f"{a.name}: {_VERBS.get(a.kind, a.kind.value)}" + (f" [id {self.id}]" if self.id else "")
-        if self.outcome is Outcome.failed:
-            return f"{a.name}: {a.kind.value} FAILED: {self.error}"
-        return f"{a.name}: {a.kind.value} not attempted ({self.error})"
+            text = f"{a.name}: {_VERBS.get(a.kind, a.kind.value)}" + (f" [id {self.id}]" if self.id else "")
+        elif self.outcome is Outcome.failed:
+            text = f"{a.name}: {a.kind.value} FAILED: {self.error}"
+        else:
+            text = f"{a.name}: {a.kind.value} not attempted ({self.error})"
+        return printable(text)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,7 +165,11 @@ def _error_text(exc: BaseException, action: Action | None = None) -> str:
         return (f"the name {action.name!r} is taken by a live definition that was not there when the plan was made "
                 f"(another apply running at the same time?); nothing was changed for it; run `reconciler plan` "
                 f"again [{exc}]")
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, (errors.APIError, SecretError)):
+        return str(exc) or type(exc).__name__
+    # not an error apply expects: name its type, and say that the outcome may be unknown
+    return (f"unexpected {type(exc).__name__}: {exc or 'no message'} (whether the request was sent is not known; "
+            "`reconciler plan` shows the live state)")
 
 
 def _halts(exc: BaseException) -> str | None:
@@ -180,14 +193,16 @@ async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str]
                 log.info("%s [id %s] was already gone", action.name, action.id)
             return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
         assert action.body is not None
-        body = resolve_secrets(action.body, base_dir=action.base_dir, environ=environ)
+        body = resolve_secrets(action.body, base_dir=action.base_dir, environ=environ, roots=action.secret_roots)
         if action.kind is ActionKind.create:
             created = await client.create_definition(body)
             return ActionResult(action=action, outcome=Outcome.applied, id=str(created.get("id")))
         assert action.id is not None
         await client.update_definition(action.id, body)
         return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
-    except (errors.APIError, SecretError) as exc:
+    except Exception as exc:  # every failure is recorded (Ctrl-C, a BaseException, is handled by apply_plan)
+        if not isinstance(exc, (errors.APIError, SecretError)):
+            log.debug("%s: %s failed", action.name, action.kind.value, exc_info=True)
         reason = _halts(exc)
         if reason is not None and not halt:
             halt.append(reason)
@@ -202,9 +217,9 @@ def _unresolved_secrets(plan: Plan, *, environ: Mapping[str, str] | None) -> lis
         if action.body is None or not body_has_secret_refs(action.body):
             continue
         try:
-            resolve_secrets(action.body, base_dir=action.base_dir, environ=environ)
+            resolve_secrets(action.body, base_dir=action.base_dir, environ=environ, roots=action.secret_roots)
         except SecretError as exc:
-            problems.append(f"{action.name}" + (f" ({action.source})" if action.source else "") + f": {exc}")
+            problems.append(printable(f"{action.name}" + (f" ({action.source})" if action.source else "") + f": {exc}"))
     return problems
 
 
@@ -212,7 +227,7 @@ async def apply_plan(plan: Plan, *, client: Client, on_result: Callable[[ActionR
                      environ: Mapping[str, str] | None = None, dry_run: bool = False) -> ApplyResult:
     """Run the plan's writes; report each result through ``on_result`` as it lands."""
     if not plan.applyable:
-        raise PlanRefusedError("the plan was refused: " + "; ".join(plan.errors))
+        raise PlanRefusedError("the plan was refused: " + "; ".join(printable(e) for e in plan.errors))
     unresolved = _unresolved_secrets(plan, environ=environ)
     if unresolved:
         raise PlanRefusedError("nothing was applied: secret references do not resolve: " + "; ".join(unresolved)
@@ -249,6 +264,11 @@ async def apply_plan(plan: Plan, *, client: Client, on_result: Callable[[ActionR
             return
         try:
             await asyncio.wait(tasks)
+            # _run_one records every failure of an action; what is left (on_result raising) stops
+            # the apply here, before any delete, instead of dying unseen in its task
+            for task in tasks:
+                if not task.cancelled() and (failure := task.exception()) is not None:
+                    raise failure
         except asyncio.CancelledError:
             halt.append("interrupted")
             in_flight = [t for t in tasks if not t.done()]

@@ -39,11 +39,12 @@ from reconciler.api.client import (
     resolve_target,
 )
 from reconciler.api.payload import Desired, desired_from_manifest, manifest_from_live
+from reconciler.display import printable, printable_lines
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.gitops import select as selecting
-from reconciler.specs import environments
+from reconciler.specs import environments, secrets
 from reconciler.specs.config import (
     SEED_COLLECTIONS,
     ConfigError,
@@ -52,6 +53,7 @@ from reconciler.specs.config import (
     find_config,
     load_config,
 )
+from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.terminal import (
@@ -126,11 +128,21 @@ class _Context:
     concurrency: int
     target_name: str | None = None
     config_dir: Path | None = None
+    secret_roots: tuple[str, ...] = ()  # where secret files may resolve (reconciler.specs.secrets)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    stderr_console().print(f"error: {message}", markup=False, style="red")
+    stderr_console().print(printable_lines(f"error: {message}"), markup=False, style="red")
     return typer.Exit(code)
+
+
+def _require_paths(paths: Sequence[Path], *, given: bool) -> None:
+    """A path that does not exist is a usage error (exit 1), not an invalid manifest (exit 3):
+    nothing was validated. ``given``: the user named the paths (else it is the default specs/)."""
+    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        default = "" if given else " (the default when no path is given; pass the manifests' files or directories)"
+        raise _fail(f"no such file or directory: {', '.join(missing)}{default}")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -162,12 +174,14 @@ def _context(*, paths: Sequence[Path], config_path: Path | None, target: str | N
         raise _fail(f"cannot read {source}: {exc.filename}: {exc.strerror} (a relative path is relative to the "
                     "working directory)") from None
     return _Context(target=resolved, config=config, scope=config.scope_for(target), concurrency=concurrency,
-                    target_name=target, config_dir=Path(found).parent if found else None)
+                    target_name=target, config_dir=Path(found).parent if found else None,
+                    secret_roots=secrets.secret_roots(config_path=found, allowed_dirs=config.secret_dirs, paths=paths))
 
 
 def _load_desired(paths: Sequence[Path], ctx: _Context) -> list[Desired]:
     """Validate every manifest first; any invalid one stops here with exit 3 (nothing written)."""
-    return [desired_from_manifest(Manifest.from_document(doc)) for doc in _load_documents(paths, ctx)]
+    return [desired_from_manifest(Manifest.from_document(doc), secret_roots=ctx.secret_roots)
+            for doc in _load_documents(paths, ctx)]
 
 
 def _load_documents(paths: Sequence[Path], ctx: _Context, *, json_report: bool = False) -> list[LoadedDocument]:
@@ -177,7 +191,7 @@ def _load_documents(paths: Sequence[Path], ctx: _Context, *, json_report: bool =
     ``validate -o json`` prints it, so that a pipeline parsing stdout gets JSON either way."""
     try:
         report = environments.validate_for(paths, targets=ctx.config.targets, target_name=ctx.target_name,
-                                           overlays_root=ctx.config_dir)
+                                           overlays_root=ctx.config_dir, secret_roots=ctx.secret_roots)
     except environments.TargetError as exc:
         raise _fail(str(exc)) from None
     err = stderr_console()
@@ -212,7 +226,7 @@ def _load_manifests(paths: Sequence[Path], ctx: _Context, *, selector: Sequence[
                     only: Sequence[str] | None, changed_since: str | None, json_report: bool = False) -> _Manifests:
     """Validate every manifest (exit 3 on any invalid one), then resolve the selection."""
     documents = _load_documents(paths, ctx, json_report=json_report)
-    desired = [desired_from_manifest(Manifest.from_document(doc)) for doc in documents]
+    desired = [desired_from_manifest(Manifest.from_document(doc), secret_roots=ctx.secret_roots) for doc in documents]
     try:
         selection = selecting.selection_for(selector=selector, only=only, changed_since_ref=changed_since,
                                             paths=paths, config=ctx.config, target_name=ctx.target_name,
@@ -250,9 +264,11 @@ def _approved(question: str) -> bool:
 
 
 def _same_text(path: Path, text: str) -> bool:
+    """Whether the regular file at ``path`` holds exactly ``text`` (read no further than that)."""
+    encoded = text.encode("utf-8")
     try:
-        return path.read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
+        return read_limited(path, limit=len(encoded), what="file") == encoded
+    except OSError:  # over the length, not a regular file, unreadable: not the same
         return False
 
 
@@ -314,28 +330,47 @@ def _plan_options(ctx: _Context, *, prune: bool, force: bool, destroy: bool) -> 
 
 
 def _split_apply_args(args: Sequence[Path]) -> tuple[Path | None, list[Path]]:
-    """`apply PLANFILE` or `apply PATHS...`: a single file that is not YAML is a saved plan."""
-    if len(args) == 1 and args[0].is_file() and args[0].suffix.lower() not in (".yaml", ".yml"):
+    """`apply PLANFILE` or `apply PATHS...`: a single path that is not a directory and not YAML is
+    a saved plan (a FIFO or a device too: reading it is then refused, never attempted as a manifest)."""
+    if len(args) == 1 and os.path.lexists(args[0]) and not args[0].is_dir() and args[0].suffix.lower() not in (
+            ".yaml", ".yml"):
         return args[0], []
     return None, list(args)
 
 
+# A saved plan that creates 10,000 definitions is about 50 MB; a file far beyond is not one.
+MAX_PLAN_BYTES = 256 * 1024 * 1024
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON value")
+
+
 def _read_plan(path: Path) -> plans.Plan:
-    """A saved plan, checked against schemas/plan.schema.json first: a damaged or hand-edited file
-    is refused with the field at fault, before any request."""
+    """A saved plan: a regular file (bounded read), JSON, this format with a digest that matches
+    its content (an edited plan is refused), then checked against schemas/plan.schema.json, so
+    that a damaged file is refused with the field at fault, before any request."""
     again = f"make a fresh one with `reconciler plan --out {path}`"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_limited(path, limit=MAX_PLAN_BYTES, what="saved plan").decode("utf-8"),
+                          parse_constant=_no_constant)  # NaN and Infinity are Python's, not JSON's
     except OSError as exc:
         raise _fail(f"cannot read the plan {path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise _fail(f"{path} is not a saved plan: not JSON{where}. apply takes a plan saved by `reconciler plan "
                     "--out FILE`, or manifests: *.yaml/*.yml files and directories") from None
     if not isinstance(data, dict) or "format_version" not in data:
         raise _fail(f"{path} is not a saved plan (no format_version); {again}")
+    if str(data["format_version"]).split(".")[0] != plans.FORMAT_VERSION.split(".")[0]:
+        raise _fail(f"{path}: plan format_version {data['format_version']!r} is not supported (this reconciler "
+                    f"reads {plans.FORMAT_VERSION}); {again}")
+    try:
+        plans.check_digest(data)
+    except ValueError as exc:
+        raise _fail(f"{path}: {exc}; nothing was applied; {again}") from None
     problems = sorted(schemas.validator("plan").iter_errors(data), key=lambda e: list(e.absolute_path))
-    if problems and str(data["format_version"]).split(".")[0] == plans.FORMAT_VERSION.split(".")[0]:
+    if problems:
         first = problems[0]
         field = "/".join(str(part) for part in first.absolute_path) or "(top level)"
         raise _fail(f"{path} is not a valid saved plan: {field}: {first.message}; {again}")
@@ -352,13 +387,33 @@ def _plan_target(ctx: _Context) -> plans.PlanTarget:
 
 
 def _write_plan(plan: plans.Plan, out: Path) -> None:
-    if out.is_dir():
-        raise _fail(f"--out {out} is a directory; give a file name, e.g. --out {out / 'plan.json'}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(rendering.render_json(plan, version=__version__), encoding="utf-8")
     except OSError as exc:
         raise _fail(f"cannot save the plan to {out}: {exc.strerror}") from None
+
+
+def _discard_saved_plan(out: Path) -> bool:
+    """Before planning with ``--out``: remove a plan an earlier run saved at ``out``, so that when
+    this run writes none (invalid manifests, a refused plan, an API error) no stale plan is left
+    for a pipeline to upload and apply. Only a saved plan is removed (a JSON file with a
+    format_version); any other file there is left alone. True when one was removed."""
+    if out.is_dir():
+        raise _fail(f"--out {out} is a directory; give a file name, e.g. --out {out / 'plan.json'}")
+    if not out.is_file():
+        return False
+    try:
+        data = json.loads(read_limited(out, limit=MAX_PLAN_BYTES, what="saved plan").decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict) or "format_version" not in data:
+        return False
+    try:
+        out.unlink()
+    except OSError as exc:
+        raise _fail(f"cannot remove the earlier plan {out}: {exc.strerror}") from None
+    return True
 
 
 def register(app: typer.Typer) -> None:
@@ -389,20 +444,34 @@ def register(app: typer.Typer) -> None:
         """
         _setup_logging(verbose)
         targets = paths or [Path("specs")]
-        ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
-                       allow_http=allow_http, concurrency=concurrency)
-        manifests = _load_manifests(targets, ctx, selector=selector, only=only, changed_since=changed_since,
-                                    json_report=output is rendering.Format.json)
-        options = _plan_options(ctx, prune=prune, force=force, destroy=destroy)
+        _require_paths(targets, given=bool(paths))
+        # an earlier plan at --out goes first: this run leaves its own plan there, or none
+        removed = out is not None and _discard_saved_plan(out)
+        written = False
+        try:
+            ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint,
+                           token_file=token_file, allow_http=allow_http, concurrency=concurrency)
+            manifests = _load_manifests(targets, ctx, selector=selector, only=only, changed_since=changed_since,
+                                        json_report=output is rendering.Format.json)
+            options = _plan_options(ctx, prune=prune, force=force, destroy=destroy)
 
-        async def work(client: Client) -> plans.Plan:
-            return await manifests.plan(client, **options)
+            async def work(client: Client) -> plans.Plan:
+                return await manifests.plan(client, **options)
 
-        result: plans.Plan = dataclasses.replace(_run(_with_client(ctx, work)), target=_plan_target(ctx))
-        sys.stdout.write(rendering.render(result, output, color=_color(no_color), version=__version__))
-        if out is not None:
-            _write_plan(result, out)
-            stderr_console().print(f"Saved the plan to {out}; apply it with `reconciler apply {out}`.", markup=False)
+            result: plans.Plan = dataclasses.replace(_run(_with_client(ctx, work)), target=_plan_target(ctx))
+            sys.stdout.write(rendering.render(result, output, color=_color(no_color), version=__version__))
+            if out is not None and result.errored:
+                stderr_console().print(f"No plan was saved to {out}: the plan was refused, so there is nothing to "
+                                       "apply.", markup=False)
+            elif out is not None:
+                _write_plan(result, out)
+                written = True
+                stderr_console().print(f"Saved the plan to {out}; apply it with `reconciler apply {out}`.",
+                                       markup=False)
+        finally:
+            if removed and not written:
+                stderr_console().print(f"Removed the plan an earlier run saved to {out}, so that it is not taken "
+                                       "for this one.", markup=False)
         if result.errored:
             raise typer.Exit(EXIT_ERROR)
         raise typer.Exit(EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK)
@@ -432,6 +501,8 @@ def register(app: typer.Typer) -> None:
         _setup_logging(verbose)
         planfile, given = _split_apply_args(args or [])
         targets = [*given, *(paths or [])] or [Path("specs")]
+        if planfile is None:
+            _require_paths(targets, given=bool(given or paths))
         ctx = _context(paths=[planfile.parent] if planfile else targets, config_path=config, target=target,
                        endpoint=endpoint, token_file=token_file, allow_http=allow_http, concurrency=concurrency)
         saved: plans.Plan | None = None
@@ -508,6 +579,7 @@ def register(app: typer.Typer) -> None:
         """
         _setup_logging(verbose)
         targets = paths or [Path("specs")]
+        _require_paths(targets, given=bool(paths))
         ctx = _context(paths=targets, config_path=config, target=target, endpoint=endpoint, token_file=token_file,
                        allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
         desired = _load_desired(targets, ctx)
@@ -531,7 +603,7 @@ def register(app: typer.Typer) -> None:
         lines: list[str] = []
         for action in shown:
             if action.kind is plans.ActionKind.noop:
-                lines.append(f"  {action.name}: live matches the manifest")
+                lines.append(printable(f"  {action.name}: live matches the manifest"))
                 continue
             for i, line in enumerate(rendering.render_action(action)):
                 lines.append(("" if i == 0 else "  ") + line)
@@ -588,6 +660,10 @@ def register(app: typer.Typer) -> None:
             if out_dir.exists() and not out_dir.is_dir():
                 raise _fail(f"--out {out_dir} is a file; give a directory (it is created if missing)")
             files = {out_dir / f"{doc['metadata']['name']}.yaml": yaml.safe_dump(doc, sort_keys=False) for doc in docs}
+            special = [str(path) for path in files if os.path.lexists(path) and not path.is_file()]
+            if special:  # a FIFO there would block the write; a device or a directory is no manifest
+                raise _fail(f"export would write over something that is not a regular file: {', '.join(special[:5])}; "
+                            "nothing was written. Export into an empty directory")
             clobbered = [str(path) for path, text in files.items() if path.exists() and not _same_text(path, text)]
             if clobbered and not force:
                 shown = ", ".join(clobbered[:5]) + (f" and {len(clobbered) - 5} more" if len(clobbered) > 5 else "")
@@ -641,9 +717,11 @@ def register(app: typer.Typer) -> None:
         for item in items:
             name = str(item.get("name"))
             owned = "yes" if ctx.scope is not None and ctx.scope.contains(name) else ("-" if ctx.scope is None else "no")
-            rows.append((name, str(item.get("id")), "yes" if item.get("enabled") else "no",
-                         schedule_text(item.get("schedule")), compact_time(item.get("nextScheduledRunTime")),
-                         str(item.get("lastStartedJobStatus") or "-"), owned))
+            # every cell comes from the API: printed escaped, so no name can draw a fake row
+            rows.append(tuple(printable(cell) for cell in (
+                name, str(item.get("id")), "yes" if item.get("enabled") else "no",
+                schedule_text(item.get("schedule")), compact_time(item.get("nextScheduledRunTime")),
+                str(item.get("lastStartedJobStatus") or "-"), owned)))
         for row in rows:
             table.add_row(*row)
         console = stdout_console(no_color)

@@ -37,14 +37,17 @@ from enum import StrEnum
 from typing import Any, Final
 
 from reconciler.api.payload import Desired, Live, compare_view
+from reconciler.display import printable
 from reconciler.engine import diff as diffs
 from reconciler.engine.pair import MatchBy, pair
 from reconciler.specs.config import Scope
 
-__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan", "fingerprint",
-           "guard_delete_fraction"]
+__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan",
+           "check_digest", "content_digest", "fingerprint", "guard_delete_fraction"]
 
-FORMAT_VERSION: Final = "1.1"  # 1.1: "target" (where the plan was made)
+# 1.1: "target" (where the plan was made); 1.2: "digest" (over the content) and actions' "secret_roots"
+FORMAT_VERSION: Final = "1.2"
+DIGEST_PREFIX: Final = "sha256:"
 
 
 class ActionKind(StrEnum):
@@ -77,6 +80,7 @@ class Action:
     body: Mapping[str, Any] | None = None
     source: str | None = None
     base_dir: str | None = None
+    secret_roots: tuple[str, ...] = ()  # where the body's secret files may resolve (empty: base_dir)
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -135,17 +139,18 @@ class Fingerprint:
     watched_names: tuple[str, ...] = ()
 
     def compare(self, other: Fingerprint) -> list[str]:
-        """What changed from ``self`` (the plan's) to ``other`` (now), one line per object."""
+        """What changed from ``self`` (the plan's) to ``other`` (now), one line per object (live
+        names printed escaped: :func:`reconciler.display.printable`)."""
         before = {oid: (name, h) for oid, name, h in self.objects}
         after = {oid: (name, h) for oid, name, h in other.objects}
         out = []
         for oid in sorted(before.keys() | after.keys()):
             if oid not in after:
-                out.append(f"{before[oid][0]} [id {oid}] was deleted")
+                out.append(f"{printable(before[oid][0])} [id {oid}] was deleted")
             elif oid not in before:
-                out.append(f"{after[oid][0]} [id {oid}] appeared")
+                out.append(f"{printable(after[oid][0])} [id {oid}] appeared")
             elif before[oid] != after[oid]:
-                out.append(f"{after[oid][0]} [id {oid}] changed")
+                out.append(f"{printable(after[oid][0])} [id {oid}] changed")
         return out
 
 
@@ -256,7 +261,8 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             if destroy:
                 continue
             actions.append(Action(kind=ActionKind.create, name=want.name, changes=diffs.diff({}, want.comparable),
-                                  body=dict(want.body), source=want.source, base_dir=want.base_dir))
+                                  body=dict(want.body), source=want.source, base_dir=want.base_dir,
+                                  secret_roots=want.secret_roots))
             continue
         if want is None and have is not None:
             if scope is not None and scope.contains(have.name):
@@ -309,7 +315,8 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             kind=kind, name=want.name, id=have.id,
             previous_name=have.name if kind is ActionKind.rename else None, changes=changes,
             body=dict(want.body) if kind is not ActionKind.noop else None,
-            source=want.source, base_dir=want.base_dir))
+            source=want.source, base_dir=want.base_dir,
+            secret_roots=want.secret_roots if kind is not ActionKind.noop else ()))
     guard_delete_fraction(actions, live=live, scope=scope, max_delete_fraction=max_delete_fraction, force=force,
                           errors=errors, warnings=warnings)
     actions.sort(key=lambda a: a.sort_key)
@@ -326,8 +333,40 @@ def _change_dict(change: diffs.Change) -> dict[str, Any]:
     return {"path": change.path, "op": change.op.value, "old": change.old, "new": change.new}
 
 
+def content_digest(data: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` over a plan's JSON data, every key but ``digest`` itself, in a canonical form
+    (sorted keys, no spaces, ASCII): the same for the data ``plan`` wrote and for that file read
+    back, different as soon as any value was edited."""
+    content = {key: value for key, value in data.items() if key != "digest"}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return DIGEST_PREFIX + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def check_digest(data: Mapping[str, Any]) -> None:
+    """Refuse (``ValueError``) a saved plan whose content no longer matches what ``plan`` wrote.
+
+    Apply shows a saved plan's changes and sends its bodies; an edited file could show one thing
+    and send another, so it is not applied at all (as Terraform refuses an edited plan file). A
+    digest detects edits and damage; it is not a signature: keep plan files where only the
+    pipeline can write them."""
+    written = data.get("digest")
+    if not isinstance(written, str) or not written.startswith(DIGEST_PREFIX):
+        raise ValueError(f"the plan has no digest (format_version {data.get('format_version')!r}, written by an "
+                         "older reconciler), so whether it was edited cannot be checked; plans are saved with a "
+                         "digest since format 1.2")
+    if content_digest(data) != written:
+        raise ValueError("the plan was changed after `reconciler plan` wrote it (its digest does not match its "
+                         "content); a saved plan is applied exactly as it was planned or not at all")
+
+
 def to_dict(plan: Plan, *, version: str = "") -> dict[str, Any]:
-    """The plan as JSON data (schemas/plan.schema.json); keys in a stable order."""
+    """The plan as JSON data (schemas/plan.schema.json); keys in a stable order, ``digest`` last."""
+    data = _content(plan, version=version)
+    data["digest"] = content_digest(data)
+    return data
+
+
+def _content(plan: Plan, *, version: str) -> dict[str, Any]:
     s = plan.summary
     return {
         "format_version": FORMAT_VERSION,
@@ -345,6 +384,7 @@ def to_dict(plan: Plan, *, version: str = "") -> dict[str, Any]:
             "kind": a.kind.value, "name": a.name, "id": a.id, "previous_name": a.previous_name,
             "source": a.source, "changes": [_change_dict(c) for c in a.changes],
             "body": dict(a.body) if a.body is not None else None, "base_dir": a.base_dir,
+            "secret_roots": list(a.secret_roots),
         } for a in plan.actions],
         "unmanaged": list(plan.unmanaged),
         "orphans": list(plan.orphans),
@@ -357,10 +397,11 @@ def to_dict(plan: Plan, *, version: str = "") -> dict[str, Any]:
 
 
 def from_dict(data: Mapping[str, Any]) -> Plan:
-    """A plan read back from its JSON form (a saved plan file)."""
+    """A plan read back from its JSON form (a saved plan file), refused when edited (:func:`check_digest`)."""
     if str(data.get("format_version", "")).split(".")[0] != FORMAT_VERSION.split(".")[0]:
         raise ValueError(f"plan format_version {data.get('format_version')!r} is not supported "
                          f"(this reconciler reads {FORMAT_VERSION})")
+    check_digest(data)
     scope_raw = data.get("scope")
     scope = Scope(name_prefix=scope_raw.get("name_prefix"), names=frozenset(scope_raw.get("names") or ())) \
         if scope_raw else None
@@ -368,6 +409,7 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
         kind=ActionKind(a["kind"]), name=a["name"], id=a.get("id"), previous_name=a.get("previous_name"),
         changes=tuple(diffs.Change(c["path"], diffs.Op(c["op"]), c.get("old"), c.get("new")) for c in a["changes"]),
         body=a.get("body"), source=a.get("source"), base_dir=a.get("base_dir"),
+        secret_roots=tuple(a.get("secret_roots") or ()),
     ) for a in data["actions"])
     fp = data.get("fingerprint") or {}
     options = data.get("options") or {}

@@ -1,6 +1,9 @@
 """Views of a plan: text (Terraform-like), JSON (versioned, ``schemas/plan.schema.json``) and
 Markdown (a pull-request comment). Pure: every renderer takes a :class:`Plan` and returns a string;
 no I/O. One entry point, :func:`render`; the summary line is the plan's own (computed once).
+
+Names and values come from live definitions too: every line of text and markdown goes through
+:func:`reconciler.display.printable`, so a name holding a line break or U+202E cannot fake a line.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import json
 from enum import StrEnum
 from typing import Any, Final
 
+from reconciler.display import printable
 from reconciler.engine import diff as diffs
 from reconciler.engine.plan import MARKERS, Action, ActionKind, Plan, to_dict
 
@@ -42,11 +46,12 @@ def _change_line(change: diffs.Change) -> str:
 
 
 def render_action(action: Action) -> list[str]:
-    """One header line, then one line per changed field (none for deletes and noops)."""
+    """One header line, then one line per changed field (none for deletes and noops); each
+    printable (:func:`reconciler.display.printable`)."""
     lines = [action.line() + (f"  ({action.source})" if action.source else "")]
     if action.kind is not ActionKind.delete:
         lines.extend("    " + _change_line(c) for c in action.changes)
-    return lines
+    return [printable(line) for line in lines]
 
 
 def _paint(line: str, color: bool, style: str | None = None) -> str:
@@ -61,7 +66,7 @@ def _names(title: str, names: tuple[str, ...]) -> list[str]:
     if not names:
         return []
     shown = ", ".join(names[:LIST_LIMIT]) + (f", … and {len(names) - LIST_LIMIT} more" if len(names) > LIST_LIMIT else "")
-    return [f"{title} ({len(names)}): {shown}"]
+    return [printable(f"{title} ({len(names)}): {shown}")]
 
 
 def render_text(plan: Plan, *, color: bool = False, show_noop: bool = False) -> str:
@@ -81,9 +86,9 @@ def render_text(plan: Plan, *, color: bool = False, show_noop: bool = False) -> 
     out.extend(_names("In scope without a manifest (pass --prune to delete)", plan.orphans)
                if not plan.destroy else _names("Orphaned (deletionPolicy: Orphan), left in place", plan.orphans))
     for warning in plan.warnings:
-        out.append(_paint(f"warning: {warning}", color, "yellow"))
+        out.append(_paint(printable(f"warning: {warning}"), color, "yellow"))
     for error in plan.errors:
-        out.append(_paint(f"error: {error}", color, "red"))
+        out.append(_paint(printable(f"error: {error}"), color, "red"))
     out.append(_paint(plan.summary.text if not plan.errors else f"Plan refused. {plan.summary.text}", color, "bold"))
     return "\n".join(out) + "\n"
 
@@ -104,8 +109,8 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
         f"| {s.create} | {s.update} | {s.adopt} | {s.rename} | {s.delete} | {s.noop} |",
         "",
     ]
-    head += _capped([f"> :x: {e}" for e in plan.errors], "errors")
-    head += _capped([f"> :warning: {w}" for w in plan.warnings], "warnings")
+    head += _capped([printable(f"> :x: {e}") for e in plan.errors], "errors")
+    head += _capped([printable(f"> :warning: {w}") for w in plan.warnings], "warnings")
     tail: list[str] = []
     tail += [f"- {line}" for line in _names("Unmanaged (outside the scope, never touched)", plan.unmanaged)]
     tail += [f"- {line}" for line in _names("In scope without a manifest (pass `--prune` to delete)", plan.orphans)]

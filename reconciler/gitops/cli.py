@@ -15,9 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
+from reconciler.specs.files import read_limited
 from reconciler.terminal import EXIT_ERROR, EXIT_OK, stderr_console, stdout_console
 
 __all__ = ["register"]
+
+
+# what `ci comment` reads: a markdown plan is cut under GitHub's 65,536-character comment limit
+_MAX_COMMENT_BYTES = 1024 * 1024
 
 
 def _fail(message: str) -> typer.Exit:
@@ -32,9 +37,19 @@ def _comment(pr: int | None, file: Path | None, target: str | None) -> None:
     if number is None:
         raise _fail("no pull request number: pass --pr N (GITHUB_REF is not refs/pull/N/...)")
     try:
-        text = file.read_text(encoding="utf-8") if file is not None and str(file) != "-" else sys.stdin.read()
+        if file is not None and str(file) != "-":
+            text = read_limited(file, limit=_MAX_COMMENT_BYTES, what="plan to post",
+                                hint="post the markdown plan (`reconciler plan -o markdown`), which stays under "
+                                     "GitHub's comment limit").decode("utf-8")
+        else:
+            text = sys.stdin.read(_MAX_COMMENT_BYTES + 1)
+            if len(text) > _MAX_COMMENT_BYTES:
+                raise _fail(f"the plan on stdin is over {_MAX_COMMENT_BYTES} characters; pipe "
+                            "`reconciler plan -o markdown` in, which stays under GitHub's comment limit")
     except OSError as exc:
         raise _fail(f"cannot read the plan {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise _fail(f"the plan {file} is not UTF-8 text; pass the markdown plan") from None
     if not text.strip():
         raise _fail("the plan is empty; pipe `reconciler plan --output markdown` in, or pass --file PLAN.md")
     try:
@@ -50,7 +65,7 @@ def _planner(paths: list[Path], config_path: Path | None, target_name: str | Non
     """The engine planner for the chosen target, the environment target, the config file and its directory."""
     from reconciler.api import errors
     from reconciler.api.client import LOCAL_DB_URL, resolve_target
-    from reconciler.specs import environments
+    from reconciler.specs import environments, secrets
     from reconciler.specs.config import ConfigError, ProjectConfig, find_config, load_config
     from reconciler.watch import EnginePlanner
 
@@ -69,7 +84,9 @@ def _planner(paths: list[Path], config_path: Path | None, target_name: str | Non
     except (ConfigError, environments.TargetError, errors.EndpointError, OSError) as exc:
         raise _fail(str(exc)) from None
     planner = EnginePlanner(target=api_target, scope=config.scope_for(target_name),
-                            max_delete_fraction=config.max_delete_fraction)
+                            max_delete_fraction=config.max_delete_fraction,
+                            secret_roots=secrets.secret_roots(config_path=found, allowed_dirs=config.secret_dirs,
+                                                              paths=paths))
     return planner, env_target, found, found.parent if found else None
 
 
@@ -143,6 +160,7 @@ def register(app: typer.Typer) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C while planning: a clean stop too
             watch_loop(paths=chosen, emit=emit, planner=planner, apply=apply, debounce_ms=debounce,
                        target=env_target, overlays_root=root, extra_watch=extra,
-                       reload_target=(lambda: _env_target(config_file, target)) if config_file else None)
+                       reload_target=(lambda: _env_target(config_file, target)) if config_file else None,
+                       secret_roots=planner.secret_roots)
         emit("stopped")
         raise typer.Exit(EXIT_OK)

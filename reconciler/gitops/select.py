@@ -8,7 +8,8 @@ outside the selection is updated, listed as an orphan or pruned.
 * ``--selector KEY=VALUE`` (repeatable, or comma-separated ``a=1,b=2``): manifests whose
   ``metadata.labels`` have every pair. ``KEY!=VALUE`` excludes.
 * ``--only NAME`` (repeatable): manifests whose ``metadata.name`` or definition name is ``NAME``.
-  A name with no manifest still selects its live definition, so ``--only old --prune`` deletes it.
+  A name with no manifest still selects its live definition, so ``--only old --prune`` deletes it;
+  a name that matches neither is an error (the plan is refused, exit 1).
 * ``--changed-since REF``: manifests in files changed between the merge base of ``REF`` and
   ``HEAD`` and the working tree (untracked files included), manifests whose overlay changed, all
   of them when ``reconciler.yaml`` changed; and the definitions whose manifest was *removed* in
@@ -154,8 +155,10 @@ def build_selected_plan(*, desired: Sequence[Desired], selected: Sequence[Desire
     guard_delete_fraction(partial.actions, live=live, scope=scope, max_delete_fraction=max_delete_fraction,
                           force=force, errors=errors, warnings=warnings)
     known = declared | set(manifest_names) | {item.name for item in live}
-    warnings.extend(f"--only {name}: no manifest declares it and no live definition has that name"
-                    for name in sorted(selection.names - known))
+    # a name that selects nothing is a mistake (a typo, the wrong directory): a plan that quietly
+    # does nothing would pass for "no changes"
+    errors.extend(f"--only {name}: no manifest declares it and no live definition has that name; check the "
+                  "spelling (manifests match by metadata.name or spec.name)" for name in sorted(selection.names - known))
     warnings.append(f"partial plan ({selection.describe()}): {len(selected)} of {len(desired)} manifest(s)"
                     + (f" and {len(removed)} removed one(s)" if removed else "")
                     + "; other live definitions were not considered")

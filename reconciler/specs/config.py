@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from reconciler import schemas
-from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes
+from reconciler.specs.files import read_limited
+from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
 
 __all__ = ["SEED_COLLECTIONS", "ConfigError", "ProjectConfig", "Scope", "TargetConfig", "find_config", "load_config", "parse_config"]
 
@@ -74,6 +75,9 @@ class ProjectConfig:
     max_delete_fraction: float = DEFAULT_MAX_DELETE_FRACTION
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     local_seed: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    # ``secrets.allowedDirs``: directories outside the project where secret files may be, as
+    # written (relative to this file); see reconciler.specs.secrets
+    secret_dirs: tuple[str, ...] = ()
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -109,7 +113,8 @@ def parse_config(data: Mapping[str, Any], *, path: str | None = None) -> Project
     return ProjectConfig(path=path, scope=_scope(data.get("scope")),
                          max_delete_fraction=float(prune.get("maxDeleteFraction", DEFAULT_MAX_DELETE_FRACTION)),
                          targets=targets,
-                         local_seed={kind: tuple(seed.get(kind) or ()) for kind in SEED_COLLECTIONS if seed.get(kind)})
+                         local_seed={kind: tuple(seed.get(kind) or ()) for kind in SEED_COLLECTIONS if seed.get(kind)},
+                         secret_dirs=tuple((data.get("secrets") or {}).get("allowedDirs") or ()))
 
 
 def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
@@ -118,7 +123,7 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
 
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_limited(path, limit=max_file_bytes(), what="project config")
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read the project config: {exc.strerror}"]) from None
     docs, load_errors = load_bytes(raw, file=file)
@@ -127,6 +132,8 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
     if len(docs) != 1:
         raise ConfigError([f"{file}: expected exactly one YAML document, found {len(docs)}"])
     doc = docs[0]
+    if doc.problems:
+        raise ConfigError([f"{e.file}:{e.line}:{e.col}: {e.field}: {e.message}" for e in doc.problems])
     if not schemas.validator("project").is_valid(doc.data):
         raise ConfigError([i.format() for i in schema_issues(doc, schema_name="project")])
     return parse_config(doc.data, path=file)
@@ -149,7 +156,9 @@ def find_config(paths: Iterable[str | os.PathLike[str]]) -> Path | None:
         root = _repo_root(start)
         for directory in (start, *start.parents):
             for name in sorted(PROJECT_CONFIG_NAMES):
-                if (directory / name).is_file():
+                # not is_file(): a FIFO or a broken link named reconciler.yaml is an error when
+                # read, never a config silently skipped for one further up (or none)
+                if os.path.lexists(directory / name) and not (directory / name).is_dir():
                     return directory / name
             if root is not None and directory == root:
                 break

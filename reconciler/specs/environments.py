@@ -54,8 +54,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.specs.load import LoadedDocument, Mark, Path_, load_bytes, load_paths
-from reconciler.specs.validate import Issue, ValidationReport, dotted, suggest_key, validate_documents
+from reconciler.specs import secrets
+from reconciler.specs.files import read_limited
+from reconciler.specs.load import LoadedDocument, Mark, Path_, load_bytes, load_paths, max_file_bytes
+from reconciler.specs.validate import (
+    Issue,
+    ValidationReport,
+    dotted,
+    problem_issues,
+    suggest_key,
+    validate_documents,
+)
 
 __all__ = [
     "OverlaidDocument",
@@ -277,7 +286,7 @@ class OverlaidDocument(LoadedDocument):
 def _overlay_file(directory: Path, name: str) -> Path | None:
     for suffix in (".yaml", ".yml"):
         candidate = directory / f"{name}{suffix}"
-        if candidate.is_file():
+        if os.path.lexists(candidate):  # a FIFO or a broken link there is an error, never a skipped overlay
             return candidate
     return None
 
@@ -285,16 +294,17 @@ def _overlay_file(directory: Path, name: str) -> Path | None:
 def _read_overlay(path: Path) -> tuple[LoadedDocument | None, list[Issue]]:
     file = str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, limit=max_file_bytes(), what="overlay file")
     except OSError as exc:
-        return None, [Issue(file, 1, 1, "", f"cannot read overlay: {exc.strerror}")]
+        return None, [Issue(file, 1, 1, "", f"cannot read overlay: {exc.strerror}", getattr(exc, "hint", None))]
     docs, errors = load_bytes(raw, file=file)
     if errors:
         return None, [Issue(e.file, e.line, e.col, "", e.message, e.hint) for e in errors]
     if len(docs) != 1:
         return None, [Issue(file, 1, 1, "", f"an overlay holds exactly one YAML document, found {len(docs)}",
                             "split it: one overlay file per manifest, named <metadata.name>.yaml")]
-    return docs[0], []
+    problems = problem_issues(docs[0])
+    return (None, problems) if problems else (docs[0], [])
 
 
 def _fixed_field_issues(base: dict[str, Any], overlay: LoadedDocument) -> list[Issue]:
@@ -344,20 +354,22 @@ def _positioned(cls: type[OverlaidDocument], doc: LoadedDocument, data: dict[str
                 values: dict[Path_, Mark], keys: dict[Path_, Mark], **extra: Any) -> OverlaidDocument:
     """A document with explicit positions, whether the loader stores them eagerly or lazily."""
     names = {f.name for f in dataclasses.fields(LoadedDocument)}
-    kwargs: dict[str, Any] = {"file": doc.file, "index": doc.index, "data": data, "line": doc.line, "col": doc.col}
+    kwargs: dict[str, Any] = {"file": doc.file, "index": doc.index, "data": data, "line": doc.line, "col": doc.col,
+                              "problems": doc.problems}
     prefix = "" if "values" in names else "_"
     kwargs[prefix + "values"], kwargs[prefix + "keys"] = values, keys
     return cls(**kwargs, **extra)
 
 
-def apply_environment(docs: list[LoadedDocument], target: Target, *,
-                      overlays_root: Path | None) -> tuple[list[LoadedDocument], list[Issue]]:
+def apply_environment(docs: list[LoadedDocument], target: Target, *, overlays_root: Path | None,
+                      refused: list[LoadedDocument] | None = None) -> tuple[list[LoadedDocument], list[Issue]]:
     """Each manifest as ``target`` sees it: overlay merged, placeholders substituted.
 
     ``overlays_root`` is the directory a relative ``overlays:`` path is resolved against (the
     directory of ``reconciler.yaml``); ``None`` means the working directory. A document with an
     error is left out of the result, so that no partial set is ever planned; every error is in
-    the issues, located in the file (manifest or overlay) that holds the mistake.
+    the issues, located in the file (manifest or overlay) that holds the mistake. Such documents
+    go to ``refused`` when given (their names still count for duplicates).
     """
     directory: Path | None = target.overlays_dir(root=overlays_root) if target.use_overlays else None
     issues: list[Issue] = []
@@ -390,6 +402,8 @@ def apply_environment(docs: list[LoadedDocument], target: Target, *,
         issues.extend(doc_issues)
         if not any(i.severity == "error" for i in doc_issues):
             out.append(result)
+        elif refused is not None:
+            refused.append(result)
     if directory is not None and directory.is_dir():
         for path in sorted(directory.iterdir()):
             if path.suffix in (".yaml", ".yml") and path.is_file() and path.resolve() not in used:
@@ -440,12 +454,17 @@ def _replaced_prefix(field_text: str, doc: OverlaidDocument) -> Path_ | None:
     return best
 
 
-def validate_for_target(paths: Iterable[str | os.PathLike[str]], target: Target, *,
-                        overlays_root: Path | None) -> ValidationReport:
-    """Load, apply the environment, validate, relocate: ``reconciler validate --target`` in one call."""
+def validate_for_target(paths: Iterable[str | os.PathLike[str]], target: Target, *, overlays_root: Path | None,
+                        secret_roots: Sequence[str | os.PathLike[str]] | None = None) -> ValidationReport:
+    """Load, apply the environment, validate, relocate: ``reconciler validate --target`` in one call.
+
+    ``secret_roots`` default: the manifest roots ``paths`` name."""
+    paths = list(paths)
     loaded = load_paths(paths)
-    docs, env_issues = apply_environment(loaded.documents, target, overlays_root=overlays_root)
-    report = validate_documents(docs, loaded.errors, files=loaded.files)
+    refused: list[LoadedDocument] = []
+    docs, env_issues = apply_environment(loaded.documents, target, overlays_root=overlays_root, refused=refused)
+    roots = secrets.manifest_roots(paths) if secret_roots is None else secret_roots
+    report = validate_documents(docs, loaded.errors, files=loaded.files, secret_roots=roots, refused=refused)
     report.issues = relocate_issues([*report.issues, *env_issues], docs)
     report.issues.sort(key=lambda i: (i.file, i.line, i.col, i.field))
     report.checked = len(loaded.documents)
@@ -453,15 +472,18 @@ def validate_for_target(paths: Iterable[str | os.PathLike[str]], target: Target,
 
 
 def validate_for(paths: Iterable[str | os.PathLike[str]], *, targets: Mapping[str, Any] | None,
-                 target_name: str | None, overlays_root: Path | None) -> ValidationReport:
+                 target_name: str | None, overlays_root: Path | None,
+                 secret_roots: Sequence[str | os.PathLike[str]] | None = None) -> ValidationReport:
     """What every command validates: with a named target, the manifests with its variables and
     overlays applied; without one, as the default target (the embedded local service) sees them:
     no variables, so a placeholder is an error saying to choose a target, or, when the config
-    declares no targets at all, the plain manifests. Raises :class:`TargetError` for an unknown target."""
+    declares no targets at all, the plain manifests. Raises :class:`TargetError` for an unknown target.
+    ``secret_roots``: where secret files may resolve (default: the manifest roots)."""
     from reconciler.specs.validate import validate_paths
 
     if target_name is None:
         if not targets:
-            return validate_paths(paths)
-        return validate_for_target(paths, default_target(targets), overlays_root=None)
-    return validate_for_target(paths, resolve_target(targets, target_name), overlays_root=overlays_root)
+            return validate_paths(paths, secret_roots=secret_roots)
+        return validate_for_target(paths, default_target(targets), overlays_root=None, secret_roots=secret_roots)
+    return validate_for_target(paths, resolve_target(targets, target_name), overlays_root=overlays_root,
+                               secret_roots=secret_roots)

@@ -9,7 +9,9 @@ traceback, and keep positions without a second parse.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from reconciler.specs.files import UnreadableFile, read_limited
 
 try:  # the C composer is several times faster; fall back silently where libyaml is missing
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -40,6 +44,14 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
     "tag:yaml.org,2002:timestamp",
 }
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+# YAML 1.2 (editors, check-jsonschema, every JSON Schema tool) has two booleans; PyYAML follows
+# YAML 1.1, where yes/no/on/off are booleans too. One file must mean one thing to every tool, so
+# those words stay text here, and where a boolean is expected validation says "write true".
+_YAML12_BOOLEANS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
+_INT64 = 2**63  # the API stores 64-bit integers
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -53,17 +65,28 @@ _TAGS: dict[tuple[str, Any], str] = {}
 _SCALARS: dict[tuple[str, str], Any] = {}
 
 
-class _CachingLoader(_Loader):  # type: ignore[misc, valid-type]
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode:
-            key = (value, implicit)
-            tag = _TAGS.get(key)
-            if tag is None:
-                tag = super().resolve(kind, value, implicit)
-                if len(_TAGS) < _CACHE_LIMIT:
-                    _TAGS[key] = tag
-            return tag
-        return super().resolve(kind, value, implicit)
+def _caching_loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    """``base`` (PyYAML's C or pure-Python safe loader) with memoized tag resolution and YAML 1.2
+    booleans. Tests build the pure-Python one too: it is what runs where libyaml is missing."""
+
+    class CachingLoader(base):  # type: ignore[misc, valid-type]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is yaml.ScalarNode:
+                key = (value, implicit)
+                tag = _TAGS.get(key)
+                if tag is None:
+                    tag = super().resolve(kind, value, implicit)
+                    if tag == _BOOL and value not in _YAML12_BOOLEANS:
+                        tag = _STR
+                    if len(_TAGS) < _CACHE_LIMIT:
+                        _TAGS[key] = tag
+                return tag
+            return super().resolve(kind, value, implicit)
+
+    return CachingLoader
+
+
+_CachingLoader = _caching_loader(_Loader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +116,9 @@ class LoadedDocument:
     line: int
     col: int
     text: str | None = field(default=None, repr=False, compare=False)
+    # values YAML can write but the API cannot take (.nan, .inf, integers beyond 64 bits): kept in
+    # ``data`` so that the rest of the document is still checked, reported by validation
+    problems: tuple[LoadError, ...] = field(default=(), repr=False, compare=False)
     _values: dict[Path_, Mark] | None = field(default=None, repr=False, compare=False)
     _keys: dict[Path_, Mark] | None = field(default=None, repr=False, compare=False)
 
@@ -118,7 +144,7 @@ class LoadedDocument:
             return
         node = _nth_node(self.text, self.index)
         if node is not None:
-            _construct(node, (), self, [MAX_NODES_PER_DOCUMENT], set())
+            _construct(node, (), self, [MAX_NODES_PER_DOCUMENT], set(), [])
 
     def mark(self, path: Path_, *, key: bool = False) -> Mark:
         """The closest known position for ``path``: its key or value, else its nearest parent."""
@@ -144,6 +170,9 @@ class LoadError:
     message: str
     hint: str | None = None
     field: str = ""  # the field path, where the problem sits inside a document
+    # a value problem (LoadedDocument.problems) whose value could not be read at all, so the data
+    # holds its text instead: this message, not a schema's "expected an integer", says what is wrong
+    unreadable: bool = False
 
 
 @dataclass(slots=True)
@@ -167,19 +196,45 @@ def _dotted(path: Path_) -> str:
     return out
 
 
-def iter_manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+def iter_manifest_files(paths: Iterable[str | os.PathLike[str]],
+                        errors: list[LoadError] | None = None) -> Iterator[Path]:
     """Files named on the command line as given; directories searched for ``*.yaml``/``*.yml``.
 
     Hidden directories and the project config (``reconciler.yaml``) are skipped when walking.
+    Symlinked directories are followed like symlinked files (a folder of manifests linked in
+    must not look removed), each real directory once, so a link back up the tree ends. A
+    directory that cannot be listed is put in ``errors`` (when given): a manifest that could not
+    be read must stop a plan, not read as "removed" and be pruned.
     """
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = []
-            for root, dirs, files in os.walk(path):
+            visited: set[str] = set()
+
+            def unlisted(exc: OSError, top: Path = path) -> None:
+                if errors is not None:
+                    where = exc.filename or str(top)
+                    errors.append(LoadError(str(where), 1, 1, f"cannot read the directory: {exc.strerror or exc}",
+                                            "fix its permissions, or move it out of the manifests' directories"))
+
+            for root, dirs, files in os.walk(path, followlinks=True, onerror=unlisted):
+                real = os.path.realpath(root)
+                if real in visited:  # a second way into a directory already read (a link loop)
+                    dirs[:] = []
+                    continue
+                visited.add(real)
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in files:
+                    entry = os.path.join(root, name)
+                    if (errors is not None and not name.startswith(".") and os.path.islink(entry)
+                            and not os.path.exists(entry)):  # a folder of manifests moved away, a link loop
+                        errors.append(LoadError(entry, 1, 1, f"broken symbolic link (to {os.readlink(entry)}): "
+                                                "whatever it pointed at cannot be read",
+                                                "fix or remove the link; a manifest that cannot be read is "
+                                                "never taken for a removed one"))
+                        continue
                     if name.endswith((".yaml", ".yml")) and name not in PROJECT_CONFIG_NAMES:
                         found.append(Path(root) / name)
             candidates = sorted(found)
@@ -191,13 +246,19 @@ def iter_manifest_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Pat
                 yield candidate
 
 
+def max_file_bytes() -> int:
+    """The size limit of a manifest, overlay or project config: ``RECONCILER_MAX_FILE_BYTES`` as
+    set now (1 MiB when unset)."""
+    return int(os.environ.get("RECONCILER_MAX_FILE_BYTES", str(DEFAULT_MAX_FILE_BYTES)))
+
+
 def load_paths(paths: Iterable[str | os.PathLike[str]], *, max_bytes: int | None = None) -> LoadResult:
     """Every document of every manifest file under ``paths``; files over ``max_bytes`` are refused.
 
-    ``max_bytes`` defaults to ``RECONCILER_MAX_FILE_BYTES`` as set when called (1 MiB when unset).
+    ``max_bytes`` defaults to :func:`max_file_bytes`.
     """
     if max_bytes is None:
-        max_bytes = int(os.environ.get("RECONCILER_MAX_FILE_BYTES", str(DEFAULT_MAX_FILE_BYTES)))
+        max_bytes = max_file_bytes()
     result = LoadResult()
     # Loading allocates many small, acyclic containers that stay alive; the cyclic garbage
     # collector would walk all of them again and again for nothing (about a quarter of the time).
@@ -212,31 +273,28 @@ def load_paths(paths: Iterable[str | os.PathLike[str]], *, max_bytes: int | None
 
 
 def _load_files(paths: Iterable[str | os.PathLike[str]], max_bytes: int, result: LoadResult) -> None:
-    for path in iter_manifest_files(paths):
+    for path in iter_manifest_files(paths, result.errors):
         result.files += 1
         try:
-            size = path.stat().st_size
+            data = read_limited(path, limit=max_bytes, what="manifest file",
+                                hint="split it into several files, or raise RECONCILER_MAX_FILE_BYTES")
         except FileNotFoundError:
             result.errors.append(LoadError(str(path), 1, 1, "no such file or directory", "check the path"))
             continue
-        except OSError as exc:
-            result.errors.append(LoadError(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}"))
-            continue
-        if size > max_bytes:
-            result.errors.append(
-                LoadError(str(path), 1, 1, f"file is {size} bytes, over the {max_bytes}-byte limit for a manifest file",
-                          "split it into several files, or raise RECONCILER_MAX_FILE_BYTES")
-            )
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:  # a directory named *.yaml, no permission, a broken link ...
-            result.errors.append(LoadError(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}",
-                                           "check the path and its permissions"))
+        except OSError as exc:  # a FIFO or device named *.yaml, a directory, no permission, a broken link ...
+            result.errors.append(LoadError(str(path), 1, 1, _unreadable(exc),
+                                           getattr(exc, "hint", None) or "check the path and its permissions"))
             continue
         docs, errors = load_bytes(data, file=str(path))
         result.documents.extend(docs)
         result.errors.extend(errors)
+
+
+def _unreadable(exc: OSError) -> str:
+    """``exc`` in words: an :class:`UnreadableFile` says it all, other errors are the system's."""
+    if isinstance(exc, UnreadableFile):
+        return str(exc.strerror)
+    return f"cannot read the file: {exc.strerror or exc}"
 
 
 def _decode(data: bytes, file: str) -> str:
@@ -279,6 +337,8 @@ def load_text(text: str, *, file: str) -> tuple[list[LoadedDocument], list[LoadE
             if doc is not None:
                 docs.append(doc)
     except yaml.MarkedYAMLError as exc:
+        if _NESTING_REFUSED in str(exc.problem):  # libyaml refuses ~1000 levels itself (PyYAML >= 6.0.2 wheels)
+            return [], [_deep_nesting(text, file, exc.problem_mark)]
         return [], [_syntax_error(exc, text, file)]
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow anywhere
         line, col = _line_col(text, exc.position)
@@ -287,13 +347,86 @@ def load_text(text: str, *, file: str) -> tuple[list[LoadedDocument], list[LoadE
                               f"remove it, or write it as the escape \\x{char:02x} inside a double-quoted string"
                               if char < 0x100 else "remove it")]
     except RecursionError:  # the composer of a pure-Python PyYAML recurses per nesting level
-        return [], [LoadError(file, 1, 1, f"values are nested more than {MAX_DEPTH} levels deep",
-                              "a manifest nests a few levels only; check for runaway brackets or indentation")]
+        return [], [_deep_nesting(text, file, None)]
     except yaml.YAMLError as exc:  # pragma: no cover - every YAMLError PyYAML raises is one of the above
         return [], [LoadError(file, 1, 1, f"not valid YAML: {exc}")]
     finally:
         loader.dispose()  # type: ignore[no-untyped-call]
     return docs, []
+
+
+_NESTING_REFUSED = "maximum nesting depth"
+_DEEP_MESSAGE = f"values are nested more than {MAX_DEPTH} levels deep"
+_DEEP_HINT = "a manifest nests a few levels only; check for runaway brackets or indentation"
+
+
+def _deep_nesting(text: str, file: str, mark: Any) -> LoadError:
+    """The same located refusal :func:`_construct` gives at level ``MAX_DEPTH + 1``, for text that
+    PyYAML refused first (libyaml's own depth limit, or the pure-Python composer's recursion).
+
+    Only parser events are walked, with PyYAML's pure-Python parser (it keeps its own stack and
+    has no depth limit), so nothing recurses and no node tree is built; the walk stops at the
+    first value deeper than the limit.
+    """
+    found = _first_too_deep(text)
+    if found is not None:
+        line, col, field_path = found
+        return LoadError(file, line, col, _DEEP_MESSAGE, _DEEP_HINT, field_path)
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)  # pragma: no cover - see above
+    return LoadError(file, line, col, _DEEP_MESSAGE, _DEEP_HINT)
+
+
+def _first_too_deep(text: str) -> tuple[int, int, str] | None:
+    """``(line, col, field)`` of the first value nested more than ``MAX_DEPTH`` levels, or None."""
+    parser = yaml.SafeLoader(text)
+    # one frame per open collection: [is_mapping, items seen, current key, next node is a key]
+    stack: list[list[Any]] = []
+    path: list[str | int] = []
+    try:
+        while True:
+            event = parser.get_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, yaml.StreamEndEvent):
+                return None
+            if isinstance(event, (yaml.DocumentStartEvent, yaml.DocumentEndEvent)):
+                stack.clear()
+                path.clear()
+                continue
+            if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                stack.pop()
+                if path:
+                    path.pop()
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue
+            part: str | int | None = None
+            if stack:
+                frame = stack[-1]
+                if frame[0]:  # a mapping: keys and values alternate
+                    if frame[3]:
+                        frame[3] = False
+                        frame[2] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
+                        if isinstance(event, yaml.CollectionStartEvent):
+                            stack.append([isinstance(event, yaml.MappingStartEvent), 0, None, True])
+                            path.append("?")
+                        continue
+                    frame[3] = True
+                    part = frame[2]
+                else:
+                    part = frame[1]
+                    frame[1] += 1
+            depth = len(stack)
+            here = [*path, part] if part is not None else list(path)
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                return (mark.line + 1, mark.column + 1, _dotted(tuple(here[:6])) + "...") if mark else (1, 1, "")
+            if isinstance(event, yaml.CollectionStartEvent):
+                stack.append([isinstance(event, yaml.MappingStartEvent), 0, None, True])
+                if part is not None:
+                    path.append(part)
+    except yaml.YAMLError:
+        return None
+    finally:
+        parser.dispose()  # type: ignore[no-untyped-call]
 
 
 def _line_col(text: str, position: int) -> tuple[int, int]:
@@ -356,28 +489,71 @@ def _build_document(node: yaml.Node, *, file: str, index: int, text: str) -> Loa
         kind = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
         raise _Refused(line, col, f"document {index + 1} is {kind}, not a mapping",
                        "a manifest starts with 'apiVersion:', 'kind:', 'metadata:' and 'spec:'")
-    data = _construct(node, (), None, [MAX_NODES_PER_DOCUMENT], set())
+    problems: list[LoadError] = []
+    data = _construct(node, (), None, [MAX_NODES_PER_DOCUMENT], set(), problems)
     assert isinstance(data, dict)
-    return LoadedDocument(file=file, index=index, data=data, line=line, col=col, text=text)
+    return LoadedDocument(file=file, index=index, data=data, line=line, col=col, text=text,
+                          problems=tuple(dataclasses.replace(p, file=file) for p in problems))
+
+
+def _budget_refusal(root: yaml.Node, node: yaml.Node, path: Path_) -> _Refused:
+    """What was exceeded, and whether aliases did it: the distinct nodes of the document are
+    counted (each once, however many aliases point at it; without recursion)."""
+    distinct: set[int] = set()
+    stack = [root]
+    while stack and len(distinct) <= MAX_NODES_PER_DOCUMENT:
+        current = stack.pop()
+        if id(current) in distinct:
+            continue
+        distinct.add(id(current))
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                stack.extend((key_node, value_node))
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    limit = f"{MAX_NODES_PER_DOCUMENT:,}"
+    if len(distinct) <= MAX_NODES_PER_DOCUMENT:
+        return _Refused(line, col, f"document expands to more than {limit} values (the limit per document) "
+                        "through aliases", "this looks like an alias bomb ('billion laughs'); remove the nested "
+                        "aliases", field=_dotted(path))
+    return _Refused(line, col, f"document has more than {limit} values (the limit per document)",
+                    "a manifest holds a few dozen values; split the data, or check what generated this file",
+                    field=_dotted(path))
+
+
+def _unsendable(tag: str, node: yaml.ScalarNode, value: Any, path: Path_) -> LoadError | None:
+    """A number YAML can write but JSON (so the API) cannot carry, as a located problem."""
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    if tag == _FLOAT and isinstance(value, float) and not math.isfinite(value):
+        return LoadError("", line, col, f"{node.value} is not a number the API can take: JSON has no NaN or "
+                         "infinity", "write a finite number, or leave the field out", _dotted(path))
+    if tag == _INT and isinstance(value, int) and not -_INT64 <= value < _INT64:
+        return LoadError("", line, col, f"the integer {_shortened(node.value)} does not fit in 64 bits, the "
+                         "largest the API takes", "write a smaller number", _dotted(path))
+    return None
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
 
 
 def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget: list[int],
-               building: set[int], depth: int = 0) -> Any:
+               building: set[int], problems: list[LoadError], depth: int = 0,
+               root: yaml.Node | None = None) -> Any:
     """Plain data from a composed node; positions are recorded into ``doc`` when one is given.
 
     ``building`` holds the ids of the collections being built around this node: meeting one of
     them again means an alias points at its own parent (``&a [*a]``), a structure with no end.
+    Values the API cannot take are appended to ``problems`` (and kept, so that the rest of the
+    document is still checked).
     """
+    root = node if root is None else root
     budget[0] -= 1
     if budget[0] < 0:
-        raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
-                       f"document expands to more than {MAX_NODES_PER_DOCUMENT} values through aliases",
-                       "this looks like an alias bomb ('billion laughs'); remove the nested aliases",
-                       field=_dotted(path))
+        raise _budget_refusal(root, node, path)
     if depth > MAX_DEPTH:
-        raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
-                       f"values are nested more than {MAX_DEPTH} levels deep",
-                       "a manifest nests a few levels only; check for runaway brackets or indentation",
+        raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1, _DEEP_MESSAGE, _DEEP_HINT,
                        field=_dotted(path[:6]) + "...")
     tag = node.tag
     if isinstance(node, yaml.ScalarNode):
@@ -388,9 +564,19 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
             if key in _SCALARS:
                 value = _SCALARS[key]
             else:
-                value = node.value if tag == _TIMESTAMP else _constructor.yaml_constructors[tag](_constructor, node)
-                if len(_SCALARS) < _CACHE_LIMIT:  # keep dates as the ISO strings the API takes
-                    _SCALARS[key] = value
+                try:
+                    value = node.value if tag == _TIMESTAMP else _constructor.yaml_constructors[tag](_constructor, node)
+                except ValueError:  # Python refuses to read an integer of thousands of digits
+                    problems.append(LoadError("", node.start_mark.line + 1, node.start_mark.column + 1,
+                                              f"the integer {_shortened(node.value)} does not fit in 64 bits, "
+                                              "the largest the API takes", "write a smaller number", _dotted(path),
+                                              unreadable=True))
+                    value = node.value
+                else:
+                    if len(_SCALARS) < _CACHE_LIMIT:  # keep dates as the ISO strings the API takes
+                        _SCALARS[key] = value
+            if tag in (_FLOAT, _INT) and (problem := _unsendable(tag, node, value, path)) is not None:
+                problems.append(problem)
         else:
             raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
                            f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
@@ -409,13 +595,13 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
                        "replace the alias with the values it should copy", field=_dotted(path))
     building.add(id(node))
     try:
-        return _construct_collection(node, path, doc, budget, building, depth)
+        return _construct_collection(node, path, doc, budget, building, problems, depth, root)
     finally:
         building.discard(id(node))
 
 
 def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget: list[int],
-                          building: set[int], depth: int) -> Any:
+                          building: set[int], problems: list[LoadError], depth: int, root: yaml.Node) -> Any:
     tag = node.tag
     if doc is not None:
         assert doc._values is not None
@@ -426,7 +612,8 @@ def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | No
                            f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
                            "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
                            field=_dotted(path))
-        return [_construct(child, (*path, i), doc, budget, building, depth + 1) for i, child in enumerate(node.value)]
+        return [_construct(child, (*path, i), doc, budget, building, problems, depth + 1, root)
+                for i, child in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
         if tag != _MAP:
             raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
@@ -450,7 +637,7 @@ def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | No
             if doc is not None:
                 assert doc._keys is not None
                 doc._keys[child] = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _construct(value_node, child, doc, budget, building, depth + 1)
+            out[key] = _construct(value_node, child, doc, budget, building, problems, depth + 1, root)
         return out
     raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1, "unsupported YAML node")  # pragma: no cover
 

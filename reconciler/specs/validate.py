@@ -1,5 +1,7 @@
 """Validation: every loaded document against the JSON Schemas, then the checks a schema cannot
-express (cron translation, schedules that never fire, duplicate names across files). Pure.
+express (cron translation, schedules that never fire, duplicate names across files, values JSON
+cannot carry, secret files outside the project). Pure, apart from resolving the paths of secret
+file references (:mod:`reconciler.specs.secrets`) and reading the files ``validate_paths`` names.
 
 Every problem becomes an :class:`Issue` located at ``file:line:col`` with the field path, a
 message saying what was expected and what was found, and a hint where one helps. All documents
@@ -22,8 +24,10 @@ from typing import Any, Literal
 import jsonschema
 
 from reconciler import schemas
-from reconciler.specs import cron
-from reconciler.specs.load import LoadedDocument, LoadError, Path_, load_paths
+from reconciler.display import printable
+from reconciler.specs import cron, secrets
+from reconciler.specs.files import read_limited
+from reconciler.specs.load import LoadedDocument, LoadError, Path_, load_paths, max_file_bytes
 
 Severity = Literal["error", "warning"]
 MANIFEST_SCHEMA = "manifest"
@@ -40,12 +44,14 @@ class Issue:
     severity: Severity = "error"
 
     def format(self) -> str:
+        """``file:line:col: field: message``, then the hint on its own line; each line printable
+        (a key or value quoted in a message cannot break the line: :mod:`reconciler.display`)."""
         where = f"{self.file}:{self.line}:{self.col}: "
         what = f"{self.field}: " if self.field else ""
         tag = "warning: " if self.severity == "warning" else ""
-        text = f"{where}{tag}{what}{self.message}"
+        text = printable(f"{where}{tag}{what}{self.message}")
         if self.hint:
-            text += f"\n    hint: {self.hint}"
+            text += f"\n    hint: {printable(self.hint)}"
         return text
 
     def as_dict(self) -> dict[str, Any]:
@@ -106,6 +112,9 @@ def describe(value: Any) -> str:
         return "a mapping"
     return repr(value)  # pragma: no cover
 
+
+# YAML 1.1's other booleans: text in YAML 1.2 (and so in the loader), named in the hint
+_YAML11_BOOLEANS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False}
 
 _TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
                "object": "a mapping", "array": "a list", "null": "null"}
@@ -184,6 +193,11 @@ def _range_text(schema: dict[str, Any]) -> str:
 def _type_hint(doc: LoadedDocument, path: Path_, value: Any, wanted: list[str]) -> str | None:
     """Why YAML produced the wrong type, when that is the likely story."""
     mark = doc.values.get(path)
+    if "boolean" in wanted and isinstance(value, str) and value.lower() in _YAML11_BOOLEANS and not (
+            mark and mark.quoted):
+        word = "true" if _YAML11_BOOLEANS[value.lower()] else "false"
+        return (f"write {word}: YAML 1.2, which editors and check-jsonschema follow, reads {value!r} as text, "
+                "not a boolean")
     if "string" in wanted and mark and mark.raw is not None and not isinstance(value, str):
         return f"YAML read {mark.raw!r} as {describe(value)}; quote it (\"{mark.raw}\") to keep it a string"
     if isinstance(value, str) and mark and mark.quoted:
@@ -416,55 +430,125 @@ def definition_name(data: dict[str, Any]) -> str:
     return str(name) if name else str((data.get("metadata") or {}).get("name", ""))
 
 
+def _declared_names(data: dict[str, Any]) -> list[tuple[Path_, str]]:
+    """The names a document claims, with where: ``spec.name`` (else ``metadata.name``), then
+    ``spec.previousNames``. Read defensively: the document may be invalid in any other way."""
+    raw_spec, raw_meta = data.get("spec"), data.get("metadata")
+    spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    out: list[tuple[Path_, str]] = []
+    if isinstance(spec.get("name"), str) and spec["name"]:
+        out.append((("spec", "name"), spec["name"]))
+    elif isinstance(meta.get("name"), str) and meta["name"]:
+        out.append((("metadata", "name"), meta["name"]))
+    previous = spec.get("previousNames")
+    if isinstance(previous, list):
+        out.extend((("spec", "previousNames", i), name) for i, name in enumerate(previous)
+                   if isinstance(name, str) and name)
+    return out
+
+
 def duplicate_name_issues(docs: Sequence[LoadedDocument]) -> list[Issue]:
-    """The same definition name (or a name listed in previousNames) in two places is ambiguous."""
-    first: dict[str, LoadedDocument] = {}
+    """The same definition name (or a name listed in previousNames) in two places is ambiguous.
+
+    Every document that declares a name counts, valid or not, so that a duplicate is reported
+    alongside the documents' other errors instead of only once they are fixed."""
+    first: dict[str, tuple[LoadedDocument, Path_]] = {}
     issues = []
     for doc in docs:
-        name = definition_name(doc.data)
-        names = [name, *doc.data["spec"].get("previousNames", [])]
-        for i, candidate in enumerate(names):
-            path: Path_ = ("spec", "name") if i == 0 and "name" in doc.data["spec"] else (
-                ("metadata", "name") if i == 0 else ("spec", "previousNames", i - 1))
-            if candidate in first and first[candidate] is not doc:
-                other = first[candidate]
-                mark = other.mark(("spec", "name") if "name" in other.data["spec"] else ("metadata", "name"))
-                issues.append(_issue(doc, path, f"definition name {candidate!r} is also declared at {other.file}:{mark.line}:{mark.col}",
+        for path, candidate in _declared_names(doc.data):
+            if candidate in first and first[candidate][0] is not doc:
+                other, where = first[candidate]
+                mark = other.mark(where)
+                issues.append(_issue(doc, path, f"definition name {candidate!r} is also declared at "
+                                     f"{other.file}:{mark.line}:{mark.col}",
                                      "names are unique in the organization: rename one of them"))
             else:
-                first.setdefault(candidate, doc)
+                first.setdefault(candidate, (doc, path))
     return issues
 
 
-def validate_documents(docs: Sequence[LoadedDocument], load_errors: Sequence[LoadError] = (), *, files: int = 0) -> ValidationReport:
+def problem_issues(doc: LoadedDocument) -> list[Issue]:
+    """The values the loader found the API cannot take (``.nan``, huge integers), as issues."""
+    return [Issue(doc.file, p.line, p.col, p.field, p.message, p.hint) for p in doc.problems]
+
+
+def _with_problems(issues: list[Issue], doc: LoadedDocument) -> list[Issue]:
+    """Schema issues and value problems, one per field: the schema's word wins ("expected a
+    string, got 1234…; quote it" says more than "does not fit in 64 bits"), except for a value
+    that could not be read at all, which the schema only saw as text."""
+    unreadable = {p.field for p in doc.problems if p.unreadable}
+    kept = [i for i in issues if i.field not in unreadable]
+    covered = {i.field for i in kept}
+    return kept + [i for i in problem_issues(doc) if i.field not in covered]
+
+
+def secret_file_issues(doc: LoadedDocument, *, roots: Sequence[str | os.PathLike[str]]) -> list[Issue]:
+    """Secret file references that resolve outside the secret roots (:mod:`reconciler.specs.secrets`);
+    with no roots, outside the manifest's own directory (as apply assumes when it is given none)."""
+    job = (doc.data.get("spec") or {}).get("batchPredictionJob") if isinstance(doc.data.get("spec"), dict) else None
+    instance = job.get("predictionInstance") if isinstance(job, dict) else None
+    if not isinstance(instance, dict):
+        return []
+    base_dir = str(Path(doc.file).parent)
+    issues = []
+    for ref_key in ("apiKeyFrom", "datarobotKeyFrom"):
+        ref = instance.get(ref_key)
+        if not isinstance(ref, dict) or not isinstance(ref.get("file"), str):
+            continue
+        problem = secrets.escape_problem(ref["file"], base_dir=base_dir, roots=roots)
+        if problem is not None:
+            path: Path_ = ("spec", "batchPredictionJob", "predictionInstance", ref_key, "file")
+            issues.append(_issue(doc, path, f"secret file {ref['file']!r} is outside the project: {problem[1]}",
+                                 "keep secret files inside the project (the directory of reconciler.yaml), or "
+                                 "allow their directory in reconciler.yaml: `secrets: {allowedDirs: [DIR]}`"))
+    return issues
+
+
+def validate_documents(docs: Sequence[LoadedDocument], load_errors: Sequence[LoadError] = (), *, files: int = 0,
+                       secret_roots: Sequence[str | os.PathLike[str]] | None = None,
+                       refused: Sequence[LoadedDocument] = ()) -> ValidationReport:
+    """Every issue of every document. ``secret_roots``: where secret files may resolve (see
+    :func:`secret_file_issues`); None for documents that come from no directory (the operator's
+    resources, which refuse file references outright), then not checked. ``refused``: documents
+    already refused by an earlier step (a target's variables or overlay), not checked again but
+    counted for duplicate names."""
     report = ValidationReport(files=files)
     report.issues.extend(Issue(e.file, e.line, e.col, e.field, e.message, e.hint) for e in load_errors)
     fast = schemas.fast_validator(MANIFEST_SCHEMA)
     good = []
     for doc in docs:
         report.checked += 1
+        problems = problem_issues(doc)
         if not fast.is_valid(doc.data):
-            issues = schema_issues(doc)
+            issues = _with_problems(schema_issues(doc), doc)
             if issues:
                 report.issues.extend(issues)
                 report.issues.extend(schedule_only_issues(doc))
                 continue
+        report.issues.extend(problems)
         sem = semantic_issues(doc)
+        if secret_roots is not None:
+            sem += secret_file_issues(doc, roots=secret_roots)
         report.issues.extend(sem)
-        if not any(i.severity == "error" for i in sem):
+        if not problems and not any(i.severity == "error" for i in sem):
             good.append(doc)
-    report.issues.extend(duplicate_name_issues(good))
+    report.issues.extend(duplicate_name_issues([*docs, *refused]))
     report.documents = good
     report.issues.sort(key=lambda i: (i.file, i.line, i.col, i.field))
     return report
 
 
-def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> ValidationReport:
-    """Load and validate every manifest under ``paths``: the pure core of ``reconciler validate``."""
+def validate_paths(paths: Iterable[str | os.PathLike[str]], *,
+                   secret_roots: Sequence[str | os.PathLike[str]] | None = None) -> ValidationReport:
+    """Load and validate every manifest under ``paths``: the pure core of ``reconciler validate``.
+
+    ``secret_roots`` default: the manifest roots ``paths`` name (there is no project config)."""
     paths = list(paths)
     loaded = load_paths(paths)
-    report = validate_documents(loaded.documents, loaded.errors, files=loaded.files)
-    if loaded.files == 0:  # an empty directory validates nothing: say so rather than a bare "OK"
+    roots = secrets.manifest_roots(paths) if secret_roots is None else secret_roots
+    report = validate_documents(loaded.documents, loaded.errors, files=loaded.files, secret_roots=roots)
+    if loaded.files == 0 and not loaded.errors:  # an empty directory validates nothing: say so rather than a bare "OK"
         report.issues.append(Issue(", ".join(str(p) for p in paths) or ".", 1, 1, "",
                                    "no manifest files (*.yaml or *.yml) found", "check the path; "
                                    "hidden directories and reconciler.yaml are skipped", "warning"))
@@ -481,10 +565,10 @@ def project_config_issues(path: str | os.PathLike[str]) -> list[Issue]:
 
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_limited(path, limit=max_file_bytes(), what="project config")
     except OSError as exc:
         return [Issue(file, 1, 1, "", f"cannot read the project config: {exc.strerror or exc}",
-                      "check the path given to --config")]
+                      getattr(exc, "hint", None) or "check the path given to --config")]
     docs, load_errors = load_bytes(raw, file=file)
     if load_errors:
         return [Issue(e.file, e.line, e.col, e.field, e.message, e.hint) for e in load_errors]
@@ -493,8 +577,8 @@ def project_config_issues(path: str | os.PathLike[str]) -> list[Issue]:
         return [Issue(file, line, 1, "", f"expected exactly one YAML document in the project config, found {len(docs)}",
                       "keep one config per project; manifests go in their own files")]
     if schemas.fast_validator("project").is_valid(docs[0].data):
-        return []
-    return schema_issues(docs[0], schema_name="project")
+        return problem_issues(docs[0])
+    return _with_problems(schema_issues(docs[0], schema_name="project"), docs[0])
 
 
 def check_instance(instance: Any, schema_name: str, *, file: str = "<request>") -> list[Issue]:

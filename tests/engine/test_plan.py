@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from reconciler.engine import plan as plans
 from reconciler.engine.plan import ActionKind, build_plan
 from reconciler.specs.config import Scope
@@ -123,6 +125,26 @@ def test_plan_is_deterministic_and_round_trips_through_json() -> None:
     assert p1 == p2
     back = plans.from_dict(json.loads(json.dumps(plans.to_dict(p1))))
     assert back.actions == p1.actions and back.fingerprint == p1.fingerprint and back.summary == p1.summary
+
+
+def test_a_saved_plan_carries_a_digest_of_its_content_and_an_edit_is_refused() -> None:
+    ds = [desired("demo-a"), desired("demo-b")]
+    data = json.loads(json.dumps(plans.to_dict(build_plan(desired=ds, live=[], scope=SCOPE), version="1.2.3")))
+    assert data["format_version"] == "1.2" and list(data)[-1] == "digest" and data["digest"].startswith("sha256:")
+    assert plans.content_digest(data) == data["digest"]
+    plans.from_dict(data)  # intact: read back
+    for edit in (lambda d: d["actions"][0]["body"].update(numConcurrent=77), lambda d: d.update(reconciler_version="x"),
+                 lambda d: d["actions"].pop(), lambda d: d["options"].update(force=True),
+                 lambda d: d["actions"][0].update(secret_roots=["/"])):
+        edited = json.loads(json.dumps(data))
+        edit(edited)
+        with pytest.raises(ValueError, match="the plan was changed after `reconciler plan` wrote it"):
+            plans.from_dict(edited)
+    # key order and whitespace are not content: the same data re-serialized keeps its digest
+    plans.from_dict(json.loads(json.dumps(data, indent=None, sort_keys=True)))
+    old = {k: v for k, v in data.items() if k != "digest"} | {"format_version": "1.1"}
+    with pytest.raises(ValueError, match=r"the plan has no digest \(format_version '1.1'"):
+        plans.from_dict(old)
 
 
 def test_fingerprint_names_what_changed() -> None:

@@ -65,7 +65,8 @@ def test_only_a_name_without_manifest_selects_its_live_definition() -> None:
     assert [(a.kind, a.name) for a in plan.actions] == [(ActionKind.delete, "demo-old")]
     typo = build_selected_plan(desired=desired, selected=[], live=live,
                                selection=Selection(names=frozenset({"demo-nope"})), scope=SCOPE)
-    assert "--only demo-nope: no manifest declares it and no live definition has that name" in typo.warnings
+    assert typo.errored and not typo.applyable  # a name that selects nothing is an error, not a quiet no-op
+    assert typo.errors[0].startswith("--only demo-nope: no manifest declares it and no live definition has that name")
 
 
 def test_removed_manifests_are_deletions_and_the_guard_counts_the_whole_scope() -> None:
@@ -192,6 +193,20 @@ def test_saved_selected_plan_applies(repo: Path, tmp_path: Path) -> None:
     assert "1 updated" in applied.stdout
     refused = _cli("apply", str(out), "--only", "demo-a")
     assert refused.exit_code == 1 and "saved plan" in refused.stderr
+
+
+def test_only_a_name_that_matches_nothing_is_an_error_in_every_command(repo: Path, tmp_path: Path) -> None:
+    """A typo in --only used to print a warning and exit 0: a CI job "planned" nothing and passed."""
+    out = tmp_path / "plan.json"
+    for args in (("plan", "specs", "--only", "demo-nope"), ("plan", "specs", "--only", "demo-nope", "--detailed-exitcode"),
+                 ("plan", "specs", "--only", "demo-nope", "--out", str(out)),
+                 ("apply", "specs", "--only", "demo-nope", "--auto-approve")):
+        result = _cli(*args)
+        assert result.exit_code == 1, (args, result.stdout, result.stderr)
+        assert "--only demo-nope: no manifest declares it and no live definition has that name" in result.stdout
+        assert not out.exists()
+    both = _cli("plan", "specs", "--only", "demo-a", "--only", "demo-nope")
+    assert both.exit_code == 1 and "demo-nope" in both.stdout
 
 
 def test_changed_since_includes_edits_new_files_and_removals(repo: Path) -> None:

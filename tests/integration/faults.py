@@ -8,7 +8,9 @@ keeps the parsing trivial.
 Faults are rules ``(method, path substring, nth matching call, kind)``; kinds:
 ``429`` / ``503`` (answered by the proxy, upstream not called), ``drop_before`` (closed before
 forwarding), ``drop_after`` (forwarded, upstream applied it, the answer is thrown away),
-``delay:<seconds>`` (answer held back, e.g. beyond the client's timeout).
+``delay:<seconds>`` (answer held back, e.g. beyond the client's timeout), ``garbage`` (forwarded,
+upstream applied it, and the answer replaced by a 200 whose body is not JSON: a surprise no API
+error class covers).
 """
 
 from __future__ import annotations
@@ -115,6 +117,12 @@ class FaultProxy:
             response = await up_reader.read()
             up_writer.close()
             if fault == "drop_after":
+                return
+            if fault == "garbage":
+                payload = b"<html>surprise</html>"
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(payload)).encode() + b"\r\nConnection: close\r\n\r\n" + payload)
+                await writer.drain()
                 return
             if fault and fault.startswith("delay:"):
                 await asyncio.sleep(float(fault.split(":", 1)[1]))

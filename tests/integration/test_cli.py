@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from reconciler import schemas
 from reconciler.cli import app
+from reconciler.engine import plan as plans
 from reconciler.service.testing import LocalServer
 
 from .conftest import TOKEN
@@ -203,10 +205,14 @@ def test_usage_errors_exit_1_never_2_and_damaged_plan_files_are_refused(tmp_path
         assert result.exit_code == 1, (args, result.exit_code)  # 2 would read as "changes present" in CI
     (tmp_path / "notjson.plan").write_text("nope\n")
     (tmp_path / "other.json").write_text('{"x": 1}')
-    plan = {"format_version": "1.0", "actions": [{"kind": "explode"}]}
-    (tmp_path / "edited.json").write_text(json.dumps(plan))
+    old = {"format_version": "1.1", "actions": [{"kind": "explode"}]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    damaged: dict[str, Any] = {"format_version": "1.2", "actions": [{"kind": "explode"}]}
+    damaged["digest"] = plans.content_digest(damaged)  # intact, but not a plan
+    (tmp_path / "damaged.json").write_text(json.dumps(damaged))
     for name, expected in (("notjson.plan", "not JSON (line 1, column 1)"), ("other.json", "no format_version"),
-                           ("edited.json", "is not a valid saved plan: ")):
+                           ("old.json", "the plan has no digest (format_version '1.1'"),
+                           ("damaged.json", "is not a valid saved plan: ")):
         result = CliRunner().invoke(app, ["apply", str(tmp_path / name)], env=env)  # type: ignore[arg-type]
         assert result.exit_code == 1 and expected in result.stderr and "reconciler plan --out" in result.stderr, (
             name, result.stderr)
@@ -316,6 +322,10 @@ def test_export_never_overwrites_a_file_that_differs_without_force(server: Local
     again = _cli(env, "export", "--out", str(out))  # the same content again: nothing differs, no --force needed
     assert again.exit_code == 0 and "overwritten" not in again.stderr
     assert _cli(env, "export", "--out", str(out / "demo-0.yaml")).exit_code == 1  # a file is not a directory
+    (out / "demo-1.yaml").unlink()
+    os.mkfifo(out / "demo-1.yaml")  # reading or writing it would block until someone opens the other end
+    blocked = _cli(env, "export", "--out", str(out), "--force")
+    assert blocked.exit_code == 1 and f"not a regular file: {out / 'demo-1.yaml'}; nothing was written" in blocked.stderr
 
 
 def test_help_documents_exit_codes_and_shows_no_value_for_flags() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import yaml
 
-from reconciler.specs.load import iter_manifest_files, load_bytes, load_paths, load_text
+from reconciler.specs import load
+from reconciler.specs.load import LoadError, iter_manifest_files, load_bytes, load_paths, load_text
 
 TEXT = """\
 apiVersion: reconciler.io/v1alpha1
@@ -39,8 +42,10 @@ def test_positions_of_keys_and_values() -> None:
     assert (doc.values[("spec", "schedule", "minute", 1)].line, doc.values[("spec", "schedule", "minute", 1)].col) == (6, 26)
     item = doc.values[("spec", "batchPredictionJob", "passthroughColumns", 1)]
     assert (item.line, item.col, item.quoted, item.raw) == (11, 9, True, None)
-    surprise = doc.values[("spec", "batchPredictionJob", "csvSettings", "delimiter")]
-    assert surprise.raw == "no" and doc.data["spec"]["batchPredictionJob"]["csvSettings"]["delimiter"] is False
+    text = doc.values[("spec", "batchPredictionJob", "csvSettings", "delimiter")]
+    assert text.raw is None and doc.data["spec"]["batchPredictionJob"]["csvSettings"]["delimiter"] == "no"
+    number = doc.values[("spec", "batchPredictionJob", "numConcurrent")]
+    assert number.raw == "4"  # kept for "YAML read 4 as a number" hints
 
 
 def test_mark_falls_back_to_the_nearest_parent() -> None:
@@ -63,7 +68,15 @@ def test_multi_document_files_keep_indices_and_skip_empty_documents() -> None:
 
 def test_values_are_plain_data() -> None:
     docs, _ = load_text("a: 2024-01-01\nb: 0x10\nc: ~\nd: 1.5\ne: [yes, 'yes']\n", file="x.yaml")
-    assert docs[0].data == {"a": "2024-01-01", "b": 16, "c": None, "d": 1.5, "e": [True, "yes"]}
+    assert docs[0].data == {"a": "2024-01-01", "b": 16, "c": None, "d": 1.5, "e": ["yes", "yes"]}
+
+
+def test_booleans_are_yaml_1_2_booleans_as_every_other_tool_reads_them() -> None:
+    """YAML 1.1's yes/no/on/off (PyYAML's reading) are text in YAML 1.2, which editors and
+    check-jsonschema follow: one file means one thing to every tool."""
+    words = ["yes", "No", "ON", "off", "y", "n", "Yes", "OFF"]
+    docs, errors = load_text(f"a: [{', '.join(words)}]\nb: [true, True, TRUE, false, False, FALSE]\n", file="b.yaml")
+    assert errors == [] and docs[0].data == {"a": words, "b": [True, True, True, False, False, False]}
 
 
 def test_merge_keys() -> None:
@@ -151,13 +164,86 @@ def test_refusals_name_the_field() -> None:
     ("a: &x [1, *x]\n", "a[1]", "an alias refers to a mapping or list that contains it, so the value never ends"),
     ("a: &x {b: {c: *x}}\n", "a.b.c", "an alias refers to a mapping or list that contains it, so the value never ends"),
     ("a: &x {<<: *x}\n", "a", "'<<' merges a mapping into itself, so the value never ends"),
-    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "a[0][0][0][0][0]...", "values are nested more than 64 levels deep"),
-    ("a: " + "{b: " * 70 + "1" + "}" * 70 + "\n", "a.b.b.b.b.b...", "values are nested more than 64 levels deep"),
 ])
 def test_structures_without_end_are_refused_not_a_recursion_error(text: str, field: str, message: str) -> None:
     docs, errors = load_text(text, file="r.yaml")
     assert docs == []
     assert [(e.field, e.message) for e in errors] == [(field, message)]
+
+
+def _block(levels: int, *, sequence: bool = False) -> str:
+    """``levels`` nested block collections under ``a``, one-space indents, a scalar at the bottom."""
+    item = "-" if sequence else "b:"
+    return "a:\n" + "".join(" " * i + item + "\n" for i in range(1, levels)) + " " * levels + "1\n"
+
+
+DEEP = "values are nested more than 64 levels deep"
+# (text, line, col, field): the first value deeper than 64 levels, whoever refuses the text first:
+# reconciler's own check (65 to ~300 levels), the pure-Python composer's recursion, or libyaml's
+# own limit of 1000 levels (PyYAML >= 6.0.2 wheels), which reports no field and a later place.
+NESTING = {
+    "flow, just over": ("a: " + "[" * 65 + "]" * 65 + "\n", 1, 68, "a[0][0][0][0][0]..."),
+    "flow, far over": ("a: " + "[" * 1100 + "]" * 1100 + "\n", 1, 68, "a[0][0][0][0][0]..."),
+    "flow mappings, just over": ("a: " + "{b: " * 70 + "1" + "}" * 70 + "\n", 1, 260, "a.b.b.b.b.b..."),
+    "flow mappings, far over": ("a: " + "{b: " * 2000 + "1" + "}" * 2000 + "\n", 1, 260, "a.b.b.b.b.b..."),
+    "block, just over": (_block(65), 66, 66, "a.b.b.b.b.b..."),
+    "block, far over": (_block(1200), 66, 66, "a.b.b.b.b.b..."),
+    "block sequences, far over": (_block(1200, sequence=True), 66, 66, "a[0][0][0][0][0]..."),
+}
+
+
+@pytest.fixture(params=["libyaml", "pure-python"])
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both of PyYAML's composers: the C one (libyaml) where PyYAML was built with it, and the
+    pure-Python one that runs where it was not."""
+    if request.param == "libyaml":
+        if not hasattr(yaml, "CSafeLoader"):
+            pytest.skip("this PyYAML has no libyaml")
+        monkeypatch.setattr(load, "_CachingLoader", load._caching_loader(yaml.CSafeLoader))
+    else:
+        monkeypatch.setattr(load, "_CachingLoader", load._caching_loader(yaml.SafeLoader))
+    return str(request.param)
+
+
+@pytest.mark.parametrize("case", sorted(NESTING))
+def test_deep_nesting_is_a_located_refusal_whichever_parser_refuses_first(loader: str, case: str) -> None:
+    text, line, col, field = NESTING[case]
+    docs, errors = load_text(text, file="deep.yaml")
+    assert docs == []
+    assert [(e.file, e.line, e.col, e.field, e.message) for e in errors] == [("deep.yaml", line, col, field, DEEP)]
+    assert errors[0].hint == "a manifest nests a few levels only; check for runaway brackets or indentation"
+
+
+def test_64_levels_are_accepted(loader: str) -> None:
+    docs, errors = load_text(_block(64), file="ok.yaml")
+    assert errors == [] and docs[0].data["a"]["b"]["b"]["b"] is not None
+
+
+def test_the_value_budget_says_what_was_exceeded() -> None:
+    """100,001 plain values, no alias anywhere: not an "alias bomb"."""
+    text = "a: [" + ", ".join(["1"] * 100_001) + "]\n"
+    _, errors = load_text(text, file="big.yaml")
+    assert [(e.message, e.hint) for e in errors] == [
+        ("document has more than 100,000 values (the limit per document)",
+         "a manifest holds a few dozen values; split the data, or check what generated this file")]
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, n in zip("abcde", "bcdef", strict=True))
+    _, errors = load_text(bomb, file="bomb.yaml")
+    assert errors[0].message == "document expands to more than 100,000 values (the limit per document) through aliases"
+    assert "alias bomb" in (errors[0].hint or "")
+
+
+def test_values_json_cannot_carry_are_kept_and_located_for_validation() -> None:
+    text = "a: .nan\nb: [-.inf, .Inf]\nc: 9223372036854775807\nd: -9223372036854775809\ne: " + "7" * 5000 + "\n"
+    (doc,), errors = load_text(text, file="n.yaml")
+    assert errors == []
+    assert [(p.line, p.col, p.field, p.unreadable) for p in doc.problems] == [
+        (1, 4, "a", False), (2, 5, "b[0]", False), (2, 12, "b[1]", False), (4, 4, "d", False), (5, 4, "e", True)]
+    assert doc.problems[0].message == ".nan is not a number the API can take: JSON has no NaN or infinity"
+    assert doc.problems[3].message == ("the integer -9223372036854775809 does not fit in 64 bits, the largest the "
+                                       "API takes")
+    assert doc.problems[4].message.startswith("the integer 77777777777777777777...77777777 (5000 characters) does")
+    assert doc.data["c"] == 2**63 - 1 and doc.data["e"] == "7" * 5000
 
 
 def test_an_alias_used_twice_is_not_a_cycle() -> None:
@@ -173,13 +259,30 @@ def test_control_characters_and_utf16_are_located() -> None:
     assert errors[0].message == "not UTF-8: the file is UTF-16 (it starts with a UTF-16 byte order mark)"
 
 
-def test_an_unreadable_file_is_an_error_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "locked.yaml"
-    path.write_text("a: 1\n", encoding="utf-8")
+def test_what_is_not_a_regular_file_is_an_error_that_names_it(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    result = load_paths([tmp_path])
+    assert sorted((Path(e.file).name, e.message) for e in result.errors) == [
+        ("gone.yaml", "broken symbolic link (to " + str(tmp_path / "nowhere.yaml") + "): whatever it pointed at "
+         "cannot be read"),
+        ("pipe.yaml", "not a regular file: it is a FIFO (named pipe)"),
+        ("zero.yaml", "not a regular file: it is a character device")]
 
-    def denied(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
-    result = load_paths([path])
-    assert [(e.file, e.message) for e in result.errors] == [(str(path), "cannot read the file: Permission denied")]
+def test_symlinked_directories_are_followed_once_and_link_loops_end(tmp_path: Path) -> None:
+    root = tmp_path / "specs"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.yaml").write_text("a: 1\n")
+    elsewhere = tmp_path / "elsewhere" / "team"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "y.yaml").write_text("b: 1\n")
+    (root / "team").symlink_to(elsewhere, target_is_directory=True)
+    (root / "a" / "up").symlink_to(root, target_is_directory=True)  # a loop
+    (root / "moved").symlink_to(tmp_path / "not-there", target_is_directory=True)
+    errors: list[LoadError] = []
+    found = [p.relative_to(root).as_posix() for p in iter_manifest_files([root], errors)]
+    assert found == ["a/x.yaml", "team/y.yaml"]
+    assert [(Path(e.file).name, e.message.split(":")[0]) for e in errors] == [
+        ("moved", "broken symbolic link (to " + str(tmp_path / "not-there") + ")")]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from reconciler import schemas
 from reconciler.cli import app
 from reconciler.specs.load import load_text
 from reconciler.specs.validate import Issue, check_instance, suggest_key, validate_documents, validate_paths
@@ -152,7 +153,7 @@ def test_validate_paths_reads_directories(specs: Path) -> None:
 
 
 def test_cli_exit_1_on_an_internal_error(specs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(paths: object) -> None:
+    def broken(paths: object, **options: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr("reconciler.specs.validate.validate_paths", broken)
@@ -202,3 +203,99 @@ def test_dss_intake_is_refused_in_a_definition() -> None:
     issues = report_of(manifest(intake="{type: dss, projectId: 5e1b3d2c8f1a4c0012345678}"))
     assert [(i.field, i.severity) for i in issues] == [("spec.batchPredictionJob.intakeSettings.type", "error")]
     assert "leaderboard" in issues[0].message
+
+
+# --- one file, one answer: YAML 1.2 booleans, as check-jsonschema and editors read them ----------
+
+def test_yaml_1_1_booleans_get_the_same_answer_as_check_jsonschema(tmp_path: Path) -> None:
+    """`enabled: yes` was accepted here (PyYAML reads YAML 1.1) and refused by check-jsonschema and
+    editors (YAML 1.2); `passthroughColumns: [no, on]` the other way round. Now both agree."""
+    import subprocess
+    import sys
+
+    schema = tmp_path / "manifest.schema.json"
+    schema.write_text(json.dumps(schemas.bundle("manifest")), encoding="utf-8")
+    refused = tmp_path / "refused.yaml"
+    refused.write_text(manifest("refused", enabled="yes"), encoding="utf-8")
+    accepted = tmp_path / "accepted.yaml"
+    accepted.write_text(manifest("accepted", enabled="false").replace(
+        "    intakeSettings:", "    passthroughColumns: [no, on, Off, y]\n    intakeSettings:"), encoding="utf-8")
+
+    def check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "check_jsonschema", "--schemafile", str(schema), str(path)],
+                              capture_output=True, text=True, timeout=120)
+
+    theirs = check_jsonschema(refused)
+    assert theirs.returncode == 1 and "$.spec.enabled: 'yes' is not of type 'boolean'" in theirs.stdout
+    ours = CliRunner().invoke(app, ["validate", str(refused), "--no-color"])
+    assert ours.exit_code == 3
+    assert ours.output.splitlines()[:2] == [
+        f"{refused}:6:12: spec.enabled: expected true or false, got 'yes'",
+        "    hint: write true: YAML 1.2, which editors and check-jsonschema follow, reads 'yes' as text, not a boolean"]
+
+    assert check_jsonschema(accepted).returncode == 0
+    assert CliRunner().invoke(app, ["validate", str(accepted)]).exit_code == 0
+    (doc,) = validate_paths([accepted]).documents
+    assert doc.data["spec"]["batchPredictionJob"]["passthroughColumns"] == ["no", "on", "Off", "y"]
+
+
+@pytest.mark.parametrize("word, hint", [("no", "write false"), ("ON", "write true"), ("y", "write true"),
+                                        ("Off", "write false"), ("N", "write false")])
+def test_every_yaml_1_1_boolean_gets_a_hint_where_a_boolean_is_expected(word: str, hint: str) -> None:
+    issues = report_of(manifest(enabled="false").replace("    intakeSettings:",
+                                                         f"    skipDriftTracking: {word}\n    intakeSettings:"))
+    assert [(i.line, i.field, i.message) for i in issues] == [
+        (10, "spec.batchPredictionJob.skipDriftTracking", f"expected true or false, got {word!r}")]
+    assert (issues[0].hint or "").startswith(hint + ": YAML 1.2")
+    quoted = report_of(manifest(enabled="false").replace("    intakeSettings:",
+                                                         f"    skipDriftTracking: '{word}'\n    intakeSettings:"))
+    assert quoted[0].hint is None  # quoted, it is text on purpose
+
+
+# --- values the API cannot take, secrets outside the project ---------------------------------------
+
+def test_values_json_cannot_carry_are_errors_reported_with_the_rest() -> None:
+    text = manifest(enabled="false").replace("    intakeSettings:", "    predictionThreshold: .nan\n"
+                                             "    num_concurrent: 2\n    intakeSettings:")
+    docs, errors = load_text(text, file="m.yaml")
+    report = validate_documents(docs, errors)
+    assert [(i.line, i.field, i.message) for i in report.errors] == [
+        (10, "spec.batchPredictionJob.predictionThreshold",
+         ".nan is not a number the API can take: JSON has no NaN or infinity"),
+        (11, "spec.batchPredictionJob.num_concurrent", "unknown field 'num_concurrent'")]
+    assert report.documents == []
+    alone = validate_documents(load_text(manifest(enabled="false").replace(
+        "    intakeSettings:", "    predictionThreshold: -.inf\n    intakeSettings:"), file="m.yaml")[0])
+    # where the schema has its own word for the value, that word is the one message for the field
+    assert [i.message for i in alone.errors] == ["expected a number from 0 to 1, got -inf"]
+
+
+def test_a_secret_file_reference_must_resolve_inside_the_secret_roots(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "keys").mkdir(parents=True)
+    (root / "keys" / "key").write_text("k")
+    (root / "keys" / "out").symlink_to(tmp_path)
+    (tmp_path / "outside-key").write_text("k")
+    text = manifest(enabled="false").replace(
+        "    intakeSettings:", "    predictionInstance: {hostName: h.example.com, apiKeyFrom: {file: %s}}\n"
+        "    intakeSettings:")
+
+    def issues(ref: str, roots: list[str] | None) -> list[str]:
+        docs, errors = load_text(text % ref, file=str(root / "m.yaml"))
+        return [f"{i.line}:{i.col} {i.field}: {i.message}" for i in
+                validate_documents(docs, errors, secret_roots=roots).errors]
+
+    inside = [str(root)]
+    assert issues("keys/key", inside) == []
+    assert issues("keys/key", []) == []  # no roots: the manifest's own directory
+    assert len(issues("../outside-key", [])) == 1
+    assert issues("../outside-key", None) == []  # not checked: documents that come from no directory
+    field = "spec.batchPredictionJob.predictionInstance.apiKeyFrom.file"
+    assert issues("../outside-key", inside) == [
+        f"10:70 {field}: secret file '../outside-key' is outside the project: it resolves to "
+        f"{tmp_path / 'outside-key'}, outside {root}"]
+    assert issues("keys/out/outside-key", inside) == [
+        f"10:70 {field}: secret file 'keys/out/outside-key' is outside the project: it resolves to "
+        f"{tmp_path / 'outside-key'} (through a symbolic link), outside {root}"]
+    assert issues(str(tmp_path / "outside-key"), inside)[0].startswith(f"10:70 {field}: secret file '/")
+    assert issues("../outside-key", [str(root), str(tmp_path)]) == []  # an allowed directory
