@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 
 from reconciler.service import errors, ids, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
 from reconciler.service.models import ERROR_RESPONSES, JobList, JobOut
-from reconciler.service.records import JOB_STATUSES, DefinitionRecord, JobRecord
+from reconciler.service.openapi import body_schema
+from reconciler.service.params import DefinitionFilter, DeploymentFilter, StatusFilter
+from reconciler.service.records import DefinitionRecord, JobRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.runner import files
@@ -64,16 +66,10 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
 
 
 async def list_jobs(
-    request: Request, store: StoreDep, paging: PagingDep,
-    status: Annotated[list[str] | None, Query(description="Repeatable: only jobs in these states.")] = None,
-    batchPredictionJobDefinitionId: Annotated[str | None, Query()] = None,
-    deploymentId: Annotated[str | None, Query()] = None,
+    request: Request, store: StoreDep, paging: PagingDep, status: StatusFilter = None,
+    batchPredictionJobDefinitionId: DefinitionFilter = None, deploymentId: DeploymentFilter = None,
 ) -> JSONResponse:
-    statuses = status or []
-    unknown = [s for s in statuses if s not in JOB_STATUSES]
-    if unknown:
-        raise errors.Unprocessable(f"unknown job status {unknown[0]!r}",
-                                   errors={"status": f"expected one of {', '.join(JOB_STATUSES)}"})
+    statuses = [str(value) for value in status or []]
     page = store.list_jobs(offset=paging.offset, limit=paging.limit, statuses=statuses,
                            definition_id=batchPredictionJobDefinitionId, deployment_id=deploymentId)
     now, root = ids.utcnow(), api_root(request)
@@ -106,9 +102,9 @@ route(router, "/batchPredictions/fromJobDefinition/", run_once, methods=["POST"]
       status_code=202, responses=ERROR_RESPONSES, summary="Run a job definition once", openapi_extra=RUN_ONCE_BODY)
 route(router, "/batchPredictions/", list_jobs, methods=["GET"], response_model=JobList, responses=ERROR_RESPONSES,
       summary="List batch prediction jobs")
-route(router, "/batchPredictions/{job_id}/", get_job, methods=["GET"], response_model=JobOut,
+route(router, "/batchPredictions/{job_id:hex24}/", get_job, methods=["GET"], response_model=JobOut,
       responses=ERROR_RESPONSES, summary="Get a batch prediction job")
-route(router, "/batchPredictions/{job_id}/", abort_job, methods=["DELETE"], status_code=204,
+route(router, "/batchPredictions/{job_id:hex24}/", abort_job, methods=["DELETE"], status_code=204,
       responses=ERROR_RESPONSES, summary="Abort a batch prediction job", response_class=Response)
 
 
@@ -203,14 +199,16 @@ async def download(job_id: JobIdPath, store: StoreDep, settings: SettingsDep) ->
 
 route(router, "/batchPredictions/", create_job, methods=["POST"], response_model=JobOut, status_code=202,
       responses=ERROR_RESPONSES, summary="Start an ad-hoc batch prediction job",
-      openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-          "type": "object", "description": "The flattened job spec (schemas/job-spec.schema.json)",
-          "required": ["deploymentId", "intakeSettings"]}}}}})
-route(router, "/batchPredictions/{job_id}/csvUpload/", upload_csv, methods=["PUT"], status_code=202,
-      responses=ERROR_RESPONSES, summary="Upload the job's CSV (localFile intake)", response_class=Response)
-route(router, "/batchPredictions/{job_id}/csvUpload/part/{part}/", upload_part, methods=["PUT"], status_code=202,
-      responses=ERROR_RESPONSES, summary="Upload one part of the job's CSV", response_class=Response)
-route(router, "/batchPredictions/{job_id}/csvUpload/finalizeMultipart/", finalize_upload, methods=["POST"],
+      openapi_extra=body_schema("JobSpec"))
+CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+    "type": "string", "description": "The job's input rows, as CSV with a header row (csvSettings apply)."}}}}}
+route(router, "/batchPredictions/{job_id:hex24}/csvUpload/", upload_csv, methods=["PUT"], status_code=202,
+      responses=ERROR_RESPONSES, summary="Upload the job's CSV (localFile intake)", response_class=Response,
+      openapi_extra=CSV_BODY)
+route(router, "/batchPredictions/{job_id:hex24}/csvUpload/part/{part}/", upload_part, methods=["PUT"], status_code=202,
+      responses=ERROR_RESPONSES, summary="Upload one part of the job's CSV", response_class=Response,
+      openapi_extra=CSV_BODY)
+route(router, "/batchPredictions/{job_id:hex24}/csvUpload/finalizeMultipart/", finalize_upload, methods=["POST"],
       status_code=202, responses=ERROR_RESPONSES, summary="Finish a multipart upload", response_class=Response)
-route(router, "/batchPredictions/{job_id}/download/", download, methods=["GET"], responses=ERROR_RESPONSES,
+route(router, "/batchPredictions/{job_id:hex24}/download/", download, methods=["GET"], responses=ERROR_RESPONSES,
       summary="Download the scored CSV (localFile output)", response_class=FileResponse)
