@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -46,6 +47,27 @@ def test_token_is_required_except_for_health(caplog: pytest.LogCaptureFixture) -
     assert any('"GET /api/v2/version/ HTTP/1.1" 401' in line for line in lines)
     assert any("/api/v2/deployments/?token=***&apiKey=***" in line for line in lines), lines
     assert not any(TOKEN in line or "k-123" in line for line in lines)
+
+
+def test_the_access_log_hides_every_url_encoding_of_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    """Read from the log the server writes: a token pasted into a path or a query string, as is,
+    percent-encoded (either hex case, or twice), plus-encoded, or under a secret-like name that
+    is itself percent-encoded, never shows."""
+    token = "tok/en+with space=&%-1f9"
+    spellings = {quote(token, safe=""), quote(token, safe="").lower(), quote_plus(token),
+                 quote(quote(token, safe=""), safe=""), token.replace(" ", "+")}
+    with caplog.at_level(logging.INFO, "reconciler.service.access"), LocalServer(token=token) as server:
+        headers = {"Authorization": f"Bearer {token}"}
+        for spelled in spellings:
+            httpx.get(f"{server.api_url}deployments/{spelled}/", headers=headers)
+            httpx.get(f"{server.api_url}deployments/?q={spelled}&api%5Fkey=k-456&limit=1", headers=headers)
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "reconciler.service.access" and "/deployments/" in r.getMessage()]
+    assert len(lines) == 2 * len(spellings), lines
+    for line in lines:
+        assert not any(spelled in line for spelled in (*spellings, token, "k-456")), line
+    assert all("***" in line for line in lines)
+    assert any("/api/v2/deployments/?q=***&api%5Fkey=***&limit=1" in line for line in lines), lines
 
 
 def test_redact_hides_secret_params_and_the_token() -> None:
