@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -133,3 +135,25 @@ def test_serve_process_logs_each_request_and_stops_gracefully(tmp_path: Path) ->
     assert "token required" in stderr and TOKEN not in stderr
     assert stderr.count('"GET /api/v2/version/') == 2 and "token=***" in stderr
     assert "Shutting down" in stderr and "Finished server process" in stderr
+
+
+def test_idle_keep_alive_connections_outlive_the_sdks_poll_interval() -> None:
+    """The SDK polls a job every 5 s on one pooled connection and does not reconnect when the server
+    closed it meanwhile; uvicorn's default closes idle connections after 5 s. Both the test helper
+    (thread) and ``reconciler serve`` (process) keep a connection idle for 6 s usable."""
+    with LocalServer() as in_thread, LocalServer(separate_process=True) as served:
+        connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                       for server in (in_thread, served)]
+        sockets = []
+        for connection in connections:
+            connection.request("GET", "/api/v2/version/")
+            first = connection.getresponse()
+            assert first.status == 200 and first.read()
+            sockets.append(connection.sock)
+        time.sleep(6)
+        for connection, sock in zip(connections, sockets, strict=True):
+            connection.request("GET", "/api/v2/version/")  # raises RemoteDisconnected if it was closed
+            again = connection.getresponse()
+            assert again.status == 200 and again.read()
+            assert connection.sock is sock  # the same TCP connection, not a new one
+            connection.close()
