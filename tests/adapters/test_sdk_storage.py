@@ -122,3 +122,19 @@ def test_dataset_intake_reports_progress(server: LocalServer, side_store: Store)
         seen.append(intake.fraction_read())
     intake.close()
     assert seen == [0.0, 0.4, 0.8, 1.0]
+
+
+def test_sdk_data_store_create_get_list_delete(server: LocalServer) -> None:
+    """DataStore's converter requires creator, updated and role (datarobot/models/data_store.py):
+    without them create and get raised ``DataError: creator, updated, role is required``."""
+    made = dr.DataStore.create(data_store_type="jdbc", canonical_name="warehouse-sdk", driver_id="pg-driver",
+                               jdbc_url="jdbc:postgresql://db.internal:5432/wh")
+    got = dr.DataStore.get(made.id)
+    assert (got.id, got.canonical_name, got.type) == (made.id, "warehouse-sdk", "jdbc")
+    assert (got.params.jdbc_url, got.params.driver_id) == ("jdbc:postgresql://db.internal:5432/wh", "pg-driver")
+    assert got.role == "OWNER" and len(got.creator) == 24 and got.updated.year >= 2024
+    assert made.id in [store.id for store in dr.DataStore.list()]
+    made.delete()
+    with pytest.raises(dr.errors.ClientError) as gone:
+        dr.DataStore.get(made.id)
+    assert gone.value.status_code == 404

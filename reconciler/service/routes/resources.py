@@ -124,6 +124,9 @@ def _render(kind: str, record: ResourceRecord) -> dict[str, Any]:
         if isinstance(params.get("url"), str):
             params["url"] = _masked_url(params["url"])
         body["params"] = params
+        # the SDK's DataStore requires these (datarobot/models/data_store.py): the creator's user id,
+        # the last change (data stores are never changed here) and the caller's role on it
+        body.update({"creator": record.created_by.get("userId", ""), "updated": record.created, "role": "OWNER"})
     return body
 
 
