@@ -11,8 +11,9 @@ redirects disabled and fails on any other status, so the 303 "finished" form is 
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
@@ -28,6 +29,7 @@ from reconciler.service.routes import route
 from reconciler.service.runner import files
 from reconciler.service.runner.adapters.base import initial_status
 from reconciler.service.settings import job_data_dir
+from reconciler.service.store import Store
 
 router = APIRouter(tags=["batch prediction jobs"])
 _HEX24 = re.compile(r"^[0-9a-fA-F]{24}$")
@@ -53,6 +55,9 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
         if not isinstance(definition_id, str) or not _HEX24.match(definition_id):
             found["jobDefinitionId"] = "expected the 24-hex id of a job definition, e.g. from GET batchPredictionJobDefinitions/"
         raise errors.Unprocessable("cannot start a job: invalid request", errors=found)
+
+    with contextlib.suppress(errors.NotFound):  # start_job_from_definition answers it, naming jobDefinitionId
+        refuse_unusable_login(store.get_definition(definition_id).job, store)
 
     def make(definition: DefinitionRecord) -> JobRecord:
         now = ids.iso(ids.utcnow())
@@ -111,6 +116,16 @@ route(router, "/batchPredictions/{job_id:hex24}/", abort_job, methods=["DELETE"]
 # -- execution: ad-hoc jobs and localFile data (issue #8) -------------------------------------------
 
 
+def refuse_unusable_login(spec: dict[str, Any], store: Store) -> None:
+    """422 when a jdbc credential's login cannot reach its data store (a SQLite file takes none):
+    said when the job is asked for, not as a failure once it runs."""
+    from reconciler.service.runner.adapters.jdbc import login_problems  # the runner's stack, on demand
+
+    found = login_problems(spec, store)
+    if found:
+        raise errors.Unprocessable(f"cannot start this job: {next(iter(found.values()))}", errors=found)
+
+
 def _wake_runner(request: Request) -> None:
     runner = getattr(request.app.state, "runner", None)
     if runner is not None:
@@ -126,6 +141,7 @@ async def create_job(request: Request, body: JsonBody, store: StoreDep, settings
         raise errors.Unprocessable(f"invalid batch prediction job: {len(found)} problem(s); see errors", errors=found)
     spec = validation.filled_job(body, default_num_concurrent=settings.default_num_concurrent)
     spec.setdefault("outputSettings", {"type": "localFile"})
+    refuse_unusable_login(spec, store)
     now = ids.iso(ids.utcnow())
     status, details = initial_status(spec, f"Job submitted at {now}")  # an azure output fails here, before the upload
     job = store.create_job(JobRecord(id=ids.new_id(), status=status, status_details=details, job=spec, created=now,
