@@ -5,8 +5,16 @@ the SDK 3.20 sends them) and ``download`` (the scored CSV, streamed from disk).
 Jobs are executed by the runner (``reconciler.service.runner``) that ``reconciler serve`` starts
 in its lifespan; these routes only queue, wake it, and signal aborts. In-process apps (no
 lifespan) queue jobs that stay ``INITIALIZING`` until a served instance on the same database
-picks them up. ``GET batchPredictions/{id}/`` always answers 200: the SDK reads a job with
-redirects disabled and fails on any other status, so the 303 "finished" form is never used.
+picks them up.
+
+``GET batchPredictions/{id}/`` answers 200 for every job, finished or not, as DataRobot does.
+SDK 3.20 sends this one request (redirects off) for three things: ``BatchPredictionJob.get`` and
+the ``refresh`` that ends every wait accept only a 200 (a 303 raises ``PendingJobFinished`` /
+``AsyncFailureError`` there), while ``Job.wait_for_completion``'s waiter would also stop on a
+303. A 303 for finished jobs would end waits on FAILED jobs at once and break every get and
+refresh after them, so it is not used. With a 200 the waiter stops at once on COMPLETED (returns)
+and ABORTED (raises AsyncProcessUnsuccessfulError); on FAILED it polls until ``max_wait``, the
+SDK's own limit (tests/runner/test_sdk_jobs.py::test_waiting_on_finished_jobs_with_the_sdk).
 """
 
 from __future__ import annotations
@@ -84,7 +92,7 @@ async def list_jobs(
 
 
 async def get_job(request: Request, job_id: JobIdPath, store: StoreDep) -> JSONResponse:
-    """Always 200 with the job (the SDK treats anything but 200 here as a failure)."""
+    """Always 200 with the job: the only answer every SDK reader of this URL accepts (module docstring)."""
     return JSONResponse(render.job(store.get_job(job_id), base_url=api_root(request), now=ids.utcnow()))
 
 
