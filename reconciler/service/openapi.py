@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from reconciler import schemas
+from reconciler.service import validation
 from reconciler.service.deps import INT64_MAX, INT64_MIN
 from reconciler.service.params import ID_PATTERN
 
@@ -126,6 +127,7 @@ def contract_components() -> dict[str, Any]:
         defs = bundled.pop("$defs", {})
         out[name] = storable(_rewrite(bundled))
         out.update({component_name(key): storable(_rewrite(schema)) for key, schema in defs.items()})
+    _document_client_spellings(out)
     spec = schemas.get("definition-spec")
     out["ApiDefinitionCreate"] = {
         "title": "Job definition (create body)",
@@ -143,6 +145,23 @@ def contract_components() -> dict[str, Any]:
         "$ref": "#/components/schemas/ApiDefinition",
     }
     return out
+
+
+def _document_client_spellings(components: dict[str, Any]) -> None:
+    """What ``validation.canonical`` accepts besides the contract schemas: the Terraform provider's
+    spellings (one of a pair, never both) and the localFile paths it sends, which are not stored."""
+    for name in CONTRACT_SCHEMAS:
+        body = components[name]
+        for alias, field in validation.FIELD_ALIASES.items():
+            body.setdefault("properties", {})[alias] = {
+                "$ref": f"#/components/schemas/JobSpecFields/properties/{field}", "deprecated": True,
+                "description": f"The Terraform provider's spelling of {field}; stored and answered as {field}."}
+            body.setdefault("allOf", []).append({"not": {"required": [alias, field]}})
+    for side, key in validation.CLIENT_PATHS.items():
+        target = components["IntakeLocalFile" if side == "intakeSettings" else "OutputLocalFile"]
+        target["properties"][key] = {"type": "string", "pattern": NO_NUL, "description": (
+            "A path on the client's machine (the Terraform provider sends it; the SDK never does): accepted "
+            "and not stored, so responses do not show it.")}
 
 
 def _document_parameters(doc: dict[str, Any]) -> None:

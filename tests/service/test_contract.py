@@ -5,6 +5,7 @@ HTTP against the session's served instance (SQLite, whose LIKE refuses long patt
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,3 +135,54 @@ def test_other_unicode_in_names_is_kept(client: httpx.Client) -> None:
     name = "Прогноз 予測 – ünïcode ✓ (x86)"
     made = client.post("batchPredictionJobDefinitions/", json=body(refs(client), name=name))
     assert made.status_code == 202 and made.json()["name"] == name
+
+
+def _provider_body(deployment_id: str, name: str) -> dict[str, Any]:
+    """A body as the DataRobot Terraform provider marshals it (internal/client/
+    batch_prediction_service.go, buildRequest): its struct order, omitempty pointers, its spelling
+    ``maxNGramExplanations`` and the localFile paths ``intakeSettings.file``/``outputSettings.path``."""
+    return {
+        "enabled": False, "name": name, "deploymentId": deployment_id, "abortOnError": True,
+        "csvSettings": {"delimiter": ",", "encoding": "utf-8", "quotechar": '"'},
+        "explanationAlgorithm": "xemp", "includePredictionStatus": False, "includeProbabilities": True,
+        "intakeSettings": {"type": "localFile", "file": "./data/to-score.csv"},
+        "maxExplanations": 0, "maxNGramExplanations": 0,
+        "outputSettings": {"type": "localFile", "path": "./data/scored.csv"},
+        "predictionWarningEnabled": False, "skipDriftTracking": False,
+    }
+
+
+def test_the_terraform_providers_body_is_accepted_and_stored_in_the_canonical_form(client: httpx.Client) -> None:
+    deployment = client.post("deployments/", json={"label": "tf-dep"}).json()["id"]
+    body = _provider_body(deployment, "tf-provider-shape")
+    made = client.post("batchPredictionJobDefinitions/", content=json.dumps(body),
+                       headers={"Content-Type": "application/json", "Accept": "application/json"})
+    assert made.status_code == 202, made.text
+    path = f"batchPredictionJobDefinitions/{made.json()['id']}/"  # the provider's form: with the slash
+    body["maxNGramExplanations"], body["intakeSettings"]["file"] = 3, "./elsewhere.csv"
+    assert client.patch(path, json=body).status_code == 200
+    for answer in (made.json(), client.get(path).json()):
+        job = answer["batchPredictionJob"]
+        assert "maxNGramExplanations" not in job and "file" not in job["intakeSettings"]
+        assert job["intakeSettings"] == {"type": "localFile"} and job["outputSettings"] == {"type": "localFile"}
+    assert client.get(path).json()["batchPredictionJob"]["maxNgramExplanations"] == 3
+    assert made.json()["batchPredictionJob"]["maxNgramExplanations"] == 0
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"maxNgramExplanations": 1}, "maxNGramExplanations"),  # the same field twice
+    ({"intakeSettings": {"type": "localFile", "file": 7}}, "intakeSettings.file"),
+    ({"intakeSettings": {"type": "s3", "url": "s3://b/k.csv", "file": "x.csv"}}, "intakeSettings.file"),
+])
+def test_client_spellings_stay_unambiguous(client: httpx.Client, change: dict[str, Any], field: str) -> None:
+    deployment = client.post("deployments/", json={"label": "tf-dep"}).json()["id"]
+    refused = client.post("batchPredictionJobDefinitions/", json={**_provider_body(deployment, "tf-x"), **change})
+    assert refused.status_code == 422 and field in refused.json()["errors"], refused.text
+
+
+def test_the_document_states_the_client_spellings(document: dict[str, Any]) -> None:
+    components = document["components"]["schemas"]
+    alias = components["ApiDefinition"]["properties"]["maxNGramExplanations"]
+    assert alias["deprecated"] and alias["$ref"].endswith("/maxNgramExplanations")
+    assert {"not": {"required": ["maxNGramExplanations", "maxNgramExplanations"]}} in components["JobSpec"]["allOf"]
+    assert "file" in components["IntakeLocalFile"]["properties"] and "path" in components["OutputLocalFile"]["properties"]

@@ -144,6 +144,7 @@ async def create_job(request: Request, body: JsonBody, store: StoreDep, settings
                      user: UserDep) -> JSONResponse:
     """An ad-hoc job from the flattened job spec (``BatchPredictionJob.score``). 202 with the job
     and ``Location: .../batchPredictions/{id}/``: the SDK takes the id from that header."""
+    body = validation.canonical(body)
     found = validation.problems(body, "job-spec")
     if found:
         raise errors.Unprocessable(f"invalid batch prediction job: {len(found)} problem(s); see errors", errors=found)
