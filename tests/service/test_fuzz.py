@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
@@ -53,8 +54,16 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[LocalServer]:
-    with LocalServer() as server:
+    """``reconciler serve`` in a process of its own: server and schemathesis then use a core each."""
+    with LocalServer(separate_process=True) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    """One kept-alive connection for every case (a session per case costs a TCP connection each)."""
+    with requests.Session() as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +91,15 @@ def test_every_check_and_phase_is_on() -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=8, deadline=None, derandomize=True, database=None, suppress_health_check=NO_HEALTH_CHECKS)
+@settings(max_examples=5, deadline=None, derandomize=True, database=None, suppress_health_check=NO_HEALTH_CHECKS)
 def test_every_operation_keeps_its_contract(case: schemathesis.Case, fuzz_server: LocalServer,
-                                           live_definition: str) -> None:
+                                           live_definition: str, session: requests.Session) -> None:
     # A generated id names no definition, and a PATCH to none is a 404 before its body is read:
     # well-formed ids are replaced by one that exists, so bodies reach validation and the merge.
     given = case.path_parameters.get("definition_id") if case.path_parameters else None
     if case.method in ("GET", "PATCH") and isinstance(given, str) and HEX24.fullmatch(given):
         case.path_parameters["definition_id"] = live_definition  # type: ignore[index]
-    case.call_and_validate(base_url=fuzz_server.url)
+    case.call_and_validate(base_url=fuzz_server.url, session=session)
 
 
 def _forget_everything(api: str) -> None:
@@ -114,5 +123,5 @@ def test_stateful_sequences_keep_the_contract(fuzz_server: LocalServer) -> None:
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
             return {"base_url": fuzz_server.url}
 
-    Workflow.run(settings=settings(max_examples=20, stateful_step_count=6, deadline=None, derandomize=True,
+    Workflow.run(settings=settings(max_examples=15, stateful_step_count=6, deadline=None, derandomize=True,
                                    database=None, suppress_health_check=NO_HEALTH_CHECKS))
