@@ -91,8 +91,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             loc = [part for part in error.get("loc", ()) if part not in ("query", "path", "body")]
             # a parameter by its name: "status", not "status.0" for the first repeat of a list
             key = str(loc[0]) if loc and error.get("loc", ("",))[0] in ("query", "path") else ".".join(map(str, loc))
-            text = str(error.get("msg", "invalid value"))
-            found[key or "request"] = f"{found[key]}; {text}" if key in found else text
+            key, text = key or "request", str(error.get("msg", "invalid value"))
+            found[key] = f"{found[key]}; {text}" if key in found else text
         return JSONResponse({"message": f"invalid request parameters: {', '.join(found)} (see /docs for their limits)",
                              "errors": found}, status_code=422)
 
