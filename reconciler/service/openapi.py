@@ -10,7 +10,9 @@ Request bodies are documented with the very schemas that validate them (``api-de
   nothing, because absent keys stay as stored;
 - what every body passes through before any schema (``deps.json_body``) is published too: no
   string or key holds a NUL character, and integers fit in 64 bits;
-- path ids are documented as 24 hex digits (another id names nothing: the server answers 404).
+- path ids are documented as 24 hex digits (another id names nothing: the server answers 404);
+- the Terraform provider's spellings that ``validation.canonical`` accepts are listed, and links
+  say which response id feeds which request.
 
 The bundles' ``#/$defs/...`` refs are moved under ``#/components/schemas/`` where OpenAPI 3.1
 resolves them; component names are the schemas' short names in CamelCase.
