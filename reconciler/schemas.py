@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,15 +61,53 @@ def uri(name: str) -> str:
 
 @functools.cache
 def registry() -> Registry[Any]:
-    resources = [(doc["$id"], Resource.from_contents(doc, default_specification=DRAFT202012)) for doc in all_schemas().values()]
+    # Without "$schema": jsonschema picks the validator class of a $ref's target by its "$schema",
+    # which would drop the ECMA pattern keyword of :func:`validator`; every schema here is 2020-12.
+    resources = [(doc["$id"], Resource.from_contents(_without_dialect(doc), default_specification=DRAFT202012))
+                 for doc in all_schemas().values()]
     return Registry().with_resources(resources)
+
+
+def _without_dialect(doc: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in doc.items() if key != "$schema"}
 
 
 @functools.cache
 def validator(name: str) -> jsonschema.protocols.Validator:
-    """Precise validator for one schema, with format checks on."""
-    cls = jsonschema.validators.validator_for(get(name))
-    return cls(get(name), registry=registry(), format_checker=cls.FORMAT_CHECKER)  # type: ignore[call-arg]
+    """Precise validator for one schema, with format checks on and ECMA-262's ``$``."""
+    base = jsonschema.validators.validator_for(get(name))
+    cls: Any = jsonschema.validators.extend(base, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
+    made: jsonschema.protocols.Validator = cls(_without_dialect(get(name)), registry=registry(),
+                                               format_checker=base.FORMAT_CHECKER)
+    return made
+
+
+@functools.cache
+def python_regex(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema (ECMA-262) pattern as Python reads it: ``$`` outside a character class becomes
+    ``\\Z``. Python's ``$`` also matches before a final newline, so ``^[^\\n]*$`` would accept
+    ``"name\\n"`` where the compiled validator (jsonschema-rs), editors and check-jsonschema refuse it."""
+    out: list[str] = []
+    in_class = escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append("\\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not python_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def _short(ref_uri: str) -> str:

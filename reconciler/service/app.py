@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from reconciler.__about__ import __version__
 from reconciler.service import errors, openapi
@@ -87,22 +88,40 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _bad_params(_request: Request, exc: RequestValidationError) -> JSONResponse:
         found: dict[str, str] = {}
         for error in exc.errors():
-            location = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "body")]
-            found[".".join(location) or "request"] = str(error.get("msg", "invalid value"))
-        return JSONResponse({"message": f"invalid request parameters: {', '.join(found)}", "errors": found},
-                            status_code=422)
+            loc = [part for part in error.get("loc", ()) if part not in ("query", "path", "body")]
+            # a parameter by its name: "status", not "status.0" for the first repeat of a list
+            key = str(loc[0]) if loc and error.get("loc", ("",))[0] in ("query", "path") else ".".join(map(str, loc))
+            key, text = key or "request", str(error.get("msg", "invalid value"))
+            found[key] = f"{found[key]}; {text}" if key in found else text
+        return JSONResponse({"message": f"invalid request parameters: {', '.join(found)} (see /docs for their limits)",
+                             "errors": found}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         message = str(exc.detail)
         if exc.status_code == 404:
             message = f"no route {request.url.path}; routes live under {API_PREFIX}/ (see /docs)"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path} (see /docs)"
-        return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            message = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)} (see /docs)"
+            headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+        return JSONResponse({"message": message}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return JSONResponse({"message": f"internal error ({type(exc).__name__}); see the service log"},
                             status_code=500)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path: Starlette's 405 names only the first route that
+    matched the path, and a path such as ``batchPredictionJobDefinitions/`` has one route per
+    method. Each method is tried against the router (routers nest, so it answers, not a walk)."""
+    return [method for method in _METHODS
+            if any(candidate.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for candidate in request.app.router.routes)]
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

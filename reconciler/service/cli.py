@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 
-from reconciler.service.settings import DEFAULT_DB_URL, LOOPBACK_HOSTS, TOKEN_ENV, ServiceSettings, read_token
+from reconciler.service.settings import (
+    DEFAULT_DB_URL,
+    KEEP_ALIVE_SECONDS,
+    LOOPBACK_HOSTS,
+    TOKEN_ENV,
+    ServiceSettings,
+    read_token,
+)
 
 
 def redacted_url(url: str) -> str:
@@ -92,7 +99,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"reconciler service on http://{shown}:{port}/api/v2/ ({auth}); database {redacted_url(db)}; "
                    f"docs at http://{shown}:{port}/docs", err=True)
         config = uvicorn.Config(application, host=host, port=port, access_log=False, log_level="info",
-                                lifespan="on", timeout_graceful_shutdown=10)  # lifespan runs the scheduler
+                                lifespan="on", timeout_graceful_shutdown=10,  # lifespan runs the scheduler
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS)
         uvicorn.Server(config).run()
         application.state.store.close()
 

@@ -92,7 +92,7 @@ async def json_body(request: Request, settings: SettingsDep) -> dict[str, Any]:
 # (Python's json accepts them), integers beyond 64 bits, unpaired UTF-16 surrogate escapes
 # ("\ud800"), NUL characters and absurd nesting are refused here with a 400, not a 500 later.
 MAX_DEPTH = 32
-_INT64 = 2**63
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # published in the OpenAPI document
 
 
 class _NotStorable(ValueError):
@@ -114,7 +114,7 @@ def _finite_float(text: str) -> float:
 
 def _int64(text: str) -> int:
     value = int(text)
-    if not -_INT64 <= value < _INT64:
+    if not INT64_MIN <= value <= INT64_MAX:
         raise _NotStorable(f"the integer {text[:40]}{'...' if len(text) > 40 else ''} does not fit in 64 bits",
                            "send a smaller number")
     return value

@@ -2,18 +2,20 @@
 one access-log line per request.
 
 The token is compared with ``hmac.compare_digest``. Log lines never contain a token: headers are
-not logged, and query parameters that look like secrets, or any text equal to the configured
-token, are replaced by ``***``.
+not logged, and query parameters that look like secrets, or the configured token in any spelling
+a URL gives it (literal, percent-encoded, plus-encoded, encoded twice), are replaced by ``***``.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
 import re
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,12 +23,38 @@ access_log = logging.getLogger("reconciler.service.access")
 # No token needed: the health probe, and the API documentation (the schema holds no data, and a
 # browser opening /docs cannot send an Authorization header; "Authorize" there sets it for calls).
 PUBLIC_PATHS = frozenset({"/healthz", "/healthz/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
-_SECRET_PARAMS = re.compile(r"((?:^|&)(?:[^=&]*(?:token|key|secret|password|auth)[^=&]*)=)[^&]*", re.IGNORECASE)
+# name=value pairs of a query string (after "?" or "&"); a name is a secret's when, decoded, it
+# mentions one of these words
+_SECRET_PARAMS = re.compile(r"(?<=[?&])([^=&\s\"]*)=([^&\s\"]*)")
+_SECRET_NAME = re.compile(r"token|key|secret|password|auth", re.IGNORECASE)
 
 
 def redact(text: str, token: str | None) -> str:
-    text = _SECRET_PARAMS.sub(r"\1***", text)
-    return text.replace(token, "***") if token else text
+    """``text`` without the token in any spelling a URL can give it, and without the values of
+    query parameters whose (decoded) name looks like a secret."""
+    if token:
+        text = token_pattern(token).sub("***", text)
+    return _SECRET_PARAMS.sub(_hide_secret_value, text)
+
+
+def _hide_secret_value(match: re.Match[str]) -> str:
+    name, value = match.group(1), match.group(2)
+    return f"{name}={'***' if _SECRET_NAME.search(unquote_plus(name)) else value}"
+
+
+@functools.lru_cache(maxsize=8)
+def token_pattern(token: str) -> re.Pattern[str]:
+    """Every encoding of ``token`` a URL can carry: each character as itself or percent-encoded
+    (UTF-8 bytes, either hex case, encoded again any number of times: ``%252F``), a space also as
+    ``+``, so a token pasted into a query string or a path by any client is found."""
+    parts: list[str] = []
+    for char in token:
+        spellings = [re.escape(char)]
+        spellings.append("".join(f"%(?:25)*{byte:02X}" for byte in char.encode("utf-8")))
+        if char == " ":
+            spellings.append(r"\+")
+        parts.append("(?:" + "|".join(spellings) + ")")
+    return re.compile("".join(parts), re.IGNORECASE)
 
 
 def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:

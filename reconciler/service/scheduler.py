@@ -25,6 +25,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cronsim import CronSim, CronSimError
 
@@ -92,11 +93,14 @@ class Scheduler:
             if firing is None:
                 continue
             due = ids.iso(firing)
+            unusable = self._unusable_login(definition.job)
 
-            def make(current: DefinitionRecord, due: str = due) -> JobRecord:
+            def make(current: DefinitionRecord, due: str = due, unusable: str | None = unusable) -> JobRecord:
                 created = ids.iso(self.clock())
                 status, details = initial_status(
                     current.job, f"Job submitted at {created} by the schedule (run time {due})")
+                if unusable is not None and status != "FAILED":  # no client to refuse: the job fails at once
+                    status, details = "FAILED", unusable
                 return JobRecord(id=ids.new_id(), status=status, status_details=details, job=dict(current.job),
                                  created=created, updated=created, created_by=current.updated_by, definition_id=current.id,
                                  definition_name=current.name, source="scheduled")
@@ -110,6 +114,13 @@ class Scheduler:
                 log.info("started job %s for definition %s (scheduled run %s)", job.id, definition.id, due)
                 started.append(job)
         return started
+
+    def _unusable_login(self, job: dict[str, Any]) -> str | None:
+        """Why the job's jdbc login cannot reach its data store (see ``jdbc.login_problems``), or None."""
+        from reconciler.service.runner.adapters.jdbc import login_problems  # the runner's stack, on demand
+
+        found = login_problems(job, self.store)
+        return next(iter(found.values())) if found else None
 
     def start(self) -> None:
         """Run ``tick`` every ``interval`` seconds on a daemon thread (first pass at once)."""

@@ -14,6 +14,10 @@ DEFAULT_DB_URL = "sqlite:///.reconciler/local.db"
 TOKEN_ENV = "RECONCILER_SERVICE_TOKEN"
 MAX_BODY_BYTES = 1024 * 1024
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# Seconds an idle keep-alive connection stays open (uvicorn closes it after 5 by default). The
+# DataRobot SDK polls a job every 5 s on one pooled connection and does not retry one the server
+# closed in between ("Connection reset by peer"), so idle connections must outlive its poll well.
+KEEP_ALIVE_SECONDS = 75
 
 
 @dataclass(frozen=True, slots=True)

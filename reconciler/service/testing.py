@@ -32,7 +32,7 @@ from typing import Any, Self
 import httpx
 import uvicorn
 
-from reconciler.service.settings import TOKEN_ENV, ServiceSettings
+from reconciler.service.settings import KEEP_ALIVE_SECONDS, TOKEN_ENV, ServiceSettings
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 PG_USER = "reconciler-pg"
@@ -117,7 +117,7 @@ class LocalServer:
         app = create_app(ServiceSettings(db_url=self.db_url, token=self.token,
                                          **{"run_jobs": self.run_jobs, **self.extra_settings}))
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_SECONDS)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name=f"reconciler-service-{self.port}", daemon=True)

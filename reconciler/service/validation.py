@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from reconciler import schemas
 from reconciler.service import errors
@@ -59,6 +59,35 @@ def _raise_if(found: dict[str, str], what: str) -> None:
         raise errors.Unprocessable(f"invalid {what}: {len(found)} problem(s); see errors", errors=found)
 
 
+# What the two official clients send that the stored form spells otherwise (contract section 11).
+# The canonical form is the SDK's and the API reference's; responses always use it.
+FIELD_ALIASES: Final = {"maxNGramExplanations": "maxNgramExplanations"}  # the Terraform provider's spelling
+# localFile paths on the client's machine (the provider sends them; the SDK uploads or downloads
+# the file itself and never sends them): accepted and not stored, as they mean nothing here.
+CLIENT_PATHS: Final = {"intakeSettings": "file", "outputSettings": "path"}
+
+
+def canonical(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` in the canonical spelling: provider aliases renamed, client-side localFile paths
+    dropped. An alias together with its canonical field is a 422 (no client sends both)."""
+    out = dict(body)
+    for alias, field in FIELD_ALIASES.items():
+        if alias not in out:
+            continue
+        if field in out:
+            raise errors.Unprocessable(f"{alias} and {field} are one field", errors={
+                alias: f"the Terraform provider's spelling of {field}; send one of them"})
+        out[field] = out.pop(alias)
+    for side, key in CLIENT_PATHS.items():
+        settings = out.get(side)
+        if isinstance(settings, dict) and settings.get("type") == "localFile" and key in settings:
+            if not isinstance(settings[key], str):
+                raise errors.Unprocessable(f"invalid {side}.{key}", errors={
+                    f"{side}.{key}": "expected a string: a path on the client's machine (not used by the service)"})
+            out[side] = {name: value for name, value in settings.items() if name != key}
+    return out
+
+
 def split_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(definition keys, job-spec keys)``: the request flattens the job spec to the top level."""
     top = {k: v for k, v in body.items() if k in DEFINITION_KEYS}
@@ -87,6 +116,7 @@ def schedule_problem(enabled: bool, schedule: dict[str, Any] | None) -> dict[str
 def new_definition(body: dict[str, Any], *, id_: str, name: str, now: str, user: dict[str, Any],
                    default_num_concurrent: int) -> DefinitionRecord:
     """The record a create request describes (``name`` is the body's or a generated one)."""
+    body = canonical(body)
     found = problems(body, "api-definition")
     _raise_if(found, "job definition")
     top, job = split_body(body)
@@ -108,6 +138,7 @@ def patched_definition(current: DefinitionRecord, body: dict[str, Any], *, now: 
     A PATCH repeating the whole create body (Terraform does that) is just a merge that changes
     nothing it does not mention.
     """
+    body = canonical(body)
     found = problems(body, "api-definition")
     _raise_if(found, "job definition update")
     top, job_changes = split_body(body)

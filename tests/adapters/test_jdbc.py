@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from reconciler.service.runner.adapters.base import AdapterError, open_intake, open_output
-from reconciler.service.runner.adapters.jdbc import sqlalchemy_url
+from reconciler.service.runner.adapters.jdbc import login_problems, sqlalchemy_url
 from reconciler.service.store import Store
 from reconciler.service.testing import PostgresServer
 
@@ -169,6 +169,37 @@ def test_basic_credential_logs_in_and_jdbc_urls_translate(postgres_server: Postg
         open_output({"type": "jdbc", "dataStoreId": unreachable, "table": "t"}, context(store))
     with pytest.raises(AdapterError, match="dataStoreId"):
         open_output({"type": "jdbc", "dataStoreId": "f" * 24, "table": "t"}, context(store))
+
+
+def test_a_login_goes_to_the_driver_not_into_the_url(postgres_server: PostgresServer, store: Store) -> None:
+    """The credential's user and password reach psycopg as connection arguments: a password made of
+    URL syntax works, and it replaces a user the data store's URL names."""
+    url = postgres_server.create_database()
+    password = "p@ss:w/rd?#%&+ 'x\""
+    _exec(url, f"CREATE ROLE reader LOGIN PASSWORD '{password.replace(chr(39), chr(39) * 2)}'",
+          "CREATE TABLE readable (v INTEGER)", "GRANT SELECT ON readable TO reader", "INSERT INTO readable VALUES (7)")
+    database = url.rsplit("/", 1)[1]
+    data_store = add_data_store(store, f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{database}")
+    credential = add_credential(store, "basic", user="reader", password=password)
+    settings = {"type": "jdbc", "dataStoreId": data_store, "credentialId": credential}
+    intake = open_intake({**settings, "query": "SELECT current_user AS who, v FROM readable"}, context(store))
+    assert pd.concat(list(intake.chunks())).to_dict("records") == [{"who": "reader", "v": 7}]
+    intake.close()
+    assert login_problems({"intakeSettings": settings}, store) == {}
+
+
+def test_a_login_for_a_sqlite_data_store_is_a_clear_error(tmp_path: Path, store: Store) -> None:
+    """SQLite has no logins: a basic credential on a SQLite data store was pasted into the URL
+    (``internal error (ArgumentError: Invalid SQLite URL ...)``); now the adapter says why."""
+    data_store = add_data_store(store, f"sqlite:///{tmp_path}/user.db")
+    credential = add_credential(store, "basic", user="scorer", password="pw-5e1")
+    settings = {"type": "jdbc", "dataStoreId": data_store, "credentialId": credential, "table": "t"}
+    for opener in (open_intake, open_output):
+        with pytest.raises(AdapterError, match="is a SQLite file, which has no logins") as refused:
+            opener(settings, context(store))
+        assert credential in str(refused.value) and "pw-5e1" not in str(refused.value)
+    spec = {"intakeSettings": settings, "outputSettings": {**settings, "statementType": "insert"}}
+    assert set(login_problems(spec, store)) == {"intakeSettings.credentialId", "outputSettings.credentialId"}
 
 
 def test_postgres_copy_intake_keeps_types_nulls_and_text(postgres_server: PostgresServer, store: Store) -> None:

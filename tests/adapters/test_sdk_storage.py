@@ -122,3 +122,46 @@ def test_dataset_intake_reports_progress(server: LocalServer, side_store: Store)
         seen.append(intake.fraction_read())
     intake.close()
     assert seen == [0.0, 0.4, 0.8, 1.0]
+
+
+def test_sdk_data_store_create_get_list_delete(server: LocalServer) -> None:
+    """DataStore's converter requires creator, updated and role (datarobot/models/data_store.py):
+    without them create and get raised ``DataError: creator, updated, role is required``."""
+    made = dr.DataStore.create(data_store_type="jdbc", canonical_name="warehouse-sdk", driver_id="pg-driver",
+                               jdbc_url="jdbc:postgresql://db.internal:5432/wh")
+    got = dr.DataStore.get(made.id)
+    assert (got.id, got.canonical_name, got.type) == (made.id, "warehouse-sdk", "jdbc")
+    assert (got.params.jdbc_url, got.params.driver_id) == ("jdbc:postgresql://db.internal:5432/wh", "pg-driver")
+    assert got.role == "OWNER" and len(got.creator) == 24 and got.updated.year >= 2024
+    assert made.id in [store.id for store in dr.DataStore.list()]
+    made.delete()
+    with pytest.raises(dr.errors.ClientError) as gone:
+        dr.DataStore.get(made.id)
+    assert gone.value.status_code == 404
+
+
+def test_a_login_a_sqlite_data_store_cannot_use_is_refused_when_the_job_is_asked_for(
+        server: LocalServer, tmp_path: Path) -> None:
+    """Ad hoc (the SDK's score), from a definition (run once) and again (fromExisting): 422 naming
+    the field and the reason, instead of a job that fails later with an internal error."""
+    with httpx.Client(base_url=server.api_url, headers=server.headers()) as client:
+        deployment = client.post("deployments/", json={"label": "login-dep"}).json()["id"]
+        data_store = client.post("externalDataStores/", json={
+            "canonicalName": "local-file-db", "params": {"url": f"sqlite:///{tmp_path}/user.db"}}).json()["id"]
+        credential = client.post("credentials/", json={
+            "name": "db-login", "credentialType": "basic", "user": "scorer", "password": "pw-3c7"}).json()["id"]
+        intake = {"type": "jdbc", "dataStoreId": data_store, "credentialId": credential, "table": "t"}
+        adhoc = client.post("batchPredictions/", json={"deploymentId": deployment, "intakeSettings": intake})
+        assert adhoc.status_code == 422, adhoc.text
+        assert "is a SQLite file, which has no logins" in adhoc.json()["errors"]["intakeSettings.credentialId"]
+        made = client.post("batchPredictionJobDefinitions/", json={"deploymentId": deployment, "intakeSettings": intake})
+        assert made.status_code == 202, made.text
+        run = client.post("batchPredictions/fromJobDefinition/", json={"jobDefinitionId": made.json()["id"]})
+        assert run.status_code == 422 and "intakeSettings.credentialId" in run.json()["errors"]
+        assert "pw-3c7" not in adhoc.text + run.text
+        jobs = client.get("batchPredictions/", params={"limit": 1000}).json()["data"]
+        assert not [job for job in jobs if job["jobSpec"]["intakeSettings"].get("credentialId") == credential]
+    with pytest.raises(dr.errors.ClientError) as refused:
+        dr.BatchPredictionJob.score(deployment, intake_settings={
+            "type": "jdbc", "data_store_id": data_store, "credential_id": credential, "table": "t"})
+    assert refused.value.status_code == 422 and "has no logins" in str(refused.value)

@@ -270,3 +270,39 @@ def test_job_files_do_not_pile_up(tmp_path: Path, deployments: dict[str, str], c
     assert (data_dir / multipart / "input").is_dir()
     assert client.delete(f"batchPredictions/{multipart}/").status_code == 204  # never finalized
     assert not (data_dir / multipart).exists()
+
+
+def test_waiting_on_finished_jobs_with_the_sdk(tmp_path: Path, deployments: dict[str, str],
+                                               client: httpx.Client) -> None:
+    """``Job.wait_for_completion`` (datarobot/utils/waiters.py) polls ``GET batchPredictions/{id}/``
+    every 5 s and stops on a 303, on ``completed`` (returns) or on a status starting ``error`` or
+    ``abort`` (raises AsyncProcessUnsuccessfulError); ``BatchPredictionJob.get`` and the
+    ``refresh`` that ends every wait send the very same request and accept only a 200 (a 303 is
+    ``PendingJobFinished`` / ``AsyncFailureError`` there). So the route answers 200 for every job,
+    as DataRobot does (the SDK's own ``_wait_for_download`` reads FAILED and ABORTED from that
+    200): COMPLETED and ABORTED end a wait at once; FAILED, a status the waiter does not know,
+    keeps it polling until ``max_wait`` with SDK 3.20, while get, get_status and list show it."""
+    source = tmp_path / "in.csv"
+    make_frame(50, seed=9).to_csv(source, index=False)
+    completed = dr.BatchPredictionJob.score(deployments["binary"], intake_settings={
+        "type": "localFile", "file": str(source)}, output_settings={"type": "localFile", "path": str(tmp_path / "o.csv")})
+    waiting = client.post("batchPredictions/", json={"deploymentId": deployments["binary"],
+                                                     "intakeSettings": {"type": "localFile"}}).json()
+    assert client.delete(f"batchPredictions/{waiting['id']}/").status_code == 204
+    failed = client.post("batchPredictions/", json={"deploymentId": deployments["binary"], "intakeSettings": {
+        "type": "azure", "url": "https://account.blob.core.windows.net/c/in.csv"}}).json()
+
+    started = time.monotonic()
+    dr.BatchPredictionJob.get(completed.id).wait_for_completion()
+    with pytest.raises(dr.errors.AsyncProcessUnsuccessfulError, match="ABORTED"):
+        dr.BatchPredictionJob.get(waiting["id"]).wait_for_completion()
+    assert time.monotonic() - started < 2
+
+    job = dr.BatchPredictionJob.get(failed["id"])
+    status = job.get_status()
+    assert status["status"] == "FAILED" and "needs a cloud service" in status["status_details"]
+    assert failed["id"] in [j["id"] for j in dr.BatchPredictionJob.list_by_status(["FAILED"])]
+    started = time.monotonic()
+    with pytest.raises(dr.errors.AsyncTimeoutError):  # the SDK 3.20 limit stated above, pinned down
+        job.wait_for_completion(max_wait=1)
+    assert 4 < time.monotonic() - started < 15

@@ -14,11 +14,12 @@ from fastapi.testclient import TestClient
 
 from reconciler.service import ids
 from reconciler.service.app import create_app
+from reconciler.service.records import ResourceRecord
 from reconciler.service.scheduler import Scheduler, latest_firing
 from reconciler.service.settings import ServiceSettings
 from reconciler.service.store import Store
 
-from .conftest import Clock, deployment, make_definition
+from .conftest import USER, Clock, deployment, make_definition
 
 T0 = datetime(2026, 1, 5, 9, 59, 30, tzinfo=UTC)  # a Monday
 HOURLY: dict[str, list[Any]] = {"minute": [0], "hour": ["*"], "dayOfMonth": ["*"], "month": ["*"], "dayOfWeek": ["*"]}
@@ -118,6 +119,28 @@ def test_a_firing_that_cannot_run_here_fails_at_once(tmp_path: object) -> None:
         assert store.get_job(job.id).status == "FAILED"
         stored = store.get_definition(definition.id)
         assert stored.last_started_job_status == "FAILED" and stored.last_failed_run_time == job.created
+    finally:
+        store.close()
+
+
+def test_a_firing_whose_login_its_data_store_cannot_use_fails_at_once(tmp_path: object) -> None:
+    """No client to refuse: a scheduled job whose basic credential points at a SQLite data store is
+    created FAILED with the reason, like one that cannot run here."""
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    try:
+        data_store = store.create_resource(ResourceRecord(
+            id=ids.new_id(), kind="dataStore", name="file-db", body={"type": "jdbc", "params": {
+                "url": f"sqlite:///{tmp_path}/user.db"}}, created=ids.iso(T0), created_by=USER)).id
+        credential = store.create_credential(ResourceRecord(
+            id=ids.new_id(), kind="credential", name="login", body={"credentialType": "basic"},
+            created=ids.iso(T0), created_by=USER), {"user": "u", "password": "pw-71"}).id
+        definition = make_definition(store, at=T0)
+        store.update_definition(definition.id, lambda current: replace(current, job={
+            **current.job, "outputSettings": {"type": "jdbc", "dataStoreId": data_store, "credentialId": credential,
+                                              "table": "scores", "statementType": "insert"}}))
+        (job,) = Scheduler(store, clock=Clock(T0 + timedelta(seconds=40))).tick()
+        assert job.status == "FAILED" and "is a SQLite file, which has no logins" in job.status_details
+        assert store.get_definition(definition.id).last_started_job_status == "FAILED"
     finally:
         store.close()
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -46,6 +49,27 @@ def test_token_is_required_except_for_health(caplog: pytest.LogCaptureFixture) -
     assert any('"GET /api/v2/version/ HTTP/1.1" 401' in line for line in lines)
     assert any("/api/v2/deployments/?token=***&apiKey=***" in line for line in lines), lines
     assert not any(TOKEN in line or "k-123" in line for line in lines)
+
+
+def test_the_access_log_hides_every_url_encoding_of_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    """Read from the log the server writes: a token pasted into a path or a query string, as is,
+    percent-encoded (either hex case, or twice), plus-encoded, or under a secret-like name that
+    is itself percent-encoded, never shows."""
+    token = "tok/en+with space=&%-1f9"
+    spellings = {quote(token, safe=""), quote(token, safe="").lower(), quote_plus(token),
+                 quote(quote(token, safe=""), safe=""), token.replace(" ", "+")}
+    with caplog.at_level(logging.INFO, "reconciler.service.access"), LocalServer(token=token) as server:
+        headers = {"Authorization": f"Bearer {token}"}
+        for spelled in spellings:
+            httpx.get(f"{server.api_url}deployments/{spelled}/", headers=headers)
+            httpx.get(f"{server.api_url}deployments/?q={spelled}&api%5Fkey=k-456&limit=1", headers=headers)
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "reconciler.service.access" and "/deployments/" in r.getMessage()]
+    assert len(lines) == 2 * len(spellings), lines
+    for line in lines:
+        assert not any(spelled in line for spelled in (*spellings, token, "k-456")), line
+    assert all("***" in line for line in lines)
+    assert any("/api/v2/deployments/?q=***&api%5Fkey=***&limit=1" in line for line in lines), lines
 
 
 def test_redact_hides_secret_params_and_the_token() -> None:
@@ -111,3 +135,25 @@ def test_serve_process_logs_each_request_and_stops_gracefully(tmp_path: Path) ->
     assert "token required" in stderr and TOKEN not in stderr
     assert stderr.count('"GET /api/v2/version/') == 2 and "token=***" in stderr
     assert "Shutting down" in stderr and "Finished server process" in stderr
+
+
+def test_idle_keep_alive_connections_outlive_the_sdks_poll_interval() -> None:
+    """The SDK polls a job every 5 s on one pooled connection and does not reconnect when the server
+    closed it meanwhile; uvicorn's default closes idle connections after 5 s. Both the test helper
+    (thread) and ``reconciler serve`` (process) keep a connection idle for 6 s usable."""
+    with LocalServer() as in_thread, LocalServer(separate_process=True) as served:
+        connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                       for server in (in_thread, served)]
+        sockets = []
+        for connection in connections:
+            connection.request("GET", "/api/v2/version/")
+            first = connection.getresponse()
+            assert first.status == 200 and first.read()
+            sockets.append(connection.sock)
+        time.sleep(6)
+        for connection, sock in zip(connections, sockets, strict=True):
+            connection.request("GET", "/api/v2/version/")  # raises RemoteDisconnected if it was closed
+            again = connection.getresponse()
+            assert again.status == 200 and again.read()
+            assert connection.sock is sock  # the same TCP connection, not a new one
+            connection.close()

@@ -11,6 +11,24 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.convertors import Convertor, register_url_convertor
+
+
+class Hex24(Convertor[str]):
+    """``{job_id:hex24}``: an id segment is 24 hex digits, so ``batchPredictions/fromExisting/`` is
+    never read as the job ``fromExisting`` (whose GET would be a 404 instead of the 405 that says
+    which methods the path takes)."""
+
+    regex = "[0-9a-fA-F]{24}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("hex24", Hex24())
 
 
 def route(router: APIRouter, path: str, endpoint: Callable[..., Any], *, methods: list[str], **kwargs: Any) -> None:

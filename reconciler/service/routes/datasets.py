@@ -181,12 +181,16 @@ async def delete_dataset(dataset_id: DatasetIdPath, store: StoreDep) -> Response
     return Response(status_code=204)
 
 
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "contentMediaType": "text/csv",
+                            "description": "A comma-separated UTF-8 file with a header row (422 otherwise)."}}}}}}}
 route(router, "/datasets/fromFile/", upload_from_file, methods=["POST"], status_code=202,
-      responses=ERROR_RESPONSES, summary="Upload a dataset file (multipart, part 'file')")
+      responses=ERROR_RESPONSES, summary="Upload a dataset file (multipart, part 'file')", openapi_extra=UPLOAD_BODY)
 route(router, "/datasets/", list_datasets, methods=["GET"], responses=ERROR_RESPONSES, summary="List datasets")
-route(router, "/datasets/{dataset_id}/", get_dataset, methods=["GET"], responses=ERROR_RESPONSES,
+route(router, "/datasets/{dataset_id:hex24}/", get_dataset, methods=["GET"], responses=ERROR_RESPONSES,
       summary="Get a dataset")
-route(router, "/datasets/{dataset_id}/", delete_dataset, methods=["DELETE"], status_code=204,
+route(router, "/datasets/{dataset_id:hex24}/", delete_dataset, methods=["DELETE"], status_code=204,
       response_class=Response, responses=ERROR_RESPONSES, summary="Delete a dataset and its file")
-route(router, "/datasets/{dataset_id}/uploadStatus/", upload_status, methods=["GET"], status_code=303,
+route(router, "/datasets/{dataset_id:hex24}/uploadStatus/", upload_status, methods=["GET"], status_code=303,
       response_class=Response, responses=ERROR_RESPONSES, summary="Upload status (303 to the dataset when done)")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from reconciler.service import errors, ids, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, page_link
 from reconciler.service.models import ERROR_RESPONSES, DefinitionList, DefinitionOut
 from reconciler.service.openapi import body_schema
+from reconciler.service.params import DeploymentFilter, SearchName
 from reconciler.service.records import DefinitionRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
@@ -21,9 +22,8 @@ _NAME_ATTEMPTS = 8
 
 
 async def list_definitions(
-    request: Request, store: StoreDep, paging: PagingDep,
-    searchName: Annotated[str | None, Query(description="Case-insensitive substring of the name.")] = None,
-    deploymentId: Annotated[str | None, Query(description="Only definitions of this deployment.")] = None,
+    request: Request, store: StoreDep, paging: PagingDep, searchName: SearchName = None,
+    deploymentId: DeploymentFilter = None,
 ) -> JSONResponse:
     """Newest last; ``next``/``previous`` are absolute URLs that keep the filters."""
     page = store.list_definitions(offset=paging.offset, limit=paging.limit, search_name=searchName,
@@ -77,10 +77,12 @@ async def delete_definition(definition_id: IdPath, store: StoreDep) -> Response:
 route(router, BASE, list_definitions, methods=["GET"], response_model=DefinitionList,
       responses=ERROR_RESPONSES, summary="List job definitions")
 route(router, BASE, create_definition, methods=["POST"], response_model=DefinitionOut, status_code=202,
-      responses=ERROR_RESPONSES, summary="Create a job definition", openapi_extra=body_schema("ApiDefinition"))
+      responses=ERROR_RESPONSES, summary="Create a job definition",
+      openapi_extra=body_schema("ApiDefinitionCreate"))
 route(router, BASE + "{definition_id}/", get_definition, methods=["GET"], response_model=DefinitionOut,
       responses=ERROR_RESPONSES, summary="Get a job definition")
 route(router, BASE + "{definition_id}/", update_definition, methods=["PATCH"], response_model=DefinitionOut,
-      responses=ERROR_RESPONSES, summary="Update a job definition", openapi_extra=body_schema("ApiDefinition"))
+      responses=ERROR_RESPONSES, summary="Update a job definition",
+      openapi_extra=body_schema("ApiDefinitionUpdate"))
 route(router, BASE + "{definition_id}/", delete_definition, methods=["DELETE"], status_code=204,
       responses=ERROR_RESPONSES, summary="Delete a job definition", response_class=Response)

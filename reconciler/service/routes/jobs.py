@@ -5,27 +5,39 @@ the SDK 3.20 sends them) and ``download`` (the scored CSV, streamed from disk).
 Jobs are executed by the runner (``reconciler.service.runner``) that ``reconciler serve`` starts
 in its lifespan; these routes only queue, wake it, and signal aborts. In-process apps (no
 lifespan) queue jobs that stay ``INITIALIZING`` until a served instance on the same database
-picks them up. ``GET batchPredictions/{id}/`` always answers 200: the SDK reads a job with
-redirects disabled and fails on any other status, so the 303 "finished" form is never used.
+picks them up.
+
+``GET batchPredictions/{id}/`` answers 200 for every job, finished or not, as DataRobot does.
+SDK 3.20 sends this one request (redirects off) for three things: ``BatchPredictionJob.get`` and
+the ``refresh`` that ends every wait accept only a 200 (a 303 raises ``PendingJobFinished`` /
+``AsyncFailureError`` there), while ``Job.wait_for_completion``'s waiter would also stop on a
+303. A 303 for finished jobs would end waits on FAILED jobs at once and break every get and
+refresh after them, so it is not used. With a 200 the waiter stops at once on COMPLETED (returns)
+and ABORTED (raises AsyncProcessUnsuccessfulError); on FAILED it polls until ``max_wait``, the
+SDK's own limit (tests/runner/test_sdk_jobs.py::test_waiting_on_finished_jobs_with_the_sdk).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 
 from reconciler.service import errors, ids, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
 from reconciler.service.models import ERROR_RESPONSES, JobList, JobOut
-from reconciler.service.records import JOB_STATUSES, DefinitionRecord, JobRecord
+from reconciler.service.openapi import body_schema
+from reconciler.service.params import DefinitionFilter, DeploymentFilter, StatusFilter
+from reconciler.service.records import DefinitionRecord, JobRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.runner import files
 from reconciler.service.runner.adapters.base import initial_status
 from reconciler.service.settings import job_data_dir
+from reconciler.service.store import Store
 
 router = APIRouter(tags=["batch prediction jobs"])
 _HEX24 = re.compile(r"^[0-9a-fA-F]{24}$")
@@ -52,6 +64,9 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
             found["jobDefinitionId"] = "expected the 24-hex id of a job definition, e.g. from GET batchPredictionJobDefinitions/"
         raise errors.Unprocessable("cannot start a job: invalid request", errors=found)
 
+    with contextlib.suppress(errors.NotFound):  # start_job_from_definition answers it, naming jobDefinitionId
+        refuse_unusable_login(store.get_definition(definition_id).job, store)
+
     def make(definition: DefinitionRecord) -> JobRecord:
         now = ids.iso(ids.utcnow())
         status, details = initial_status(definition.job, f"Job submitted at {now}")
@@ -64,16 +79,10 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
 
 
 async def list_jobs(
-    request: Request, store: StoreDep, paging: PagingDep,
-    status: Annotated[list[str] | None, Query(description="Repeatable: only jobs in these states.")] = None,
-    batchPredictionJobDefinitionId: Annotated[str | None, Query()] = None,
-    deploymentId: Annotated[str | None, Query()] = None,
+    request: Request, store: StoreDep, paging: PagingDep, status: StatusFilter = None,
+    batchPredictionJobDefinitionId: DefinitionFilter = None, deploymentId: DeploymentFilter = None,
 ) -> JSONResponse:
-    statuses = status or []
-    unknown = [s for s in statuses if s not in JOB_STATUSES]
-    if unknown:
-        raise errors.Unprocessable(f"unknown job status {unknown[0]!r}",
-                                   errors={"status": f"expected one of {', '.join(JOB_STATUSES)}"})
+    statuses = [str(value) for value in status or []]
     page = store.list_jobs(offset=paging.offset, limit=paging.limit, statuses=statuses,
                            definition_id=batchPredictionJobDefinitionId, deployment_id=deploymentId)
     now, root = ids.utcnow(), api_root(request)
@@ -83,7 +92,7 @@ async def list_jobs(
 
 
 async def get_job(request: Request, job_id: JobIdPath, store: StoreDep) -> JSONResponse:
-    """Always 200 with the job (the SDK treats anything but 200 here as a failure)."""
+    """Always 200 with the job: the only answer every SDK reader of this URL accepts (module docstring)."""
     return JSONResponse(render.job(store.get_job(job_id), base_url=api_root(request), now=ids.utcnow()))
 
 
@@ -106,13 +115,23 @@ route(router, "/batchPredictions/fromJobDefinition/", run_once, methods=["POST"]
       status_code=202, responses=ERROR_RESPONSES, summary="Run a job definition once", openapi_extra=RUN_ONCE_BODY)
 route(router, "/batchPredictions/", list_jobs, methods=["GET"], response_model=JobList, responses=ERROR_RESPONSES,
       summary="List batch prediction jobs")
-route(router, "/batchPredictions/{job_id}/", get_job, methods=["GET"], response_model=JobOut,
+route(router, "/batchPredictions/{job_id:hex24}/", get_job, methods=["GET"], response_model=JobOut,
       responses=ERROR_RESPONSES, summary="Get a batch prediction job")
-route(router, "/batchPredictions/{job_id}/", abort_job, methods=["DELETE"], status_code=204,
+route(router, "/batchPredictions/{job_id:hex24}/", abort_job, methods=["DELETE"], status_code=204,
       responses=ERROR_RESPONSES, summary="Abort a batch prediction job", response_class=Response)
 
 
 # -- execution: ad-hoc jobs and localFile data (issue #8) -------------------------------------------
+
+
+def refuse_unusable_login(spec: dict[str, Any], store: Store) -> None:
+    """422 when a jdbc credential's login cannot reach its data store (a SQLite file takes none):
+    said when the job is asked for, not as a failure once it runs."""
+    from reconciler.service.runner.adapters.jdbc import login_problems  # the runner's stack, on demand
+
+    found = login_problems(spec, store)
+    if found:
+        raise errors.Unprocessable(f"cannot start this job: {next(iter(found.values()))}", errors=found)
 
 
 def _wake_runner(request: Request) -> None:
@@ -125,11 +144,13 @@ async def create_job(request: Request, body: JsonBody, store: StoreDep, settings
                      user: UserDep) -> JSONResponse:
     """An ad-hoc job from the flattened job spec (``BatchPredictionJob.score``). 202 with the job
     and ``Location: .../batchPredictions/{id}/``: the SDK takes the id from that header."""
+    body = validation.canonical(body)
     found = validation.problems(body, "job-spec")
     if found:
         raise errors.Unprocessable(f"invalid batch prediction job: {len(found)} problem(s); see errors", errors=found)
     spec = validation.filled_job(body, default_num_concurrent=settings.default_num_concurrent)
     spec.setdefault("outputSettings", {"type": "localFile"})
+    refuse_unusable_login(spec, store)
     now = ids.iso(ids.utcnow())
     status, details = initial_status(spec, f"Job submitted at {now}")  # an azure output fails here, before the upload
     job = store.create_job(JobRecord(id=ids.new_id(), status=status, status_details=details, job=spec, created=now,
@@ -203,14 +224,16 @@ async def download(job_id: JobIdPath, store: StoreDep, settings: SettingsDep) ->
 
 route(router, "/batchPredictions/", create_job, methods=["POST"], response_model=JobOut, status_code=202,
       responses=ERROR_RESPONSES, summary="Start an ad-hoc batch prediction job",
-      openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-          "type": "object", "description": "The flattened job spec (schemas/job-spec.schema.json)",
-          "required": ["deploymentId", "intakeSettings"]}}}}})
-route(router, "/batchPredictions/{job_id}/csvUpload/", upload_csv, methods=["PUT"], status_code=202,
-      responses=ERROR_RESPONSES, summary="Upload the job's CSV (localFile intake)", response_class=Response)
-route(router, "/batchPredictions/{job_id}/csvUpload/part/{part}/", upload_part, methods=["PUT"], status_code=202,
-      responses=ERROR_RESPONSES, summary="Upload one part of the job's CSV", response_class=Response)
-route(router, "/batchPredictions/{job_id}/csvUpload/finalizeMultipart/", finalize_upload, methods=["POST"],
+      openapi_extra=body_schema("JobSpec"))
+CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+    "type": "string", "description": "The job's input rows, as CSV with a header row (csvSettings apply)."}}}}}
+route(router, "/batchPredictions/{job_id:hex24}/csvUpload/", upload_csv, methods=["PUT"], status_code=202,
+      responses=ERROR_RESPONSES, summary="Upload the job's CSV (localFile intake)", response_class=Response,
+      openapi_extra=CSV_BODY)
+route(router, "/batchPredictions/{job_id:hex24}/csvUpload/part/{part}/", upload_part, methods=["PUT"], status_code=202,
+      responses=ERROR_RESPONSES, summary="Upload one part of the job's CSV", response_class=Response,
+      openapi_extra=CSV_BODY)
+route(router, "/batchPredictions/{job_id:hex24}/csvUpload/finalizeMultipart/", finalize_upload, methods=["POST"],
       status_code=202, responses=ERROR_RESPONSES, summary="Finish a multipart upload", response_class=Response)
-route(router, "/batchPredictions/{job_id}/download/", download, methods=["GET"], responses=ERROR_RESPONSES,
+route(router, "/batchPredictions/{job_id:hex24}/download/", download, methods=["GET"], responses=ERROR_RESPONSES,
       summary="Download the scored CSV (localFile output)", response_class=FileResponse)

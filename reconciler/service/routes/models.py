@@ -10,6 +10,7 @@ and refused (403) otherwise. Register only artifacts from a trusted source.
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -21,6 +22,7 @@ from reconciler.service.models import ERROR_RESPONSES
 from reconciler.service.records import ModelRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
+from reconciler.service.routes.resources import KINDS
 from reconciler.service.runner import artifacts
 from reconciler.service.settings import LOOPBACK_HOSTS
 
@@ -31,6 +33,10 @@ class Forbidden(errors.ServiceError):
     status_code = 403
 
 DeploymentIdPath = Annotated[str, Path(description="Deployment id (24 hex digits).", pattern="^[0-9a-fA-F]{24}$")]
+ModelKind = enum.StrEnum("ModelKind", {kind: kind for kind in artifacts.KINDS})  # type: ignore[misc]
+# Query limits (published in /docs): a column name, a comma-separated list of them, a deployment label.
+_NAME_MAX, _LIST_MAX = 1000, 10_000  # the request line stays below the HTTP parser's 64 KiB
+_LABEL_MAX = int(KINDS["deployment"][2]["properties"]["label"]["maxLength"])
 
 
 def model_body(record: ModelRecord) -> dict[str, Any]:
@@ -61,16 +67,19 @@ def _check_trusted(request: Request, token: str | None) -> None:
 
 async def put_model(
     request: Request, deployment_id: DeploymentIdPath, store: StoreDep, settings: SettingsDep, user: UserDep,
-    kind: Annotated[str | None, Query(description="joblib or onnx; guessed from the bytes when omitted.")] = None,
-    targetName: Annotated[str | None, Query(description="Target column name (default: from the model, else 'target').")] = None,
-    featureNames: Annotated[str | None, Query(description="Comma-separated input columns, when the artifact names none.")] = None,
-    classNames: Annotated[str | None, Query(description="Comma-separated class names (ONNX classifiers without labels).")] = None,
-    label: Annotated[str | None, Query(description="Create the deployment with this label if it does not exist.")] = None,
+    kind: Annotated[ModelKind | None, Query(  # type: ignore[valid-type]
+        description="joblib or onnx; guessed from the bytes when omitted.")] = None,
+    targetName: Annotated[str | None, Query(max_length=_NAME_MAX, description=(
+        "Target column name (default: from the model, else 'target')."))] = None,
+    featureNames: Annotated[str | None, Query(max_length=_LIST_MAX, description=(
+        "Comma-separated input columns, when the artifact names none."))] = None,
+    classNames: Annotated[str | None, Query(max_length=_LIST_MAX, description=(
+        "Comma-separated class names (ONNX classifiers without labels)."))] = None,
+    label: Annotated[str | None, Query(min_length=1, max_length=_LABEL_MAX, description=(
+        "Create the deployment with this label if it does not exist."))] = None,
 ) -> JSONResponse:
     """Register or replace the deployment's model from the artifact bytes in the body."""
     _check_trusted(request, settings.token)
-    if kind is not None and kind not in artifacts.KINDS:
-        raise errors.Unprocessable(f"unknown model kind {kind!r}", errors={"kind": "use joblib or onnx"})
     limit = settings.max_model_bytes
     chunks: list[bytes] = []
     size = 0
@@ -84,7 +93,8 @@ async def put_model(
     if not data:
         raise errors.Unprocessable("the body is empty", errors={"body": "send the artifact file's bytes"})
     try:
-        description = await run_in_threadpool(artifacts.describe, data, kind=kind, target_name=targetName,
+        description = await run_in_threadpool(artifacts.describe, data, kind=str(kind) if kind else None,
+                                              target_name=targetName,
                                               feature_names=_split(featureNames), class_names=_split(classNames))
     except artifacts.ArtifactError as exc:
         raise errors.Unprocessable(f"cannot use this model: {exc}", errors={"body": str(exc)}) from None

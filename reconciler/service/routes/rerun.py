@@ -18,6 +18,7 @@ from reconciler.service.models import ERROR_RESPONSES, JobOut
 from reconciler.service.records import JobRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
+from reconciler.service.routes.jobs import refuse_unusable_login
 from reconciler.service.runner.adapters.base import initial_status
 
 router = APIRouter(tags=["batch prediction jobs"])
@@ -34,6 +35,7 @@ async def from_existing(request: Request, body: JsonBody, store: StoreDep, user:
     if intake.get("type", "localFile") == "localFile":
         raise errors.Unprocessable(f"job {previous_id} read an uploaded file, which is not kept for another run",
                                    errors={"predictionJobId": "score the file again with BatchPredictionJob.score"})
+    refuse_unusable_login(previous.job, store)
     now = ids.iso(ids.utcnow())
     status, details = initial_status(previous.job, f"Job submitted at {now} (copy of {previous_id})")
     job = store.create_job(JobRecord(id=ids.new_id(), status=status, status_details=details, job=dict(previous.job),

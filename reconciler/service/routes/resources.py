@@ -91,6 +91,25 @@ def _problems(kind: str, body: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def _documented(kind: str) -> dict[str, Any]:
+    """The request schema as /docs states it: for credentials, also the rules ``_problems`` checks
+    in code (which secret fields a credentialType takes, AWS keys in pairs), derived from
+    ``_SECRETS_BY_TYPE`` so that a new type is documented as it is checked."""
+    schema = KINDS[kind][2]
+    if kind != "credential":
+        return schema
+    rules: list[dict[str, Any]] = []
+    for key in SECRET_FIELDS:
+        types = sorted(name for name, fields in _SECRETS_BY_TYPE.items() if key in fields)
+        # credentialType defaults to basic: when basic takes the field, an absent type does too
+        taking: dict[str, Any] = {"properties": {"credentialType": {"enum": types}}}
+        if "basic" not in types:
+            taking["required"] = ["credentialType"]
+        rules.append({"if": taking, "else": {"properties": {key: False}}})
+    return {**schema, "allOf": rules, "dependentRequired": {"awsAccessKeyId": ["awsSecretAccessKey"],
+                                                           "awsSecretAccessKey": ["awsAccessKeyId"]}}
+
+
 def _render(kind: str, record: ResourceRecord) -> dict[str, Any]:
     """The resource body plus the field names the SDK parses; data store passwords masked."""
     body = render.resource(record)
@@ -105,6 +124,9 @@ def _render(kind: str, record: ResourceRecord) -> dict[str, Any]:
         if isinstance(params.get("url"), str):
             params["url"] = _masked_url(params["url"])
         body["params"] = params
+        # the SDK's DataStore requires these (datarobot/models/data_store.py): the creator's user id,
+        # the last change (data stores are never changed here) and the caller's role on it
+        body.update({"creator": record.created_by.get("userId", ""), "updated": record.created, "role": "OWNER"})
     return body
 
 
@@ -147,7 +169,7 @@ def _router(kind: str) -> APIRouter:
         store.delete_resource(kind, resource_id)
         return Response(status_code=204)
 
-    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": _documented(kind)}}}}
     route(router, path, list_, methods=["GET"], response_model=ResourceList, responses=ERROR_RESPONSES,
           summary=f"List {path.strip('/')}", operation_id=f"list_{kind}")
     route(router, path, create, methods=["POST"], response_model=ResourceOut, status_code=201,

@@ -38,7 +38,7 @@ from reconciler.service.runner.adapters.base import (
 from reconciler.service.runner.adapters.s3 import credential_secret
 from reconciler.service.store import normalize_url
 
-__all__ = ["STATEMENT_TYPES", "JdbcIntake", "JdbcOutput", "engine_for", "sqlalchemy_url"]
+__all__ = ["STATEMENT_TYPES", "JdbcIntake", "JdbcOutput", "engine_for", "login_problems", "sqlalchemy_url"]
 
 STATEMENT_TYPES = ("insert", "update", "insert_update", "create_table")
 _JDBC = re.compile(r"^jdbc:(?P<kind>postgresql|sqlite):(?P<rest>.*)$")
@@ -62,7 +62,10 @@ def sqlalchemy_url(params: Mapping[str, Any]) -> str:
 
 
 def engine_for(settings: Mapping[str, Any], ctx: AdapterContext) -> Engine:
-    """An engine for the settings' data store, logged in with its basic credential if any."""
+    """An engine for the settings' data store, logged in with its basic credential if any.
+
+    The login goes to the driver as connection arguments, never into the URL: a password may
+    hold any character, and a URL that cannot take a login (SQLite's) must not be given one."""
     store_id = settings.get("dataStoreId")
     if not store_id:
         raise AdapterError("jdbc needs dataStoreId: the id of an externalDataStores entry holding the URL")
@@ -71,14 +74,45 @@ def engine_for(settings: Mapping[str, Any], ctx: AdapterContext) -> Engine:
     except errors.ServiceError as exc:
         raise AdapterError(f"dataStoreId {store_id}: {exc.message}") from None
     url = sa.make_url(sqlalchemy_url(data_store.body.get("params") or {}))
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise AdapterError(f"the local service reaches sqlite and postgresql databases only, not {url.drivername!r}")
+    login: dict[str, str] = {}
     credential_id = settings.get("credentialId")
     if credential_id:
         secret = credential_secret(ctx, str(credential_id))
-        if secret.get("user"):
-            url = url.set(username=str(secret["user"]), password=secret.get("password"))
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise AdapterError(f"the local service reaches sqlite and postgresql databases only, not {url.drivername!r}")
-    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+        login = {key: str(secret[key]) for key in ("user", "password") if secret.get(key)}
+    if login and url.get_backend_name() == "sqlite":
+        raise AdapterError(_sqlite_login(str(credential_id), str(store_id)))
+    return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=login)
+
+
+def _sqlite_login(credential_id: str, store_id: str) -> str:
+    return (f"credential {credential_id} holds a login (user/password), but data store {store_id} is a SQLite "
+            "file, which has no logins; remove credentialId from these settings, or point the data store at "
+            "a database that takes one (postgresql://host:port/db)")
+
+
+def login_problems(spec: Mapping[str, Any], store: Any) -> dict[str, str]:
+    """``{field: why}`` for each jdbc side of a job spec whose credential's login its data store cannot
+    use (a SQLite file takes none): checked when a job is created, so it is refused with the reason
+    instead of failing when it runs. Missing references are reported elsewhere (404)."""
+    found: dict[str, str] = {}
+    for side in ("intakeSettings", "outputSettings"):
+        settings = spec.get(side)
+        if not isinstance(settings, Mapping) or settings.get("type") != "jdbc":
+            continue
+        store_id, credential_id = settings.get("dataStoreId"), settings.get("credentialId")
+        if not store_id or not credential_id:
+            continue
+        try:
+            params = store.get_resource("dataStore", str(store_id)).body.get("params") or {}
+            secret = store.get_credential_secret(str(credential_id))
+            backend = sa.make_url(sqlalchemy_url(params)).get_backend_name()
+        except (errors.ServiceError, AdapterError, sa.exc.ArgumentError):
+            continue
+        if backend == "sqlite" and (secret.get("user") or secret.get("password")):
+            found[f"{side}.credentialId"] = _sqlite_login(str(credential_id), str(store_id))
+    return found
 
 
 def _table(settings: Mapping[str, Any]) -> sa.TableClause:
