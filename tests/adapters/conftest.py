@@ -1,5 +1,5 @@
-"""Fixtures for the storage adapters: moto's standalone S3 server on loopback, a real service
-store on a SQLite file (credentials, data stores, datasets live there), and helpers to register
+"""Fixtures for the storage adapters: moto's standalone S3 server, Azurite and
+gcp-storage-emulator on loopback (see ``emulators.py``), a real service store on a SQLite file (credentials, data stores, datasets live there), and helpers to register
 those resources the way the routes do."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from reconciler.service import ids
 from reconciler.service.records import ResourceRecord
 from reconciler.service.runner.adapters.base import AdapterContext
 from reconciler.service.store import Store
+
+from .emulators import Azurite, GcsEmulator, azurite, gcs_emulator
 
 USER = {"username": "t", "userId": "0" * 24, "fullName": None}
 
@@ -53,7 +55,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
         opened.close()
 
 
-def add_credential(store: Store, credential_type: str, **secret: str) -> str:
+def add_credential(store: Store, credential_type: str, **secret: Any) -> str:
     record = ResourceRecord(id=ids.new_id(), kind="credential", name=f"c-{ids.new_id()}",
                             body={"credentialType": credential_type}, created=ids.iso(ids.utcnow()), created_by=USER)
     store.create_credential(record, dict(secret))
@@ -71,3 +73,32 @@ def add_data_store(store: Store, url: str) -> str:
 def context(store: Store, *, chunk_rows: int = 1000, **csv: str) -> AdapterContext:
     settings = {"delimiter": ",", "quotechar": '"', "encoding": "utf-8", **csv}
     return AdapterContext(job_id=ids.new_id(), store=store, csv=settings, chunk_rows=chunk_rows)
+
+
+@pytest.fixture(scope="session")
+def azurite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    with azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GcsEmulator]:
+    with gcs_emulator() as server:
+        yield server
+
+
+@pytest.fixture()
+def gcs_endpoint(gcs_server: GcsEmulator) -> Iterator[GcsEmulator]:
+    """The emulator, with ``STORAGE_EMULATOR_HOST`` pointing at it for the test."""
+    with gcs_server.environment():
+        yield gcs_server
+
+
+@pytest.fixture()
+def container(azurite_server: Azurite) -> str:
+    return azurite_server.create_container()
+
+
+@pytest.fixture()
+def gcs_bucket(gcs_server: GcsEmulator) -> str:
+    return gcs_server.create_bucket()
