@@ -28,7 +28,6 @@ from reconciler.service.runner.adapters.base import (
     register_output,
 )
 from reconciler.service.runner.adapters.objectstore import (
-    PART_SIZE,
     FsspecObject,
     ObjectIntake,
     ObjectOutput,
@@ -103,7 +102,7 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def azure_object(settings: Mapping[str, Any], ctx: AdapterContext, *, part_size: int = PART_SIZE) -> FsspecObject:
+def azure_object(settings: Mapping[str, Any], ctx: AdapterContext) -> FsspecObject:
     """The blob the settings name, on an ``adlfs`` filesystem for the credential's account."""
     account, container, blob = parse_azure_url(settings.get("url"))
     credential_id = settings.get("credentialId")
@@ -125,7 +124,7 @@ def azure_object(settings: Mapping[str, Any], ctx: AdapterContext, *, part_size:
         """Staged blocks that are never committed do not become a blob: nothing to call."""
 
     return FsspecObject(fs, f"{container}/{blob}", name=str(settings.get("url")),
-                        errors=(OSError, AzureError), describe=_describe, cancel=cancel, part_size=part_size)
+                        errors=(OSError, AzureError), describe=_describe, cancel=cancel)
 
 
 @register_intake("azure")
@@ -135,6 +134,4 @@ def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectInta
 
 @register_output("azure")
 def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectOutput:
-    part_size = int(ctx.extra.get("object_part_size", PART_SIZE))
-    return ObjectOutput(azure_object(settings, ctx, part_size=part_size), ctx, parquet=is_parquet(settings),
-                        part_size=part_size)
+    return ObjectOutput(azure_object(settings, ctx), ctx, parquet=is_parquet(settings))

@@ -33,7 +33,6 @@ from reconciler.service.runner.adapters.base import (
     register_output,
 )
 from reconciler.service.runner.adapters.objectstore import (
-    PART_SIZE,
     FsspecObject,
     ObjectIntake,
     ObjectOutput,
@@ -136,7 +135,7 @@ def _cancel(file: Any) -> None:
         raise HttpError({"code": status, "message": "the upload session could not be cancelled"})
 
 
-def gcs_object(settings: Mapping[str, Any], ctx: AdapterContext, *, part_size: int = PART_SIZE) -> FsspecObject:
+def gcs_object(settings: Mapping[str, Any], ctx: AdapterContext) -> FsspecObject:
     """The object the settings name, on a ``gcsfs`` filesystem with the credential's key."""
     bucket, key = parse_gcs_url(settings.get("url"))
     credential_id = settings.get("credentialId")
@@ -165,7 +164,7 @@ def gcs_object(settings: Mapping[str, Any], ctx: AdapterContext, *, part_size: i
                        skip_instance_cache=True)
     return FsspecObject(fs, f"{bucket}/{key}", name=f"gs://{bucket}/{key}",
                         errors=(OSError, HttpError, GoogleAuthError, aiohttp.ClientError), describe=_describe,
-                        cancel=_cancel, part_size=part_size)
+                        cancel=_cancel)
 
 
 @register_intake("gcp")
@@ -175,6 +174,4 @@ def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectInta
 
 @register_output("gcp")
 def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectOutput:
-    part_size = int(ctx.extra.get("object_part_size", PART_SIZE))
-    return ObjectOutput(gcs_object(settings, ctx, part_size=part_size), ctx, parquet=is_parquet(settings),
-                        part_size=part_size)
+    return ObjectOutput(gcs_object(settings, ctx), ctx, parquet=is_parquet(settings))

@@ -105,7 +105,9 @@ class ObjectStore(Protocol):
         """Upload a local file as the object, visible only once complete."""
         ...
 
-    def writer(self, *, content_type: str) -> ObjectWriter: ...
+    def writer(self, *, content_type: str, part_size: int) -> ObjectWriter:
+        """An upload whose parts are ``part_size`` bytes (the last one may be smaller)."""
+        ...
 
     def failure(self, action: str, exc: BaseException) -> AdapterError: ...
 
@@ -250,7 +252,7 @@ class ObjectOutput:
 
     def _csv_writer(self) -> ObjectWriter:
         if self._writer is None:
-            self._writer = self.store.writer(content_type="text/csv")
+            self._writer = self.store.writer(content_type="text/csv", part_size=self.part_size)
         return self._writer
 
     def _guarded(self, action: str, call: Callable[[], None]) -> None:
@@ -355,15 +357,13 @@ class FsspecObject:
     ``cancel`` throws away an unfinished upload of an opened file (the store's own call)."""
 
     def __init__(self, fs: Any, path: str, *, name: str, errors: tuple[type[BaseException], ...],
-                 describe: Callable[[BaseException], str], cancel: Callable[[Any], None],
-                 part_size: int = PART_SIZE) -> None:
+                 describe: Callable[[BaseException], str], cancel: Callable[[Any], None]) -> None:
         self.fs = fs
         self.path = path
         self.name = name
         self.errors = errors
         self._describe = describe
         self._cancel = cancel
-        self.part_size = part_size
 
     def open_read(self) -> tuple[IO[bytes], int]:
         handle = self.fs.open(self.path, "rb", block_size=COPY_BLOCK, cache_type="readahead")
@@ -375,9 +375,8 @@ class FsspecObject:
     def upload(self, path: str) -> None:
         self.fs.put_file(path, self.path)
 
-    def writer(self, *, content_type: str) -> ObjectWriter:
-        return _FsspecWriter(self.fs, self.path, part_size=self.part_size, content_type=content_type,
-                             cancel=self._cancel)
+    def writer(self, *, content_type: str, part_size: int) -> ObjectWriter:
+        return _FsspecWriter(self.fs, self.path, part_size=part_size, content_type=content_type, cancel=self._cancel)
 
     def failure(self, action: str, exc: BaseException) -> AdapterError:
         return AdapterError(f"cannot {action} {self.name}: {self._describe(exc)}")

@@ -145,7 +145,7 @@ class S3Object:
     def upload(self, path: str) -> None:
         self.client.upload_file(path, self.bucket, self.key)
 
-    def writer(self, *, content_type: str) -> _S3Writer:
+    def writer(self, *, content_type: str, part_size: int) -> _S3Writer:
         return _S3Writer(self.client, self.bucket, self.key, content_type=content_type)
 
     def failure(self, action: str, exc: BaseException) -> AdapterError:
