@@ -4,19 +4,14 @@ definition whose firing ends with the scored rows in a PostgreSQL table."""
 
 from __future__ import annotations
 
-import io
 import warnings
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import datarobot as dr
 import httpx
-import joblib
-import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 from sklearn.linear_model import LogisticRegression
 
@@ -25,53 +20,13 @@ from reconciler.service.scheduler import Scheduler
 from reconciler.service.store import Store
 from reconciler.service.testing import LocalServer, PostgresServer, wait_for_job
 
-from .conftest import boto
-
-TOKEN = "e2e-storage-token-9d4e"
-FEATURES = ["x1", "x2", "x3"]
-
-
-def _frame(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.normal(size=(n, 3)).round(4), columns=FEATURES)
-    frame.insert(0, "row_id", [f"r{i:05d}" for i in range(n)])
-    return frame
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[LocalServer, httpx.Client]]:
-    # the test drives its own scheduler with a chosen clock; the served one is off
-    with LocalServer(token=TOKEN, run_jobs=True, settings={"scheduler_interval": 0}) as server, \
-            httpx.Client(base_url=server.api_url, headers=server.headers(), timeout=60) as client:
-        dr.Client(endpoint=server.url + "/api/v2", token=TOKEN)
-        yield server, client
-
-
-@pytest.fixture(scope="module")
-def model_deployment(served: tuple[LocalServer, httpx.Client]) -> tuple[LogisticRegression, str]:
-    _, client = served
-    train = _frame(300, seed=3)
-    model = LogisticRegression().fit(train[FEATURES], (train["x1"] - train["x3"] > 0).astype(int))
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    deployment_id = ids.new_id()
-    response = client.put(f"deployments/{deployment_id}/model", content=buffer.getvalue(),
-                          params={"label": "e2e", "targetName": "label"},
-                          headers={"Content-Type": "application/octet-stream"})
-    assert response.status_code == 200, response.text
-    return model, deployment_id
-
-
-def _check_scored(scored: pd.DataFrame, source: pd.DataFrame, model: LogisticRegression) -> None:
-    assert scored["row_id"].tolist() == source["row_id"].tolist()
-    expected = model.predict_proba(source[FEATURES])[:, 1]
-    np.testing.assert_allclose(scored["label_1_PREDICTION"].astype(float), expected, atol=1e-6)
+from .conftest import boto, check_scored, scoring_frame
 
 
 def test_score_s3_then_score_from_existing(served: tuple[LocalServer, httpx.Client], s3_endpoint: str,
                                           bucket: str, model_deployment: tuple[LogisticRegression, str]) -> None:
     model, deployment_id = model_deployment
-    source = _frame(1500, seed=4)
+    source = scoring_frame(1500, seed=4)
     client = boto(s3_endpoint)
     client.put_object(Bucket=bucket, Key="in.csv", Body=source.to_csv(index=False).encode())
     credential = dr.Credential.create_s3(name="moto", aws_access_key_id="AKIDE2E", aws_secret_access_key="e2e-secret")
@@ -82,14 +37,14 @@ def test_score_s3_then_score_from_existing(served: tuple[LocalServer, httpx.Clie
     job.wait_for_completion(max_wait=120)
     assert job.get_status()["status"] == "COMPLETED", job.get_status()["statusDetails"]
     scored = pd.read_csv(client.get_object(Bucket=bucket, Key="out.csv")["Body"])
-    _check_scored(scored, source, model)
+    check_scored(scored, source, model)
 
     client.delete_object(Bucket=bucket, Key="out.csv")
     again = dr.BatchPredictionJob.score_from_existing(str(job.id))
     assert again.id != job.id
     again.wait_for_completion(max_wait=120)
     assert again.get_status()["status"] == "COMPLETED", again.get_status()["statusDetails"]
-    _check_scored(pd.read_csv(client.get_object(Bucket=bucket, Key="out.csv")["Body"]), source, model)
+    check_scored(pd.read_csv(client.get_object(Bucket=bucket, Key="out.csv")["Body"]), source, model)
 
 
 def test_scheduled_definition_fills_a_postgres_table(served: tuple[LocalServer, httpx.Client], s3_endpoint: str,
@@ -97,7 +52,7 @@ def test_scheduled_definition_fills_a_postgres_table(served: tuple[LocalServer, 
                                                      model_deployment: tuple[LogisticRegression, str]) -> None:
     server, http = served
     model, deployment_id = model_deployment
-    source = _frame(800, seed=5)
+    source = scoring_frame(800, seed=5)
     boto(s3_endpoint).put_object(Bucket=bucket, Key="daily.csv", Body=source.to_csv(index=False).encode())
     target_url = postgres_server.create_database()
     credential = http.post("credentials/", json={"name": "s3", "credentialType": "s3", "awsAccessKeyId": "A",
@@ -131,7 +86,7 @@ def test_scheduled_definition_fills_a_postgres_table(served: tuple[LocalServer, 
             written = pd.read_sql(sa.text("SELECT * FROM scores ORDER BY row_id"), conn)
     finally:
         engine.dispose()
-    _check_scored(written, source, model)
+    check_scored(written, source, model)
     shown = http.get(f"batchPredictionJobDefinitions/{definition.id}/").json()
     assert shown["lastScheduledRunTime"] == ids.iso(firing)
     assert shown["lastStartedJobStatus"] == "COMPLETED"
@@ -146,7 +101,7 @@ def test_run_on_schedule_scores_into_sqlite_at_the_next_firing(served: tuple[Loc
     definition's last*RunTime / lastStartedJobStatus current."""
     server, http = served
     model, deployment_id = model_deployment
-    source = _frame(600, seed=6)
+    source = scoring_frame(600, seed=6)
     boto(s3_endpoint).put_object(Bucket=bucket, Key="hourly.csv", Body=source.to_csv(index=False).encode())
     credential = http.post("credentials/", json={"name": "s3-hourly", "credentialType": "s3", "awsAccessKeyId": "A",
                                                  "awsSecretAccessKey": "B"}).json()["id"]
@@ -186,7 +141,7 @@ def test_run_on_schedule_scores_into_sqlite_at_the_next_firing(served: tuple[Loc
         engine.dispose()
     assert list(written.columns) == ["row_id", "label_1_PREDICTION", "label_0_PREDICTION", "label_PREDICTION",
                                      "THRESHOLD", "POSITIVE_CLASS"]
-    _check_scored(written, source, model)
+    check_scored(written, source, model)
     shown = http.get(f"batchPredictionJobDefinitions/{definition.id}/").json()
     assert shown["lastScheduledRunTime"] == ids.iso(upcoming)
     assert shown["lastStartedJobStatus"] == "COMPLETED"

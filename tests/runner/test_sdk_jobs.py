@@ -208,32 +208,32 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 def test_unrunnable_adapter_fails_before_the_upload(tmp_path: Path, deployments: dict[str, str],
                                                    client: httpx.Client) -> None:
-    """An azure output with a localFile intake: the job is FAILED in the POST's own answer, with
+    """A bigquery output with a localFile intake: the job is FAILED in the POST's own answer, with
     the reason, so the SDK's upload is refused at once (409 naming it) instead of being read in
     full and failed afterwards; run_once of such a definition fails at once too."""
     source = tmp_path / "in.csv"
     make_frame(20_000, seed=11).to_csv(source, index=False)
-    azure = {"type": "azure", "url": "https://acct.blob.core.windows.net/c/out.csv"}
+    bigquery = {"type": "bigquery", "dataset": "scores", "table": "daily", "bucket": "staging"}
     with pytest.raises(dr.errors.ClientError) as refused:
         dr.BatchPredictionJob.score(deployments["binary"], intake_settings={"type": "localFile", "file": str(source)},
-                                    output_settings=azure)
-    assert refused.value.status_code == 409 and "output type 'azure'" in str(refused.value)
+                                    output_settings=bigquery)
+    assert refused.value.status_code == 409 and "output type 'bigquery'" in str(refused.value)
     created = client.post("batchPredictions/", json={"deploymentId": deployments["binary"],
-                                                     "intakeSettings": {"type": "localFile"}, "outputSettings": azure})
+                                                     "intakeSettings": {"type": "localFile"}, "outputSettings": bigquery})
     assert created.status_code == 202
     job = created.json()
-    assert job["status"] == "FAILED" and "output type 'azure' needs a cloud service" in job["statusDetails"]
+    assert job["status"] == "FAILED" and "output type 'bigquery' needs a cloud service" in job["statusDetails"]
     upload = client.put(job["links"]["csvUpload"], content=source.read_bytes(), headers={"Content-Type": "text/csv"})
-    assert upload.status_code == 409 and "output type 'azure'" in upload.json()["message"]
+    assert upload.status_code == 409 and "output type 'bigquery'" in upload.json()["message"]
     assert client.get(f"batchPredictions/{job['id']}/").json()["status"] == "FAILED"
 
     spec = {"deployment_id": deployments["binary"], "num_concurrent": 1, "intake_settings": {"type": "localFile"},
-            "output_settings": {"type": "gcp", "url": "gs://bucket/out.csv"}}
+            "output_settings": {"type": "bigquery", "dataset": "scores", "table": "daily", "bucket": "staging"}}
     definition = dr.BatchPredictionJobDefinition.create(enabled=False, batch_prediction_job=spec,
-                                                        name=f"gcp-{time.time_ns()}")
+                                                        name=f"bigquery-{time.time_ns()}")
     ran = definition.run_once()
     assert ran.status == "FAILED"
-    assert "output type 'gcp'" in dr.BatchPredictionJob.get(ran.id).get_status()["status_details"]
+    assert "output type 'bigquery'" in dr.BatchPredictionJob.get(ran.id).get_status()["status_details"]
     raw = client.get(f"batchPredictionJobDefinitions/{definition.id}/").json()
     failed_job = client.get(f"batchPredictions/{ran.id}/").json()
     assert raw["lastStartedJobStatus"] == "FAILED" and raw["lastFailedRunTime"] == failed_job["created"]

@@ -107,15 +107,15 @@ def test_disabled_and_recently_enabled_definitions_wait(db_url: str) -> None:
 
 
 def test_a_firing_that_cannot_run_here_fails_at_once(tmp_path: object) -> None:
-    """An azure output has no adapter in the local service: the scheduled job is created FAILED
+    """A bigquery output has no adapter in the local service: the scheduled job is created FAILED
     with the reason (not queued to fail later), and the definition shows the failure."""
     store = Store(f"sqlite:///{tmp_path}/s.db")
     try:
         definition = make_definition(store, at=T0)
         store.update_definition(definition.id, lambda current: replace(current, job={
-            **current.job, "outputSettings": {"type": "azure", "url": "https://a.blob.core.windows.net/c/o.csv"}}))
+            **current.job, "outputSettings": {"type": "bigquery", "dataset": "d", "table": "t", "bucket": "b"}}))
         (job,) = Scheduler(store, clock=Clock(T0 + timedelta(seconds=40))).tick()
-        assert job.status == "FAILED" and "output type 'azure' needs a cloud service" in job.status_details
+        assert job.status == "FAILED" and "output type 'bigquery' needs a cloud service" in job.status_details
         assert store.get_job(job.id).status == "FAILED"
         stored = store.get_definition(definition.id)
         assert stored.last_started_job_status == "FAILED" and stored.last_failed_run_time == job.created

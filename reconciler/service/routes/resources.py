@@ -1,8 +1,9 @@
 """``deployments/``, ``credentials/``, ``externalDataStores/``: the minimal resources a definition
 refers to, so that a reference can be checked. Create, list, get, delete.
 
-Credentials of type ``s3`` (AWS keys) and ``basic`` (user/password for a JDBC data store) keep
-their secrets for the runner's adapters, in a table of their own that no response is built from:
+Credentials of type ``s3`` (AWS keys), ``azure`` (``azureConnectionString``), ``gcp`` (``gcpKey``,
+a service account key JSON) and ``basic`` (user/password for a JDBC data store) keep their secrets
+for the runner's adapters, in a table of their own that no response is built from:
 responses show id, name, type and description only. Other secret fields are refused (422).
 An ``id`` may be given on create (24 hex digits) so that manifests written against a real
 installation can be replayed locally with the same ids.
@@ -41,7 +42,10 @@ KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
                        "password": {"type": "string", "maxLength": 10000},
                        "awsAccessKeyId": {"type": "string", "maxLength": 1024},
                        "awsSecretAccessKey": {"type": "string", "maxLength": 10000},
-                       "awsSessionToken": {"type": "string", "maxLength": 100000}}}),
+                       "awsSessionToken": {"type": "string", "maxLength": 100000},
+                       "azureConnectionString": {"type": "string", "minLength": 1, "maxLength": 10000},
+                       "gcpKey": {"type": "object", "maxProperties": 100,
+                                  "description": "The service account key JSON, as dr.Credential.create_gcp sends it."}}}),
     "dataStore": ("/externalDataStores/", "canonicalName", {
         "type": "object", "additionalProperties": False, "required": ["canonicalName"],
         "properties": {"id": _ID, "canonicalName": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -55,11 +59,14 @@ KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 # Credential fields that are secret: kept in the store's credential_secrets table, never in the
-# rendered body. Which of them a type needs: s3 = AWS keys, basic = user/password (login to a
-# JDBC data store). Both optional, as a definition may only need the reference to exist.
-SECRET_FIELDS = ("user", "password", "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken")
+# rendered body. Which of them a type needs: s3 = AWS keys, azure = a connection string, gcp = a
+# service account key, basic = user/password (login to a JDBC data store). All optional, as a
+# definition may only need the reference to exist.
+SECRET_FIELDS = ("user", "password", "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken",
+                 "azureConnectionString", "gcpKey")
 _SECRETS_BY_TYPE = {"basic": ("user", "password"),
-                    "s3": ("awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken")}
+                    "s3": ("awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken"),
+                    "azure": ("azureConnectionString",), "gcp": ("gcpKey",)}
 
 
 ResourceIdPath = Annotated[str, Path(description="Resource id (24 hex digits).")]
@@ -77,8 +84,10 @@ def _problems(kind: str, body: dict[str, Any]) -> dict[str, str]:
                     found[key] += f"; the local service keeps these secrets: {', '.join(SECRET_FIELDS)}"
             continue
         field = ".".join(str(p) for p in error.absolute_path) or "body"
-        # jsonschema quotes the value in its message: never echo a secret back
-        found[field] = error.message if field not in SECRET_FIELDS else f"invalid ({error.validator}); expected a string"
+        # jsonschema quotes the value in its message: never echo a secret (or a part of one) back
+        secret = bool(error.absolute_path) and error.absolute_path[0] in SECRET_FIELDS
+        expected = "an object" if field == "gcpKey" else "a string"
+        found[field] = error.message if not secret else f"invalid ({error.validator}); expected {expected}"
     if kind == "credential" and not found:
         allowed = _SECRETS_BY_TYPE.get(str(body.get("credentialType", "basic")), ())
         for key in SECRET_FIELDS:

@@ -4,8 +4,9 @@ Data moves as a stream of pandas DataFrame chunks, never as a whole file, so a 1
 bounded memory. An intake yields chunks; an output takes them in order and commits on ``close``
 (or throws them away on ``abort``). Adapters register themselves by ``type`` with
 :func:`register_intake` / :func:`register_output`; the runner looks them up with
-:func:`open_intake` / :func:`open_output`. A type that cannot run here (azure, gcp, bigquery,
-snowflake, synapse, datasphere) has no adapter, and :class:`AdapterUnavailable` says so.
+:func:`open_intake` / :func:`open_output`. A type that cannot run here (bigquery, snowflake,
+synapse, datasphere: no local emulator of those services exists) has no adapter, and
+:class:`AdapterUnavailable` says so.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 # Types that need a cloud service this machine cannot reach: a job using one fails at once.
-REMOTE_ONLY = frozenset({"azure", "gcp", "bigquery", "snowflake", "synapse", "datasphere", "dss"})
+REMOTE_ONLY = frozenset({"bigquery", "snowflake", "synapse", "datasphere", "dss"})
 
 
 class AdapterError(Exception):
@@ -103,7 +104,7 @@ def register_output(type_: str) -> Callable[[OutputFactory], OutputFactory]:
 def _unavailable(side: str, type_: str) -> AdapterUnavailable:
     if type_ in REMOTE_ONLY:
         return AdapterUnavailable(f"{side} type '{type_}' needs a cloud service the local service cannot reach; "
-                                  "use localFile, s3 (with endpointUrl), jdbc or dataset to run it here")
+                                  "use localFile, s3 (with endpointUrl), azure, gcp, jdbc or dataset to run it here")
     return AdapterUnavailable(f"{side} type '{type_}' is not supported by the local service")
 
 
@@ -144,7 +145,7 @@ def initial_status(spec: Mapping[str, Any], submitted: str) -> tuple[str, str]:
     return ("FAILED", reason) if reason is not None else ("INITIALIZING", submitted)
 
 
-BUILTIN_MODULES = ("local_file", "s3", "jdbc", "dataset")
+BUILTIN_MODULES = ("local_file", "s3", "azure", "gcp", "jdbc", "dataset")
 
 
 def _load_builtin_adapters() -> None:

@@ -35,7 +35,7 @@ from reconciler.service.runner.adapters.base import (
     register_intake,
     register_output,
 )
-from reconciler.service.runner.adapters.s3 import credential_secret
+from reconciler.service.runner.adapters.objectstore import credential_secret
 from reconciler.service.store import normalize_url
 
 __all__ = ["STATEMENT_TYPES", "JdbcIntake", "JdbcOutput", "engine_for", "login_problems", "sqlalchemy_url"]
