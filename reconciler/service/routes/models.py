@@ -10,19 +10,22 @@ and refused (403) otherwise. Register only artifacts from a trusted source.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from reconciler.extras import MODEL_MODULES, require
 from reconciler.service import errors, ids
 from reconciler.service.deps import SettingsDep, StoreDep, UserDep
 from reconciler.service.models import ERROR_RESPONSES
 from reconciler.service.records import ModelRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
-from reconciler.service.runner import artifacts
 from reconciler.service.settings import LOOPBACK_HOSTS
+
+if TYPE_CHECKING:
+    from reconciler.service.runner import artifacts
 
 router = APIRouter(tags=["deployment models"])
 
@@ -69,6 +72,9 @@ async def put_model(
 ) -> JSONResponse:
     """Register or replace the deployment's model from the artifact bytes in the body."""
     _check_trusted(request, settings.token)
+    require("models", "registering a model", modules=MODEL_MODULES)  # answered 501 by the app's handler
+    from reconciler.service.runner import artifacts
+
     if kind is not None and kind not in artifacts.KINDS:
         raise errors.Unprocessable(f"unknown model kind {kind!r}", errors={"kind": "use joblib or onnx"})
     limit = settings.max_model_bytes

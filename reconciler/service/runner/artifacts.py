@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from reconciler.extras import MODEL_MODULES, require
+
 __all__ = ["KINDS", "ArtifactError", "LoadedModel", "ModelCache", "describe", "load"]
 
 KINDS = ("joblib", "onnx")
@@ -180,10 +182,8 @@ class OnnxModel:
 
 def _onnx_graph_info(data: bytes) -> tuple[list[str], list[str]]:
     """(class labels of the classifier node, ``feature_names`` metadata), either may be empty."""
-    try:
-        import onnx  # type: ignore[import-untyped]
-    except ImportError:
-        return [], []
+    import onnx  # type: ignore[import-untyped]  # the [models] extra, required by load()
+
     model = onnx.load_model_from_string(data)
     classes: list[str] = []
     for node in model.graph.node:
@@ -205,6 +205,7 @@ def _onnx_graph_info(data: bytes) -> tuple[list[str], list[str]]:
 def load(kind: str, data: bytes, *, feature_names: list[str] | None = None,
          class_names: list[str] | None = None) -> LoadedModel:
     """Load an artifact. joblib runs the pickle: trusted artifacts only (module docstring)."""
+    require("models", "loading a model artifact", modules=MODEL_MODULES)
     if kind == "onnx":
         return OnnxModel(data, feature_names=feature_names, class_names=class_names)
     if kind != "joblib":
