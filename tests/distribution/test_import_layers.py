@@ -27,7 +27,7 @@ BREAKS = {
 def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     lint = Path(sys.executable).with_name("lint-imports")
-    return subprocess.run([str(lint), str(tree / "pyproject.toml"), "--no-cache"], cwd=tree, env=env,
+    return subprocess.run([str(lint), "--config", str(tree / "pyproject.toml"), "--no-cache"], cwd=tree, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
