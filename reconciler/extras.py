@@ -44,9 +44,10 @@ def install_command(*extras: str) -> str:
 def require(extra: str, feature: str, *, modules: Sequence[str] | None = None, alternative: str = "") -> list[ModuleType]:
     """Import ``modules`` (default: every module of ``extra``) or raise :class:`MissingExtra`.
 
-    ``feature`` names what needs them ("reconciler serve runs jobs"); ``alternative`` is another way
-    out (", or pass --no-run-jobs"). Returns the imported modules. Only a module that is absent is
-    reported as a missing extra: a module that is installed but fails to import re-raises as is.
+    ``feature`` names what needs them ("running batch prediction jobs (reconciler serve)");
+    ``alternative`` is another way out (" (or serve the API alone with --no-run-jobs)"). Returns the
+    imported modules. Only an absent module (or an absent dependency of one) is reported as a
+    missing extra: a module that is installed but fails to import otherwise re-raises as is.
     """
     if extra not in EXTRAS:
         raise KeyError(f"unknown extra {extra!r}; known: {', '.join(EXTRAS)}")
