@@ -201,7 +201,12 @@ _register_commands()
 
 
 def main() -> None:
+    from reconciler.extras import MissingExtra
+
     try:
         app()
+    except MissingExtra as exc:  # a feature of an extra that is not installed: say which pip install
+        stderr_console().print(f"error: {exc}", markup=False)
+        sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.exit(130)

@@ -301,6 +301,9 @@ async def _embedded_runner(client: Client, *, enabled: bool) -> AsyncIterator[No
     if not enabled or app is None:
         yield
         return
+    from reconciler.extras import require
+
+    require("runner", "running a job in the embedded service (run --wait)")
     from reconciler.service.runner.pool import JobRunner
 
     runner = JobRunner(app.state.store, app.state.settings)

@@ -67,6 +67,9 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     ) -> None:
         """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
+        from reconciler.extras import require
+
+        require("operator", "reconciler operator")
         import kopf
 
         from reconciler.operator.config import OperatorConfig, SecretRef

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from reconciler.__about__ import __version__
+from reconciler.extras import MissingExtra
 from reconciler.service import errors, openapi
 from reconciler.service.middleware import ServiceMiddleware
 from reconciler.service.routes import datasets as dataset_routes
@@ -83,6 +84,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.ServiceError)
     async def _service_error(_request: Request, exc: errors.ServiceError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(MissingExtra)
+    async def _not_installed(_request: Request, exc: MissingExtra) -> JSONResponse:
+        return JSONResponse({"message": str(exc)}, status_code=501)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_params(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -74,7 +74,12 @@ def register(app: typer.Typer) -> None:
         """Serve the local job-definitions API (DataRobot-compatible) on HTTP; docs at /docs."""
         import uvicorn
 
+        from reconciler.extras import MissingExtra, require
         from reconciler.service.app import create_app
+
+        if run_jobs:
+            require("runner", "running batch prediction jobs (reconciler serve)",
+                    alternative=" (or serve the API alone with --no-run-jobs)")
 
         try:
             token = read_token(token_file=token_file)
@@ -90,6 +95,8 @@ def register(app: typer.Typer) -> None:
             application = create_app(ServiceSettings(db_url=db, token=token, scheduler_interval=scheduler_interval,
                                                      run_jobs=run_jobs, max_running_jobs=max_running_jobs,
                                                      data_dir=None if data_dir is None else str(data_dir)))
+        except MissingExtra:
+            raise
         except Exception as exc:
             typer.echo(f"error: cannot open the database {redacted_url(db)}: {exc}\n"
                        "hint: check the URL, that the server is running, and that the directory is writable", err=True)
@@ -134,6 +141,9 @@ def _register_models(app: typer.Typer) -> None:
         import hashlib
         import re
 
+        from reconciler.extras import MODEL_MODULES, MissingExtra, require
+
+        require("models", "reconciler models register", modules=MODEL_MODULES)
         from reconciler.service.routes.models import register as store_model
         from reconciler.service.runner import artifacts
         from reconciler.service.store import Store
@@ -159,6 +169,8 @@ def _register_models(app: typer.Typer) -> None:
         user = {"username": "admin", "userId": hashlib.sha256(b"admin").hexdigest()[:24], "fullName": None}
         try:
             store = Store(db)
+        except MissingExtra:
+            raise
         except Exception as exc:
             typer.echo(f"error: cannot open the database {redacted_url(db)}: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -123,6 +123,9 @@ class DatasetRecord:
     created_by: dict[str, Any]
 
 
+MODEL_KINDS: Final = ("joblib", "onnx")  # how a model artifact is stored: a joblib pickle or ONNX
+
+
 @dataclass(slots=True)
 class ModelRecord:
     """The model behind a deployment (its artifact bytes are stored apart, fetched only to load).

@@ -27,6 +27,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from reconciler.extras import require
 from reconciler.service import errors
 from reconciler.service.records import (
     DatasetRecord,
@@ -336,6 +337,7 @@ class Store:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(parsed)
         elif self.dialect == "postgresql":
+            require("postgres", "a PostgreSQL database URL")
             self.engine = sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
         else:
             raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; "

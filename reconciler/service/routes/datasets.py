@@ -19,11 +19,11 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
+from reconciler.extras import require
 from reconciler.service import errors, ids
 from reconciler.service.deps import PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
 from reconciler.service.models import ERROR_RESPONSES
@@ -121,6 +121,8 @@ async def _save_file_part(request: Request, dest: Path) -> str:
 
 def _inspect_csv(path: Path) -> tuple[int, list[str]]:
     """Rows and column names, read in chunks so a large upload never sits in memory whole."""
+    import pandas as pd
+
     rows = 0
     columns: list[str] = []
     try:
@@ -140,6 +142,7 @@ def _inspect_csv(path: Path) -> tuple[int, list[str]]:
 
 async def upload_from_file(request: Request, store: StoreDep, settings: SettingsDep, user: UserDep) -> Response:
     """202 with ``Location`` = the status URL, which redirects (303) to the dataset."""
+    require("runner", "uploading a dataset")  # before the body is read: answered 501 by the app's handler
     dataset_id, version_id = ids.new_id(), ids.new_id()
     folder = dataset_dir(settings) / dataset_id
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,20 +11,23 @@ and refused (403) otherwise. Register only artifacts from a trusted source.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from reconciler.extras import MODEL_MODULES, require
 from reconciler.service import errors, ids
 from reconciler.service.deps import SettingsDep, StoreDep, UserDep
 from reconciler.service.models import ERROR_RESPONSES
-from reconciler.service.records import ModelRecord
+from reconciler.service.records import MODEL_KINDS, ModelRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.routes.resources import KINDS
-from reconciler.service.runner import artifacts
 from reconciler.service.settings import LOOPBACK_HOSTS
+
+if TYPE_CHECKING:
+    from reconciler.service.runner import artifacts
 
 router = APIRouter(tags=["deployment models"])
 
@@ -33,7 +36,7 @@ class Forbidden(errors.ServiceError):
     status_code = 403
 
 DeploymentIdPath = Annotated[str, Path(description="Deployment id (24 hex digits).", pattern="^[0-9a-fA-F]{24}$")]
-ModelKind = enum.StrEnum("ModelKind", {kind: kind for kind in artifacts.KINDS})  # type: ignore[misc]
+ModelKind = enum.StrEnum("ModelKind", {kind: kind for kind in MODEL_KINDS})  # type: ignore[misc]
 # Query limits (published in /docs): a column name, a comma-separated list of them, a deployment label.
 _NAME_MAX, _LIST_MAX = 1000, 10_000  # the request line stays below the HTTP parser's 64 KiB
 _LABEL_MAX = int(KINDS["deployment"][2]["properties"]["label"]["maxLength"])
@@ -80,6 +83,8 @@ async def put_model(
 ) -> JSONResponse:
     """Register or replace the deployment's model from the artifact bytes in the body."""
     _check_trusted(request, settings.token)
+    require("models", "registering a model", modules=MODEL_MODULES)  # answered 501 by the app's handler
+    from reconciler.service.runner import artifacts
     limit = settings.max_model_bytes
     chunks: list[bytes] = []
     size = 0

@@ -26,9 +26,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from reconciler.extras import MODEL_MODULES, require
+from reconciler.service.records import MODEL_KINDS
+
 __all__ = ["KINDS", "ArtifactError", "LoadedModel", "ModelCache", "describe", "load"]
 
-KINDS = ("joblib", "onnx")
+KINDS = MODEL_KINDS
 TASKS = ("regression", "binary", "multiclass")
 
 
@@ -180,10 +183,8 @@ class OnnxModel:
 
 def _onnx_graph_info(data: bytes) -> tuple[list[str], list[str]]:
     """(class labels of the classifier node, ``feature_names`` metadata), either may be empty."""
-    try:
-        import onnx  # type: ignore[import-untyped]
-    except ImportError:
-        return [], []
+    import onnx  # type: ignore[import-untyped]  # the [models] extra, required by load()
+
     model = onnx.load_model_from_string(data)
     classes: list[str] = []
     for node in model.graph.node:
@@ -205,6 +206,7 @@ def _onnx_graph_info(data: bytes) -> tuple[list[str], list[str]]:
 def load(kind: str, data: bytes, *, feature_names: list[str] | None = None,
          class_names: list[str] | None = None) -> LoadedModel:
     """Load an artifact. joblib runs the pickle: trusted artifacts only (module docstring)."""
+    require("models", "loading a model artifact", modules=MODEL_MODULES)
     if kind == "onnx":
         return OnnxModel(data, feature_names=feature_names, class_names=class_names)
     if kind != "joblib":

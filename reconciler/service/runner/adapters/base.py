@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
+from reconciler.extras import MissingExtra, require
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "AdapterContext",
@@ -128,7 +131,10 @@ def cannot_run(spec: Mapping[str, Any]) -> str | None:
     """Why a job with this (flattened) spec cannot run here, or None: an intake or output type
     without an adapter. Checked when a job is created, so such a job fails at once, before any
     upload, with the same ``statusDetails`` the runner would give it."""
-    _load_builtin_adapters()
+    try:
+        _load_builtin_adapters()
+    except MissingExtra as exc:  # a core install: no adapter can run in this process
+        return str(exc)
     intake = str((spec.get("intakeSettings") or {}).get("type"))
     if intake not in _INTAKES:
         return str(_unavailable("intake", intake))
@@ -153,6 +159,7 @@ def _load_builtin_adapters() -> None:
     import importlib
     import importlib.util
 
+    require("runner", "running batch prediction jobs")
     for name in BUILTIN_MODULES:
         module = f"{__package__}.{name}"
         if importlib.util.find_spec(module) is not None:
