@@ -19,7 +19,9 @@ DISTRIBUTION = "reconciler-gitops"
 
 # extra -> the top-level modules the code imports from it (tests/distribution checks these against pyproject)
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "runner": ("pandas", "pyarrow", "numpy", "boto3", "botocore"),
+    "runner": ("pandas", "pyarrow", "numpy", "boto3", "botocore",
+               # the azure and gcp object stores (fsspec filesystems and the clouds' own libraries)
+               "fsspec", "adlfs", "gcsfs", "aiohttp", "azure", "google"),
     "models": ("joblib", "sklearn", "onnxruntime", "onnx"),
     "operator": ("kopf", "kubernetes"),
     "postgres": ("psycopg",),

@@ -238,5 +238,5 @@ def test_run_wait_on_the_embedded_service_names_the_runner_extra(core: Without) 
     assert ("error: running a job in the embedded service (run --wait) needs the optional dependencies of the "
             "[runner] extra") in waited.stderr and f"pip install '{DISTRIBUTION}[runner]'" in waited.stderr
     queued = core.run("run", "demo-churn-nightly")  # a job this install cannot run fails at creation, saying why
-    assert queued.returncode == 1 and queued.stdout.split()[1] == "FAILED"
+    assert queued.returncode == 1 and queued.stdout.split()[1:2] == ["FAILED"], (queued.stdout, queued.stderr)
     assert "running batch prediction jobs needs the optional dependencies of the [runner] extra" in queued.stderr

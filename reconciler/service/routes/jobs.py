@@ -26,6 +26,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 
+from reconciler.extras import MissingExtra, require
 from reconciler.service import errors, ids, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
 from reconciler.service.models import ERROR_RESPONSES, JobList, JobOut
@@ -126,8 +127,17 @@ route(router, "/batchPredictions/{job_id:hex24}/", abort_job, methods=["DELETE"]
 
 def refuse_unusable_login(spec: dict[str, Any], store: Store) -> None:
     """422 when a jdbc credential's login cannot reach its data store (a SQLite file takes none):
-    said when the job is asked for, not as a failure once it runs."""
-    from reconciler.service.runner.adapters.jdbc import login_problems  # the runner's stack, on demand
+    said when the job is asked for, not as a failure once it runs. Only a jdbc job loads the jdbc
+    adapter (the runner's stack); without the [runner] extra the job fails at creation anyway, with
+    the install command (:func:`reconciler.service.runner.adapters.base.cannot_run`)."""
+    if not any(isinstance(spec.get(side), dict) and spec[side].get("type") == "jdbc"
+               for side in ("intakeSettings", "outputSettings")):
+        return
+    try:
+        require("runner", "checking a jdbc login")
+    except MissingExtra:
+        return
+    from reconciler.service.runner.adapters.jdbc import login_problems
 
     found = login_problems(spec, store)
     if found:
