@@ -25,7 +25,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from reconciler import schemas
+from reconciler.contract import schemas, validators
 from reconciler.specs.validate import validate_paths
 
 HEX = "0123456789abcdef"
@@ -134,7 +134,7 @@ def generate(root: Path, *, files: int, per_file: int, invalid_every: int, seed:
 
 def naive(root: Path) -> int:
     schema = schemas.get("manifest")
-    registry = schemas.registry()
+    registry = validators.registry()
     bad = 0
     for path in sorted(root.rglob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         total = args.files * args.per_file
         print(f"{total} manifests in {args.files} files ({invalid} invalid) under {root}")
         # warm-up outside the timing: schema loading and validator compilation happen once per process
-        schemas.fast_validator("manifest")
-        schemas.validator("manifest")
+        validators.fast_validator("manifest")
+        validators.validator("manifest")
 
         if args.profile:
             profiler = cProfile.Profile()

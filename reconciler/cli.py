@@ -19,8 +19,8 @@ import click
 import typer
 import typer.core
 
-from reconciler import schemas
 from reconciler.__about__ import __version__
+from reconciler.contract import schemas
 from reconciler.display import printable, printable_lines
 from reconciler.terminal import (
     EXIT_CHANGES,

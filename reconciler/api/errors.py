@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.errors import ServiceError
+
 __all__ = [
     "APIAuthError",
     "APIClientError",
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 
-class APIError(Exception):
+class APIError(ServiceError):
     """Root of the client's errors; ``str()`` is safe to print (no token, no secret values)."""
 
 

@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from reconciler.specs import cron, secrets
+from reconciler import errors
+from reconciler.contract import cron, keys
+from reconciler.contract.defaults import job_spec_defaults
+from reconciler.specs import secrets
 from reconciler.specs.files import SECRET_FILE_BYTES, read_limited
-from reconciler.specs.model import Manifest, job_spec_defaults
+from reconciler.specs.model import Manifest
 
 __all__ = [
-    "READ_ONLY",
     "SERVER_CHOSEN",
     "SET_LIKE",
     "Desired",
@@ -44,13 +46,6 @@ __all__ = [
     "resolve_secrets",
 ]
 
-# Fields the server owns: never compared, never sent.
-READ_ONLY: Final = frozenset({
-    "id", "created", "updated", "createdBy", "updatedBy", "lastFailedRunTime", "lastSuccessfulRunTime",
-    "lastScheduledRunTime", "lastStartedJobStatus", "lastStartedJobTime", "nextScheduledRunTime",
-})
-READ_ONLY_JOB: Final = frozenset({"redactedFields"})
-WRITE_ONLY_INSTANCE: Final = frozenset({"apiKey", "datarobotKey"})
 SECRET_REFS: Final = {"apiKeyFrom": "apiKey", "datarobotKeyFrom": "datarobotKey"}
 # Job-spec fields the server chooses when the manifest leaves them out: not a change then.
 SERVER_CHOSEN: Final = frozenset({
@@ -66,7 +61,7 @@ _TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
 _DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-class SecretError(Exception):
+class SecretError(errors.SecretError):
     """A secret reference could not be resolved (variable unset, file unreadable)."""
 
 
@@ -119,13 +114,13 @@ def comparable_job(job: Mapping[str, Any], *, defaults_filled: bool = False) -> 
     out: dict[str, Any] = {}
     for key, value in job.items():
         key = _TF_SPELLINGS.get(key, key)
-        if key in READ_ONLY_JOB or value is None:
+        if key in keys.read_only_job_keys() or value is None:
             continue
         out[key] = copy.deepcopy(value)
     instance = out.get("predictionInstance")
     if isinstance(instance, dict):
         out["predictionInstance"] = {k: v for k, v in instance.items()
-                                     if k not in WRITE_ONLY_INSTANCE and k not in SECRET_REFS}
+                                     if k not in keys.write_only_instance_keys() and k not in SECRET_REFS}
     # a null dropped above may uncover a default: then fill again
     refill = not defaults_filled or any(value is None for value in job.values())
     filled = job_spec_defaults(out) if refill else out
@@ -272,12 +267,12 @@ def manifest_from_live(item: Mapping[str, Any], *, metadata_name: str | None = N
     job: dict[str, Any] = {}
     for key, value in (item.get("batchPredictionJob") or {}).items():
         key = _TF_SPELLINGS.get(key, key)
-        if key in READ_ONLY_JOB or value is None:
+        if key in keys.read_only_job_keys() or value is None:
             continue
         job[key] = copy.deepcopy(value)
     instance = job.get("predictionInstance")
     if isinstance(instance, dict):
-        job["predictionInstance"] = {k: v for k, v in instance.items() if k not in WRITE_ONLY_INSTANCE}
+        job["predictionInstance"] = {k: v for k, v in instance.items() if k not in keys.write_only_instance_keys()}
     spec: dict[str, Any] = {}
     if name != label or not _DNS_LABEL.match(name):
         spec["name"] = name

@@ -44,6 +44,7 @@ from reconciler.api.payload import (
 )
 from reconciler.display import printable
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan, fingerprint
+from reconciler.errors import PlanError
 
 __all__ = ["ActionResult", "ApplyInterrupted", "ApplyResult", "Outcome", "PlanRefusedError", "StalePlanError", "apply_plan",
            "fetch_live", "plan_against", "stale_reasons"]
@@ -54,11 +55,11 @@ _VERBS = {ActionKind.create: "created", ActionKind.update: "updated", ActionKind
           ActionKind.rename: "renamed", ActionKind.delete: "deleted"}
 
 
-class PlanRefusedError(Exception):
+class PlanRefusedError(PlanError):
     """The plan has errors (a guard refused it): nothing is applied."""
 
 
-class StalePlanError(Exception):
+class StalePlanError(PlanError):
     """A saved plan no longer matches the live state; ``changes`` names what moved."""
 
     def __init__(self, changes: Sequence[str]) -> None:

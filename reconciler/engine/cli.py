@@ -27,7 +27,6 @@ import click
 import typer
 import yaml
 
-from reconciler import schemas
 from reconciler.__about__ import __version__
 from reconciler.api import errors
 from reconciler.api.client import (
@@ -39,6 +38,7 @@ from reconciler.api.client import (
     resolve_target,
 )
 from reconciler.api.payload import Desired, desired_from_manifest, manifest_from_live
+from reconciler.contract import validators
 from reconciler.display import printable, printable_lines
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
@@ -372,7 +372,7 @@ def _read_plan(path: Path) -> plans.Plan:
         plans.check_digest(data)
     except ValueError as exc:
         raise _fail(f"{path}: {exc}; nothing was applied; {again}") from None
-    problems = sorted(schemas.validator("plan").iter_errors(data), key=lambda e: list(e.absolute_path))
+    problems = sorted(validators.validator("plan").iter_errors(data), key=lambda e: list(e.absolute_path))
     if problems:
         first = problems[0]
         field = "/".join(str(part) for part in first.absolute_path) or "(top level)"
@@ -653,7 +653,7 @@ def register(app: typer.Typer) -> None:
                 doc["spec"].setdefault("name", str(item.get("name")))
                 n += 1
             used.add(doc["metadata"]["name"])
-            if not schemas.fast_validator("manifest").is_valid(doc):
+            if not validators.fast_validator("manifest").is_valid(doc):
                 stderr_console().print(f"warning: {item.get('name')!r} [id {item.get('id')}] exports to a manifest "
                                        "the schema rejects; run `reconciler validate` on it", markup=False)
             docs.append(doc)

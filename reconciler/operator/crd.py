@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from reconciler import schemas
+from reconciler.contract import keys, schemas
 
-GROUP = "reconciler.io"
-VERSION = "v1alpha1"
-KIND = "BatchPredictionJobDefinition"
+# group, version and kind are the manifest's own (its apiVersion and kind consts): one file is both
+GROUP, _, VERSION = keys.api_version().partition("/")
+KIND = keys.kind()
 PLURAL = "batchpredictionjobdefinitions"
 SINGULAR = "batchpredictionjobdefinition"
 SHORT_NAMES = ("bpjd",)

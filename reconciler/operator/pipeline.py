@@ -28,12 +28,13 @@ from typing import Any
 from reconciler.api import errors
 from reconciler.api.client import Client
 from reconciler.api.payload import Desired, Live, desired_from_manifest, live_from_api
+from reconciler.contract import keys
 from reconciler.engine import apply as engine_apply
 from reconciler.engine.plan import ActionKind, Plan, build_plan
 from reconciler.operator.status import Outcome, Result
 from reconciler.specs.config import Scope
 from reconciler.specs.load import LoadedDocument
-from reconciler.specs.model import API_VERSION, KIND, Manifest
+from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
 
 __all__ = ["ApplyFailed", "Conflict", "Invalid", "Mode", "document_from_body", "finalize", "parse", "reconcile"]
@@ -82,7 +83,7 @@ def document_from_body(body: Mapping[str, Any]) -> LoadedDocument:
         metadata["namespace"] = namespace
     if meta.get("labels"):
         metadata["labels"] = dict(meta["labels"])
-    data = {"apiVersion": body.get("apiVersion", API_VERSION), "kind": body.get("kind", KIND),
+    data = {"apiVersion": body.get("apiVersion", keys.api_version()), "kind": body.get("kind", keys.kind()),
             "metadata": metadata, "spec": _plain(body.get("spec") or {})}
     return LoadedDocument(file=f"{namespace}/{name}", index=0, data=data, line=1, col=1)
 
@@ -166,7 +167,7 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
         if owner is not None:
             live_name = (raw.get(candidate.id) or {}).get("name", desired.name)
             raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
-                           f"{KIND} {owner}; definition names are global in the API, so give one of "
+                           f"{keys.kind()} {owner}; definition names are global in the API, so give one of "
                            "the two resources another metadata.name")
     plan = build_plan(desired=[desired], live=candidates, scope=None)
     action = next(a for a in plan.actions if a.name == desired.name)
@@ -229,7 +230,7 @@ async def finalize(client: Client, *, recorded_id: str | None, name: str, deleti
         return False, "no live definition was recorded for this resource; nothing to delete"
     owner = claimed_by(recorded_id)
     if owner is not None:
-        return False, f"definition {recorded_id} left in place (it is managed by {KIND} {owner})"
+        return False, f"definition {recorded_id} left in place (it is managed by {keys.kind()} {owner})"
     if deletion_policy == "Orphan":
         return False, f"definition {recorded_id} left in place (deletionPolicy: Orphan)"
     if prevent_destroy:

@@ -26,7 +26,7 @@ from typing import Any, Final
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from reconciler import schemas
+from reconciler.contract import schemas
 from reconciler.service import validation
 from reconciler.service.deps import INT64_MAX, INT64_MIN
 from reconciler.service.params import ID_PATTERN

@@ -13,7 +13,7 @@ from typing import Annotated, Final
 
 from fastapi import Query
 
-from reconciler import schemas
+from reconciler.contract import schemas
 from reconciler.service.records import JOB_STATUSES
 
 __all__ = ["ID_PATTERN", "NAME_MAX", "DefinitionFilter", "DeploymentFilter", "JobStatus", "SearchName",

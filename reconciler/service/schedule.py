@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from cronsim import CronSim, CronSimError
 
+from reconciler.contract import cron
 from reconciler.service import ids
-from reconciler.specs import cron
 
 Schedule = Mapping[str, Sequence[int | str]]
 

@@ -14,15 +14,13 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from reconciler import schemas
+from reconciler.contract import cron, keys, validators
+from reconciler.contract.defaults import job_spec_defaults
+from reconciler.contract.issues import Issue, check_instance
 from reconciler.service import errors
 from reconciler.service.records import DefinitionRecord
-from reconciler.specs import cron
-from reconciler.specs.model import job_spec_defaults
-from reconciler.specs.validate import Issue, check_instance
 
 DEFINITION_KEYS = frozenset({"name", "enabled", "schedule"})
-WRITE_ONLY_KEYS = ("apiKey", "datarobotKey")  # predictionInstance secrets: stored, never returned
 _MISSING = re.compile(r"missing required field '([^']+)'")
 
 
@@ -46,7 +44,7 @@ def issues_to_errors(issues: Sequence[Issue]) -> dict[str, str]:
 
 def problems(body: dict[str, Any], schema_name: str) -> dict[str, str]:
     """Every schema problem of ``body`` as ``{field: message}``; empty when valid (fast path)."""
-    if schemas.fast_validator(schema_name).is_valid(body):
+    if validators.fast_validator(schema_name).is_valid(body):
         return {}
     found = issues_to_errors(check_instance(body, schema_name))
     if not found:  # the compiled validator and jsonschema disagree: report, never accept silently
@@ -166,6 +164,6 @@ def patched_definition(current: DefinitionRecord, body: dict[str, Any], *, now: 
 def public_job(job: dict[str, Any]) -> dict[str, Any]:
     """The job spec as returned: predictionInstance keys are write-only, as in the real API."""
     instance = job.get("predictionInstance")
-    if isinstance(instance, dict) and any(key in instance for key in WRITE_ONLY_KEYS):
-        job = {**job, "predictionInstance": {k: v for k, v in instance.items() if k not in WRITE_ONLY_KEYS}}
+    if isinstance(instance, dict) and any(key in instance for key in keys.write_only_instance_keys()):
+        job = {**job, "predictionInstance": {k: v for k, v in instance.items() if k not in keys.write_only_instance_keys()}}
     return job

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from reconciler import schemas
+from reconciler import errors
+from reconciler.contract import validators
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
 
@@ -25,7 +26,7 @@ __all__ = ["SEED_COLLECTIONS", "ConfigError", "ProjectConfig", "Scope", "TargetC
 DEFAULT_MAX_DELETE_FRACTION: Final = 0.5
 
 
-class ConfigError(Exception):
+class ConfigError(errors.ConfigError):
     """The project config is unreadable or invalid; ``problems`` are formatted ``file:line:col: ...``."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -119,7 +120,7 @@ def parse_config(data: Mapping[str, Any], *, path: str | None = None) -> Project
 
 def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
     """Read and validate one config file."""
-    from reconciler.specs.validate import schema_issues
+    from reconciler.contract.issues import schema_issues
 
     file = str(path)
     try:
@@ -134,7 +135,7 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
     doc = docs[0]
     if doc.problems:
         raise ConfigError([f"{e.file}:{e.line}:{e.col}: {e.field}: {e.message}" for e in doc.problems])
-    if not schemas.validator("project").is_valid(doc.data):
+    if not validators.validator("project").is_valid(doc.data):
         raise ConfigError([i.format() for i in schema_issues(doc, schema_name="project")])
     return parse_config(doc.data, path=file)
 

@@ -54,17 +54,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.contract.issues import Issue, Mark, Path_, dotted, suggest_key
 from reconciler.specs import secrets
 from reconciler.specs.files import read_limited
-from reconciler.specs.load import LoadedDocument, Mark, Path_, load_bytes, load_paths, max_file_bytes
-from reconciler.specs.validate import (
-    Issue,
-    ValidationReport,
-    dotted,
-    problem_issues,
-    suggest_key,
-    validate_documents,
-)
+from reconciler.specs.load import LoadedDocument, load_bytes, load_paths, max_file_bytes
+from reconciler.specs.validate import ValidationReport, problem_issues, validate_documents
 
 __all__ = [
     "OverlaidDocument",

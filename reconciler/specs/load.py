@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.contract.issues import Mark, Path_
 from reconciler.specs.files import UnreadableFile, read_limited
 
 try:  # the C composer is several times faster; fall back silently where libyaml is missing
@@ -33,7 +34,6 @@ MAX_NODES_PER_DOCUMENT = 100_000
 MAX_DEPTH = 64  # a manifest nests about eight levels deep; far deeper is an attack or a mistake
 PROJECT_CONFIG_NAMES = frozenset({"reconciler.yaml", "reconciler.yml"})
 
-Path_ = tuple[str | int, ...]
 
 _STR = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = {
@@ -87,17 +87,6 @@ def _caching_loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
 
 
 _CachingLoader = _caching_loader(_Loader)
-
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """1-based line and column; ``raw`` keeps a plain scalar's text (YAML may read ``no`` as false)."""
-
-    line: int
-    col: int
-    raw: str | None = None
-    quoted: bool = False
-    block: bool = False  # a literal (|) or folded (>) scalar: its text starts on the next line
 
 
 @dataclass(slots=True)

@@ -8,93 +8,31 @@ that every document the schemas accept builds a model that dumps back to the sam
 
 from __future__ import annotations
 
-import copy
-import json
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import jsonschema
-import jsonschema_rs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from reconciler import schemas
-from reconciler.specs import cron
+from reconciler.contract import cron, keys, schemas
+from reconciler.contract.defaults import fill_defaults
 from reconciler.specs.load import LoadedDocument
 
-API_VERSION = "reconciler.io/v1alpha1"
-KIND = "BatchPredictionJobDefinition"
+
+def _one_of(allowed: Any) -> AfterValidator:
+    """A value the schema allows (read from it when first checked): the model restates no enum."""
+
+    def check(value: str) -> str:
+        options = allowed()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(repr(o) for o in options)}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
 
 
-def _applicable(schema: Any, instance: Any) -> list[dict[str, Any]]:
-    """Subschemas that apply at one location: refs, allOf members, and the taken if/then branch."""
-    out: list[dict[str, Any]] = []
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        out.append(node)
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.endswith(schemas.SUFFIX):
-            stack.append(schemas.get(ref.rsplit("/", 1)[-1][: -len(schemas.SUFFIX)]))
-        stack.extend(node.get("allOf", []))
-        if "if" in node:
-            taken = _matches(node["if"], instance)
-            branch = node.get("then") if taken else node.get("else")
-            if branch is not None:
-                stack.append(branch)
-    return out
-
-
-_IF_VALIDATORS: dict[int, tuple[Any, Any]] = {}
-
-
-def _matches(schema: Any, instance: Any) -> bool:
-    """Whether an ``if`` holds. Validators are compiled once per schema node (the schemas are
-    cached, so nodes live as long as the process): building one per call cost ~10 ms a manifest."""
-    hit = _IF_VALIDATORS.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        compiled: Any
-        if "$ref" in json.dumps(schema):
-            compiled = jsonschema.Draft202012Validator(schema, registry=schemas.registry())
-        else:  # the common case, {"properties": {"type": {"const": "s3"}}}: no registry needed
-            compiled = jsonschema_rs.validator_for(schema)
-        hit = (schema, compiled)
-        _IF_VALIDATORS[id(schema)] = hit
-    return bool(hit[1].is_valid(instance))
-
-
-def fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
-    """A copy of ``instance`` with every ``default`` the schema declares made explicit."""
-    if not isinstance(instance, dict):
-        if isinstance(instance, list):
-            return [fill_defaults(item, _items_schema(schema, instance)) for item in instance]
-        return instance
-    props: dict[str, list[dict[str, Any]]] = {}
-    for sub in _applicable(schema, instance):
-        for key, prop in sub.get("properties", {}).items():
-            if isinstance(prop, dict):
-                props.setdefault(key, []).append(prop)
-    out = dict(instance)
-    for key, candidates in props.items():
-        if key not in out:
-            for prop in candidates:
-                if "default" in prop:
-                    out[key] = copy.deepcopy(prop["default"])
-                    break
-        elif isinstance(out[key], (dict, list)):
-            out[key] = fill_defaults(out[key], candidates[0] if len(candidates) == 1 else {"allOf": candidates})
-    return out
-
-
-def _items_schema(schema: dict[str, Any], instance: Any) -> dict[str, Any]:
-    items = [sub["items"] for sub in _applicable(schema, instance) if isinstance(sub.get("items"), dict)]
-    return {"allOf": items}
-
-
-def job_spec_defaults(job: Mapping[str, Any]) -> dict[str, Any]:
-    """The job spec with the API's defaults explicit, so that a default never shows as a change."""
-    return dict(fill_defaults(dict(job), schemas.get("job-spec")))
+DeletionPolicy = Annotated[str, _one_of(lambda: keys.enum("definition-spec", "deletionPolicy"))]
+DriftPolicy = Annotated[str, _one_of(lambda: keys.enum("definition-spec", "driftPolicy"))]
+ApiVersion = Annotated[str, _one_of(lambda: (keys.api_version(),))]
+Kind = Annotated[str, _one_of(lambda: (keys.kind(),))]
 
 
 class SecretRef(BaseModel):
@@ -139,9 +77,9 @@ class DefinitionSpec(BaseModel):
     schedule: Schedule | None = None
     batchPredictionJob: dict[str, Any]
     previousNames: list[str]
-    deletionPolicy: Literal["Delete", "Orphan"]
+    deletionPolicy: DeletionPolicy
     preventDestroy: bool
-    driftPolicy: Literal["Correct", "Report"]
+    driftPolicy: DriftPolicy
 
 
 class Source(BaseModel):
@@ -156,8 +94,8 @@ class Manifest(BaseModel):
     """One validated manifest. ``definition_name`` is the name the definition has in the API."""
 
     model_config = ConfigDict(extra="forbid")
-    apiVersion: Literal["reconciler.io/v1alpha1"]
-    kind: Literal["BatchPredictionJobDefinition"]
+    apiVersion: ApiVersion
+    kind: Kind
     metadata: Metadata
     spec: DefinitionSpec
     source: Source | None = Field(default=None, exclude=True)

@@ -112,7 +112,7 @@ def test_export_round_trip_has_no_changes() -> None:
     exported = payload.manifest_from_live(item)
     assert exported["metadata"]["name"] == "nightly-churn-eu"
     assert exported["spec"]["name"] == "Nightly Churn (EU)"
-    from reconciler import schemas
-    assert schemas.fast_validator("manifest").is_valid(exported)
+    from reconciler.contract import validators
+    assert validators.fast_validator("manifest").is_valid(exported)
     again = payload.desired_from_manifest(Manifest.from_data(copy.deepcopy(exported)))
     assert _changes(again, item) == ()

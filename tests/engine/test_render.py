@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconciler import schemas
+from reconciler.contract import validators
 from reconciler.engine.plan import build_plan
 from reconciler.engine.render import MARKDOWN_LIMIT, render
 from reconciler.specs.config import Scope
@@ -46,7 +46,7 @@ def test_text_has_markers_paths_and_summary() -> None:
 
 def test_json_is_valid_against_the_plan_schema_and_keeps_only_references() -> None:
     doc = json.loads(render(_plan(), "json", version="9.9"))
-    schemas.validator("plan").validate(doc)
+    validators.validator("plan").validate(doc)
     assert list(doc)[:3] == ["format_version", "reconciler_version", "applyable"]
     assert doc["format_version"] == "1.2"
     assert [a["kind"] for a in doc["actions"]] == ["rename", "update", "create", "delete"]

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from reconciler import schemas
 from reconciler.cli import app
+from reconciler.contract import validators
 from reconciler.engine import plan as plans
 from reconciler.service.testing import LocalServer
 
@@ -50,7 +50,7 @@ def test_full_run_exit_codes_and_no_token_anywhere(server: LocalServer, tmp_path
     run("plan", str(root), "--detailed-exitcode", code=2)
     shown = run("plan", str(root), "-o", "json", "--out", str(tmp_path / "plan.json"), "--verbose", code=0)
     doc = json.loads(shown.stdout)
-    schemas.validator("plan").validate(doc)
+    validators.validator("plan").validate(doc)
     assert doc["summary"]["text"] == "Plan: 4 to create, 0 to update, 0 to delete."
     assert json.loads((tmp_path / "plan.json").read_text())["fingerprint"] == doc["fingerprint"]
     run("plan", str(root), "-o", "markdown", code=0)

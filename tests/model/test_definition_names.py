@@ -10,7 +10,7 @@ import jsonschema_rs
 import pytest
 import regress
 
-from reconciler import schemas
+from reconciler.contract import schemas, validators
 from reconciler.specs.load import load_text
 from reconciler.specs.validate import validate_documents
 
@@ -39,16 +39,16 @@ def _manifest(name: str, previous: str = "old-name") -> str:
 @pytest.mark.parametrize("name", REFUSED)
 def test_every_validator_refuses_the_name(name: str) -> None:
     schema = schemas.get("definition-name")
-    assert not schemas.validator("definition-name").is_valid(name)  # Python, as reconciler validate runs it
-    assert not schemas.fast_validator("definition-name").is_valid(name)  # jsonschema-rs, the API's fast path
+    assert not validators.validator("definition-name").is_valid(name)  # Python, as reconciler validate runs it
+    assert not validators.fast_validator("definition-name").is_valid(name)  # jsonschema-rs, the API's fast path
     assert not jsonschema_rs.validator_for(schema).is_valid(name)
     assert regress.Regex(schema["pattern"], flags="u").find(name) is None  # ECMA-262, as check-jsonschema reads it
 
 
 @pytest.mark.parametrize("name", KEPT)
 def test_every_validator_keeps_other_names(name: str) -> None:
-    assert schemas.validator("definition-name").is_valid(name)
-    assert schemas.fast_validator("definition-name").is_valid(name)
+    assert validators.validator("definition-name").is_valid(name)
+    assert validators.fast_validator("definition-name").is_valid(name)
     assert regress.Regex(schemas.get("definition-name")["pattern"], flags="u").find(name) is not None
 
 
@@ -70,7 +70,7 @@ def test_previous_names_are_names_too() -> None:
 
 def test_the_python_validator_reads_dollar_as_ecma_does() -> None:
     """Python's ``$`` matches before a final newline; JSON Schema's (ECMA-262) does not."""
-    assert schemas.python_regex("^[a-z]+$").search("abc\n") is None
-    assert schemas.python_regex("^[a-z]+$").search("abc") is not None
-    assert schemas.python_regex("^[$a]+$").search("$a") is not None  # a $ inside a class stays literal
-    assert schemas.python_regex("^a\\$$").search("a$") is not None  # so does an escaped one
+    assert validators.python_regex("^[a-z]+$").search("abc\n") is None
+    assert validators.python_regex("^[a-z]+$").search("abc") is not None
+    assert validators.python_regex("^[$a]+$").search("$a") is not None  # a $ inside a class stays literal
+    assert validators.python_regex("^a\\$$").search("a$") is not None  # so does an escaped one

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from reconciler import schemas
+from reconciler.contract import schemas, validators
+from reconciler.contract.defaults import fill_defaults, job_spec_defaults
 from reconciler.specs.load import load_paths
-from reconciler.specs.model import Manifest, Schedule, fill_defaults, job_spec_defaults
+from reconciler.specs.model import Manifest, Schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = load_paths([ROOT / "specs"]).documents
@@ -38,7 +39,7 @@ def test_examples_exist_for_every_adapter_that_a_definition_can_use() -> None:
 def test_every_example_builds_a_model_that_round_trips(doc: Any) -> None:
     model = Manifest.from_document(doc)
     data = model.to_data()
-    assert schemas.validator("manifest").is_valid(data), "a model dump must itself be a valid manifest"
+    assert validators.validator("manifest").is_valid(data), "a model dump must itself be a valid manifest"
     again = Manifest.from_data(data)
     assert again.to_data() == data
     assert model.source is not None and model.source.file == doc.file

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from reconciler import schemas
 from reconciler.cli import app
+from reconciler.contract import schemas, validators
 from reconciler.specs.load import load_paths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +64,8 @@ def test_bundle_is_self_contained_and_agrees_with_the_registry(name: str) -> Non
             if schemas.get(f"intake-{intake['type']}").get("x-unknownKeys") == "warn":
                 continue  # unverified field lists (snowflake, synapse) only warn about unknown keys
             assert not validator.is_valid(broken)
-            assert not schemas.validator("manifest").is_valid(broken)
-            assert not schemas.fast_validator("manifest").is_valid(broken)
+            assert not validators.validator("manifest").is_valid(broken)
+            assert not validators.fast_validator("manifest").is_valid(broken)
 
 
 def test_schema_command_prints_a_bundle_and_lists_names() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler import schemas
+from reconciler.contract import schemas
 from reconciler.operator import crd, pipeline
 from reconciler.operator.config import OperatorConfig, SecretRef
 from reconciler.operator.status import Outcome, Result, conditions, status_patch

@@ -9,7 +9,7 @@ from cronsim import CronSim
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from reconciler.specs import cron
+from reconciler.contract import cron
 
 STAR = ["*"]
 

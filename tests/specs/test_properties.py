@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from reconciler import schemas
+from reconciler.contract import schemas, validators
+from reconciler.contract.defaults import fill_defaults
 from reconciler.specs.load import LoadedDocument
-from reconciler.specs.model import Manifest, fill_defaults
+from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
 
 # every adapter the reference lists (snowflake and synapse are open schemas: generated extra keys
@@ -129,7 +130,7 @@ def _mutate(doc: dict[str, Any], choice: int) -> dict[str, Any]:
 @SETTINGS
 @given(doc=manifests(), choice=st.integers(0, 9))
 def test_fast_and_precise_validators_agree(doc: dict[str, Any], choice: int) -> None:
-    fast, precise = schemas.fast_validator("manifest"), schemas.validator("manifest")
+    fast, precise = validators.fast_validator("manifest"), validators.validator("manifest")
     for candidate in (doc, _mutate(doc, choice)):
         assert fast.is_valid(candidate) == precise.is_valid(candidate), candidate
 
@@ -137,14 +138,14 @@ def test_fast_and_precise_validators_agree(doc: dict[str, Any], choice: int) -> 
 @SETTINGS
 @given(doc=manifests())
 def test_valid_documents_round_trip_through_the_model(doc: dict[str, Any]) -> None:
-    errors = [e.message for e in schemas.validator("manifest").iter_errors(doc)]
+    errors = [e.message for e in validators.validator("manifest").iter_errors(doc)]
     if errors:  # some generated parts are legitimately invalid together (none expected today)
         raise AssertionError(errors)
     manifest = Manifest.from_data(doc)
     filled = fill_defaults(doc, schemas.get("manifest"))
     assert fill_defaults(filled, schemas.get("manifest")) == filled
     assert Manifest.from_data(manifest.to_data()) == manifest
-    assert schemas.validator("manifest").is_valid(manifest.to_data())
+    assert validators.validator("manifest").is_valid(manifest.to_data())
 
 
 def _as_document(data: dict[str, Any]) -> LoadedDocument:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reconciler import schemas
 from reconciler.cli import app
+from reconciler.contract import schemas
+from reconciler.contract.issues import Issue, check_instance, suggest_key
 from reconciler.specs.load import load_text
-from reconciler.specs.validate import Issue, check_instance, suggest_key, validate_documents, validate_paths
+from reconciler.specs.validate import validate_documents, validate_paths
 
 GOOD = """\
 apiVersion: reconciler.io/v1alpha1

@@ -16,13 +16,13 @@ from typing import Annotated, Any
 import jsonschema
 from fastapi import APIRouter, Path, Request, Response
 
+from reconciler.contract.issues import suggest_key
 from reconciler.service import errors, ids, render
 from reconciler.service.deps import JsonBody, PagingDep, StoreDep, UserDep, page_link
 from reconciler.service.models import ERROR_RESPONSES, ResourceList, ResourceOut
 from reconciler.service.records import ResourceRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
-from reconciler.specs.validate import suggest_key
 
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$", "description": "Optional: choose the id (24 hex digits)."}
 

@@ -1,10 +1,7 @@
-"""The JSON Schemas in ``schemas/`` are the one contract: manifests, the API bodies the local
-service accepts, and the CRD are all derived from them. This module finds them (source tree or
-installed wheel), wires their ``$ref``s into one registry, and builds validators.
-
-Two validators per schema: ``jsonschema`` (precise, every error with its path) and
-``jsonschema_rs`` (compiled, only answers valid/invalid). Valid documents, the common case,
-take the fast path; only invalid ones pay for precise messages.
+"""The JSON Schemas in ``schemas/`` as files: found (source tree or installed wheel), read once,
+bundled for editors and the compiled validator, and walked for "did you mean" hints. Pure JSON:
+no validator library is imported here (:mod:`reconciler.contract.validators` builds those), so
+the engine can read defaults and keys from the contract without loading jsonschema.
 """
 
 from __future__ import annotations
@@ -12,15 +9,12 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import jsonschema_rs
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+__all__ = ["BASE_URI", "SUFFIX", "all_schemas", "bundle", "get", "iter_subschemas", "known_keys", "names",
+           "schema_dir", "short_name", "uri"]
 
 BASE_URI = "https://reconciler.io/schemas/v1alpha1/"
 SUFFIX = ".schema.json"
@@ -28,8 +22,8 @@ SUFFIX = ".schema.json"
 
 def schema_dir() -> Path:
     """``reconciler/_schemas`` in an installed wheel, ``schemas/`` beside the package in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_schemas", here.parent / "schemas"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_schemas", package.parent / "schemas"):
         if (candidate / ("manifest" + SUFFIX)).is_file():
             return candidate
     raise FileNotFoundError("reconciler's JSON Schemas are missing (looked in reconciler/_schemas and schemas/)")
@@ -59,58 +53,8 @@ def uri(name: str) -> str:
     return BASE_URI + name + SUFFIX
 
 
-@functools.cache
-def registry() -> Registry[Any]:
-    # Without "$schema": jsonschema picks the validator class of a $ref's target by its "$schema",
-    # which would drop the ECMA pattern keyword of :func:`validator`; every schema here is 2020-12.
-    resources = [(doc["$id"], Resource.from_contents(_without_dialect(doc), default_specification=DRAFT202012))
-                 for doc in all_schemas().values()]
-    return Registry().with_resources(resources)
-
-
-def _without_dialect(doc: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in doc.items() if key != "$schema"}
-
-
-@functools.cache
-def validator(name: str) -> jsonschema.protocols.Validator:
-    """Precise validator for one schema, with format checks on and ECMA-262's ``$``."""
-    base = jsonschema.validators.validator_for(get(name))
-    cls: Any = jsonschema.validators.extend(base, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
-    made: jsonschema.protocols.Validator = cls(_without_dialect(get(name)), registry=registry(),
-                                               format_checker=base.FORMAT_CHECKER)
-    return made
-
-
-@functools.cache
-def python_regex(pattern: str) -> re.Pattern[str]:
-    """A JSON Schema (ECMA-262) pattern as Python reads it: ``$`` outside a character class becomes
-    ``\\Z``. Python's ``$`` also matches before a final newline, so ``^[^\\n]*$`` would accept
-    ``"name\\n"`` where the compiled validator (jsonschema-rs), editors and check-jsonschema refuse it."""
-    out: list[str] = []
-    in_class = escaped = False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "$":
-            out.append("\\Z")
-            continue
-        out.append(char)
-    return re.compile("".join(out))
-
-
-def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
-    if validator.is_type(instance, "string") and not python_regex(pattern).search(instance):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _short(ref_uri: str) -> str:
+def short_name(ref_uri: str) -> str:
+    """``https://.../intake-s3.schema.json`` (or ``intake-s3.schema.json``) -> ``intake-s3``."""
     tail = ref_uri.rsplit("/", 1)[-1]
     return tail[: -len(SUFFIX)] if tail.endswith(SUFFIX) else tail
 
@@ -128,7 +72,7 @@ def bundle(name: str) -> dict[str, Any]:
             out = {}
             for key, value in node.items():
                 if key == "$ref" and isinstance(value, str) and value.endswith(SUFFIX):
-                    target = _short(value)
+                    target = short_name(value)
                     if target not in needed:
                         needed[target] = {}
                         needed[target] = rewrite({k: v for k, v in get(target).items() if k not in ("$id", "$schema")})
@@ -146,12 +90,6 @@ def bundle(name: str) -> dict[str, Any]:
     return root
 
 
-@functools.cache
-def fast_validator(name: str) -> Any:
-    """Compiled validator (jsonschema-rs) over the bundled schema; answers valid or not, fast."""
-    return jsonschema_rs.validator_for(bundle(name), validate_formats=True)
-
-
 def iter_subschemas(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The schema and what it pulls in by ``$ref``/``allOf`` at the same instance location."""
     seen: set[int] = set()
@@ -164,7 +102,7 @@ def iter_subschemas(schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield node
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.endswith(SUFFIX):
-            stack.append(get(_short(ref)))
+            stack.append(get(short_name(ref)))
         for sub in node.get("allOf", []):
             stack.append(sub)
         for key in ("then", "else"):
