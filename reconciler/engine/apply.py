@@ -64,7 +64,8 @@ class StalePlanError(PlanError):
 
     def __init__(self, changes: Sequence[str]) -> None:
         super().__init__("the saved plan is stale, the live state changed since it was made: " + "; ".join(changes[:20])
-                         + (f"; … and {len(changes) - 20} more" if len(changes) > 20 else ""))
+                         + (f"; … and {len(changes) - 20} more" if len(changes) > 20 else "")
+                         + ". Run `reconciler plan` again.")
         self.changes = list(changes)
 
 

@@ -40,6 +40,7 @@ from reconciler.api.payload import Desired, Live, compare_view
 from reconciler.display import printable
 from reconciler.engine import diff as diffs
 from reconciler.engine.pair import MatchBy, pair
+from reconciler.engine.select import Selection
 from reconciler.specs.config import Scope
 
 __all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan",
@@ -244,8 +245,18 @@ def _unclearable(change: diffs.Change) -> bool:
 
 
 def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope | None, prune: bool = False,
-               force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5) -> Plan:
-    """Pair, diff and decide; then apply the guards. Deterministic for the same inputs."""
+               force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5,
+               selection: Selection | None = None, selected: Sequence[Desired] | None = None,
+               manifest_names: Iterable[str] = (), origin: PlanTarget | None = None) -> Plan:
+    """Pair, diff and decide; then apply the guards. Deterministic for the same inputs.
+
+    With an active ``selection`` (``--selector``/``--only``/``--changed-since``) only the
+    ``selected`` manifests and the live definitions they (or a removal, or ``--only``) name are
+    considered; ``desired`` is still every manifest of the run (a removal some other manifest
+    still declares is no removal), and the delete guard and the fingerprint count the WHOLE live
+    state, as for a full plan. ``manifest_names`` are the manifests' ``metadata.name`` values,
+    which ``--only`` also matches.
+    """
     actions: list[Action] = []
     unmanaged: list[str] = []
     orphans: list[str] = []
@@ -255,7 +266,19 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
         errors.append("pruning needs an ownership scope: declare scope.namePrefix or scope.names in reconciler.yaml")
     live_by_name = {item.name: item for item in live}
     desired_names = {d.name for d in desired}
-    for p in pair(desired=desired, live=live):
+    declared = {n for d in desired for n in (d.name, *d.previous_names)}
+    considered_desired, considered_live = desired, live
+    watched: set[str] = declared
+    removed: list[str] = []
+    partial = selection is not None and selection.active
+    if partial:
+        assert selection is not None
+        considered_desired = desired if selected is None else selected
+        removed = [r.name for r in selection.removed() if r.name not in declared]
+        watched = ({n for d in considered_desired for n in (d.name, *d.previous_names)} | set(selection.names)
+                   | set(removed))
+        considered_live = [item for item in live if item.name in watched]
+    for p in pair(desired=considered_desired, live=considered_live):
         want, have = p.desired, p.live
         if want is not None and have is None:
             if destroy:
@@ -317,14 +340,25 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             body=dict(want.body) if kind is not ActionKind.noop else None,
             source=want.source, base_dir=want.base_dir,
             secret_roots=want.secret_roots if kind is not ActionKind.noop else ()))
+    # the guard counts against the WHOLE live scope, also for a selection
     guard_delete_fraction(actions, live=live, scope=scope, max_delete_fraction=max_delete_fraction, force=force,
                           errors=errors, warnings=warnings)
+    if partial:
+        assert selection is not None
+        known = declared | set(manifest_names) | set(live_by_name)
+        # a name that selects nothing is a mistake (a typo, the wrong directory): a plan that quietly
+        # does nothing would pass for "no changes"
+        errors.extend(f"--only {name}: no manifest declares it and no live definition has that name; check the "
+                      "spelling (manifests match by metadata.name or spec.name)"
+                      for name in sorted(selection.names - known))
+        warnings.append(f"partial plan ({selection.describe()}): {len(considered_desired)} of {len(desired)} "
+                        "manifest(s)" + (f" and {len(removed)} removed one(s)" if removed else "")
+                        + "; other live definitions were not considered")
     actions.sort(key=lambda a: a.sort_key)
-    watched = [n for d in desired for n in (d.name, *d.previous_names)]
     return Plan(actions=tuple(actions), summary=Summary.of(actions), unmanaged=tuple(sorted(unmanaged)),
                 orphans=tuple(sorted(orphans)), errors=tuple(errors), warnings=tuple(sorted(warnings)),
                 scope=scope, prune=prune, force=force, destroy=destroy,
-                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched))
+                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched), target=origin)
 
 
 # -- versioned JSON: the --output json document and the saved plan file are the same ------------

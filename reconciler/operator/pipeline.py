@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -30,14 +31,15 @@ from reconciler.api.client import Client
 from reconciler.api.payload import Desired, Live, desired_from_manifest, live_from_api
 from reconciler.contract import keys
 from reconciler.engine import apply as engine_apply
-from reconciler.engine.plan import ActionKind, Plan, build_plan
+from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
 from reconciler.operator.status import Outcome, Result
 from reconciler.specs.config import Scope
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
 
-__all__ = ["ApplyFailed", "Conflict", "Invalid", "Mode", "document_from_body", "finalize", "parse", "reconcile"]
+__all__ = ["ApplyFailed", "Conflict", "Decision", "Invalid", "Mode", "decide", "document_from_body", "finalize",
+           "find_candidates", "parse", "reconcile"]
 
 log = logging.getLogger("reconciler.operator")
 
@@ -129,8 +131,9 @@ def parse(body: Mapping[str, Any]) -> Manifest:
     return Manifest.from_document(doc)
 
 
-async def _find_live(client: Client, desired: Desired, recorded_id: str | None) -> tuple[list[Live], dict[str, Any]]:
-    """Candidates for pairing, and the raw API items by id (for status)."""
+async def find_candidates(client: Client, desired: Desired, recorded_id: str | None) -> tuple[list[Live], dict[str, Any]]:
+    """Candidates for pairing, and the raw API items by id (for status). The recorded id is the
+    identity: that definition is the candidate whatever its live name (a rename is drift)."""
     raw: dict[str, Any] = {}
     if recorded_id:
         try:
@@ -155,23 +158,44 @@ def _drift_paths(plan: Plan) -> tuple[str, ...]:
     return tuple(c.path for a in plan.actions for c in a.changes)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """What to do for one resource: the plan (one action, built by engine.plan's own function,
+    with its guards) and whether it is only reported (a resync under ``driftPolicy: Report``)."""
+
+    plan: Plan
+    action: Action
+    report_only: bool
+
+
+def decide(desired: Desired, candidates: Sequence[Live], *, mode: Mode, drift_policy: str | None,
+           claimed_by: ClaimedBy = _nobody, live_names: Mapping[str, str] | None = None) -> Decision:
+    """The decision for one resource over its live candidates (see :func:`find_candidates`). Pure.
+
+    Raises :class:`Conflict` when a candidate is managed by another resource (``claimed_by``);
+    ``live_names`` are the candidates' live names by id, for that message."""
+    for candidate in candidates:
+        owner = claimed_by(candidate.id)
+        if owner is not None:
+            live_name = (live_names or {}).get(candidate.id, desired.name)
+            raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
+                           f"{keys.kind()} {owner}; definition names are global in the API, so give one of "
+                           "the two resources another metadata.name")
+    plan = build_plan(desired=[desired], live=candidates, scope=None)
+    action = next(a for a in plan.actions if a.name == desired.name)
+    return Decision(plan=plan, action=action, report_only=mode is Mode.resync and drift_policy == "Report")
+
+
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
                     environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
     :class:`Conflict` when the matching definition is managed by another resource."""
     desired = desired_from_manifest(manifest)
-    candidates, raw = await _find_live(client, desired, recorded_id)
-    for candidate in candidates:
-        owner = claimed_by(candidate.id)
-        if owner is not None:
-            live_name = (raw.get(candidate.id) or {}).get("name", desired.name)
-            raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
-                           f"{keys.kind()} {owner}; definition names are global in the API, so give one of "
-                           "the two resources another metadata.name")
-    plan = build_plan(desired=[desired], live=candidates, scope=None)
-    action = next(a for a in plan.actions if a.name == desired.name)
-    report_only = mode is Mode.resync and manifest.spec.driftPolicy == "Report"
+    candidates, raw = await find_candidates(client, desired, recorded_id)
+    decision = decide(desired, candidates, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
+                      live_names={i: str(item.get("name")) for i, item in raw.items()})
+    plan, action, report_only = decision.plan, decision.action, decision.report_only
 
     if action.kind is ActionKind.noop:
         if recorded_id != action.id:  # found by name: this resource takes it over

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -20,16 +19,16 @@ import typer
 import typer.core
 
 from reconciler.__about__ import __version__
-from reconciler.contract import schemas
-from reconciler.display import printable, printable_lines
-from reconciler.terminal import (
+from reconciler.cli.console import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_INVALID,
     EXIT_OK,
+    exit_codes,
     stderr_console,
     stdout_console,
 )
+from reconciler.contract import schemas
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_INVALID", "EXIT_OK", "app", "main", "stderr_console", "stdout_console"]
 
@@ -101,13 +100,11 @@ def validate(
     Exit 0 when every manifest is valid, 3 when any is invalid, 1 on a path that does not exist or
     an internal error.
     """
+    from reconciler.session import require_paths
+
     targets = paths or [Path("specs")]
-    missing = [str(p) for p in targets if not os.path.lexists(p)]
-    if missing:  # nothing was validated: a usage error, not "invalid manifests"
-        default = "" if paths else " (the default when no path is given; pass the manifests' files or directories)"
-        stderr_console(no_color).print(printable(f"error: no such file or directory: {', '.join(missing)}{default}"),
-                                       markup=False)
-        raise typer.Exit(EXIT_ERROR)
+    with exit_codes(no_color=no_color):  # nothing was validated: a usage error, not "invalid manifests"
+        require_paths(targets, given=bool(paths))
     try:
         _validate(targets, output=output, target=target, config=config, no_color=no_color)
     except typer.Exit:
@@ -122,10 +119,10 @@ def validate(
 def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, config: Path | None,
               no_color: bool) -> None:
     from reconciler.specs import environments, secrets
-    from reconciler.specs.config import ConfigError, find_config, load_config
+    from reconciler.specs.config import find_config, load_config
     from reconciler.specs.validate import ValidationReport, project_config_issues
 
-    try:
+    with exit_codes(no_color=no_color):
         found = config or find_config(targets)
         if found is not None and found.is_absolute() and found.is_relative_to(Path.cwd()):
             found = found.relative_to(Path.cwd())  # messages name it as the user would type it
@@ -141,9 +138,6 @@ def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, 
             report = environments.validate_for(targets, targets=project.targets if project else None,
                                                target_name=target, overlays_root=found.parent if found else None,
                                                secret_roots=roots)
-    except (ConfigError, environments.TargetError) as exc:
-        stderr_console(no_color).print(printable_lines(f"error: {exc}"), markup=False)
-        raise typer.Exit(EXIT_ERROR) from None
     if config_issues:
         report.issues = sorted([*config_issues, *report.issues], key=lambda i: (i.file, i.line, i.col, i.field))
     if output is OutputFormat.json:
@@ -189,7 +183,9 @@ def schema_command(
 
 # Each area registers its own commands with ``register(app)``; the modules keep heavy imports
 # inside the commands so that `reconciler --help` stays quick.
-COMMAND_MODULES = ("reconciler.engine.cli", "reconciler.service.cli", "reconciler.operator.cli", "reconciler.gitops.cli")
+COMMAND_MODULES = ("reconciler.cli.plan", "reconciler.cli.apply", "reconciler.cli.diff", "reconciler.cli.export",
+                   "reconciler.cli.listing", "reconciler.cli.run", "reconciler.service.cli", "reconciler.operator.cli",
+                   "reconciler.cli.ci", "reconciler.cli.watch")
 
 
 def _register_commands() -> None:
