@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import httpx
+
 from reconciler import errors
 from reconciler.api import errors as api_errors
 from reconciler.api.client import (
@@ -42,10 +44,12 @@ from reconciler.api.client import (
     open_client,
     resolve_target,
 )
-from reconciler.api.payload import Desired, desired_from_manifest
+from reconciler.api.live import fetch_live
+from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
+from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
     ChangedSet,
     Selection,
@@ -53,11 +57,13 @@ from reconciler.engine.select import (
     select_documents,
     selection_from_options,
 )
+from reconciler.engine.types import Desired
 from reconciler.specs import environments, secrets
-from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, Scope, find_config, load_config
+from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, find_config, load_config
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
+from reconciler.specs.scope import Scope
 from reconciler.specs.validate import ValidationReport
 
 __all__ = ["MAX_PLAN_BYTES", "ChangesFinder", "InvalidManifests", "Manifests", "Options", "Session",
@@ -242,13 +248,27 @@ class Session:
     async def client(self) -> AsyncIterator[Client]:
         """The API client; the embedded local service is seeded from the project config first,
         whatever the command (plan, apply, watch, run ...)."""
-        async with open_client(self.connection, concurrency=self.options.concurrency) as client:
+        transport, app = self._embedded() if self.connection.local else (None, None)
+        async with open_client(self.connection, concurrency=self.options.concurrency, transport=transport,
+                               local_app=app) as client:
             if self.connection.local and self.config.local_seed:
                 created = await seed_local_service(client, self.config.local_seed)
                 if created:
                     log.info("seeded the embedded local service with %d resource(s) from %s", created,
                              self.config.path)
             yield client
+
+    def _embedded(self) -> tuple[httpx.AsyncBaseTransport, Any]:
+        """The embedded local service, in-process: its app over the connection's database and the
+        transport the client sends through (the service is imported only here)."""
+        from reconciler.service.app import create_app
+        from reconciler.service.settings import ServiceSettings
+
+        db_url = self.connection.db_url
+        if db_url.startswith("sqlite:///"):
+            Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        app = create_app(ServiceSettings(db_url=db_url))
+        return httpx.ASGITransport(app=app), app
 
     def origin(self) -> plans.PlanTarget:
         """Where this session's plans are made (recorded in saved plans; never the token)."""
@@ -261,7 +281,7 @@ class Session:
         if (prune or destroy) and self.scope is None:
             raise errors.UsageError("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` "
                                     "to reconciler.yaml")
-        live = await applying.fetch_live(client)
+        live = await fetch_live(client)
         selection = manifests.selection
         return plans.build_plan(
             desired=manifests.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
@@ -314,15 +334,15 @@ class Session:
 
     async def check_fresh(self, client: Client, plan: plans.Plan) -> None:
         """Refuse a saved plan whose live state changed since it was made."""
-        stale = await applying.stale_reasons(plan, client)
+        stale = plans.stale_reasons(plan, await fetch_live(client))
         if stale:
             raise applying.StalePlanError(stale)
 
     async def apply(self, client: Client, plan: plans.Plan, *,
                     on_result: Callable[[applying.ActionResult], None] | None = None,
                     dry_run: bool = False) -> applying.ApplyResult:
-        return await applying.apply_plan(plan, client=client, on_result=on_result, environ=self.options.environ,
-                                         dry_run=dry_run)
+        return await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
+                                         on_result=on_result, dry_run=dry_run)
 
     @contextlib.asynccontextmanager
     async def embedded_runner(self, client: Client, *, enabled: bool = True) -> AsyncIterator[None]:

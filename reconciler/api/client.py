@@ -27,7 +27,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
@@ -525,21 +524,18 @@ def _short(exc: BaseException | None) -> str:
 
 
 def open_client(target: Target, *, concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
-                transport: httpx.AsyncBaseTransport | None = None, page_size: int = DEFAULT_PAGE_SIZE) -> Client:
-    """A client for a target. The local service is imported lazily: a remote run never loads it."""
+                transport: httpx.AsyncBaseTransport | None = None, page_size: int = DEFAULT_PAGE_SIZE,
+                local_app: Any = None) -> Client:
+    """A client for a target. For the embedded local service (``endpoint=None``) the caller gives
+    the in-process ``transport`` (and its ``local_app``): the client never builds the service
+    (:meth:`reconciler.session.Session.client` does), so a remote run never loads it."""
     if target.endpoint is not None:
         return Client(endpoint=target.endpoint, token=target.token, transport=transport, concurrency=concurrency,
                       retry=retry, allow_http=target.allow_http, page_size=page_size)
     if transport is None:
-        from reconciler.service.app import create_app
-        from reconciler.service.settings import ServiceSettings
-
-        if target.db_url.startswith("sqlite:///"):
-            Path(target.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        app = create_app(ServiceSettings(db_url=target.db_url))
-        client = Client(endpoint=LOCAL_BASE_URL, transport=httpx.ASGITransport(app=app), concurrency=concurrency,
-                        retry=retry, check_scheme=False, page_size=page_size)
-        client.local_app = app
-        return client
-    return Client(endpoint=LOCAL_BASE_URL, transport=transport, concurrency=concurrency, retry=retry,
-                  check_scheme=False, page_size=page_size)
+        raise errors.EndpointError("the embedded local service needs its in-process transport "
+                                   "(reconciler.session.Session.client makes it)")
+    client = Client(endpoint=LOCAL_BASE_URL, transport=transport, concurrency=concurrency, retry=retry,
+                    check_scheme=False, page_size=page_size)
+    client.local_app = local_app
+    return client

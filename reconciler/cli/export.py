@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from reconciler.api.payload import manifest_from_live
 from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stderr_console
 from reconciler.contract import validators
+from reconciler.engine.normalize import manifest_from_live
 from reconciler.errors import UsageError
 from reconciler.session import Session, run
 from reconciler.specs.files import read_limited

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reconciler.api.payload import Desired, Live
+from reconciler.engine.types import Desired, Live
 
 __all__ = ["MatchBy", "Pair", "pair"]
 

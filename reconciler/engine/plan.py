@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from reconciler.api.payload import Desired, Live, compare_view
 from reconciler.display import printable
 from reconciler.engine import diff as diffs
+from reconciler.engine.normalize import compare_view
 from reconciler.engine.pair import MatchBy, pair
 from reconciler.engine.select import Selection
-from reconciler.specs.config import Scope
+from reconciler.engine.types import Desired, Live, Scope
 
 __all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan",
-           "check_digest", "content_digest", "fingerprint", "guard_delete_fraction"]
+           "check_digest", "content_digest", "fingerprint", "guard_delete_fraction", "stale_reasons"]
 
 # 1.1: "target" (where the plan was made); 1.2: "digest" (over the content) and actions' "secret_roots"
 FORMAT_VERSION: Final = "1.2"
@@ -162,6 +162,14 @@ def fingerprint(*, live: Sequence[Live], scope: Scope | None, watched_names: Ite
                            if item.name in names or (scope is not None and scope.contains(item.name))))
     digest = hashlib.sha256(json.dumps(objects, separators=(",", ":")).encode()).hexdigest()
     return Fingerprint(digest=digest, objects=objects, watched_names=watched)
+
+
+def stale_reasons(plan: Plan, live: Sequence[Live]) -> list[str]:
+    """What changed in the live state since ``plan`` was made (empty: still fresh). Pure."""
+    now = fingerprint(live=live, scope=plan.scope, watched_names=plan.fingerprint.watched_names)
+    if now.digest == plan.fingerprint.digest:
+        return []
+    return plan.fingerprint.compare(now) or ["the live state's fingerprint differs"]
 
 
 def guard_delete_fraction(actions: Iterable[Action], *, live: Sequence[Live], scope: Scope | None,

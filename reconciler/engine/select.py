@@ -23,11 +23,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.api.payload import Desired
+from reconciler.engine.types import Desired
 from reconciler.errors import UsageError
-from reconciler.specs.load import LoadedDocument
+
+if TYPE_CHECKING:  # a document is only read here (its data and file): the loader is not imported
+    from reconciler.specs.load import LoadedDocument
 
 __all__ = ["ChangedSet", "Removed", "Selection", "SelectionError", "parse_selectors", "select_documents",
            "selection_from_options"]

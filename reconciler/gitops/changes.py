@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.api.payload import Desired
 from reconciler.contract import keys
 from reconciler.engine.select import ChangedSet, Removed, SelectionError
+from reconciler.engine.types import Desired
 from reconciler.specs.environments import Scalar, substitute
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes
 

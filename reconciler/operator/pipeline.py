@@ -1,7 +1,7 @@
 """One custom resource through the shared pipeline: validate → pair → plan → apply, against the API.
 
 Nothing here is operator-specific logic of its own: validation is :mod:`reconciler.specs.validate`
-on the resource body, the body and comparable forms come from :mod:`reconciler.api.payload`, the
+on the resource body, the body and comparable forms come from :mod:`reconciler.engine.normalize`, the
 decision is :func:`reconciler.engine.plan.build_plan` and the writes are
 :func:`reconciler.engine.apply.apply_plan`, exactly as ``reconciler apply`` does for files.
 What is specific is how *live* is chosen for one object:
@@ -28,12 +28,13 @@ from typing import Any
 
 from reconciler.api import errors
 from reconciler.api.client import Client
-from reconciler.api.payload import Desired, Live, desired_from_manifest, live_from_api
+from reconciler.api.secrets import resolver
 from reconciler.contract import keys
 from reconciler.engine import apply as engine_apply
+from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
+from reconciler.engine.types import Desired, Live, Scope
 from reconciler.operator.status import Outcome, Result
-from reconciler.specs.config import Scope
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
@@ -216,7 +217,7 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
                                "(driftPolicy: Report, so it is not corrected)")
 
     # Never the operator's own environment (see _secret_references).
-    applied = await engine_apply.apply_plan(plan, client=client, environ={} if environ is None else environ)
+    applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({} if environ is None else environ))
     failed = applied.of(engine_apply.Outcome.failed)
     if failed:
         raise ApplyFailed(failed[0].error or "the API write failed")
@@ -263,7 +264,7 @@ async def finalize(client: Client, *, recorded_id: str | None, name: str, deleti
     live = Live(id=recorded_id, name=name, comparable={})
     # force: deleting the resource is the explicit intent for exactly this one definition.
     plan = build_plan(desired=[desired], live=[live], scope=Scope(names=frozenset({name})), destroy=True, force=True)
-    applied = await engine_apply.apply_plan(plan, client=client)
+    applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({}))
     failed = applied.of(engine_apply.Outcome.failed)
     if failed:
         raise ApplyFailed(failed[0].error or "the API delete failed")

@@ -9,7 +9,7 @@ import pytest
 from reconciler.contract import validators
 from reconciler.engine.plan import build_plan
 from reconciler.engine.render import MARKDOWN_LIMIT, render
-from reconciler.specs.config import Scope
+from reconciler.engine.types import Scope
 
 from .helpers import desired, live
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from reconciler.api.payload import Desired, Live
 from reconciler.engine.plan import ActionKind, build_plan
 from reconciler.engine.select import (
     ChangedSet,
@@ -20,7 +19,7 @@ from reconciler.engine.select import (
     SelectionError,
     parse_selectors,
 )
-from reconciler.specs.config import Scope
+from reconciler.engine.types import Desired, Live, Scope
 
 SCOPE = Scope(name_prefix="demo-")
 

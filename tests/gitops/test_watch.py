@@ -275,8 +275,8 @@ def _no_remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_a_still_planned_action_whose_text_changed_is_shown_once_as_changed() -> None:
     """A create whose body changed is still planned: printed once as changed, never as "no longer planned"."""
-    from reconciler.api.payload import Desired
     from reconciler.engine.plan import build_plan
+    from reconciler.engine.types import Desired
     from reconciler.watch import plan_view
 
     def view(n: int) -> Observation:

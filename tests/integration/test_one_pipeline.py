@@ -13,9 +13,9 @@ from gitops import test_github as fake_github
 from typer.testing import CliRunner
 
 from reconciler.api.client import Client
-from reconciler.api.payload import desired_from_manifest
 from reconciler.cli import app
 from reconciler.engine import plan as plans
+from reconciler.engine.normalize import desired_from_manifest
 from reconciler.operator import pipeline
 from reconciler.service.testing import LocalServer
 from reconciler.session import Options, Session
