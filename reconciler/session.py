@@ -40,9 +40,9 @@ from reconciler.api.client import (
     DEFAULT_CONCURRENCY,
     LOCAL_DB_URL,
     Client,
-    Target,
+    Connection,
     open_client,
-    resolve_target,
+    resolve_connection,
 )
 from reconciler.api.live import fetch_live
 from reconciler.api.secrets import resolver
@@ -165,7 +165,7 @@ class Session:
     options: Options
     config: ProjectConfig
     config_file: Path | None
-    connection: Target
+    connection: Connection
     scope: Scope | None
     secret_roots: tuple[str, ...]
 
@@ -182,7 +182,7 @@ class Session:
         name = options.target
         target_cfg = config.target(name) if name else None
         try:
-            connection = resolve_target(
+            connection = resolve_connection(
                 endpoint=options.endpoint, token_file=options.token_file,
                 config_endpoint=target_cfg.endpoint if target_cfg else None,
                 config_token=target_cfg.token_from if target_cfg else None, config_name=name,
@@ -270,9 +270,9 @@ class Session:
         app = create_app(ServiceSettings(db_url=db_url))
         return httpx.ASGITransport(app=app), app
 
-    def origin(self) -> plans.PlanTarget:
+    def origin(self) -> plans.PlanOrigin:
         """Where this session's plans are made (recorded in saved plans; never the token)."""
-        return plans.PlanTarget(name=self.options.target, endpoint=self.connection.endpoint,
+        return plans.PlanOrigin(name=self.options.target, endpoint=self.connection.endpoint,
                                 local_db=self.connection.db_url if self.connection.endpoint is None else None)
 
     async def plan(self, client: Client, manifests: Manifests, *, prune: bool = False, force: bool = False,
@@ -326,8 +326,8 @@ class Session:
         except (ValueError, KeyError) as exc:
             raise errors.PlanError(f"{path}: {exc}; {again}") from None
         here = self.origin()
-        if saved.target is not None and not saved.target.same_place(here):
-            raise errors.PlanError(f"the plan {path} was made for {saved.target.describe()}, but this apply would "
+        if saved.origin is not None and not saved.origin.same_place(here):
+            raise errors.PlanError(f"the plan {path} was made for {saved.origin.describe()}, but this apply would "
                                    f"go to {here.describe()}; pass the same --target/--endpoint, or make a new plan "
                                    "for this target")
         return saved

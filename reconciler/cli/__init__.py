@@ -8,10 +8,7 @@ Each area registers its own commands (``register(app)``) so that this file stays
 from __future__ import annotations
 
 import importlib
-import json
 import sys
-from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import click
@@ -24,11 +21,9 @@ from reconciler.cli.console import (
     EXIT_ERROR,
     EXIT_INVALID,
     EXIT_OK,
-    exit_codes,
     stderr_console,
     stdout_console,
 )
-from reconciler.contract import schemas
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_INVALID", "EXIT_OK", "app", "main", "stderr_console", "stdout_console"]
 
@@ -66,11 +61,6 @@ if callable(_display_type_rich):
     typer.core.TyperOption.display_type_rich = _flag_shows_no_type  # type: ignore[method-assign]
 
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
 def _version_callback(value: bool) -> None:
     if value:
         print(f"reconciler {__version__}")
@@ -85,106 +75,10 @@ def _root(
     """reconciler keeps batch prediction job definitions in git and the API in sync."""
 
 
-@app.command()
-def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Manifest files or directories (default: specs/).")] = None,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = OutputFormat.text,
-    target: Annotated[str | None, typer.Option("--target", help="Validate as sent to this target of the project "
-                                               "config: its variables and overlays applied.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Project config (default: reconciler.yaml "
-                                                "found in the paths or their parents).")] = None,
-    no_color: Annotated[bool, typer.Option("--no-color", help="No colour, even on a terminal.")] = False,
-) -> None:
-    """Check manifests against the schemas and report every problem with file:line:col.
-
-    Exit 0 when every manifest is valid, 3 when any is invalid, 1 on a path that does not exist or
-    an internal error.
-    """
-    from reconciler.session import require_paths
-
-    targets = paths or [Path("specs")]
-    with exit_codes(no_color=no_color):  # nothing was validated: a usage error, not "invalid manifests"
-        require_paths(targets, given=bool(paths))
-    try:
-        _validate(targets, output=output, target=target, config=config, no_color=no_color)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # a bug, not bad input: say so in one line, exit 1, no traceback
-        stderr_console(no_color).print(
-            f"internal error: {type(exc).__name__}: {exc}\n    hint: this is a bug in reconciler; please report it "
-            "with the command and the manifest that caused it", markup=False)
-        raise typer.Exit(EXIT_ERROR) from None
-
-
-def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, config: Path | None,
-              no_color: bool) -> None:
-    from reconciler.specs import environments, secrets
-    from reconciler.specs.config import find_config, load_config
-    from reconciler.specs.validate import ValidationReport, project_config_issues
-
-    with exit_codes(no_color=no_color):
-        found = config or find_config(targets)
-        if found is not None and found.is_absolute() and found.is_relative_to(Path.cwd()):
-            found = found.relative_to(Path.cwd())  # messages name it as the user would type it
-        # the project config is checked like the manifests: a config that plan would refuse fails here
-        config_issues = project_config_issues(found) if found else []
-        project = load_config(found) if found and not config_issues else None
-        if config_issues and target:  # a target cannot be resolved from a broken config
-            report = ValidationReport(files=1)
-        else:
-            # secret files stay in the project (its config's directory, else the paths) or allowedDirs
-            roots = secrets.secret_roots(config_path=found, allowed_dirs=project.secret_dirs if project else (),
-                                         paths=targets)
-            report = environments.validate_for(targets, targets=project.targets if project else None,
-                                               target_name=target, overlays_root=found.parent if found else None,
-                                               secret_roots=roots)
-    if config_issues:
-        report.issues = sorted([*config_issues, *report.issues], key=lambda i: (i.file, i.line, i.col, i.field))
-    if output is OutputFormat.json:
-        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
-    else:
-        out = stdout_console(no_color)
-        for issue in report.issues:
-            style = "yellow" if issue.severity == "warning" else "red"
-            head, _, hint = issue.format().partition("\n")
-            out.print(head, style=style, markup=False)
-            if hint:
-                out.print(hint, style="dim", markup=False)
-        summary = (f"{report.checked} manifest(s) in {report.files} file(s): "
-                   f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
-        out.print(("OK: " if report.ok else "INVALID: ") + summary, style="green" if report.ok else "bold red",
-                  markup=False)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_INVALID)
-
-
-@app.command("schema")
-def schema_command(
-    name: Annotated[str, typer.Argument(help="Schema name; `reconciler schema --list` shows them.")] = "manifest",
-    list_: Annotated[bool, typer.Option("--list", help="List schema names.")] = False,
-    raw: Annotated[bool, typer.Option("--raw", help="The file as stored, with $refs to sibling files.")] = False,
-) -> None:
-    """Print a JSON Schema, bundled into one self-contained document for editors.
-
-    Save it and point yaml-language-server at it:
-    `reconciler schema > .reconciler/manifest.schema.json`, then in a manifest
-    `# yaml-language-server: $schema=.reconciler/manifest.schema.json`.
-    """
-    if list_:
-        for known in schemas.names():
-            print(known)
-        raise typer.Exit(EXIT_OK)
-    try:
-        doc = schemas.get(name) if raw else schemas.bundle(name)
-    except KeyError as exc:
-        stderr_console().print(f"error: {exc.args[0]}", markup=False)
-        raise typer.Exit(EXIT_ERROR) from None
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-
-
 # Each area registers its own commands with ``register(app)``; the modules keep heavy imports
 # inside the commands so that `reconciler --help` stays quick.
-COMMAND_MODULES = ("reconciler.cli.plan", "reconciler.cli.apply", "reconciler.cli.diff", "reconciler.cli.export",
-                   "reconciler.cli.listing", "reconciler.cli.run", "reconciler.service.cli", "reconciler.operator.cli",
+COMMAND_MODULES = ("reconciler.cli.validate", "reconciler.cli.schema", "reconciler.cli.plan", "reconciler.cli.apply", "reconciler.cli.diff", "reconciler.cli.export",
+                   "reconciler.cli.listing", "reconciler.cli.run", "reconciler.service.cli", "reconciler.cli.operator",
                    "reconciler.cli.ci", "reconciler.cli.watch")
 
 

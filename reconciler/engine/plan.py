@@ -43,7 +43,7 @@ from reconciler.engine.pair import MatchBy, pair
 from reconciler.engine.select import Selection
 from reconciler.engine.types import Desired, Live, Scope
 
-__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan",
+__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanOrigin", "Summary", "build_plan",
            "check_digest", "content_digest", "fingerprint", "guard_delete_fraction", "stale_reasons"]
 
 # 1.1: "target" (where the plan was made); 1.2: "digest" (over the content) and actions' "secret_roots"
@@ -190,7 +190,7 @@ def guard_delete_fraction(actions: Iterable[Action], *, live: Sequence[Live], sc
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlanTarget:
+class PlanOrigin:
     """Where a plan was computed: a saved plan is only applied to the same place. ``endpoint`` is
     the API's URL, or None for the embedded local service over ``local_db``."""
 
@@ -202,7 +202,7 @@ class PlanTarget:
         where = self.endpoint or f"the embedded local service ({self.local_db})"
         return f"target {self.name!r} ({where})" if self.name else where
 
-    def same_place(self, other: PlanTarget) -> bool:
+    def same_place(self, other: PlanOrigin) -> bool:
         return (self.endpoint, None if self.endpoint else self.local_db) == (
             other.endpoint, None if other.endpoint else other.local_db)
 
@@ -222,7 +222,7 @@ class Plan:
     force: bool = False
     destroy: bool = False
     fingerprint: Fingerprint = field(default_factory=lambda: Fingerprint(digest=""))
-    target: PlanTarget | None = None
+    origin: PlanOrigin | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -255,7 +255,7 @@ def _unclearable(change: diffs.Change) -> bool:
 def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope | None, prune: bool = False,
                force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5,
                selection: Selection | None = None, selected: Sequence[Desired] | None = None,
-               manifest_names: Iterable[str] = (), origin: PlanTarget | None = None) -> Plan:
+               manifest_names: Iterable[str] = (), origin: PlanOrigin | None = None) -> Plan:
     """Pair, diff and decide; then apply the guards. Deterministic for the same inputs.
 
     With an active ``selection`` (``--selector``/``--only``/``--changed-since``) only the
@@ -366,7 +366,7 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
     return Plan(actions=tuple(actions), summary=Summary.of(actions), unmanaged=tuple(sorted(unmanaged)),
                 orphans=tuple(sorted(orphans)), errors=tuple(errors), warnings=tuple(sorted(warnings)),
                 scope=scope, prune=prune, force=force, destroy=destroy,
-                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched), target=origin)
+                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched), origin=origin)
 
 
 # -- versioned JSON: the --output json document and the saved plan file are the same ------------
@@ -433,8 +433,8 @@ def _content(plan: Plan, *, version: str) -> dict[str, Any]:
         "fingerprint": {"digest": plan.fingerprint.digest,
                         "watched_names": list(plan.fingerprint.watched_names),
                         "objects": [{"id": i, "name": n, "hash": h} for i, n, h in plan.fingerprint.objects]},
-        "target": None if plan.target is None else {"name": plan.target.name, "endpoint": plan.target.endpoint,
-                                                    "local_db": plan.target.local_db},
+        "target": None if plan.origin is None else {"name": plan.origin.name, "endpoint": plan.origin.endpoint,
+                                                    "local_db": plan.origin.local_db},
     }
 
 
@@ -455,11 +455,11 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
     ) for a in data["actions"])
     fp = data.get("fingerprint") or {}
     options = data.get("options") or {}
-    target_raw = data.get("target")  # absent in 1.0 files
-    target = PlanTarget(name=target_raw.get("name"), endpoint=target_raw.get("endpoint"),
-                        local_db=target_raw.get("local_db")) if target_raw else None
+    origin_raw = data.get("target")  # "target" in the file format; absent in 1.0 files
+    origin = PlanOrigin(name=origin_raw.get("name"), endpoint=origin_raw.get("endpoint"),
+                        local_db=origin_raw.get("local_db")) if origin_raw else None
     return Plan(
-        target=target,
+        origin=origin,
         actions=actions, summary=Summary.of(actions), unmanaged=tuple(data.get("unmanaged", ())),
         orphans=tuple(data.get("orphans", ())), errors=tuple(data.get("errors", ())),
         warnings=tuple(data.get("warnings", ())), scope=scope, prune=bool(options.get("prune")),
