@@ -255,7 +255,8 @@ def _unclearable(change: diffs.Change) -> bool:
 def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope | None, prune: bool = False,
                force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5,
                selection: Selection | None = None, selected: Sequence[Desired] | None = None,
-               manifest_names: Iterable[str] = (), origin: PlanOrigin | None = None) -> Plan:
+               manifest_names: Iterable[str] = (), origin: PlanOrigin | None = None,
+               identities: Mapping[str, str] | None = None) -> Plan:
     """Pair, diff and decide; then apply the guards. Deterministic for the same inputs.
 
     With an active ``selection`` (``--selector``/``--only``/``--changed-since``) only the
@@ -263,7 +264,8 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
     considered; ``desired`` is still every manifest of the run (a removal some other manifest
     still declares is no removal), and the delete guard and the fingerprint count the WHOLE live
     state, as for a full plan. ``manifest_names`` are the manifests' ``metadata.name`` values,
-    which ``--only`` also matches.
+    which ``--only`` also matches. ``identities`` (name -> recorded live id) pair before names
+    (:func:`reconciler.engine.pair.pair`).
     """
     actions: list[Action] = []
     unmanaged: list[str] = []
@@ -286,7 +288,7 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
         watched = ({n for d in considered_desired for n in (d.name, *d.previous_names)} | set(selection.names)
                    | set(removed))
         considered_live = [item for item in live if item.name in watched]
-    for p in pair(desired=considered_desired, live=considered_live):
+    for p in pair(desired=considered_desired, live=considered_live, identities=identities):
         want, have = p.desired, p.live
         if want is not None and have is None:
             if destroy:

@@ -19,7 +19,6 @@ What is specific is how *live* is chosen for one object:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -143,9 +142,7 @@ async def find_candidates(client: Client, desired: Desired, recorded_id: str | N
             log.info("definition %s recorded in status is gone; looking it up by name", recorded_id)
         else:
             raw[str(item["id"])] = item
-            live = live_from_api(item)
-            # The recorded id is the identity: pair it whatever its live name (a rename is drift).
-            return [dataclasses.replace(live, name=desired.name)], raw
+            return [live_from_api(item)], raw  # paired by its recorded id (decide), whatever its name
     candidates: list[Live] = []
     for name in (desired.name, *desired.previous_names):
         found = await client.find_by_name(name)
@@ -169,7 +166,8 @@ class Decision:
     report_only: bool
 
 
-def decide(desired: Desired, candidates: Sequence[Live], *, mode: Mode, drift_policy: str | None,
+def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | None, mode: Mode,
+           drift_policy: str | None,
            claimed_by: ClaimedBy = _nobody, live_names: Mapping[str, str] | None = None) -> Decision:
     """The decision for one resource over its live candidates (see :func:`find_candidates`). Pure.
 
@@ -182,7 +180,9 @@ def decide(desired: Desired, candidates: Sequence[Live], *, mode: Mode, drift_po
             raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
                            f"{keys.kind()} {owner}; definition names are global in the API, so give one of "
                            "the two resources another metadata.name")
-    plan = build_plan(desired=[desired], live=candidates, scope=None)
+    # the recorded id is the identity: that definition is the match whatever its live name
+    plan = build_plan(desired=[desired], live=candidates, scope=None,
+                      identities={desired.name: recorded_id} if recorded_id else None)
     action = next(a for a in plan.actions if a.name == desired.name)
     return Decision(plan=plan, action=action, report_only=mode is Mode.resync and drift_policy == "Report")
 
@@ -194,7 +194,7 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
     :class:`Conflict` when the matching definition is managed by another resource."""
     desired = desired_from_manifest(manifest)
     candidates, raw = await find_candidates(client, desired, recorded_id)
-    decision = decide(desired, candidates, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
+    decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
                       live_names={i: str(item.get("name")) for i, item in raw.items()})
     plan, action, report_only = decision.plan, decision.action, decision.report_only
 

@@ -86,7 +86,8 @@ def test_every_entry_point_builds_the_same_plan(server: LocalServer, tmp_path: P
                 resource = {**doc, "metadata": {**doc["metadata"], "namespace": "default"}}
                 desired = desired_from_manifest(pipeline.parse(resource))
                 candidates, _raw = await pipeline.find_candidates(client, desired, None)
-                decision = pipeline.decide(desired, candidates, mode=pipeline.Mode.apply, drift_policy=None)
+                decision = pipeline.decide(desired, candidates, recorded_id=None, mode=pipeline.Mode.apply,
+                                           drift_policy=None)
                 out.append(decision.action)
         return out
 
