@@ -114,9 +114,11 @@ def write_specs(root: Path, count: int, *, changed: set[int] = frozenset()) -> N
 
 async def _plan_and_apply(api_url: str, specs: Path, *, concurrency: int, apply: bool) -> dict[str, Any]:
     from reconciler.api.client import Client
-    from reconciler.api.payload import desired_from_manifest
+    from reconciler.api.live import fetch_live
+    from reconciler.api.secrets import resolver
     from reconciler.engine import apply as applying
-    from reconciler.specs.config import Scope
+    from reconciler.engine.normalize import desired_from_manifest
+    from reconciler.engine.types import Scope
     from reconciler.specs.model import Manifest
     from reconciler.specs.validate import validate_paths
 
@@ -127,7 +129,7 @@ async def _plan_and_apply(api_url: str, specs: Path, *, concurrency: int, apply:
     loaded = time.perf_counter()
     async with Client(endpoint=api_url, concurrency=concurrency, page_size=1000) as client:
         # what `reconciler plan` runs: one list call per page, the next page prefetched
-        live = await applying.fetch_live(client)
+        live = await fetch_live(client)
         pages = client.calls["GET"]
         listed = time.perf_counter()
         from reconciler.engine.plan import build_plan
@@ -137,7 +139,7 @@ async def _plan_and_apply(api_url: str, specs: Path, *, concurrency: int, apply:
         out: dict[str, Any] = {"load_validate_s": round(loaded - started, 2), "list_s": round(listed - loaded, 2),
                                "plan_s": round(planned - listed, 2), "pages": pages, "summary": plan.summary.text}
         if apply:
-            result = await applying.apply_plan(plan, client=client)
+            result = await applying.apply_plan(plan, client=client, resolve=resolver())
             out["apply_s"] = round(time.perf_counter() - planned, 2)
             out["ok"] = result.ok
         out["total_s"] = round(time.perf_counter() - started, 2)

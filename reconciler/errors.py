@@ -13,6 +13,9 @@ project config, the engine for plans) and derives them from these::
     ├── SecretError                  a secret reference does not resolve
     ├── PlanError                    a plan cannot be applied: refused, stale, not a saved plan
     └── ServiceError                 the API or the service failed (api.errors.APIError, ...)
+        ├── Unreachable              no usable answer (connection, timeout): stop starting writes
+        ├── Unauthorized             the token was refused: stop starting writes
+        └── NameTaken                the name is used by another definition (409)
 
 ``str()`` of every one is safe to print: no token or secret value is ever part of a message.
 """
@@ -21,8 +24,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["ConfigError", "InvalidInput", "PlanError", "ReconcilerError", "SecretError", "ServiceError",
-           "UsageError"]
+__all__ = ["ConfigError", "InvalidInput", "NameTaken", "PlanError", "ReconcilerError", "SecretError", "ServiceError",
+           "Unauthorized", "Unreachable", "UsageError"]
 
 
 class ReconcilerError(Exception):
@@ -55,3 +58,15 @@ class PlanError(ReconcilerError):
 
 class ServiceError(ReconcilerError):
     """The API (or the local service) could not do what was asked."""
+
+
+class Unreachable(ServiceError):
+    """No usable answer arrived (refused, unreachable, timed out): further requests would fail alike."""
+
+
+class Unauthorized(ServiceError):
+    """The service refused the credentials: further requests would fail alike."""
+
+
+class NameTaken(ServiceError):
+    """The name is already used by another definition."""

@@ -2,12 +2,14 @@
 
 Why two parts: what to print and whether to apply is a pure decision, :func:`step`
 ``(previous state, observation) -> (new state, lines, apply?)``, tested without files or a
-server; :func:`watch_loop` only does the I/O around it (watchfiles, the engine, the clock).
+server; :func:`watch_loop` only does the I/O around it (watchfiles, the session, the clock): each run
+goes through :class:`reconciler.session.Session` like ``reconciler plan``.
 
 Rules the step keeps:
 
 * Only what changed since the last run is printed: new issues, how many were fixed, plan
-  entries that appeared (whole) or went away (one line), and the summary when it changed.
+  entries that appeared (whole), changed (whole, once, marked ``changed:``) or went away (one
+  line), and the summary when it changed. Entries are compared by identity (kind, name, id).
 * An invalid edit prints its errors and keeps the last good state: nothing is planned, nothing
   applied, never a partial set. The next valid run is compared with the last good plan.
 * With ``--apply``, a valid plan with changes and no errors is applied; after an apply the next
@@ -16,33 +18,38 @@ Rules the step keeps:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from reconciler.specs.environments import Target, validate_for_target
-from reconciler.specs.load import LoadedDocument
-from reconciler.specs.validate import ValidationReport, validate_paths
+from reconciler.session import Manifests, Session, run
 
-__all__ = ["EnginePlanner", "Observation", "PlanView", "Planner", "WatchState", "after_apply", "observe",
-           "plan_view", "step", "watch_loop"]
+__all__ = ["Observation", "PlanView", "WatchState", "after_apply", "identity", "observe", "plan_view", "step",
+           "watch_loop"]
 
 DEFAULT_DEBOUNCE_MS = 300
 
 
 @dataclass(frozen=True, kw_only=True)
 class PlanView:
-    """A plan as the watcher compares it: one text block per action, then the summary line."""
+    """A plan as the watcher compares it: one text block per action, then the summary line.
+    ``keys`` name each block's identity (an action's kind, name and id), so that an action whose
+    text changed is shown once as changed, not as gone and appeared; without keys a block's first
+    line is its identity."""
 
     blocks: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
     summary: str = ""
     has_changes: bool = False
     errored: bool = False
+
+    def entries(self) -> dict[str, str]:
+        keys = self.keys if len(self.keys) == len(self.blocks) else tuple(_first_line(b) for b in self.blocks)
+        return dict(zip(keys, self.blocks, strict=True))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +78,7 @@ class WatchState:
     plan: PlanView | None = None
     summary: str = ""
     seen_blocks: tuple[str, ...] = field(default=())
+    seen: tuple[tuple[str, str], ...] = ()  # (identity, block) of the last plan shown
 
 
 def _first_line(block: str) -> str:
@@ -102,31 +110,31 @@ def step(previous: WatchState, observation: Observation, *,
             lines.append(f"error: cannot plan: {observation.plan_error}")
         return state, lines, False
     plan = observation.plan
-    before = previous.seen_blocks
-    appeared = [b for b in plan.blocks if b not in before]
-    gone = [b for b in before if b not in plan.blocks]
+    before, now = dict(previous.seen), plan.entries()
+    appeared = [block for key, block in now.items() if key not in before]
+    changed = [block for key, block in now.items() if key in before and before[key] != block]
+    gone = [block for key, block in before.items() if key not in now]
     lines.extend(appeared)
+    lines.extend(f"changed: {block}" for block in changed)
     lines.extend(f"no longer planned: {_first_line(b).strip()}" for b in gone)
-    if plan.summary != previous.summary or appeared or gone:
+    moved = bool(appeared or changed or gone)
+    if plan.summary != previous.summary or moved:
         lines.append(plan.summary)
-    if not appeared and not gone and plan.summary == previous.summary:
+    if not moved and plan.summary == previous.summary:
         lines.append("no change since the last run")
-    state = replace(state, plan=plan, summary=plan.summary, seen_blocks=plan.blocks)
+    state = replace(state, plan=plan, summary=plan.summary, seen_blocks=plan.blocks, seen=tuple(now.items()))
     return state, lines, apply and plan.has_changes and not plan.errored
 
 
 def after_apply(state: WatchState, *, result_lines: Sequence[str], ok: bool) -> tuple[WatchState, list[str]]:
     """After an apply: print its results and forget the plan, so the next one is shown in full. Pure."""
     lines = [*result_lines, "applied" if ok else "apply failed; the next change plans again"]
-    return replace(state, plan=None, summary="", seen_blocks=()), lines
+    return replace(state, plan=None, summary="", seen_blocks=(), seen=()), lines
 
 
-class Planner(Protocol):
-    """The engine seen from the watcher: a plan for the valid documents, and applying it."""
-
-    def plan(self, documents: Sequence[LoadedDocument]) -> tuple[PlanView, Any]: ...
-
-    def apply(self, plan: Any) -> tuple[list[str], bool]: ...
+def identity(action: Any) -> str:
+    """An action's identity for the watcher: kind, name and live id."""
+    return f"{action.kind.value} {action.name} [id {action.id or '-'}]"
 
 
 def plan_view(plan: Any) -> PlanView:
@@ -135,115 +143,81 @@ def plan_view(plan: Any) -> PlanView:
     from reconciler.engine import plan as plans
     from reconciler.engine import render
 
+    shown = [action for action in plan.actions if action.kind is not plans.ActionKind.noop]
     blocks = ["\n".join(("  " + line) if i else line for i, line in enumerate(render.render_action(action)))
-              for action in plan.actions if action.kind is not plans.ActionKind.noop]
-    blocks += [printable(f"warning: {w}") for w in plan.warnings] + [printable(f"error: {e}") for e in plan.errors]
+              for action in shown]
+    notes = [printable(f"warning: {w}") for w in plan.warnings] + [printable(f"error: {e}") for e in plan.errors]
     summary = plan.summary.text if not plan.errors else f"Plan refused. {plan.summary.text}"
-    return PlanView(blocks=tuple(blocks), summary=summary, has_changes=plan.has_changes, errored=plan.errored)
+    return PlanView(blocks=(*blocks, *notes), keys=(*(identity(a) for a in shown), *notes), summary=summary,
+                    has_changes=plan.has_changes, errored=plan.errored)
 
 
-@dataclass(kw_only=True)
-class EnginePlanner:
-    """Plans through the engine against one API target (the embedded local service by default)."""
+def observe(open_session: Callable[[], Session]) -> tuple[Observation, Session | None, Any]:
+    """One run through the session: read the config again, validate (as the target sees the
+    manifests) and, when valid, plan. Returns the session and the engine's plan too, for apply.
+    A broken config or target is reported like an invalid manifest: the last good state stays."""
+    from reconciler.errors import ReconcilerError
+    from reconciler.session import InvalidManifests
 
-    target: Any  # reconciler.api.client.Target
-    scope: Any = None  # reconciler.specs.config.Scope
-    max_delete_fraction: float = 0.5
-    secret_roots: tuple[str, ...] = ()  # where secret files may resolve (reconciler.specs.secrets)
-
-    def _run(self, work: Callable[[Any], Any]) -> Any:
-        from reconciler.api.client import open_client
-
-        async def main() -> Any:
-            async with open_client(self.target) as client:
-                return await work(client)
-
-        return asyncio.run(main())
-
-    def plan(self, documents: Sequence[LoadedDocument]) -> tuple[PlanView, Any]:
-        from reconciler.api.payload import desired_from_manifest
-        from reconciler.engine import apply as applying
-        from reconciler.specs.model import Manifest
-
-        desired = [desired_from_manifest(Manifest.from_document(doc), secret_roots=self.secret_roots)
-                   for doc in documents]
-
-        async def work(client: Any) -> Any:
-            return await applying.plan_against(client, desired=desired, scope=self.scope,
-                                               max_delete_fraction=self.max_delete_fraction)
-
-        result = self._run(work)
-        return plan_view(result), result
-
-    def apply(self, plan: Any) -> tuple[list[str], bool]:
-        from reconciler.engine import apply as applying
-
-        async def work(client: Any) -> Any:
-            return await applying.apply_plan(plan, client=client)
-
-        outcome = self._run(work)
-        return [r.line() for r in outcome.results] + [outcome.summary], bool(outcome.ok)
-
-
-def observe(paths: Sequence[Path], *, planner: Planner | None, target: Target | None = None,
-            overlays_root: Path | None = None,
-            secret_roots: Sequence[str] | None = None) -> tuple[Observation, Any]:
-    """Validate (per target when given) and, when valid, plan. Returns the engine's plan too, for apply.
-    ``secret_roots``: where secret files may resolve (default: the manifest roots)."""
-    report: ValidationReport = (
-        validate_for_target(paths, target, overlays_root=overlays_root, secret_roots=secret_roots)
-        if target is not None else validate_paths(paths, secret_roots=secret_roots))
-    issues = tuple(issue.format() for issue in report.issues)
-    base = Observation(issues=issues, errors=len(report.errors), documents=len(report.documents))
-    if not report.ok or planner is None:
-        return base, None
     try:
-        view, plan = planner.plan(report.documents)
+        session = open_session()
+        manifests = session.load()
+    except InvalidManifests as exc:
+        invalid = exc.report
+        return (Observation(issues=tuple(issue.format() for issue in invalid.issues), errors=len(invalid.errors),
+                            documents=len(invalid.documents)), None, None)
+    except ReconcilerError as exc:
+        return Observation(issues=tuple(f"error: {exc}".splitlines()), errors=1), None, None
+    report = manifests.report
+    base = Observation(issues=tuple(issue.format() for issue in report.issues) if report else (),
+                       errors=0, documents=len(manifests.documents))
+    try:
+        plan = run(_plan(session, manifests))
     except Exception as exc:  # an API or config failure is reported and the watcher keeps going
-        return replace(base, plan_error=str(exc) or type(exc).__name__), None
-    return replace(base, plan=view), plan
+        return replace(base, plan_error=str(exc) or type(exc).__name__), session, None
+    return replace(base, plan=plan_view(plan)), session, plan
+
+
+async def _plan(session: Session, manifests: Manifests) -> Any:
+    async with session.client() as client:
+        return await session.plan(client, manifests)
+
+
+async def _apply(session: Session, plan: Any) -> tuple[list[str], bool]:
+    async with session.client() as client:
+        outcome = await session.apply(client, plan)
+    return [r.line() for r in outcome.results] + [outcome.summary], bool(outcome.ok)
 
 
 def _yaml_change(_change: Any, path: str) -> bool:
     return path.endswith((".yaml", ".yml")) and "/." not in path.replace(os.sep, "/")
 
 
-def watch_loop(*, paths: Sequence[Path], emit: Callable[[str], None], planner: Planner | None,
-               apply: bool = False, debounce_ms: int = DEFAULT_DEBOUNCE_MS, target: Target | None = None,
-               overlays_root: Path | None = None, stop_event: threading.Event | None = None,
-               extra_watch: Iterable[Path] = (),
-               reload_target: Callable[[], Target | None] | None = None,
-               secret_roots: Sequence[str] | None = None) -> WatchState:
-    """Run once, then after every (debounced) change to a YAML file under ``paths``, until stopped.
+def watch_loop(*, paths: Sequence[Path], emit: Callable[[str], None], open_session: Callable[[], Session],
+               apply: bool = False, debounce_ms: int = DEFAULT_DEBOUNCE_MS, stop_event: threading.Event | None = None,
+               extra_watch: Iterable[Path] = ()) -> WatchState:
+    """Run once, then after every change to a YAML file under ``paths`` (or ``extra_watch``: the
+    project config, the target's overlays), until stopped.
 
-    ``reload_target``, when given, is called before each run to read the target again from the
-    project config (its variables and overlays may have changed); a ``ValueError`` it raises (a
-    broken config, a target gone) is reported like an invalid manifest: the last good state stays.
+    Every change within ``debounce_ms`` of the last one is part of the same run: a save that
+    writes a file twice (an editor's temporary file, then the rename) is one run, not two.
+    ``open_session`` is called for every run, so that an edit of the project config (variables,
+    overlays, scope) is seen.
     """
     import watchfiles
 
     state = WatchState()
-    current_target = target
 
-    def run(reason: str) -> None:
-        nonlocal state, current_target
+    def run_once(reason: str) -> None:
+        nonlocal state
         emit(f"--- {time.strftime('%H:%M:%S')} {reason}")
-        if reload_target is not None:
-            try:
-                current_target = reload_target()
-            except ValueError as exc:
-                state, lines, _ = step(state, Observation(issues=tuple(f"error: {exc}".splitlines()), errors=1))
-                for line in lines:
-                    emit(line)
-                return
-        observation, plan = observe(paths, planner=planner, target=current_target, overlays_root=overlays_root,
-                                    secret_roots=secret_roots)
+        observation, session, plan = observe(open_session)
         state, lines, do_apply = step(state, observation, apply=apply)
         for line in lines:
             emit(line)
-        if do_apply and planner is not None:
+        if do_apply and session is not None:
             try:
-                result_lines, ok = planner.apply(plan)
+                result_lines, ok = run(_apply(session, plan))
             except Exception as exc:  # keep watching; the next change plans again
                 result_lines, ok = [f"error: {exc or type(exc).__name__}"], False
             state, lines = after_apply(state, result_lines=result_lines, ok=ok)
@@ -254,14 +228,15 @@ def watch_loop(*, paths: Sequence[Path], emit: Callable[[str], None], planner: P
     # an edit saved during the initial run is seen, and "watching" is printed only once it is true.
     watched = sorted({str(p) for p in (*paths, *extra_watch) if p.exists()})
     started = False
-    for changes in watchfiles.watch(*watched, watch_filter=_yaml_change, debounce=debounce_ms,
-                                    stop_event=stop_event, raise_interrupt=False, yield_on_timeout=True,
-                                    rust_timeout=200):
+    # step: the quiet time that ends a batch of changes; debounce: the longest a batch is held
+    for changes in watchfiles.watch(*watched, watch_filter=_yaml_change, step=debounce_ms,
+                                    debounce=max(1600, 4 * debounce_ms), stop_event=stop_event,
+                                    raise_interrupt=False, yield_on_timeout=True, rust_timeout=200):
         if not started:
             started = True
-            run("initial run")
+            run_once("initial run")
             emit(f"watching {', '.join(watched)} (Ctrl-C to stop)")
         if changes:
             names = sorted({Path(p).name for _, p in changes})
-            run(f"changed: {', '.join(names)}")
+            run_once(f"changed: {', '.join(names)}")
     return state

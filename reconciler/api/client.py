@@ -27,7 +27,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
@@ -44,12 +43,12 @@ __all__ = [
     "LOCAL_BASE_URL",
     "LOCAL_DB_URL",
     "Client",
+    "Connection",
     "RetryPolicy",
-    "Target",
     "check_endpoint",
     "open_client",
     "parse_retry_after",
-    "resolve_target",
+    "resolve_connection",
 ]
 
 log = logging.getLogger("reconciler.api")
@@ -147,7 +146,7 @@ class _Secret:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Target:
+class Connection:
     """Where requests go. ``endpoint=None`` means the embedded local service, in-process."""
 
     endpoint: str | None
@@ -176,10 +175,10 @@ def _read_token_file(path: str | os.PathLike[str]) -> str:
     return text
 
 
-def resolve_target(*, endpoint: str | None = None, token_file: str | os.PathLike[str] | None = None,
+def resolve_connection(*, endpoint: str | None = None, token_file: str | os.PathLike[str] | None = None,
                    config_endpoint: str | None = None, config_token: Mapping[str, str] | None = None,
                    config_name: str | None = None, allow_http: bool = False,
-                   environ: Mapping[str, str] | None = None, db_url: str = LOCAL_DB_URL) -> Target:
+                   environ: Mapping[str, str] | None = None, db_url: str = LOCAL_DB_URL) -> Connection:
     """Flags win; then a target chosen with ``--target`` (``config_name``); then the environment;
     none -> local.
 
@@ -196,11 +195,11 @@ def resolve_target(*, endpoint: str | None = None, token_file: str | os.PathLike
     elif chosen and config_endpoint:
         endpoint, source = config_endpoint, f"config:{config_name or 'default'}"
     elif chosen:
-        return Target(endpoint=None, allow_http=allow_http, db_url=db_url)
+        return Connection(endpoint=None, allow_http=allow_http, db_url=db_url)
     elif env.get("DATAROBOT_ENDPOINT"):
         endpoint, source = env["DATAROBOT_ENDPOINT"], "env"
     else:
-        return Target(endpoint=None, allow_http=allow_http, db_url=db_url)
+        return Connection(endpoint=None, allow_http=allow_http, db_url=db_url)
     where = f"target {config_name!r}" if config_name else "the project config"
     if token is None and config_token:
         if "env" in config_token:
@@ -216,7 +215,7 @@ def resolve_target(*, endpoint: str | None = None, token_file: str | os.PathLike
     if not token:
         raise errors.EndpointError(
             f"endpoint {endpoint} needs a token: set DATAROBOT_API_TOKEN, pass --token-file, or set tokenFrom in the project config")
-    return Target(endpoint=check_endpoint(endpoint, allow_http=allow_http), token=_Secret(token), source=source,
+    return Connection(endpoint=check_endpoint(endpoint, allow_http=allow_http), token=_Secret(token), source=source,
                   allow_http=allow_http, db_url=db_url)
 
 
@@ -431,23 +430,22 @@ class Client:
         dropped connection, 502/504), every later attempt first looks the name up and returns
         the definition it finds instead of creating a second one."""
         name = body.get("name")
+        lost: list[str] = []  # why an earlier attempt may have created it (set once, by _create)
         try:
-            return await self._create(body, name)
+            return await self._create(body, name, lost)
         except errors.APIError as exc:
-            lost = getattr(exc, "_lost", None)
-            if lost is None or not _retryable(exc):  # only when the retries ran out
+            if not lost or not _retryable(exc):  # only when the retries ran out
                 raise
             raise errors.APITransportError(
-                f"POST {self._display(self.url(DEFINITIONS))}: the answer was lost ({lost}) and whether the "
+                f"POST {self._display(self.url(DEFINITIONS))}: the answer was lost ({lost[0]}) and whether the "
                 f"definition was created could not be checked ({exc}); `reconciler plan` shows whether it exists",
                 method="POST", path=self._display(self.url(DEFINITIONS))) from exc
 
-    async def _create(self, body: Mapping[str, Any], name: Any) -> dict[str, Any]:
-        uncertain: str | None = None  # why an earlier attempt may have created it
+    async def _create(self, body: Mapping[str, Any], name: Any, lost: list[str]) -> dict[str, Any]:
         async for attempt in self._retrying():
             with attempt:
                 try:
-                    if uncertain and isinstance(name, str):
+                    if lost and isinstance(name, str):
                         found = await self.find_by_name(name, retry=False)
                         if found is not None:
                             log.info("create of %r: the lost attempt went through (id %s); not sending again",
@@ -456,16 +454,14 @@ class Client:
                     response = await self._send("POST", self.url(DEFINITIONS), json=dict(body))
                     return dict(response.json())
                 except errors.APIConflictError:
-                    if uncertain and isinstance(name, str):
+                    if lost and isinstance(name, str):
                         found = await self.find_by_name(name, retry=False)
                         if found is not None:
                             return found
                     raise
                 except errors.APIError as exc:
-                    if uncertain is None and _ambiguous(exc):
-                        uncertain = _short(exc)
-                    if uncertain is not None:
-                        exc._lost = uncertain  # type: ignore[attr-defined]
+                    if not lost and _ambiguous(exc):
+                        lost.append(_short(exc))
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -524,22 +520,19 @@ def _short(exc: BaseException | None) -> str:
     return type(exc).__name__
 
 
-def open_client(target: Target, *, concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
-                transport: httpx.AsyncBaseTransport | None = None, page_size: int = DEFAULT_PAGE_SIZE) -> Client:
-    """A client for a target. The local service is imported lazily: a remote run never loads it."""
+def open_client(target: Connection, *, concurrency: int = DEFAULT_CONCURRENCY, retry: RetryPolicy | None = None,
+                transport: httpx.AsyncBaseTransport | None = None, page_size: int = DEFAULT_PAGE_SIZE,
+                local_app: Any = None) -> Client:
+    """A client for a target. For the embedded local service (``endpoint=None``) the caller gives
+    the in-process ``transport`` (and its ``local_app``): the client never builds the service
+    (:meth:`reconciler.session.Session.client` does), so a remote run never loads it."""
     if target.endpoint is not None:
         return Client(endpoint=target.endpoint, token=target.token, transport=transport, concurrency=concurrency,
                       retry=retry, allow_http=target.allow_http, page_size=page_size)
     if transport is None:
-        from reconciler.service.app import create_app
-        from reconciler.service.settings import ServiceSettings
-
-        if target.db_url.startswith("sqlite:///"):
-            Path(target.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        app = create_app(ServiceSettings(db_url=target.db_url))
-        client = Client(endpoint=LOCAL_BASE_URL, transport=httpx.ASGITransport(app=app), concurrency=concurrency,
-                        retry=retry, check_scheme=False, page_size=page_size)
-        client.local_app = app
-        return client
-    return Client(endpoint=LOCAL_BASE_URL, transport=transport, concurrency=concurrency, retry=retry,
-                  check_scheme=False, page_size=page_size)
+        raise errors.EndpointError("the embedded local service needs its in-process transport "
+                                   "(reconciler.session.Session.client makes it)")
+    client = Client(endpoint=LOCAL_BASE_URL, transport=transport, concurrency=concurrency, retry=retry,
+                    check_scheme=False, page_size=page_size)
+    client.local_app = local_app
+    return client

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.errors import ServiceError
+from reconciler.errors import NameTaken, ServiceError, Unauthorized, Unreachable
 
 __all__ = [
     "APIAuthError",
@@ -54,7 +54,7 @@ class EndpointError(APIError):
     """The endpoint was refused before any request was sent."""
 
 
-class APITransportError(APIError):
+class APITransportError(APIError, Unreachable):
     """No usable response arrived."""
 
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
@@ -90,7 +90,7 @@ class APIClientError(APIStatusError):
     """4xx: the request itself is wrong (or not allowed); retrying the same request will not help."""
 
 
-class APIAuthError(APIClientError):
+class APIAuthError(APIClientError, Unauthorized):
     """401/403: the token is missing, wrong, or lacks permission."""
 
 
@@ -98,7 +98,7 @@ class APINotFoundError(APIClientError):
     """404: the object does not exist (or is not visible)."""
 
 
-class APIConflictError(APIClientError):
+class APIConflictError(APIClientError, NameTaken):
     """409: e.g. the name is already used in the organization."""
 
 

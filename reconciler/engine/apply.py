@@ -30,24 +30,16 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from reconciler.api import errors
-from reconciler.api.client import Client
-from reconciler.api.payload import (
-    Desired,
-    Live,
-    SecretError,
-    body_has_secret_refs,
-    live_from_api,
-    resolve_secrets,
-)
+from reconciler import errors
 from reconciler.display import printable
-from reconciler.engine.plan import Action, ActionKind, Plan, build_plan, fingerprint
+from reconciler.engine.normalize import body_has_secret_refs
+from reconciler.engine.plan import Action, ActionKind, Plan
 from reconciler.errors import PlanError
 
-__all__ = ["ActionResult", "ApplyInterrupted", "ApplyResult", "Outcome", "PlanRefusedError", "StalePlanError", "apply_plan",
-           "fetch_live", "plan_against", "stale_reasons"]
+__all__ = ["ActionResult", "ApplyInterrupted", "ApplyResult", "DefinitionWriter", "Outcome", "PlanRefusedError",
+           "SecretResolver", "StalePlanError", "apply_plan"]
 
 log = logging.getLogger("reconciler.apply")
 
@@ -64,7 +56,8 @@ class StalePlanError(PlanError):
 
     def __init__(self, changes: Sequence[str]) -> None:
         super().__init__("the saved plan is stale, the live state changed since it was made: " + "; ".join(changes[:20])
-                         + (f"; … and {len(changes) - 20} more" if len(changes) > 20 else ""))
+                         + (f"; … and {len(changes) - 20} more" if len(changes) > 20 else "")
+                         + ". Run `reconciler plan` again.")
         self.changes = list(changes)
 
 
@@ -127,46 +120,34 @@ class ApplyResult:
                 f"{len(self.of(Outcome.skipped))} not attempted.")
 
 
-_NORMALIZE_SLICE = 100
+class DefinitionWriter(Protocol):
+    """The port apply writes through (the API client implements it); ``concurrency`` bounds the
+    requests in flight."""
+
+    @property
+    def concurrency(self) -> int: ...
+
+    async def create_definition(self, body: Mapping[str, Any]) -> Mapping[str, Any]: ...
+
+    async def update_definition(self, definition_id: str, body: Mapping[str, Any]) -> Any: ...
+
+    async def delete_definition(self, definition_id: str) -> bool: ...
 
 
-async def fetch_live(client: Client, *, search_name: str | None = None) -> list[Live]:
-    """Every live definition, normalized. One list call per page; nothing else. The next page is
-    fetched while this one is normalized (the loop is given a turn every few items)."""
-    out: list[Live] = []
-    pages = client.iter_pages(search_name=search_name, prefetch=True)
-    try:
-        async for page in pages:
-            for start in range(0, len(page), _NORMALIZE_SLICE):
-                out.extend(live_from_api(item) for item in page[start:start + _NORMALIZE_SLICE])
-                await asyncio.sleep(0)
-    finally:
-        await pages.aclose()  # type: ignore[attr-defined]
-    return out
+class SecretResolver(Protocol):
+    """Resolves a body's secret references (``apiKeyFrom``) into values, right before a request
+    (:func:`reconciler.api.secrets.resolver`); raises :class:`reconciler.errors.SecretError`."""
 
-
-async def plan_against(client: Client, *, desired: Sequence[Desired], **options: Any) -> Plan:
-    """List the live state once, then build the plan (pure)."""
-    live = await fetch_live(client)
-    return build_plan(desired=desired, live=live, **options)
-
-
-async def stale_reasons(plan: Plan, client: Client) -> list[str]:
-    """What changed in the live state since ``plan`` was made (empty: still fresh)."""
-    live = await fetch_live(client)
-    now = fingerprint(live=live, scope=plan.scope, watched_names=plan.fingerprint.watched_names)
-    if now.digest == plan.fingerprint.digest:
-        return []
-    return plan.fingerprint.compare(now) or ["the live state's fingerprint differs"]
+    def __call__(self, body: Mapping[str, Any], *, base_dir: str | None, roots: tuple[str, ...]) -> dict[str, Any]: ...
 
 
 def _error_text(exc: BaseException, action: Action | None = None) -> str:
-    if isinstance(exc, errors.APIConflictError) and action is not None and action.kind in (
+    if isinstance(exc, errors.NameTaken) and action is not None and action.kind in (
             ActionKind.create, ActionKind.rename):
         return (f"the name {action.name!r} is taken by a live definition that was not there when the plan was made "
                 f"(another apply running at the same time?); nothing was changed for it; run `reconciler plan` "
                 f"again [{exc}]")
-    if isinstance(exc, (errors.APIError, SecretError)):
+    if isinstance(exc, (errors.ServiceError, errors.SecretError)):
         return str(exc) or type(exc).__name__
     # not an error apply expects: name its type, and say that the outcome may be unknown
     return (f"unexpected {type(exc).__name__}: {exc or 'no message'} (whether the request was sent is not known; "
@@ -175,14 +156,14 @@ def _error_text(exc: BaseException, action: Action | None = None) -> str:
 
 def _halts(exc: BaseException) -> str | None:
     """Why no further action should start after this failure, or None."""
-    if isinstance(exc, errors.APITransportError):
+    if isinstance(exc, errors.Unreachable):
         return f"the API is unreachable ({exc})"
-    if isinstance(exc, errors.APIAuthError):
+    if isinstance(exc, errors.Unauthorized):
         return f"the API refused the token ({exc})"
     return None
 
 
-async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str] | None,
+async def _run_one(action: Action, client: DefinitionWriter, *, resolve: SecretResolver,
                    dry_run: bool, halt: list[str]) -> ActionResult:
     try:
         if dry_run:
@@ -194,7 +175,7 @@ async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str]
                 log.info("%s [id %s] was already gone", action.name, action.id)
             return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
         assert action.body is not None
-        body = resolve_secrets(action.body, base_dir=action.base_dir, environ=environ, roots=action.secret_roots)
+        body = resolve(action.body, base_dir=action.base_dir, roots=action.secret_roots)
         if action.kind is ActionKind.create:
             created = await client.create_definition(body)
             return ActionResult(action=action, outcome=Outcome.applied, id=str(created.get("id")))
@@ -202,7 +183,7 @@ async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str]
         await client.update_definition(action.id, body)
         return ActionResult(action=action, outcome=Outcome.applied, id=action.id)
     except Exception as exc:  # every failure is recorded (Ctrl-C, a BaseException, is handled by apply_plan)
-        if not isinstance(exc, (errors.APIError, SecretError)):
+        if not isinstance(exc, (errors.ServiceError, errors.SecretError)):
             log.debug("%s: %s failed", action.name, action.kind.value, exc_info=True)
         reason = _halts(exc)
         if reason is not None and not halt:
@@ -210,7 +191,7 @@ async def _run_one(action: Action, client: Client, *, environ: Mapping[str, str]
         return ActionResult(action=action, outcome=Outcome.failed, id=action.id, error=_error_text(exc, action))
 
 
-def _unresolved_secrets(plan: Plan, *, environ: Mapping[str, str] | None) -> list[str]:
+def _unresolved_secrets(plan: Plan, *, resolve: SecretResolver) -> list[str]:
     """Every write's secret references, resolved once before the first write (and dropped): a
     missing variable or file stops the apply up front instead of half-way through."""
     problems = []
@@ -218,18 +199,19 @@ def _unresolved_secrets(plan: Plan, *, environ: Mapping[str, str] | None) -> lis
         if action.body is None or not body_has_secret_refs(action.body):
             continue
         try:
-            resolve_secrets(action.body, base_dir=action.base_dir, environ=environ, roots=action.secret_roots)
-        except SecretError as exc:
+            resolve(action.body, base_dir=action.base_dir, roots=action.secret_roots)
+        except errors.SecretError as exc:
             problems.append(printable(f"{action.name}" + (f" ({action.source})" if action.source else "") + f": {exc}"))
     return problems
 
 
-async def apply_plan(plan: Plan, *, client: Client, on_result: Callable[[ActionResult], None] | None = None,
-                     environ: Mapping[str, str] | None = None, dry_run: bool = False) -> ApplyResult:
-    """Run the plan's writes; report each result through ``on_result`` as it lands."""
+async def apply_plan(plan: Plan, *, client: DefinitionWriter, resolve: SecretResolver,
+                     on_result: Callable[[ActionResult], None] | None = None, dry_run: bool = False) -> ApplyResult:
+    """Run the plan's writes through ``client``; report each result through ``on_result`` as it
+    lands. ``resolve`` turns secret references into values, per request."""
     if not plan.applyable:
         raise PlanRefusedError("the plan was refused: " + "; ".join(printable(e) for e in plan.errors))
-    unresolved = _unresolved_secrets(plan, environ=environ)
+    unresolved = _unresolved_secrets(plan, resolve=resolve)
     if unresolved:
         raise PlanRefusedError("nothing was applied: secret references do not resolve: " + "; ".join(unresolved)
                                + " (set the variables or create the files, then apply again)")
@@ -256,7 +238,7 @@ async def apply_plan(plan: Plan, *, client: Client, on_result: Callable[[ActionR
             if halt:
                 return  # reported as not attempted below
             started.add(id(action))
-            result = await _run_one(action, client, environ=environ, dry_run=dry_run, halt=halt)
+            result = await _run_one(action, client, resolve=resolve, dry_run=dry_run, halt=halt)
         record(result)
 
     async def run_all(actions: Sequence[Action]) -> None:

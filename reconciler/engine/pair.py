@@ -2,22 +2,26 @@
 
 Like gitops-engine's ``Reconcile``: one list of ``(desired | None, live | None)`` pairs.
 ``desired`` without ``live`` is a create; ``live`` without ``desired`` a prune candidate.
-Matching is by definition name first; a manifest whose name matches nothing is then matched
-through its ``previousNames`` (a rename: an update of the same id, never delete + create).
+Matching is by a recorded identity first (``identities``: the live id a caller recorded for a
+definition, such as the operator's ``status.definitionId``: that definition is the match whatever
+its live name, so a rename behind the caller's back is drift), then by definition name; a manifest
+whose name matches nothing is then matched through its ``previousNames`` (a rename: an update of the
+same id, never delete + create).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reconciler.api.payload import Desired, Live
+from reconciler.engine.types import Desired, Live
 
 __all__ = ["MatchBy", "Pair", "pair"]
 
 
 class MatchBy(StrEnum):
+    id = "id"
     name = "name"
     previous_name = "previous_name"
     none = "none"
@@ -37,16 +41,28 @@ class Pair:
         return self.live.name
 
 
-def pair(*, desired: Sequence[Desired], live: Sequence[Live]) -> tuple[Pair, ...]:
+def pair(*, desired: Sequence[Desired], live: Sequence[Live],
+         identities: Mapping[str, str] | None = None) -> tuple[Pair, ...]:
     """Pairs sorted by name (then live id). Live definitions sharing a name (the API forbids it,
-    but a store may hold one) are matched oldest-id-first; the others stay unpaired."""
-    by_name: dict[str, list[Live]] = {}
-    for item in sorted(live, key=lambda x: x.id):
-        by_name.setdefault(item.name, []).append(item)
+    but a store may hold one) are matched oldest-id-first; the others stay unpaired.
+    ``identities``: definition name -> the live id recorded for it, matched before any name."""
+    by_id = {item.id: item for item in live}
     taken: set[str] = set()
     out: list[Pair] = []
-    waiting: list[Desired] = []
+    unmatched: list[Desired] = []
     for want in desired:
+        recorded = by_id.get((identities or {}).get(want.name, ""))
+        if recorded is not None and recorded.id not in taken:
+            taken.add(recorded.id)
+            out.append(Pair(want, recorded, MatchBy.id))
+        else:
+            unmatched.append(want)
+    by_name: dict[str, list[Live]] = {}
+    for item in sorted(live, key=lambda x: x.id):
+        if item.id not in taken:
+            by_name.setdefault(item.name, []).append(item)
+    waiting: list[Desired] = []
+    for want in unmatched:
         candidates = by_name.get(want.name)
         if candidates:
             same = candidates.pop(0)

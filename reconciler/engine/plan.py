@@ -36,14 +36,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from reconciler.api.payload import Desired, Live, compare_view
 from reconciler.display import printable
 from reconciler.engine import diff as diffs
+from reconciler.engine.normalize import compare_view
 from reconciler.engine.pair import MatchBy, pair
-from reconciler.specs.config import Scope
+from reconciler.engine.select import Selection
+from reconciler.engine.types import Desired, Live, Scope
 
-__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanTarget", "Summary", "build_plan",
-           "check_digest", "content_digest", "fingerprint", "guard_delete_fraction"]
+__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanOrigin", "Summary", "build_plan",
+           "check_digest", "content_digest", "fingerprint", "guard_delete_fraction", "stale_reasons"]
 
 # 1.1: "target" (where the plan was made); 1.2: "digest" (over the content) and actions' "secret_roots"
 FORMAT_VERSION: Final = "1.2"
@@ -163,6 +164,14 @@ def fingerprint(*, live: Sequence[Live], scope: Scope | None, watched_names: Ite
     return Fingerprint(digest=digest, objects=objects, watched_names=watched)
 
 
+def stale_reasons(plan: Plan, live: Sequence[Live]) -> list[str]:
+    """What changed in the live state since ``plan`` was made (empty: still fresh). Pure."""
+    now = fingerprint(live=live, scope=plan.scope, watched_names=plan.fingerprint.watched_names)
+    if now.digest == plan.fingerprint.digest:
+        return []
+    return plan.fingerprint.compare(now) or ["the live state's fingerprint differs"]
+
+
 def guard_delete_fraction(actions: Iterable[Action], *, live: Sequence[Live], scope: Scope | None,
                           max_delete_fraction: float, force: bool, errors: list[str], warnings: list[str]) -> None:
     """The guard against a mass deletion: more than ``max_delete_fraction`` of the live definitions
@@ -181,7 +190,7 @@ def guard_delete_fraction(actions: Iterable[Action], *, live: Sequence[Live], sc
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlanTarget:
+class PlanOrigin:
     """Where a plan was computed: a saved plan is only applied to the same place. ``endpoint`` is
     the API's URL, or None for the embedded local service over ``local_db``."""
 
@@ -193,7 +202,7 @@ class PlanTarget:
         where = self.endpoint or f"the embedded local service ({self.local_db})"
         return f"target {self.name!r} ({where})" if self.name else where
 
-    def same_place(self, other: PlanTarget) -> bool:
+    def same_place(self, other: PlanOrigin) -> bool:
         return (self.endpoint, None if self.endpoint else self.local_db) == (
             other.endpoint, None if other.endpoint else other.local_db)
 
@@ -213,7 +222,7 @@ class Plan:
     force: bool = False
     destroy: bool = False
     fingerprint: Fingerprint = field(default_factory=lambda: Fingerprint(digest=""))
-    target: PlanTarget | None = None
+    origin: PlanOrigin | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -244,8 +253,20 @@ def _unclearable(change: diffs.Change) -> bool:
 
 
 def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope | None, prune: bool = False,
-               force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5) -> Plan:
-    """Pair, diff and decide; then apply the guards. Deterministic for the same inputs."""
+               force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5,
+               selection: Selection | None = None, selected: Sequence[Desired] | None = None,
+               manifest_names: Iterable[str] = (), origin: PlanOrigin | None = None,
+               identities: Mapping[str, str] | None = None) -> Plan:
+    """Pair, diff and decide; then apply the guards. Deterministic for the same inputs.
+
+    With an active ``selection`` (``--selector``/``--only``/``--changed-since``) only the
+    ``selected`` manifests and the live definitions they (or a removal, or ``--only``) name are
+    considered; ``desired`` is still every manifest of the run (a removal some other manifest
+    still declares is no removal), and the delete guard and the fingerprint count the WHOLE live
+    state, as for a full plan. ``manifest_names`` are the manifests' ``metadata.name`` values,
+    which ``--only`` also matches. ``identities`` (name -> recorded live id) pair before names
+    (:func:`reconciler.engine.pair.pair`).
+    """
     actions: list[Action] = []
     unmanaged: list[str] = []
     orphans: list[str] = []
@@ -255,7 +276,19 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
         errors.append("pruning needs an ownership scope: declare scope.namePrefix or scope.names in reconciler.yaml")
     live_by_name = {item.name: item for item in live}
     desired_names = {d.name for d in desired}
-    for p in pair(desired=desired, live=live):
+    declared = {n for d in desired for n in (d.name, *d.previous_names)}
+    considered_desired, considered_live = desired, live
+    watched: set[str] = declared
+    removed: list[str] = []
+    partial = selection is not None and selection.active
+    if partial:
+        assert selection is not None
+        considered_desired = desired if selected is None else selected
+        removed = [r.name for r in selection.removed() if r.name not in declared]
+        watched = ({n for d in considered_desired for n in (d.name, *d.previous_names)} | set(selection.names)
+                   | set(removed))
+        considered_live = [item for item in live if item.name in watched]
+    for p in pair(desired=considered_desired, live=considered_live, identities=identities):
         want, have = p.desired, p.live
         if want is not None and have is None:
             if destroy:
@@ -317,14 +350,25 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             body=dict(want.body) if kind is not ActionKind.noop else None,
             source=want.source, base_dir=want.base_dir,
             secret_roots=want.secret_roots if kind is not ActionKind.noop else ()))
+    # the guard counts against the WHOLE live scope, also for a selection
     guard_delete_fraction(actions, live=live, scope=scope, max_delete_fraction=max_delete_fraction, force=force,
                           errors=errors, warnings=warnings)
+    if partial:
+        assert selection is not None
+        known = declared | set(manifest_names) | set(live_by_name)
+        # a name that selects nothing is a mistake (a typo, the wrong directory): a plan that quietly
+        # does nothing would pass for "no changes"
+        errors.extend(f"--only {name}: no manifest declares it and no live definition has that name; check the "
+                      "spelling (manifests match by metadata.name or spec.name)"
+                      for name in sorted(selection.names - known))
+        warnings.append(f"partial plan ({selection.describe()}): {len(considered_desired)} of {len(desired)} "
+                        "manifest(s)" + (f" and {len(removed)} removed one(s)" if removed else "")
+                        + "; other live definitions were not considered")
     actions.sort(key=lambda a: a.sort_key)
-    watched = [n for d in desired for n in (d.name, *d.previous_names)]
     return Plan(actions=tuple(actions), summary=Summary.of(actions), unmanaged=tuple(sorted(unmanaged)),
                 orphans=tuple(sorted(orphans)), errors=tuple(errors), warnings=tuple(sorted(warnings)),
                 scope=scope, prune=prune, force=force, destroy=destroy,
-                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched))
+                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched), origin=origin)
 
 
 # -- versioned JSON: the --output json document and the saved plan file are the same ------------
@@ -391,8 +435,8 @@ def _content(plan: Plan, *, version: str) -> dict[str, Any]:
         "fingerprint": {"digest": plan.fingerprint.digest,
                         "watched_names": list(plan.fingerprint.watched_names),
                         "objects": [{"id": i, "name": n, "hash": h} for i, n, h in plan.fingerprint.objects]},
-        "target": None if plan.target is None else {"name": plan.target.name, "endpoint": plan.target.endpoint,
-                                                    "local_db": plan.target.local_db},
+        "target": None if plan.origin is None else {"name": plan.origin.name, "endpoint": plan.origin.endpoint,
+                                                    "local_db": plan.origin.local_db},
     }
 
 
@@ -413,11 +457,11 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
     ) for a in data["actions"])
     fp = data.get("fingerprint") or {}
     options = data.get("options") or {}
-    target_raw = data.get("target")  # absent in 1.0 files
-    target = PlanTarget(name=target_raw.get("name"), endpoint=target_raw.get("endpoint"),
-                        local_db=target_raw.get("local_db")) if target_raw else None
+    origin_raw = data.get("target")  # "target" in the file format; absent in 1.0 files
+    origin = PlanOrigin(name=origin_raw.get("name"), endpoint=origin_raw.get("endpoint"),
+                        local_db=origin_raw.get("local_db")) if origin_raw else None
     return Plan(
-        target=target,
+        origin=origin,
         actions=actions, summary=Summary.of(actions), unmanaged=tuple(data.get("unmanaged", ())),
         orphans=tuple(data.get("orphans", ())), errors=tuple(data.get("errors", ())),
         warnings=tuple(data.get("warnings", ())), scope=scope, prune=bool(options.get("prune")),

@@ -9,6 +9,9 @@ Names and values come from live definitions too: every line of text and markdown
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
@@ -16,7 +19,8 @@ from reconciler.display import printable
 from reconciler.engine import diff as diffs
 from reconciler.engine.plan import MARKERS, Action, ActionKind, Plan, to_dict
 
-__all__ = ["MARKDOWN_LIMIT", "Format", "render", "render_action"]
+__all__ = ["MARKDOWN_LIMIT", "Format", "compact_time", "list_rows", "render", "render_action", "render_diff",
+           "schedule_text"]
 
 MARKDOWN_LIMIT: Final = 65_000  # GitHub's comment limit is 65,536 characters
 LIST_LIMIT: Final = 50  # names listed per unmanaged/orphan section in text and markdown
@@ -124,7 +128,8 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     for index, action in enumerate(writes):
         lines = render_action(action)
         body = "\n".join(lines[1:]) if len(lines) > 1 else "(no field changes)"
-        block = (f"<details><summary><code>{_escape(lines[0])}</code></summary>\n\n```diff\n{body}\n```\n\n"
+        fence = _fence(body)
+        block = (f"<details><summary><code>{_escape(lines[0])}</code></summary>\n\n{fence}diff\n{body}\n{fence}\n\n"
                  "</details>\n")
         if used + len(block) > budget:
             cut = len(writes) - index
@@ -146,6 +151,13 @@ def _capped(lines: list[str], what: str) -> list[str]:
     return shown
 
 
+def _fence(body: str) -> str:
+    """A code fence no line of ``body`` can close: longer than its longest run of backticks
+    (CommonMark), so that a name or value holding ``\u0060\u0060\u0060`` cannot break out of the block."""
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -158,3 +170,56 @@ def render(plan: Plan, fmt: Format | str, *, color: bool = False, version: str =
     if chosen is Format.markdown:
         return render_markdown(plan)
     return render_text(plan, color=color)
+
+
+# -- the diff and list views ------------------------------------------------------------------
+
+def render_diff(plan: Plan, *, name: str | None = None, color: bool = False) -> str:
+    """``reconciler diff``: every changed definition field by field (with ``name``: that one, also
+    when it matches)."""
+    shown = [a for a in plan.actions if a.kind is not ActionKind.noop or name is not None]
+    lines: list[str] = []
+    for action in shown:
+        if action.kind is ActionKind.noop:
+            lines.append(printable(f"  {action.name}: live matches the manifest"))
+            continue
+        lines.extend(("" if i == 0 else "  ") + line for i, line in enumerate(render_action(action)))
+    if not shown:
+        lines.append("No differences.")
+    return "\n".join(_paint(line, color) for line in lines) + "\n"
+
+
+def schedule_text(schedule: Any) -> str:
+    """The API's five lists as one cron-like line (`0 2 * * 1,2`), for people."""
+    if not isinstance(schedule, dict):
+        return "-"
+    fields = ("minute", "hour", "dayOfMonth", "month", "dayOfWeek")
+    return " ".join(",".join(str(v) for v in schedule.get(f) or ["*"]) for f in fields)
+
+
+def compact_time(value: Any) -> str:
+    """An API timestamp (``2026-12-02T02:00:00.000000Z``) as ``2026-12-02 02:00`` in UTC; seconds
+    and fractions are shown only when they are not zero, so nothing is lost."""
+    if not value:
+        return "-"
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    if when.microsecond:
+        return when.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return when.strftime("%Y-%m-%d %H:%M:%S" if when.second else "%Y-%m-%d %H:%M")
+
+
+LIST_KEYS: Final = ("id", "name", "enabled", "schedule", "nextScheduledRunTime", "lastStartedJobStatus")
+
+
+def list_rows(items: list[dict[str, Any]], *, owned: Callable[[str], str]) -> list[tuple[str, ...]]:
+    """The ``list`` table's rows: name, id, enabled, schedule, next run, last job, owned. Every
+    cell comes from the API: printable, so that no name can draw a fake row."""
+    return [tuple(printable(cell) for cell in (
+        str(item.get("name")), str(item.get("id")), "yes" if item.get("enabled") else "no",
+        schedule_text(item.get("schedule")), compact_time(item.get("nextScheduledRunTime")),
+        str(item.get("lastStartedJobStatus") or "-"), owned(str(item.get("name"))))) for item in items]

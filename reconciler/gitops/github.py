@@ -21,15 +21,19 @@ from typing import Any, Final, Literal
 
 import httpx
 
+from reconciler.errors import ServiceError
+from reconciler.specs.files import read_limited
+
 __all__ = ["DEFAULT_API_URL", "MAX_BODY", "CommentResult", "GitHubError", "marker", "post_plan_comment",
            "upsert_comment"]
 
 DEFAULT_API_URL: Final = "https://api.github.com"
 MAX_BODY: Final = 65_536  # GitHub refuses longer comment bodies
+MAX_EVENT_BYTES: Final = 16 * 1024 * 1024  # GITHUB_EVENT_PATH is read no further
 _TRUNCATED = "\n\n_The plan is too long for one comment and was cut here; see the job log for all of it._\n"
 
 
-class GitHubError(Exception):
+class GitHubError(ServiceError):
     """A GitHub call failed; the message is safe to print (it never contains the token)."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
@@ -135,9 +139,8 @@ def _event(environ: Mapping[str, str]) -> Mapping[str, Any] | None:
     path = environ.get("GITHUB_EVENT_PATH")
     if not path:
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+    try:  # a pull request's event is a few kB; a file far beyond is not one
+        data = json.loads(read_limited(path, limit=MAX_EVENT_BYTES, what="GitHub event").decode("utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

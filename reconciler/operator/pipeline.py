@@ -1,7 +1,7 @@
 """One custom resource through the shared pipeline: validate → pair → plan → apply, against the API.
 
 Nothing here is operator-specific logic of its own: validation is :mod:`reconciler.specs.validate`
-on the resource body, the body and comparable forms come from :mod:`reconciler.api.payload`, the
+on the resource body, the body and comparable forms come from :mod:`reconciler.engine.normalize`, the
 decision is :func:`reconciler.engine.plan.build_plan` and the writes are
 :func:`reconciler.engine.apply.apply_plan`, exactly as ``reconciler apply`` does for files.
 What is specific is how *live* is chosen for one object:
@@ -19,25 +19,27 @@ What is specific is how *live* is chosen for one object:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from reconciler.api import errors
 from reconciler.api.client import Client
-from reconciler.api.payload import Desired, Live, desired_from_manifest, live_from_api
+from reconciler.api.secrets import resolver
 from reconciler.contract import keys
 from reconciler.engine import apply as engine_apply
-from reconciler.engine.plan import ActionKind, Plan, build_plan
+from reconciler.engine.normalize import desired_from_manifest, live_from_api
+from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
+from reconciler.engine.types import Desired, Live, Scope
 from reconciler.operator.status import Outcome, Result
-from reconciler.specs.config import Scope
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
 
-__all__ = ["ApplyFailed", "Conflict", "Invalid", "Mode", "document_from_body", "finalize", "parse", "reconcile"]
+__all__ = ["ApplyFailed", "Conflict", "Decision", "Invalid", "Mode", "decide", "document_from_body", "finalize",
+           "find_candidates", "parse", "reconcile"]
 
 log = logging.getLogger("reconciler.operator")
 
@@ -129,8 +131,9 @@ def parse(body: Mapping[str, Any]) -> Manifest:
     return Manifest.from_document(doc)
 
 
-async def _find_live(client: Client, desired: Desired, recorded_id: str | None) -> tuple[list[Live], dict[str, Any]]:
-    """Candidates for pairing, and the raw API items by id (for status)."""
+async def find_candidates(client: Client, desired: Desired, recorded_id: str | None) -> tuple[list[Live], dict[str, Any]]:
+    """Candidates for pairing, and the raw API items by id (for status). The recorded id is the
+    identity: that definition is the candidate whatever its live name (a rename is drift)."""
     raw: dict[str, Any] = {}
     if recorded_id:
         try:
@@ -139,9 +142,7 @@ async def _find_live(client: Client, desired: Desired, recorded_id: str | None) 
             log.info("definition %s recorded in status is gone; looking it up by name", recorded_id)
         else:
             raw[str(item["id"])] = item
-            live = live_from_api(item)
-            # The recorded id is the identity: pair it whatever its live name (a rename is drift).
-            return [dataclasses.replace(live, name=desired.name)], raw
+            return [live_from_api(item)], raw  # paired by its recorded id (decide), whatever its name
     candidates: list[Live] = []
     for name in (desired.name, *desired.previous_names):
         found = await client.find_by_name(name)
@@ -155,23 +156,47 @@ def _drift_paths(plan: Plan) -> tuple[str, ...]:
     return tuple(c.path for a in plan.actions for c in a.changes)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """What to do for one resource: the plan (one action, built by engine.plan's own function,
+    with its guards) and whether it is only reported (a resync under ``driftPolicy: Report``)."""
+
+    plan: Plan
+    action: Action
+    report_only: bool
+
+
+def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | None, mode: Mode,
+           drift_policy: str | None,
+           claimed_by: ClaimedBy = _nobody, live_names: Mapping[str, str] | None = None) -> Decision:
+    """The decision for one resource over its live candidates (see :func:`find_candidates`). Pure.
+
+    Raises :class:`Conflict` when a candidate is managed by another resource (``claimed_by``);
+    ``live_names`` are the candidates' live names by id, for that message."""
+    for candidate in candidates:
+        owner = claimed_by(candidate.id)
+        if owner is not None:
+            live_name = (live_names or {}).get(candidate.id, desired.name)
+            raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
+                           f"{keys.kind()} {owner}; definition names are global in the API, so give one of "
+                           "the two resources another metadata.name")
+    # the recorded id is the identity: that definition is the match whatever its live name
+    plan = build_plan(desired=[desired], live=candidates, scope=None,
+                      identities={desired.name: recorded_id} if recorded_id else None)
+    action = next(a for a in plan.actions if a.name == desired.name)
+    return Decision(plan=plan, action=action, report_only=mode is Mode.resync and drift_policy == "Report")
+
+
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
                     environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
     :class:`Conflict` when the matching definition is managed by another resource."""
     desired = desired_from_manifest(manifest)
-    candidates, raw = await _find_live(client, desired, recorded_id)
-    for candidate in candidates:
-        owner = claimed_by(candidate.id)
-        if owner is not None:
-            live_name = (raw.get(candidate.id) or {}).get("name", desired.name)
-            raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
-                           f"{keys.kind()} {owner}; definition names are global in the API, so give one of "
-                           "the two resources another metadata.name")
-    plan = build_plan(desired=[desired], live=candidates, scope=None)
-    action = next(a for a in plan.actions if a.name == desired.name)
-    report_only = mode is Mode.resync and manifest.spec.driftPolicy == "Report"
+    candidates, raw = await find_candidates(client, desired, recorded_id)
+    decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
+                      live_names={i: str(item.get("name")) for i, item in raw.items()})
+    plan, action, report_only = decision.plan, decision.action, decision.report_only
 
     if action.kind is ActionKind.noop:
         if recorded_id != action.id:  # found by name: this resource takes it over
@@ -192,7 +217,7 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
                                "(driftPolicy: Report, so it is not corrected)")
 
     # Never the operator's own environment (see _secret_references).
-    applied = await engine_apply.apply_plan(plan, client=client, environ={} if environ is None else environ)
+    applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({} if environ is None else environ))
     failed = applied.of(engine_apply.Outcome.failed)
     if failed:
         raise ApplyFailed(failed[0].error or "the API write failed")
@@ -239,7 +264,7 @@ async def finalize(client: Client, *, recorded_id: str | None, name: str, deleti
     live = Live(id=recorded_id, name=name, comparable={})
     # force: deleting the resource is the explicit intent for exactly this one definition.
     plan = build_plan(desired=[desired], live=[live], scope=Scope(names=frozenset({name})), destroy=True, force=True)
-    applied = await engine_apply.apply_plan(plan, client=client)
+    applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({}))
     failed = applied.of(engine_apply.Outcome.failed)
     if failed:
         raise ApplyFailed(failed[0].error or "the API delete failed")

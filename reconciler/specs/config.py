@@ -20,6 +20,7 @@ from reconciler import errors
 from reconciler.contract import validators
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
+from reconciler.specs.scope import Scope
 
 __all__ = ["SEED_COLLECTIONS", "ConfigError", "ProjectConfig", "Scope", "TargetConfig", "find_config", "load_config", "parse_config"]
 
@@ -32,26 +33,6 @@ class ConfigError(errors.ConfigError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-@dataclass(frozen=True, kw_only=True)
-class Scope:
-    """Names this project owns: those starting with ``name_prefix``, plus ``names`` exactly."""
-
-    name_prefix: str | None = None
-    names: frozenset[str] = frozenset()
-
-    def contains(self, name: str) -> bool:
-        return name in self.names or (self.name_prefix is not None and name.startswith(self.name_prefix))
-
-    def describe(self) -> str:
-        parts = [f"names starting with {self.name_prefix!r}"] if self.name_prefix else []
-        if self.names:
-            parts.append(f"{len(self.names)} exact name(s)")
-        return " and ".join(parts) or "nothing"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name_prefix": self.name_prefix, "names": sorted(self.names)}
 
 
 @dataclass(frozen=True, kw_only=True)

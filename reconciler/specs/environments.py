@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.contract.issues import Issue, Mark, Path_, dotted, suggest_key
+from reconciler.errors import ConfigError as _ConfigError
 from reconciler.specs import secrets
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument, load_bytes, load_paths, max_file_bytes
@@ -82,7 +83,7 @@ _FIXED_PATHS: tuple[Path_, ...] = (("apiVersion",), ("kind",), ("metadata", "nam
 Scalar = str | int | float | bool
 
 
-class TargetError(ValueError):
+class TargetError(_ConfigError, ValueError):
     """The ``targets`` section cannot give the target asked for; the message says why and what to do."""
 
 

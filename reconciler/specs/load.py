@@ -29,7 +29,6 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
-MAX_FILE_BYTES = int(os.environ.get("RECONCILER_MAX_FILE_BYTES", str(DEFAULT_MAX_FILE_BYTES)))
 MAX_NODES_PER_DOCUMENT = 100_000
 MAX_DEPTH = 64  # a manifest nests about eight levels deep; far deeper is an attack or a mistake
 PROJECT_CONFIG_NAMES = frozenset({"reconciler.yaml", "reconciler.yml"})

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from reconciler.api import errors
-from reconciler.api.client import Client, RetryPolicy, check_endpoint, parse_retry_after, resolve_target
+from reconciler.api.client import Client, RetryPolicy, check_endpoint, parse_retry_after, resolve_connection
 
 BASE = "https://dr.example.com/api/v2/"
 TOKEN = "tok-SECRET-123456"
@@ -204,41 +204,41 @@ def test_https_rule() -> None:
         check_endpoint("https://u:p@dr.example.com/")
 
 
-def test_resolve_target_precedence(tmp_path: Any) -> None:
+def test_resolve_connection_precedence(tmp_path: Any) -> None:
     env = {"DATAROBOT_ENDPOINT": "https://env.example.com/api/v2", "DATAROBOT_API_TOKEN": TOKEN}
-    assert resolve_target(environ={}).local
-    t = resolve_target(environ=env)
+    assert resolve_connection(environ={}).local
+    t = resolve_connection(environ=env)
     assert (t.endpoint, t.source) == ("https://env.example.com/api/v2/", "env")
     (tmp_path / "tok").write_text("filetoken\n")
-    t = resolve_target(endpoint="https://flag.example.com/", token_file=tmp_path / "tok", environ=env)
+    t = resolve_connection(endpoint="https://flag.example.com/", token_file=tmp_path / "tok", environ=env)
     assert t.source == "flag" and t.token is not None and t.token.reveal() == "filetoken"
-    t = resolve_target(config_endpoint="https://cfg.example.com/", config_token={"env": "T"}, config_name="prod",
+    t = resolve_connection(config_endpoint="https://cfg.example.com/", config_token={"env": "T"}, config_name="prod",
                        environ={"T": "cfgtoken"})
     assert t.source == "config:prod" and TOKEN not in repr(t) and "cfgtoken" not in repr(t)
     with pytest.raises(errors.EndpointError, match="needs a token"):
-        resolve_target(environ={"DATAROBOT_ENDPOINT": "https://e.example.com/"})
+        resolve_connection(environ={"DATAROBOT_ENDPOINT": "https://e.example.com/"})
 
 
 def test_a_chosen_target_is_never_redirected_by_the_environment() -> None:
     """``--target prod`` with DATAROBOT_ENDPOINT exported still goes to prod, with prod's token."""
     env = {"DATAROBOT_ENDPOINT": "https://other.example.com/api/v2", "DATAROBOT_API_TOKEN": "other-token",
            "PROD_TOKEN": "prod-token"}
-    t = resolve_target(config_endpoint="https://prod.example.com/api/v2", config_token={"env": "PROD_TOKEN"},
+    t = resolve_connection(config_endpoint="https://prod.example.com/api/v2", config_token={"env": "PROD_TOKEN"},
                        config_name="prod", environ=env)
     assert (t.endpoint, t.source) == ("https://prod.example.com/api/v2/", "config:prod")
     assert t.token is not None and t.token.reveal() == "prod-token"
     # A chosen target without an endpoint is the embedded local service, whatever the environment says.
-    assert resolve_target(config_name="local", environ=env).local
+    assert resolve_connection(config_name="local", environ=env).local
     # The flag still wins over the target; the target's tokenFrom still supplies the token.
-    t = resolve_target(endpoint="https://flag.example.com/", config_endpoint="https://prod.example.com/",
+    t = resolve_connection(endpoint="https://flag.example.com/", config_endpoint="https://prod.example.com/",
                        config_token={"env": "PROD_TOKEN"}, config_name="prod", environ=env)
     assert t.source == "flag" and t.token is not None and t.token.reveal() == "prod-token"
     # No tokenFrom: DATAROBOT_API_TOKEN is the fallback.
-    t = resolve_target(config_endpoint="https://prod.example.com/", config_name="prod", environ=env)
+    t = resolve_connection(config_endpoint="https://prod.example.com/", config_name="prod", environ=env)
     assert t.token is not None and t.token.reveal() == "other-token"
     # A tokenFrom variable that is not exported is named, never silently replaced by another token.
     with pytest.raises(errors.EndpointError, match="PROD_TOKEN, which is not set"):
-        resolve_target(config_endpoint="https://prod.example.com/", config_token={"env": "PROD_TOKEN"},
+        resolve_connection(config_endpoint="https://prod.example.com/", config_token={"env": "PROD_TOKEN"},
                        config_name="prod", environ={"DATAROBOT_API_TOKEN": "other-token"})
 
 

@@ -81,8 +81,10 @@ def _distributions_of(module: str) -> set[str]:
 
 
 def _local_test_modules() -> set[str]:
-    """Modules that tests import from their own directory (``operator_harness``)."""
-    return {p.stem for p in (ROOT / "tests").rglob("*.py")}
+    """Modules and packages that tests import from their own tree (``operator_harness``, or
+    ``gitops.test_github`` for the fake GitHub server)."""
+    tests = ROOT / "tests"
+    return {p.stem for p in tests.rglob("*.py")} | {p.parent.name for p in tests.rglob("__init__.py")}
 
 
 def test_every_import_of_the_package_is_declared() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from reconciler.api.payload import Desired, Live, desired_from_manifest, live_from_api
+from reconciler.engine.normalize import desired_from_manifest, live_from_api
+from reconciler.engine.types import Desired, Live
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 

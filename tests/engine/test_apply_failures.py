@@ -17,11 +17,13 @@ import httpx
 import pytest
 
 from reconciler.api.client import LOCAL_BASE_URL, Client, RetryPolicy
+from reconciler.api.live import fetch_live
+from reconciler.api.secrets import resolver
 from reconciler.engine import apply as applying
 from reconciler.engine.plan import ActionKind, build_plan
+from reconciler.engine.types import Scope
 from reconciler.service.app import create_app
 from reconciler.service.settings import ServiceSettings
-from reconciler.specs.config import Scope
 
 from .helpers import CREDENTIAL, DATASTORE, DEPLOYMENT, desired
 
@@ -87,7 +89,7 @@ def test_an_unexpected_exception_in_any_action_is_a_failure_and_stops_the_delete
     async def go() -> tuple[applying.ApplyResult, Any, dict[str, str]]:
         async with _client(transport) as client:
             ids = await _setup(client)
-            live = await applying.fetch_live(client)
+            live = await fetch_live(client)
             plan = build_plan(desired=_wanted(), live=live, scope=SCOPE, prune=True, max_delete_fraction=1.0)
             kinds = {a.kind.value: a for a in plan.writes}
             assert sorted(kinds) == ["adopt", "create", "delete", "rename", "update"]
@@ -95,7 +97,7 @@ def test_an_unexpected_exception_in_any_action_is_a_failure_and_stops_the_delete
             method = {"create": "POST", "delete": "DELETE"}.get(kind, "PATCH")
             transport.fault = (method, "batchPredictionJobDefinitions/" + (target.id or ""))
             transport.sent.clear()
-            result = await applying.apply_plan(plan, client=client, on_result=lambda r: lines.append(r.line()))
+            result = await applying.apply_plan(plan, client=client, resolve=resolver(), on_result=lambda r: lines.append(r.line()))
             return result, target, ids
 
     result, target, _ids = asyncio.run(go())
@@ -133,13 +135,13 @@ def test_a_body_the_json_encoder_refuses_is_a_failure_not_a_lost_task(tmp_path: 
     async def go() -> applying.ApplyResult:
         async with _client(transport) as client:
             await _setup(client)
-            live = await applying.fetch_live(client)
+            live = await fetch_live(client)
             bad = desired("demo-new", enabled=False)
             bad.body["predictionThreshold"] = float("nan")
             plan = build_plan(desired=[bad], live=live, scope=SCOPE, prune=True, force=True)
             transport.sent.clear()
             assert [a.kind.value for a in plan.writes].count("delete") == 3  # other-adopt is outside the scope
-            return await applying.apply_plan(plan, client=client)
+            return await applying.apply_plan(plan, client=client, resolve=resolver())
 
     result = asyncio.run(go())
     (failed,) = result.of(applying.Outcome.failed)

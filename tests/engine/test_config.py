@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.specs.config import ConfigError, Scope, find_config, load_config
+from reconciler.engine.types import Scope
+from reconciler.specs.config import ConfigError, find_config, load_config
 
 GOOD = """\
 apiVersion: reconciler.io/v1alpha1

@@ -42,3 +42,19 @@ def test_pair_prefers_the_current_name_over_a_previous_one() -> None:
     pairs = pair(desired=[b], live=[old, now])
     assert [(p.name, p.live.id if p.live else None, p.by) for p in pairs] == [
         ("demo-b", "1" * 24, MatchBy.name), ("demo-old", "2" * 24, MatchBy.none)]
+
+
+def test_a_recorded_identity_pairs_before_any_name() -> None:
+    """The operator's recorded id is its identity: that definition is the match even when someone
+    renamed it, and one with the desired name but another id is left alone."""
+    from reconciler.engine.plan import ActionKind, build_plan
+
+    a = desired("demo-a")
+    renamed, other = live(a, id_="1" * 24, name="someone-renamed-it"), live(a, id_="2" * 24)
+    pairs = pair(desired=[a], live=[other, renamed], identities={"demo-a": "1" * 24})
+    assert [(p.name, p.live.id if p.live else None, p.by) for p in pairs] == [
+        ("demo-a", "1" * 24, MatchBy.id), ("demo-a", "2" * 24, MatchBy.none)]
+    plan = build_plan(desired=[a], live=[renamed], scope=None, identities={"demo-a": "1" * 24})
+    (action,) = plan.actions
+    assert action.kind is ActionKind.update and action.id == "1" * 24
+    assert [c.path for c in action.changes] == ["name"]  # the rename behind its back is drift

@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.engine import plan as plans
 from reconciler.engine.plan import ActionKind, build_plan
-from reconciler.specs.config import Scope
+from reconciler.engine.types import Scope
 
 from .helpers import desired, live
 

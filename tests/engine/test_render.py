@@ -9,7 +9,7 @@ import pytest
 from reconciler.contract import validators
 from reconciler.engine.plan import build_plan
 from reconciler.engine.render import MARKDOWN_LIMIT, render
-from reconciler.specs.config import Scope
+from reconciler.engine.types import Scope
 
 from .helpers import desired, live
 
@@ -78,7 +78,7 @@ def test_markdown_caps_warnings_so_the_comment_stays_under_the_limit() -> None:
 
 
 def test_compact_time_keeps_everything_but_the_zeros() -> None:
-    from reconciler.engine.cli import compact_time
+    from reconciler.engine.render import compact_time
 
     assert compact_time("2026-12-02T02:00:00.000000Z") == "2026-12-02 02:00"
     assert compact_time("2026-12-02T02:00:07Z") == "2026-12-02 02:00:07"
@@ -88,7 +88,7 @@ def test_compact_time_keeps_everything_but_the_zeros() -> None:
 
 def test_no_color_consoles_print_plain_text_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """--no-color means no escape codes at all (as Terraform's -no-color), not only no colour."""
-    from reconciler.terminal import stderr_console, stdout_console
+    from reconciler.cli.console import stderr_console, stdout_console
 
     monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats the stream as a terminal
     monkeypatch.delenv("NO_COLOR", raising=False)
@@ -101,3 +101,19 @@ def test_no_color_consoles_print_plain_text_even_on_a_terminal(monkeypatch: pyte
         with plain.capture() as captured:
             plain.print("Plan", style="bold italic red")
         assert captured.get() == "Plan\n"
+
+
+def test_markdown_fence_cannot_be_closed_by_a_value_holding_backticks() -> None:
+    """A field value with ``` (or longer runs) stays inside its code block: the fence is longer."""
+    import re
+
+    want = desired("demo-fence")
+    want.comparable["description"] = "x ``` </details> ```` y"
+    md = render(build_plan(desired=[want], live=[], scope=SCOPE), "markdown")
+    block = md[md.index("<details>"):]
+    fence = re.search(r"^(`{3,})diff$", block, re.M)
+    assert fence is not None and len(fence.group(1)) == 5, block
+    body_lines = block.split("\n")
+    opened = body_lines.index(fence.group(1) + "diff")
+    closed = body_lines.index(fence.group(1), opened + 1)
+    assert any("x ``` </details> ```` y" in line for line in body_lines[opened + 1:closed])

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from reconciler.api.client import LOCAL_BASE_URL, Client
-from reconciler.api.payload import SecretError, resolve_secrets
+from reconciler.api.secrets import SecretError, resolve_secrets, resolver
 from reconciler.engine import apply as applying
 from reconciler.engine.plan import build_plan
 from reconciler.service.app import create_app
@@ -83,7 +83,7 @@ def test_apply_refuses_the_whole_plan_before_any_write(project: Path, tmp_path: 
         async with Client(endpoint=LOCAL_BASE_URL, transport=httpx.ASGITransport(app=app),
                           check_scheme=False) as client:
             with pytest.raises(applying.PlanRefusedError) as refused:
-                await applying.apply_plan(plan, client=client)
+                await applying.apply_plan(plan, client=client, resolve=resolver())
             message = str(refused.value)
             assert message.startswith("nothing was applied: secret references do not resolve: demo-leak")
             assert "secret file '../outside' is not read: it resolves to " in message

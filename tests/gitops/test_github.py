@@ -258,3 +258,18 @@ def test_long_plan_is_cut_to_githubs_limit() -> None:
 
     body = gh.comment_body("x" * 100_000, target=None)
     assert len(body) <= gh.MAX_BODY and body.startswith(gh.marker(None)) and "too long" in body
+
+
+def test_comment_with_paths_plans_itself_and_invalid_manifests_post_nothing(github: FakeGitHub,
+                                                                             tmp_path: Path) -> None:
+    """`ci comment PATHS` plans through the session: invalid manifests exit 3 as plan does, and
+    nothing is posted; --file with PATHS is a usage error."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "bad.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: BatchPredictionJobDefinition\n"
+                                    "metadata: {name: demo-bad}\nspec: {batchPredictionJob: {numConcurrent: lots}}\n")
+    invalid = _run(github, str(specs), "--pr", str(PR), extra_env={"RECONCILER_LOCAL_DB_URL": f"sqlite:///{tmp_path}/l.db"})
+    assert invalid.returncode == 3, invalid.stderr
+    assert "INVALID" in invalid.stderr and github.requests == []
+    both = _run(github, str(specs), "--pr", str(PR), "--file", str(specs / "bad.yaml"))
+    assert both.returncode == 1 and "not both" in both.stderr

@@ -11,17 +11,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from reconciler.api.payload import Desired, Live
 from reconciler.engine.plan import ActionKind, build_plan
-from reconciler.gitops.select import (
+from reconciler.engine.select import (
     ChangedSet,
     Removed,
     Selection,
     SelectionError,
-    build_selected_plan,
     parse_selectors,
 )
-from reconciler.specs.config import Scope
+from reconciler.engine.types import Desired, Live, Scope
 
 SCOPE = Scope(name_prefix="demo-")
 
@@ -36,6 +34,11 @@ def _live(name: str, n: int = 1, id_: str | None = None) -> Live:
                                                               "batchPredictionJob": {"numConcurrent": n}})
 
 
+def _selected_plan(**kwargs: Any) -> Any:
+    """The plan of a selection: engine.plan.build_plan, the one function every entry point uses."""
+    return build_plan(**kwargs)
+
+
 def test_parse_selectors() -> None:
     assert parse_selectors(["team=growth", "tier!=batch, env=prod"]) == (
         ("team", "growth", True), ("tier", "batch", False), ("env", "prod", True))
@@ -47,7 +50,7 @@ def test_parse_selectors() -> None:
 def test_unselected_manifests_and_live_definitions_are_left_alone() -> None:
     desired = [_desired("demo-a", 2), _desired("demo-b", 2)]
     live = [_live("demo-a"), _live("demo-b"), _live("demo-stray")]
-    plan = build_selected_plan(desired=desired, selected=desired[:1], live=live,
+    plan = _selected_plan(desired=desired, selected=desired[:1], live=live,
                                selection=Selection(names=frozenset({"demo-a"})), scope=SCOPE, prune=True)
     assert [(a.kind, a.name) for a in plan.actions] == [(ActionKind.update, "demo-a")]
     assert plan.orphans == () and not plan.errors  # demo-b (unselected) and demo-stray are not pruned
@@ -60,10 +63,10 @@ def test_unselected_manifests_and_live_definitions_are_left_alone() -> None:
 def test_only_a_name_without_manifest_selects_its_live_definition() -> None:
     live = [_live("demo-a"), _live("demo-old")]
     desired = [_desired("demo-a")]
-    plan = build_selected_plan(desired=desired, selected=[], live=live,
+    plan = _selected_plan(desired=desired, selected=[], live=live,
                                selection=Selection(names=frozenset({"demo-old"})), scope=SCOPE, prune=True)
     assert [(a.kind, a.name) for a in plan.actions] == [(ActionKind.delete, "demo-old")]
-    typo = build_selected_plan(desired=desired, selected=[], live=live,
+    typo = _selected_plan(desired=desired, selected=[], live=live,
                                selection=Selection(names=frozenset({"demo-nope"})), scope=SCOPE)
     assert typo.errored and not typo.applyable  # a name that selects nothing is an error, not a quiet no-op
     assert typo.errors[0].startswith("--only demo-nope: no manifest declares it and no live definition has that name")
@@ -74,13 +77,13 @@ def test_removed_manifests_are_deletions_and_the_guard_counts_the_whole_scope() 
     desired = [_desired("demo-moved")]  # moved to another file: still declared, not removed
     live = [_live("demo-gone"), _live("demo-moved"), *(_live(f"demo-{i}") for i in range(3))]
     selection = Selection(changed=changed)
-    without = build_selected_plan(desired=desired, selected=[], live=live, selection=selection, scope=SCOPE)
+    without = _selected_plan(desired=desired, selected=[], live=live, selection=selection, scope=SCOPE)
     assert without.orphans == ("demo-gone",) and not without.actions
-    pruned = build_selected_plan(desired=desired, selected=[], live=live, selection=selection, scope=SCOPE,
+    pruned = _selected_plan(desired=desired, selected=[], live=live, selection=selection, scope=SCOPE,
                                  prune=True, max_delete_fraction=0.25)
     assert [(a.kind, a.name) for a in pruned.actions] == [(ActionKind.delete, "demo-gone")]
     assert not pruned.errors  # 1 of 5 in scope, not 1 of 1
-    refused = build_selected_plan(desired=desired, selected=[], live=live, selection=selection, scope=SCOPE,
+    refused = _selected_plan(desired=desired, selected=[], live=live, selection=selection, scope=SCOPE,
                                   prune=True, max_delete_fraction=0.1)
     assert refused.errors and "1 of 5" in refused.errors[0]
 
@@ -255,7 +258,7 @@ def test_changed_since_errors_are_clear(repo: Path, tmp_path: Path) -> None:
 
 
 def test_changed_since_follows_overlays_and_names_removals_with_variables(tmp_path: Path) -> None:
-    from reconciler.gitops.select import changed_since
+    from reconciler.gitops.changes import changed_since
 
     repo = tmp_path / "r"
     (repo / "specs").mkdir(parents=True)

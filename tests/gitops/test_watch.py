@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.session import Options, Session
 from reconciler.watch import Observation, PlanView, WatchState, after_apply, step
 
 CREATE = "+ create demo-a"
@@ -148,15 +149,21 @@ class Lines:
         raise AssertionError(f"{text!r} not printed within {timeout}s; got {self.seen}")
 
 
-def test_loop_applies_changes_and_skips_invalid_edits(project: Path) -> None:
-    from reconciler.api.client import Target
-    from reconciler.watch import EnginePlanner, watch_loop
+def _options(project: Path) -> Options:
+    """The session's options for the project: the embedded service on the project's own database."""
+    environ = {k: v for k, v in os.environ.items() if k != "DATAROBOT_ENDPOINT"}
+    environ["RECONCILER_LOCAL_DB_URL"] = f"sqlite:///{project}/local.db"
+    return Options(paths=(project / "specs",), paths_given=True, environ=environ)
 
-    planner = EnginePlanner(target=Target(endpoint=None, db_url=f"sqlite:///{project}/local.db"))
+
+def test_loop_applies_changes_and_skips_invalid_edits(project: Path) -> None:
+    from reconciler.watch import watch_loop
+
+    options = _options(project)
     out, stop = Lines(), threading.Event()
     thread = threading.Thread(target=watch_loop, kwargs={
-        "paths": [project / "specs"], "emit": out.emit, "planner": planner, "apply": True, "debounce_ms": 50,
-        "stop_event": stop}, daemon=True)
+        "paths": [project / "specs"], "emit": out.emit, "open_session": lambda: Session.open(options), "apply": True,
+        "debounce_ms": 50, "stop_event": stop}, daemon=True)
     thread.start()
     manifest = project / "specs" / "watch.yaml"
     try:
@@ -262,3 +269,83 @@ def _read_until(proc: subprocess.Popen[str], text: str, timeout: float = 40.0) -
 def _no_remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("DATAROBOT_ENDPOINT", raising=False)
     yield
+
+
+# --- issue #12: identity, debounce, the shared flags, seeding -----------------------------------
+
+def test_a_still_planned_action_whose_text_changed_is_shown_once_as_changed() -> None:
+    """A create whose body changed is still planned: printed once as changed, never as "no longer planned"."""
+    from reconciler.engine.plan import build_plan
+    from reconciler.engine.types import Desired
+    from reconciler.watch import plan_view
+
+    def view(n: int) -> Observation:
+        desired = Desired(name="demo-a", body={"name": "demo-a"},
+                          comparable={"name": "demo-a", "batchPredictionJob": {"numConcurrent": n}})
+        return Observation(errors=0, documents=1, plan=plan_view(build_plan(desired=[desired], live=[], scope=None)))
+
+    state, _, _ = step(WatchState(), view(1))
+    _, lines, _ = step(state, view(3))
+    assert not any(line.startswith("no longer planned") for line in lines), lines
+    changed = [line for line in lines if line.startswith("changed: ")]
+    assert len(changed) == 1 and changed[0].startswith("changed: + create demo-a")
+    assert "batchPredictionJob.numConcurrent = 3" in changed[0]
+    assert sum("create demo-a" in line for line in lines) == 1
+
+
+def test_edits_within_the_debounce_window_make_one_run(project: Path) -> None:
+    """An editor's save writes the file more than once: every write within the window is one run."""
+    from reconciler.watch import watch_loop
+
+    options = _options(project)
+    out, stop = Lines(), threading.Event()
+    thread = threading.Thread(target=watch_loop, kwargs={
+        "paths": [project / "specs"], "emit": out.emit, "open_session": lambda: Session.open(options),
+        "debounce_ms": 600, "stop_event": stop}, daemon=True)
+    thread.start()
+    manifest = project / "specs" / "watch.yaml"
+    try:
+        out.until("watching")
+        for n in (2, 3, 4):  # three writes 150 ms apart, as one save
+            manifest.write_text(MANIFEST.format(n=n))
+            time.sleep(0.15)
+        out.until("Plan:")
+        time.sleep(2.0)  # a second run, if any, would have started by now
+        while not out.queue.empty():
+            out.seen.append(out.queue.get())
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    runs = [line for line in out.seen if line.startswith("--- ") and "changed:" in line]
+    assert len(runs) == 1, out.seen
+    assert any("numConcurrent = 4" in line for line in out.seen), out.seen
+
+
+def test_command_takes_every_flag_plan_takes(project: Path, tmp_path: Path) -> None:
+    """`watch --target T --endpoint URL --token-file F --allow-http --no-color --selector --only
+    --concurrency` is accepted and the token from the file reaches the API."""
+    from reconciler.service.testing import LocalServer
+
+    token = tmp_path / "token"
+    token.write_text("watch-token-1\n")
+    (project / "reconciler.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: Project\n"
+                                             "scope: {namePrefix: demo-}\ntargets:\n  prod: {}\n")
+    with LocalServer(token="watch-token-1") as server, _watch_command(
+            project, "--target", "prod", "--endpoint", server.api_url, "--token-file", str(token), "--allow-http",
+            "--no-color", "--selector", "team!=none", "--only", "demo-watch", "--concurrency", "2") as proc:
+        lines = _read_until(proc, "watching")
+        text = "\n".join(lines)
+        assert "+ create demo-watch" in text and "cannot plan" not in text, text
+
+
+def test_command_apply_seeds_the_embedded_service(tmp_path: Path) -> None:
+    """`watch --apply` seeds the embedded service from localService.seed, like `apply` does."""
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "reconciler.yaml").write_text(
+        "apiVersion: reconciler.io/v1alpha1\nkind: Project\nscope: {namePrefix: demo-}\nlocalService:\n  seed:\n"
+        "    deployments: [{id: 64b0c0ffee000000000d0001, label: churn}]\n"
+        "    credentials: [{id: 64b0c0ffee000000000c0001, name: s3}]\n")
+    (tmp_path / "specs" / "watch.yaml").write_text(MANIFEST.format(n=1))
+    with _watch_command(tmp_path, "--apply") as proc:
+        lines = _read_until(proc, "watching")
+        assert "Apply complete: 1 created, 0 updated, 0 deleted." in lines and "applied" in lines, lines

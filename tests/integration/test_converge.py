@@ -11,11 +11,13 @@ import httpx
 import pytest
 
 from reconciler.api.client import Client, RetryPolicy
-from reconciler.api.payload import desired_from_manifest
+from reconciler.api.live import fetch_live
+from reconciler.api.secrets import resolver
 from reconciler.engine import apply as applying
-from reconciler.engine.plan import ActionKind, Plan
+from reconciler.engine.normalize import desired_from_manifest
+from reconciler.engine.plan import ActionKind, Plan, build_plan
+from reconciler.engine.types import Scope
 from reconciler.service.testing import LocalServer
-from reconciler.specs.config import Scope
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_paths
 
@@ -39,14 +41,14 @@ def _client(api_url: str, **kw: Any) -> Client:
 
 async def _plan(api_url: str, root: Path, **options: Any) -> Plan:
     async with _client(api_url) as c:
-        return await applying.plan_against(c, desired=_desired(root), scope=SCOPE, **options)
+        return build_plan(live=await fetch_live(c), desired=_desired(root), scope=SCOPE, **options)
 
 
 async def _apply(api_url: str, root: Path, **kw: Any) -> tuple[applying.ApplyResult, Client]:
     prune = kw.pop("prune", False)
     async with _client(api_url, **kw) as c:
-        plan = await applying.plan_against(c, desired=_desired(root), scope=SCOPE, prune=prune)
-        return await applying.apply_plan(plan, client=c, environ=ENV), c
+        plan = build_plan(live=await fetch_live(c), desired=_desired(root), scope=SCOPE, prune=prune)
+        return await applying.apply_plan(plan, client=c, resolve=resolver(ENV)), c
 
 
 def _all(api_url: str) -> list[dict[str, Any]]:
@@ -150,10 +152,10 @@ def test_an_unresolvable_secret_stops_the_apply_before_the_first_write(server: L
 
     async def attempt() -> Client:
         async with _client(server.api_url) as c:
-            plan = await applying.plan_against(c, desired=_desired(root), scope=SCOPE)
+            plan = build_plan(live=await fetch_live(c), desired=_desired(root), scope=SCOPE)
             assert len(plan.writes) == 4
             with pytest.raises(applying.PlanRefusedError, match=r"demo-1 .*PRED_API_KEY is not set"):
-                await applying.apply_plan(plan, client=c, environ={})
+                await applying.apply_plan(plan, client=c, resolve=resolver({}))
             return c
 
     c = asyncio.run(attempt())

@@ -19,11 +19,13 @@ import httpx
 import pytest
 
 from reconciler.api.client import Client, RetryPolicy
-from reconciler.api.payload import desired_from_manifest
+from reconciler.api.live import fetch_live
+from reconciler.api.secrets import resolver
 from reconciler.engine import apply as applying
+from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.plan import build_plan
+from reconciler.engine.types import Scope
 from reconciler.service.testing import LocalServer, free_port, wait_until_healthy
-from reconciler.specs.config import Scope
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_paths
 
@@ -191,14 +193,14 @@ def test_the_api_going_away_stops_the_apply_instead_of_failing_each_action(serve
 
         async def go() -> applying.ApplyResult:
             async with _client(api) as c:
-                plan = await applying.plan_against(c, desired=_desired(root), scope=SCOPE)
+                plan = build_plan(live=await fetch_live(c), desired=_desired(root), scope=SCOPE)
 
                 def landed(result: applying.ActionResult) -> None:
                     lines.append(result.line())
                     if len(lines) == 10:
                         proxy.__exit__()  # the port closes: every later connection is refused
 
-                return await applying.apply_plan(plan, client=c, on_result=landed)
+                return await applying.apply_plan(plan, client=c, resolve=resolver(), on_result=landed)
 
         result = asyncio.run(go())
     applied = result.of(applying.Outcome.applied)
@@ -216,10 +218,10 @@ def test_a_name_taken_between_plan_and_apply_is_a_clear_failure(server: LocalSer
 
     async def go() -> applying.ApplyResult:
         async with _client(server.api_url) as c:
-            plan = await applying.plan_against(c, desired=_desired(root), scope=SCOPE)
+            plan = build_plan(live=await fetch_live(c), desired=_desired(root), scope=SCOPE)
             # another apply (or a person) creates demo-b now
             await c.create_definition({**dict(plan.writes[1].body or {}), "name": "demo-b"})
-            return await applying.apply_plan(plan, client=c)
+            return await applying.apply_plan(plan, client=c, resolve=resolver())
 
     result = asyncio.run(go())
     (failed,) = result.of(applying.Outcome.failed)
@@ -234,9 +236,9 @@ def test_a_rename_onto_a_live_name_is_refused_by_the_plan(server: LocalServer, t
 
     async def live() -> list[Any]:
         async with _client(server.api_url) as c:
-            plan = await applying.plan_against(c, desired=_desired(root), scope=SCOPE)
-            assert (await applying.apply_plan(plan, client=c)).ok
-            return await applying.fetch_live(c)
+            plan = build_plan(live=await fetch_live(c), desired=_desired(root), scope=SCOPE)
+            assert (await applying.apply_plan(plan, client=c, resolve=resolver())).ok
+            return await fetch_live(c)
 
     items = asyncio.run(live())
     renamed = manifest("demo-new", previousNames=["demo-old"])

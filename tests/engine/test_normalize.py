@@ -6,16 +6,17 @@ import copy
 
 import pytest
 
-from reconciler.api import payload
+from reconciler.api.secrets import SecretError, resolve_secrets
+from reconciler.engine import normalize
 from reconciler.engine.diff import diff
 from reconciler.specs.model import Manifest
 
 from .helpers import CREDENTIAL, DEPLOYMENT, api_item, desired
 
 
-def _changes(d: payload.Desired, item: dict) -> tuple:
-    live = payload.live_from_api(item)
-    return diff(payload.compare_view(d.comparable, live.comparable), d.comparable)
+def _changes(d: normalize.Desired, item: dict) -> tuple:
+    live = normalize.live_from_api(item)
+    return diff(normalize.compare_view(d.comparable, live.comparable), d.comparable)
 
 
 def test_body_flattens_job_spec_and_uses_definition_name() -> None:
@@ -74,17 +75,17 @@ def test_write_only_keys_and_secret_refs_are_not_compared_and_plan_holds_the_ref
     assert "apiKey" not in d.body["predictionInstance"]
     item = api_item(d, id_="a" * 24)
     assert _changes(d, item) == ()
-    resolved = payload.resolve_secrets(d.body, environ={"PRED_KEY": "s3cr3t"})
+    resolved = resolve_secrets(d.body, environ={"PRED_KEY": "s3cr3t"})
     assert resolved["predictionInstance"] == {"hostName": "p.example.com", "sslEnabled": True, "apiKey": "s3cr3t"}
     assert "apiKey" not in d.body["predictionInstance"]  # the plan's body is untouched
-    with pytest.raises(payload.SecretError, match="PRED_KEY is not set"):
-        payload.resolve_secrets(d.body, environ={})
+    with pytest.raises(SecretError, match="PRED_KEY is not set"):
+        resolve_secrets(d.body, environ={})
 
 
 def test_secret_file_is_relative_to_the_manifest(tmp_path) -> None:
     (tmp_path / "key.txt").write_text("filekey\n")
     body = {"predictionInstance": {"hostName": "h", "datarobotKeyFrom": {"file": "key.txt"}}}
-    assert payload.resolve_secrets(body, base_dir=str(tmp_path))["predictionInstance"] == {
+    assert resolve_secrets(body, base_dir=str(tmp_path))["predictionInstance"] == {
         "hostName": "h", "datarobotKey": "filekey"}
 
 
@@ -109,10 +110,10 @@ def test_num_concurrent_is_compared_when_the_manifest_sets_it() -> None:
 def test_export_round_trip_has_no_changes() -> None:
     d = desired("demo-a", enabled=True, schedule={"cron": "0 3 * * *"}, name="Nightly Churn (EU)")
     item = api_item(d, id_="a" * 24)
-    exported = payload.manifest_from_live(item)
+    exported = normalize.manifest_from_live(item)
     assert exported["metadata"]["name"] == "nightly-churn-eu"
     assert exported["spec"]["name"] == "Nightly Churn (EU)"
     from reconciler.contract import validators
     assert validators.fast_validator("manifest").is_valid(exported)
-    again = payload.desired_from_manifest(Manifest.from_data(copy.deepcopy(exported)))
+    again = normalize.desired_from_manifest(Manifest.from_data(copy.deepcopy(exported)))
     assert _changes(again, item) == ()

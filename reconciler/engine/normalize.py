@@ -1,6 +1,5 @@
-"""Manifest ⇄ API body, and both sides brought to one comparable form. Pure: no I/O here, except
-:func:`resolve_secrets`, which reads the environment or a secret file and is called only by apply
-at the moment a request is sent (never while planning).
+"""Manifest ⇄ API body, and both sides brought to one comparable form. Pure: no I/O. (Secret
+references are resolved by :mod:`reconciler.api.secrets`, only by apply, when a request is sent.)
 
 Why a comparable form: the API answers with more than we sent (defaults filled, read-only fields,
 server-chosen values such as ``numConcurrent``, write-only keys left out, set-like lists in any
@@ -16,34 +15,30 @@ Comparable form, both sides::
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from reconciler import errors
 from reconciler.contract import cron, keys
-from reconciler.contract.defaults import job_spec_defaults
-from reconciler.specs import secrets
-from reconciler.specs.files import SECRET_FILE_BYTES, read_limited
-from reconciler.specs.model import Manifest
+from reconciler.engine.types import Desired, Live
+
+if TYPE_CHECKING:
+    from reconciler.specs.model import Manifest
 
 __all__ = [
+    "SECRET_REFS",
     "SERVER_CHOSEN",
     "SET_LIKE",
-    "Desired",
-    "Live",
-    "SecretError",
     "body_has_secret_refs",
     "comparable_job",
+    "compare_view",
     "desired_from_manifest",
     "live_from_api",
     "manifest_from_live",
     "object_hash",
-    "resolve_secrets",
 ]
 
 SECRET_REFS: Final = {"apiKeyFrom": "apiKey", "datarobotKeyFrom": "datarobotKey"}
@@ -61,37 +56,6 @@ _TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
 _DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-class SecretError(errors.SecretError):
-    """A secret reference could not be resolved (variable unset, file unreadable)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Desired:
-    """One manifest, ready to pair, diff and send. ``body`` is the create/PATCH body with secret
-    *references* (``apiKeyFrom``), safe to print or save; ``comparable`` is the normalized form."""
-
-    name: str
-    body: dict[str, Any]
-    comparable: dict[str, Any]
-    previous_names: tuple[str, ...] = ()
-    prevent_destroy: bool = False
-    deletion_policy: str = "Delete"
-    source: str | None = None  # file:line, for messages
-    base_dir: str | None = None  # secret files are relative to the manifest's directory
-    # where a secret file may resolve (reconciler.specs.secrets); empty: base_dir only
-    secret_roots: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Live:
-    """One live definition: its id, name and normalized form (``comparable``)."""
-
-    id: str
-    name: str
-    comparable: dict[str, Any] = field(repr=False)
-    hash: str = ""
-
-
 def _sort_key(value: Any) -> tuple[str, str]:
     return (type(value).__name__, json.dumps(value, sort_keys=True))
 
@@ -105,12 +69,9 @@ def _canonical_sets(job: dict[str, Any]) -> None:
             node[path[-1]] = sorted(node[path[-1]], key=_sort_key)
 
 
-def comparable_job(job: Mapping[str, Any], *, defaults_filled: bool = False) -> dict[str, Any]:
-    """A job spec in comparable form: TF spellings fixed, read-only and write-only keys and secret
-    references dropped, unset (null) top-level fields dropped, defaults filled, sets sorted.
-
-    ``defaults_filled``: the caller already ran :func:`job_spec_defaults` on ``job`` (a manifest's
-    spec); filling twice gives the same result and costs a third of planning 10,000 manifests."""
+def _writable(job: Mapping[str, Any], *, drop: Mapping[str, str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A copy of a job spec in the manifest's terms: TF spellings fixed, the schema's read-only
+    keys, unset (null) fields and the prediction instance's write-only keys (and ``drop``) left out."""
     out: dict[str, Any] = {}
     for key, value in job.items():
         key = _TF_SPELLINGS.get(key, key)
@@ -120,7 +81,21 @@ def comparable_job(job: Mapping[str, Any], *, defaults_filled: bool = False) -> 
     instance = out.get("predictionInstance")
     if isinstance(instance, dict):
         out["predictionInstance"] = {k: v for k, v in instance.items()
-                                     if k not in keys.write_only_instance_keys() and k not in SECRET_REFS}
+                                     if k not in keys.write_only_instance_keys() and k not in drop}
+    return out
+
+
+def comparable_job(job: Mapping[str, Any], *, defaults_filled: bool = False) -> dict[str, Any]:
+    """A job spec in comparable form: TF spellings fixed, read-only and write-only keys and secret
+    references dropped, unset (null) top-level fields dropped, defaults filled, sets sorted.
+
+    ``defaults_filled``: the caller already ran :func:`job_spec_defaults` on ``job`` (a manifest's
+    spec); filling twice gives the same result and costs a third of planning 10,000 manifests."""
+    out = _writable(job, drop=SECRET_REFS)
+    # the schema's defaults (read with the contract's validators, so imported only when needed:
+    # importing the plan stays free of the schema libraries)
+    from reconciler.contract.defaults import job_spec_defaults
+
     # a null dropped above may uncover a default: then fill again
     refill = not defaults_filled or any(value is None for value in job.values())
     filled = job_spec_defaults(out) if refill else out
@@ -141,6 +116,8 @@ def desired_from_manifest(manifest: Manifest, *, secret_roots: tuple[str, ...] =
 
     ``secret_roots``: the directories its secret files may resolve into (kept only when the body
     has a secret reference); empty means the manifest's own directory."""
+    from reconciler.contract.defaults import job_spec_defaults
+
     spec = manifest.spec
     name = manifest.definition_name
     job = job_spec_defaults(copy.deepcopy(spec.batchPredictionJob))
@@ -176,8 +153,6 @@ def live_from_api(item: Mapping[str, Any]) -> Live:
 
 def object_hash(definition_id: Any, comparable: Mapping[str, Any]) -> str:
     """A short stable digest of one live object, for saved-plan fingerprints."""
-    import hashlib
-
     text = json.dumps([definition_id, comparable], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -202,54 +177,6 @@ def body_has_secret_refs(body: Mapping[str, Any]) -> bool:
     return isinstance(instance, dict) and any(key in instance for key in SECRET_REFS)
 
 
-def resolve_secrets(body: Mapping[str, Any], *, base_dir: str | None = None,
-                    environ: Mapping[str, str] | None = None, roots: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A copy of ``body`` with ``apiKeyFrom``/``datarobotKeyFrom`` replaced by the values they point at.
-
-    A file reference must resolve (symlinks followed) inside ``roots`` (the manifest's directory
-    when empty; see :mod:`reconciler.specs.secrets`) and be a regular file of at most 64 KiB.
-    I/O: reads the environment or a file. Called by apply right before sending; the result is
-    never logged, stored or returned to a caller that prints.
-    """
-    out = dict(body)
-    instance = out.get("predictionInstance")
-    if not isinstance(instance, dict) or not any(key in instance for key in SECRET_REFS):
-        return out
-    env = os.environ if environ is None else environ
-    resolved = {k: v for k, v in instance.items() if k not in SECRET_REFS}
-    for ref_key, api_key in SECRET_REFS.items():
-        ref = instance.get(ref_key)
-        if not isinstance(ref, dict):
-            continue
-        if "env" in ref:
-            value = env.get(ref["env"])
-            if not value:
-                raise SecretError(f"predictionInstance.{ref_key}: environment variable {ref['env']} is not set")
-        else:
-            value = _read_secret_file(str(ref["file"]), ref_key=ref_key, base_dir=base_dir, roots=roots)
-        resolved[api_key] = value
-    out["predictionInstance"] = resolved
-    return out
-
-
-def _read_secret_file(file: str, *, ref_key: str, base_dir: str | None, roots: tuple[str, ...]) -> str:
-    where = f"predictionInstance.{ref_key}"
-    escape = secrets.escape_problem(file, base_dir=base_dir, roots=roots)
-    if escape is not None:
-        raise SecretError(f"{where}: secret file {file!r} is not read: {escape[1]} (allow its directory in "
-                          "reconciler.yaml with `secrets: {allowedDirs: [DIR]}`)")
-    path = secrets.secret_path(file, base_dir=base_dir)
-    try:
-        # the path checked above, symlinks resolved: a link swapped in since would need its own check
-        raw = read_limited(os.path.realpath(path), limit=SECRET_FILE_BYTES, what="secret file")
-    except OSError as exc:
-        raise SecretError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise SecretError(f"{where}: {path} is not UTF-8 text; a secret file holds the key as text") from None
-
-
 def manifest_name(name: str) -> str:
     """A DNS-1123 label for ``metadata.name`` derived from a definition name."""
     label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
@@ -264,15 +191,7 @@ def manifest_from_live(item: Mapping[str, Any], *, metadata_name: str | None = N
     """
     name = str(item.get("name", ""))
     label = metadata_name or manifest_name(name)
-    job: dict[str, Any] = {}
-    for key, value in (item.get("batchPredictionJob") or {}).items():
-        key = _TF_SPELLINGS.get(key, key)
-        if key in keys.read_only_job_keys() or value is None:
-            continue
-        job[key] = copy.deepcopy(value)
-    instance = job.get("predictionInstance")
-    if isinstance(instance, dict):
-        job["predictionInstance"] = {k: v for k, v in instance.items() if k not in keys.write_only_instance_keys()}
+    job = _writable(item.get("batchPredictionJob") or {})
     spec: dict[str, Any] = {}
     if name != label or not _DNS_LABEL.match(name):
         spec["name"] = name

@@ -1,0 +1,129 @@
+"""``reconciler plan``: flags -> session -> the plan's view -> exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reconciler.__about__ import __version__
+from reconciler.api.client import DEFAULT_CONCURRENCY
+from reconciler.cli import options as o
+from reconciler.cli.console import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    color,
+    exit_codes,
+    setup_logging,
+    stderr_console,
+)
+from reconciler.engine import plan as plans
+from reconciler.engine import render as rendering
+from reconciler.errors import UsageError
+from reconciler.session import MAX_PLAN_BYTES, Session, require_paths, run
+from reconciler.specs.files import read_limited
+
+__all__ = ["register"]
+
+PruneOpt = Annotated[bool, typer.Option("--prune", help="Delete live definitions in scope with no manifest.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Allow deleting more than maxDeleteFraction.")]
+
+
+def plan_exit_code(plan: plans.Plan, *, detailed_exitcode: bool) -> int:
+    """1 for a refused plan; 2 for changes with --detailed-exitcode; else 0."""
+    if plan.errored:
+        return EXIT_ERROR
+    return EXIT_CHANGES if detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def _write_plan(plan: plans.Plan, out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(rendering.render_json(plan, version=__version__), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot save the plan to {out}: {exc.strerror}") from None
+
+
+def _discard_saved_plan(out: Path) -> bool:
+    """Before planning with ``--out``: remove a plan an earlier run saved at ``out``, so that when
+    this run writes none (invalid manifests, a refused plan, an API error) no stale plan is left
+    for a pipeline to upload and apply. Only a saved plan is removed (a JSON file with a
+    format_version); any other file there is left alone. True when one was removed."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file name, e.g. --out {out / 'plan.json'}")
+    if not out.is_file():
+        return False
+    try:
+        data = json.loads(read_limited(out, limit=MAX_PLAN_BYTES, what="saved plan").decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict) or "format_version" not in data:
+        return False
+    try:
+        out.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot remove the earlier plan {out}: {exc.strerror}") from None
+    return True
+
+
+def make_plan(session: Session, *, prune: bool = False, force: bool = False, destroy: bool = False) -> plans.Plan:
+    """Load, then plan against the live state: what plan, ``ci comment PATHS`` and watch share."""
+    manifests = session.load()
+
+    async def work() -> plans.Plan:
+        async with session.client() as client:
+            return await session.plan(client, manifests, prune=prune, force=force, destroy=destroy)
+
+    return run(work())
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def plan(
+        paths: o.PathsArg = None, prune: PruneOpt = False, force: ForceOpt = False,
+        destroy: Annotated[bool, typer.Option("--destroy", help="Plan deleting every managed definition.")] = False,
+        detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
+                                                        help="Exit 2 when the plan has changes.")] = False,
+        output: Annotated[rendering.Format, typer.Option("--output", "-o", help="text, json or markdown.")] = rendering.Format.text,
+        out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON, no secrets) for apply.")] = None,
+        selector: o.SelectorOpt = None, only: o.OnlyOpt = None, changed_since: o.ChangedSinceOpt = None,
+        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
+        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False,
+        concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: o.NoColorOpt = False,
+        verbose: o.VerboseOpt = False,
+    ) -> None:
+        """Show what apply would change: live definitions against the manifests.
+
+        Exit 0: no changes, or changes without --detailed-exitcode; 2: changes, with
+        --detailed-exitcode; 3: invalid manifests (nothing planned); 1: an error.
+        """
+        setup_logging(verbose)
+        options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
+                                    allow_http=allow_http, concurrency=concurrency, selector=selector, only=only,
+                                    changed_since=changed_since)
+        err = stderr_console()
+        removed = written = False
+        with exit_codes(no_color=no_color, json_report=output is rendering.Format.json):
+            try:
+                require_paths(options.paths, given=options.paths_given)
+                # an earlier plan at --out goes first: this run leaves its own plan there, or none
+                removed = out is not None and _discard_saved_plan(out)
+                session = Session.open(options, check_paths=False)
+                result = make_plan(session, prune=prune, force=force, destroy=destroy)
+                sys.stdout.write(rendering.render(result, output, color=color(no_color), version=__version__))
+                if out is not None and result.errored:
+                    err.print(f"No plan was saved to {out}: the plan was refused, so there is nothing to apply.",
+                              markup=False)
+                elif out is not None:
+                    _write_plan(result, out)
+                    written = True
+                    err.print(f"Saved the plan to {out}; apply it with `reconciler apply {out}`.", markup=False)
+            finally:
+                if removed and not written:
+                    err.print(f"Removed the plan an earlier run saved to {out}, so that it is not taken for this "
+                              "one.", markup=False)
+        raise typer.Exit(plan_exit_code(result, detailed_exitcode=detailed_exitcode))

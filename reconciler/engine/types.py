@@ -1,0 +1,43 @@
+"""The engine's values: a manifest ready to plan (:class:`Desired`), a live definition
+(:class:`Live`) and the ownership scope (:class:`Scope`). Pure values, no I/O and no library
+beyond the standard one, so that planning can be imported and tested on its own.
+
+``Scope`` is declared with the project config it is parsed from (:mod:`reconciler.specs.scope`,
+below the engine in the layers) and re-exported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.specs.scope import Scope
+
+__all__ = ["Desired", "Live", "Scope"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Desired:
+    """One manifest, ready to pair, diff and send. ``body`` is the create/PATCH body with secret
+    *references* (``apiKeyFrom``), safe to print or save; ``comparable`` is the normalized form."""
+
+    name: str
+    body: dict[str, Any]
+    comparable: dict[str, Any]
+    previous_names: tuple[str, ...] = ()
+    prevent_destroy: bool = False
+    deletion_policy: str = "Delete"
+    source: str | None = None  # file:line, for messages
+    base_dir: str | None = None  # secret files are relative to the manifest's directory
+    # where a secret file may resolve (reconciler.specs.secrets); empty: base_dir only
+    secret_roots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Live:
+    """One live definition: its id, name and normalized form (``comparable``)."""
+
+    id: str
+    name: str
+    comparable: dict[str, Any] = field(repr=False)
+    hash: str = ""

@@ -1,0 +1,368 @@
+"""The one road from flags to a plan and its apply, shared by every entry point.
+
+Why: the CLI commands, ``watch``, ``ci comment`` and the operator used to assemble the pipeline
+each on their own (context, seeding, selection, guards), and the copies drifted: a flag one had,
+another lacked; a guard ran twice. Now each builds :class:`Options` from its flags and goes::
+
+    Session.open(options)      one precedence for where requests go (flags > the chosen target of
+                               reconciler.yaml > the environment > the embedded local service);
+                               the project config is read once
+    session.load()             validate every manifest (InvalidManifests carries the report),
+                               then the selection (--selector/--only/--changed-since)
+    session.client()           the API client; the embedded service is seeded from the config
+    session.plan(client, m)    live fetched once, engine.plan with the selection and every guard
+    session.read_saved(path)   a saved plan: format, digest, schema, and made for this place
+    session.check_fresh(c, p)  refuses a saved plan the live state moved away from
+    session.apply(client, p)   engine.apply_plan
+    session.embedded_runner()  the in-process service's job runner while a command waits
+
+Every failure is a :class:`reconciler.errors.ReconcilerError`; the command line maps them to
+exit codes in one place (:mod:`reconciler.cli.console`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import httpx
+
+from reconciler import errors
+from reconciler.api import errors as api_errors
+from reconciler.api.client import (
+    DEFAULT_CONCURRENCY,
+    LOCAL_DB_URL,
+    Client,
+    Connection,
+    open_client,
+    resolve_connection,
+)
+from reconciler.api.live import fetch_live
+from reconciler.api.secrets import resolver
+from reconciler.contract import validators
+from reconciler.engine import apply as applying
+from reconciler.engine import plan as plans
+from reconciler.engine.normalize import desired_from_manifest
+from reconciler.engine.select import (
+    ChangedSet,
+    Selection,
+    SelectionError,
+    select_documents,
+    selection_from_options,
+)
+from reconciler.engine.types import Desired
+from reconciler.specs import environments, secrets
+from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, find_config, load_config
+from reconciler.specs.files import read_limited
+from reconciler.specs.load import LoadedDocument
+from reconciler.specs.model import Manifest
+from reconciler.specs.scope import Scope
+from reconciler.specs.validate import ValidationReport
+
+__all__ = ["MAX_PLAN_BYTES", "ChangesFinder", "InvalidManifests", "Manifests", "Options", "Session",
+           "require_paths", "run", "seed_local_service"]
+
+T = TypeVar("T")
+log = logging.getLogger("reconciler")
+
+# A saved plan that creates 10,000 definitions is about 50 MB; a file far beyond is not one.
+MAX_PLAN_BYTES = 256 * 1024 * 1024
+
+
+class ChangesFinder(Protocol):
+    """What git says changed since a ref (``reconciler.gitops.changes.changed_since``), injected so
+    that the session does not depend on the layer above it."""
+
+    def __call__(self, ref: str, *, paths: Sequence[Path], overlays_dir: Path | None, config_file: Path | None,
+                 current: Sequence[Desired], variables: Mapping[str, Any] | None) -> ChangedSet: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Every flag any entry point takes. ``paths`` are the manifests (or, for commands that read
+    none, where the project config is looked for); ``paths_given``: the user named them."""
+
+    paths: tuple[Path, ...] = (Path("specs"),)
+    paths_given: bool = False
+    config: Path | None = None
+    target: str | None = None
+    endpoint: str | None = None
+    token_file: Path | None = None
+    allow_http: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    selector: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    changed_since: str | None = None
+    changes: ChangesFinder | None = None
+    environ: Mapping[str, str] | None = None
+
+
+class InvalidManifests(errors.InvalidInput):
+    """Some manifest is invalid: nothing was planned or applied. ``report`` has every issue."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__(f"INVALID: {len(report.errors)} error(s) in {report.files} file(s); nothing was planned "
+                         "or applied")
+        self.report = report
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifests:
+    """The valid manifests of a run (as the target sees them), and the selection narrowing it."""
+
+    documents: tuple[LoadedDocument, ...] = ()
+    desired: tuple[Desired, ...] = ()
+    selection: Selection = field(default_factory=Selection)
+    report: ValidationReport | None = None
+
+
+def require_paths(paths: Sequence[Path], *, given: bool) -> None:
+    """A path that does not exist is a usage error (exit 1), not an invalid manifest (exit 3):
+    nothing was validated. ``given``: the user named the paths (else it is the default specs/)."""
+    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        default = "" if given else " (the default when no path is given; pass the manifests' files or directories)"
+        raise errors.UsageError(f"no such file or directory: {', '.join(missing)}{default}")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one command's async work to its end."""
+    return asyncio.run(coro)
+
+
+async def seed_local_service(client: Client, seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+    """Create the project's seed resources that the embedded service lacks; returns how many.
+
+    Only ever called for the embedded local service: a remote installation owns its deployments.
+    """
+    created = 0
+    for kind, items in seed.items():
+        collection = SEED_COLLECTIONS[kind]
+        for item in items:
+            try:
+                await client.request("GET", client.url(f"{collection}{item['id']}/"))
+            except api_errors.APINotFoundError:
+                await client.request("POST", client.url(collection), json=dict(item))
+                created += 1
+    return created
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON value")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Session:
+    """One command's context: the options, the project config (parsed once) and the connection."""
+
+    options: Options
+    config: ProjectConfig
+    config_file: Path | None
+    connection: Connection
+    scope: Scope | None
+    secret_roots: tuple[str, ...]
+
+    @classmethod
+    def open(cls, options: Options, *, check_paths: bool = True) -> Session:
+        """Read the project config and decide where requests go. ``check_paths``: the paths must
+        exist (commands that read manifests)."""
+        paths = list(options.paths)
+        if check_paths:
+            require_paths(paths, given=options.paths_given)
+        environ = os.environ if options.environ is None else options.environ
+        found = options.config or find_config(paths)
+        config = load_config(found) if found else ProjectConfig()
+        name = options.target
+        target_cfg = config.target(name) if name else None
+        try:
+            connection = resolve_connection(
+                endpoint=options.endpoint, token_file=options.token_file,
+                config_endpoint=target_cfg.endpoint if target_cfg else None,
+                config_token=target_cfg.token_from if target_cfg else None, config_name=name,
+                allow_http=options.allow_http, environ=environ,
+                db_url=environ.get("RECONCILER_LOCAL_DB_URL", LOCAL_DB_URL))
+        except OSError as exc:
+            source = (f"the tokenFrom file of target {name!r} in {found}" if name and not options.token_file
+                      else "the --token-file")
+            raise errors.UsageError(f"cannot read {source}: {exc.filename}: {exc.strerror} (a relative path is "
+                                    "relative to the working directory)") from None
+        return cls(options=options, config=config, config_file=Path(found) if found else None,
+                   connection=connection, scope=config.scope_for(name),
+                   secret_roots=secrets.secret_roots(config_path=found, allowed_dirs=config.secret_dirs, paths=paths))
+
+    # -- manifests --------------------------------------------------------------------------
+
+    @property
+    def config_dir(self) -> Path | None:
+        return self.config_file.parent if self.config_file is not None else None
+
+    def environment(self) -> environments.Target | None:
+        """The chosen target's variables and overlays (None: the config declares no targets)."""
+        if self.options.target is not None:
+            return environments.resolve_target(self.config.targets, self.options.target)
+        return environments.default_target(self.config.targets) if self.config.targets else None
+
+    def validate(self) -> ValidationReport:
+        """Every manifest as the target sees it (its variables and overlays applied)."""
+        return environments.validate_for(list(self.options.paths), targets=self.config.targets,
+                                         target_name=self.options.target, overlays_root=self.config_dir,
+                                         secret_roots=self.secret_roots)
+
+    def load(self) -> Manifests:
+        """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid."""
+        report = self.validate()
+        if not report.ok:
+            raise InvalidManifests(report)
+        documents = tuple(report.documents)
+        desired = tuple(desired_from_manifest(Manifest.from_document(doc), secret_roots=self.secret_roots)
+                        for doc in documents)
+        return Manifests(documents=documents, desired=desired, selection=self._selection(desired), report=report)
+
+    def _selection(self, desired: Sequence[Desired]) -> Selection:
+        options = self.options
+        changed = None
+        if options.changed_since is not None:
+            if not options.changed_since.strip():
+                raise SelectionError("--changed-since needs a git ref, e.g. --changed-since origin/main")
+            if options.changes is None:
+                raise errors.UsageError("--changed-since is not available in this command")
+            target = (environments.resolve_target(self.config.targets, options.target)
+                      if options.target else None)
+            changed = options.changes(
+                options.changed_since, paths=list(options.paths),
+                overlays_dir=target.overlays_dir(root=self.config_dir) if target is not None else None,
+                config_file=self.config_file, current=desired,
+                variables=target.variables if target is not None else None)
+        return selection_from_options(selector=options.selector, only=options.only, changed=changed)
+
+    # -- the API ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[Client]:
+        """The API client; the embedded local service is seeded from the project config first,
+        whatever the command (plan, apply, watch, run ...)."""
+        transport, app = self._embedded() if self.connection.local else (None, None)
+        async with open_client(self.connection, concurrency=self.options.concurrency, transport=transport,
+                               local_app=app) as client:
+            if self.connection.local and self.config.local_seed:
+                created = await seed_local_service(client, self.config.local_seed)
+                if created:
+                    log.info("seeded the embedded local service with %d resource(s) from %s", created,
+                             self.config.path)
+            yield client
+
+    def _embedded(self) -> tuple[httpx.AsyncBaseTransport, Any]:
+        """The embedded local service, in-process: its app over the connection's database and the
+        transport the client sends through (the service is imported only here)."""
+        from reconciler.service.app import create_app
+        from reconciler.service.settings import ServiceSettings
+
+        db_url = self.connection.db_url
+        if db_url.startswith("sqlite:///"):
+            Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        app = create_app(ServiceSettings(db_url=db_url))
+        return httpx.ASGITransport(app=app), app
+
+    def origin(self) -> plans.PlanOrigin:
+        """Where this session's plans are made (recorded in saved plans; never the token)."""
+        return plans.PlanOrigin(name=self.options.target, endpoint=self.connection.endpoint,
+                                local_db=self.connection.db_url if self.connection.endpoint is None else None)
+
+    async def plan(self, client: Client, manifests: Manifests, *, prune: bool = False, force: bool = False,
+                   destroy: bool = False) -> plans.Plan:
+        """List the live state once, then build the plan: the selection and every guard, once."""
+        if (prune or destroy) and self.scope is None:
+            raise errors.UsageError("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` "
+                                    "to reconciler.yaml")
+        live = await fetch_live(client)
+        selection = manifests.selection
+        return plans.build_plan(
+            desired=manifests.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
+            max_delete_fraction=self.config.max_delete_fraction, selection=selection,
+            selected=select_documents(manifests.documents, manifests.desired, selection) if selection.active else None,
+            manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
+            origin=self.origin())
+
+    # -- saved plans ------------------------------------------------------------------------
+
+    def read_saved(self, path: Path) -> plans.Plan:
+        """A saved plan: a regular file (bounded read), JSON, this format with a digest that
+        matches its content (an edited plan is refused), checked against plan.schema.json, and
+        made for the place this session goes to; refused with the field at fault otherwise."""
+        again = f"make a fresh one with `reconciler plan --out {path}`"
+        try:
+            data = json.loads(read_limited(path, limit=MAX_PLAN_BYTES, what="saved plan").decode("utf-8"),
+                              parse_constant=_no_constant)  # NaN and Infinity are Python's, not JSON's
+        except OSError as exc:
+            raise errors.PlanError(f"cannot read the plan {path}: {exc.strerror}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise errors.PlanError(f"{path} is not a saved plan: not JSON{where}. apply takes a plan saved by "
+                                   "`reconciler plan --out FILE`, or manifests: *.yaml/*.yml files and "
+                                   "directories") from None
+        if not isinstance(data, dict) or "format_version" not in data:
+            raise errors.PlanError(f"{path} is not a saved plan (no format_version); {again}")
+        if str(data["format_version"]).split(".")[0] != plans.FORMAT_VERSION.split(".")[0]:
+            raise errors.PlanError(f"{path}: plan format_version {data['format_version']!r} is not supported (this "
+                                   f"reconciler reads {plans.FORMAT_VERSION}); {again}")
+        try:
+            plans.check_digest(data)
+        except ValueError as exc:
+            raise errors.PlanError(f"{path}: {exc}; nothing was applied; {again}") from None
+        problems = sorted(validators.validator("plan").iter_errors(data), key=lambda e: list(e.absolute_path))
+        if problems:
+            first = problems[0]
+            where = "/".join(str(part) for part in first.absolute_path) or "(top level)"
+            raise errors.PlanError(f"{path} is not a valid saved plan: {where}: {first.message}; {again}")
+        try:
+            saved = plans.from_dict(data)
+        except (ValueError, KeyError) as exc:
+            raise errors.PlanError(f"{path}: {exc}; {again}") from None
+        here = self.origin()
+        if saved.origin is not None and not saved.origin.same_place(here):
+            raise errors.PlanError(f"the plan {path} was made for {saved.origin.describe()}, but this apply would "
+                                   f"go to {here.describe()}; pass the same --target/--endpoint, or make a new plan "
+                                   "for this target")
+        return saved
+
+    async def check_fresh(self, client: Client, plan: plans.Plan) -> None:
+        """Refuse a saved plan whose live state changed since it was made."""
+        stale = plans.stale_reasons(plan, await fetch_live(client))
+        if stale:
+            raise applying.StalePlanError(stale)
+
+    async def apply(self, client: Client, plan: plans.Plan, *,
+                    on_result: Callable[[applying.ActionResult], None] | None = None,
+                    dry_run: bool = False) -> applying.ApplyResult:
+        return await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
+                                         on_result=on_result, dry_run=dry_run)
+
+    @contextlib.asynccontextmanager
+    async def embedded_runner(self, client: Client, *, enabled: bool = True) -> AsyncIterator[None]:
+        """The embedded service's job runner, for as long as a command waits on a job. In-process
+        the service has no lifespan (no ``reconciler serve``), so without this a queued job never
+        starts."""
+        app = client.local_app
+        if not enabled or app is None:
+            yield
+            return
+        from reconciler.extras import require
+
+        require("runner", "running a job in the embedded service (run --wait)")
+        from reconciler.service.runner.pool import JobRunner
+
+        runner = JobRunner(app.state.store, app.state.settings)
+        app.state.runner = runner
+        await runner.start()
+        try:
+            yield
+        finally:
+            await runner.stop()
+            app.state.runner = None
