@@ -18,15 +18,17 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from reconciler import errors
-from reconciler.contract import cron, keys
+from reconciler.contract import keys
 from reconciler.contract.defaults import job_spec_defaults
+from reconciler.contract.export import TF_SPELLINGS as _TF_SPELLINGS
+from reconciler.contract.export import live_schedule as _schedule
+from reconciler.contract.export import manifest_from_live
 from reconciler.specs import secrets
 from reconciler.specs.files import SECRET_FILE_BYTES, read_limited
 from reconciler.specs.model import Manifest
@@ -57,8 +59,6 @@ SET_LIKE: Final = (
     ("passthroughColumns",), ("includeProbabilitiesClasses",), ("explanationClassNames",),
     ("outputSettings", "updateColumns"), ("outputSettings", "whereColumns"),
 )
-_TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
-_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class SecretError(errors.SecretError):
@@ -126,14 +126,6 @@ def comparable_job(job: Mapping[str, Any], *, defaults_filled: bool = False) -> 
     filled = job_spec_defaults(out) if refill else out
     _canonical_sets(filled)
     return filled
-
-
-def _schedule(raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, dict):
-        return None
-    if "cron" in raw:
-        return dict(cron.cron_to_schedule(str(raw["cron"])))
-    return dict(cron.normalize_schedule({k: list(raw[k]) for k in cron.FIELDS}))
 
 
 def desired_from_manifest(manifest: Manifest, *, secret_roots: tuple[str, ...] = ()) -> Desired:
@@ -248,38 +240,3 @@ def _read_secret_file(file: str, *, ref_key: str, base_dir: str | None, roots: t
         return raw.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise SecretError(f"{where}: {path} is not UTF-8 text; a secret file holds the key as text") from None
-
-
-def manifest_name(name: str) -> str:
-    """A DNS-1123 label for ``metadata.name`` derived from a definition name."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
-    return label or "definition"
-
-
-def manifest_from_live(item: Mapping[str, Any], *, metadata_name: str | None = None) -> dict[str, Any]:
-    """A manifest (plain data) that reproduces a live definition: what ``reconciler export`` writes.
-
-    Read-only and write-only fields are left out; unset (null) fields too. When the definition's
-    name is not a DNS-1123 label, ``spec.name`` keeps the exact API name.
-    """
-    name = str(item.get("name", ""))
-    label = metadata_name or manifest_name(name)
-    job: dict[str, Any] = {}
-    for key, value in (item.get("batchPredictionJob") or {}).items():
-        key = _TF_SPELLINGS.get(key, key)
-        if key in keys.read_only_job_keys() or value is None:
-            continue
-        job[key] = copy.deepcopy(value)
-    instance = job.get("predictionInstance")
-    if isinstance(instance, dict):
-        job["predictionInstance"] = {k: v for k, v in instance.items() if k not in keys.write_only_instance_keys()}
-    spec: dict[str, Any] = {}
-    if name != label or not _DNS_LABEL.match(name):
-        spec["name"] = name
-    spec["enabled"] = bool(item.get("enabled", False))
-    schedule = _schedule(item.get("schedule"))
-    if schedule is not None:
-        spec["schedule"] = schedule
-    spec["batchPredictionJob"] = job
-    return {"apiVersion": "reconciler.io/v1alpha1", "kind": "BatchPredictionJobDefinition",
-            "metadata": {"name": label}, "spec": spec}
