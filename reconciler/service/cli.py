@@ -70,6 +70,8 @@ def register(app: typer.Typer) -> None:
         max_running_jobs: Annotated[int, typer.Option(help="Jobs this process runs at once.", min=1)] = 2,
         data_dir: Annotated[Path | None, typer.Option(help="Uploads and results of jobs (default: jobs/ beside a "
                                                       "SQLite database, else .reconciler/jobs).")] = None,
+        metrics_without_token: Annotated[bool, typer.Option("--metrics-without-token", help="Serve /metrics "
+                                                            "without the token (for Prometheus scrapes).")] = False,
     ) -> None:
         """Serve the local job-definitions API (DataRobot-compatible) on HTTP; docs at /docs."""
         import uvicorn
@@ -94,7 +96,8 @@ def register(app: typer.Typer) -> None:
         try:
             application = create_app(ServiceSettings(db_url=db, token=token, scheduler_interval=scheduler_interval,
                                                      run_jobs=run_jobs, max_running_jobs=max_running_jobs,
-                                                     data_dir=None if data_dir is None else str(data_dir)))
+                                                     data_dir=None if data_dir is None else str(data_dir),
+                                                     metrics_public=metrics_without_token))
         except MissingExtra:
             raise
         except Exception as exc:
