@@ -22,7 +22,8 @@ from cronsim import CronSim, CronSimError
 
 from reconciler.contract import cron
 
-__all__ = ["Busy", "Schedule", "Week", "firings", "next_firing", "next_firings", "time_zone", "to_cron", "week"]
+__all__ = ["Busy", "Schedule", "Week", "firings", "level", "level_range", "next_firing", "next_firings", "time_zone",
+           "to_cron", "week"]
 
 Schedule = Mapping[str, Sequence[int | str]]
 _MINUTE = timedelta(minutes=1)
@@ -130,6 +131,20 @@ def time_zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r}: give an IANA name such as UTC, Europe/Berlin or "
                          "America/New_York") from None
+
+
+def level(count: int, peak: int) -> int:
+    """The heat level of an hour with ``count`` firings: 0 for none, else 1-4 by its share of the
+    busiest hour (``peak``); the terminal and the dashboard shade their cells by it."""
+    if count <= 0 or peak <= 0:
+        return 0
+    return min(4, 1 + (4 * count - 1) // peak)
+
+
+def level_range(index: int, peak: int) -> tuple[int, int]:
+    """The counts that get heat level ``index`` (1-4) when the busiest hour has ``peak``; empty
+    (low > high) when the peak is too small to reach that level."""
+    return (index - 1) * peak // 4 + 1, index * peak // 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from reconciler.contract import cron, firings
 from reconciler.contract.firings import Busy, Schedule, Week
 from reconciler.display import printable
 
-__all__ = ["FORMAT_VERSION", "Move", "Report", "Spread", "build_report", "default_limit", "heatmap", "level",
-           "level_range", "render", "spread", "to_json"]
+__all__ = ["FORMAT_VERSION", "Move", "Report", "Spread", "build_report", "default_limit", "heatmap", "render",
+           "spread", "to_json"]
 
 FORMAT_VERSION: Final = 1
 NAMES_SHOWN: Final = 3  # names listed per busy minute in text; JSON lists them all
@@ -167,19 +167,6 @@ def build_report(schedules: Mapping[str, Schedule], *, first_day: date, tz: str 
 # -- views ----------------------------------------------------------------------------------
 
 
-def level(count: int, peak: int) -> int:
-    """0 for no firing, else 1-4 by the share of the busiest hour (the dashboard uses it too)."""
-    if count <= 0 or peak <= 0:
-        return 0
-    return min(4, 1 + (4 * count - 1) // peak)
-
-
-def level_range(index: int, peak: int) -> tuple[int, int]:
-    """The counts that get heat level ``index`` (1-4) when the busiest hour has ``peak``; empty
-    (low > high) when the peak is too small to reach that level."""
-    return (index - 1) * peak // 4 + 1, index * peak // 4
-
-
 def _cell(count: int) -> str:
     if count == 0:
         return "·"
@@ -194,7 +181,7 @@ def heatmap(week: Week) -> Table:
         table.add_column(f"{hour:02d}", justify="right", width=4, no_wrap=True)
     peak = week.peak_hour
     for day, row in zip(week.days, week.hours, strict=True):
-        cells = [Text(f"{_cell(count):>3} ", style=LEVEL_STYLES[level(count, peak)]) for count in row]
+        cells = [Text(f"{_cell(count):>3} ", style=LEVEL_STYLES[firings.level(count, peak)]) for count in row]
         table.add_row(day.strftime("%a %d %b"), *cells)
     return table
 
@@ -221,7 +208,7 @@ def render(report: Report) -> list[RenderableType]:
     legend = Text("legend: ")
     legend.append(" none ", style=LEVEL_STYLES[0])
     for index in range(1, len(LEVEL_STYLES)):
-        low, high = level_range(index, week.peak_hour)
+        low, high = firings.level_range(index, week.peak_hour)
         if low <= high:
             legend.append(" ")
             legend.append(f" {low}-{high} " if low < high else f" {low} ", style=LEVEL_STYLES[index])

@@ -108,9 +108,9 @@ def test_default_limit_is_the_busiest_hour_spread_evenly() -> None:
 def test_levels_partition_the_counts() -> None:
     for peak in (1, 2, 3, 7, 42, 1000):
         for count in range(1, peak + 1):
-            low, high = view.level_range(view.level(count, peak), peak)
+            low, high = firings.level_range(firings.level(count, peak), peak)
             assert low <= count <= high
-    assert view.level(0, 10) == 0 and view.level(10, 10) == 4
+    assert firings.level(0, 10) == 0 and firings.level(10, 10) == 4
 
 
 def report() -> view.Report:
