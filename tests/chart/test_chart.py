@@ -19,7 +19,9 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "reconciler"
 # kubernetes-validate ships schemas from 1.25 on; the operator targets 1.20+, whose APIs used here
 # (apps/v1, rbac/v1, apiextensions/v1, core/v1) did not change shape in between.
 K8S_VERSION = "1.25.0"
-OUR_KINDS = {("kopf.dev/v1", "KopfPeering"), ("kopf.dev/v1", "ClusterKopfPeering")}
+# not in kubernetes-validate's schemas (CRDs): kopf's and the Prometheus Operator's, checked by the tests below
+OUR_KINDS = {("kopf.dev/v1", "KopfPeering"), ("kopf.dev/v1", "ClusterKopfPeering"),
+             ("monitoring.coreos.com/v1", "ServiceMonitor")}
 
 
 def render(values: dict[str, Any] | None = None, *, namespace: str = "ops") -> list[dict[str, Any]]:
@@ -52,6 +54,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "two-namespaces-no-peering": {"operator": {"watchNamespaces": ["team-a", "team-b"], "peering": {"enabled": False},
                                                "replicas": 1}},
     "external-secret-elsewhere": {"apiSecret": {"name": "dr-api", "namespace": "secrets"}},
+    "service-monitor": {"localService": {"enabled": True}, "apiSecret": {"create": True, "token": "demo-token"},
+                        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}}},
 }
 
 
@@ -203,7 +207,45 @@ def test_secret_creation_without_a_token_fails_clearly() -> None:
     {"operator": {"watchNamespaces": ["Not_A_Namespace"]}},
     {"apiSecret": {"name": "x", "tokn": "typo"}},
     {"image": {"pullPolicy": "Sometimes"}},
+    {"metrics": {"serviceMonitor": {"interval": "often"}}},
 ])
 def test_values_schema_rejects_bad_values(values: dict[str, Any]) -> None:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError):
         chart.validate_schema(values)
+
+
+def test_no_service_monitor_by_default() -> None:
+    assert not by_kind(render(VARIANTS["local-service-demo"]), "ServiceMonitor")
+
+
+def test_service_monitor_scrapes_the_local_service_with_the_token() -> None:
+    docs = render(VARIANTS["service-monitor"])
+    (monitor,) = by_kind(docs, "ServiceMonitor")
+    (service,) = by_kind(docs, "Service")
+    assert monitor["metadata"]["namespace"] == "ops"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()  # it selects the local service's Service
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ops"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics" and endpoint["interval"] == "30s" and endpoint["scrapeTimeout"] == "10s"
+    # the token from the API Secret the service reads, never its value
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"name": "reconciler-api", "key": "token"}}
+    assert "demo-token" not in yaml.safe_dump(monitor)
+    local = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-reconciler-local")
+    assert "--metrics-without-token" not in local["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_metrics_without_token_drops_the_credentials() -> None:
+    values = {**VARIANTS["service-monitor"], "localService": {"enabled": True, "metricsWithoutToken": True}}
+    docs = render(values)
+    (monitor,) = by_kind(docs, "ServiceMonitor")
+    assert "authorization" not in monitor["spec"]["endpoints"][0]
+    local = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-reconciler-local")
+    assert "--metrics-without-token" in local["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_service_monitor_without_the_local_service_fails_clearly() -> None:
+    with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmError, match=r"localService\.enabled"):
+        chart.render({"metrics": {"serviceMonitor": {"enabled": True}}}, name="rel", namespace="ops")
