@@ -189,7 +189,8 @@ def schema_command(
 
 # Each area registers its own commands with ``register(app)``; the modules keep heavy imports
 # inside the commands so that `reconciler --help` stays quick.
-COMMAND_MODULES = ("reconciler.engine.cli", "reconciler.service.cli", "reconciler.operator.cli", "reconciler.gitops.cli")
+COMMAND_MODULES = ("reconciler.engine.cli", "reconciler.service.cli", "reconciler.operator.cli", "reconciler.gitops.cli",
+                   "reconciler.schedule_command")
 
 
 def _register_commands() -> None:
