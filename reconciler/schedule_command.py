@@ -20,6 +20,8 @@ from typing import Annotated, Any
 
 import typer
 
+from reconciler.api.client import DEFAULT_CONCURRENCY
+
 # the shared target options and helpers (cli.py imports the module anyway)
 from reconciler.engine import cli as engine_cli
 from reconciler.terminal import EXIT_OK, stdout_console
@@ -97,7 +99,7 @@ def register(app: typer.Typer) -> None:
                 raise engine_cli._fail("--live reads the live definitions: give no manifest paths with it")
             ctx = engine_cli._context(paths=[Path("specs") if Path("specs").is_dir() else Path(".")],
                                       config_path=config, target=target, endpoint=endpoint, token_file=token_file,
-                                      allow_http=allow_http, concurrency=engine_cli.DEFAULT_CONCURRENCY)
+                                      allow_http=allow_http, concurrency=DEFAULT_CONCURRENCY)
 
             async def work(client: Any) -> list[dict[str, Any]]:
                 items: list[dict[str, Any]] = await client.list_definitions()
@@ -109,7 +111,7 @@ def register(app: typer.Typer) -> None:
             engine_cli._require_paths(targets, given=bool(paths))
             ctx = engine_cli._context(paths=targets, config_path=config, target=target, endpoint=endpoint,
                                       token_file=token_file, allow_http=allow_http,
-                                      concurrency=engine_cli.DEFAULT_CONCURRENCY)
+                                      concurrency=DEFAULT_CONCURRENCY)
             desired = engine_cli._load_desired(targets, ctx)
             schedules = manifest_schedules((d.body, d.source) for d in desired)
         report = view.build_report(schedules, first_day=start, tz=tz, now=now, next_count=next_count,
