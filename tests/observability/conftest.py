@@ -13,7 +13,7 @@ from reconciler.service.testing import LocalServer
 from .seed import TOKEN, Seeded, seed
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one server for the metrics and the dashboard tests (its setup is the slow part)
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServer, httpx.Client, Seeded]]:
     tmp = tmp_path_factory.mktemp("served")
     with LocalServer(db_url=f"sqlite:///{tmp}/service.db", token=TOKEN, separate_process=True, run_jobs=True,
