@@ -140,6 +140,34 @@ def test_run_now_then_watch_the_job_complete(page: Any, served: Served, shots: P
     page.screenshot(path=str(shots / "dashboard-job.png"))
     page.goto("/ui/jobs/")
     assert page.locator(f"a[href='/ui/jobs/{job_id}']").count() == 1
+    polled = page.request.get(f"/ui/jobs/progress.json?id={job_id}").json()  # what the page's script reads
+    assert polled[job_id]["status"] == "COMPLETED" and polled[job_id]["percentage"] == 100
+
+
+def test_usable_without_javascript(browser: Any, served: Served) -> None:
+    """With scripting off, the login, Run now and a running job's page (a meta refresh) still work."""
+    server, _, seeded = served
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    context.set_default_timeout(STEP_MS)
+    try:
+        page = context.new_page()
+        log_in(page)
+        page.wait_for_url(re.compile(r"/ui/$"))
+        page.goto(f"/ui/definitions/{seeded.quick_id}")
+        page.get_by_role("button", name="Run now").click()
+        page.wait_for_url(re.compile(r"/ui/jobs/[0-9a-f]{24}$"))
+        page.locator(".status", has_text="COMPLETED").wait_for()  # by the page's own refresh, if it was running
+        # a job that stays active (it waits for an upload): its page refreshes itself, Abort is a plain form
+        page.goto(f"/ui/definitions/{seeded.waiting_id}")
+        page.get_by_role("button", name="Run now").click()
+        page.wait_for_url(re.compile(r"/ui/jobs/[0-9a-f]{24}$"))
+        assert '<meta http-equiv="refresh" content="3">' in page.content()
+        with page.expect_navigation():  # the refresh, with no script running
+            pass
+        page.get_by_role("button", name="Abort this job").click()
+        page.locator(".status", has_text="ABORTED").wait_for()
+    finally:
+        context.close()
 
 
 def test_abort_a_waiting_job(page: Any, served: Served) -> None:

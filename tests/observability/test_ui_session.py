@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+import httpx
 
 from reconciler.service.ui.common import local_target
 from reconciler.service.ui.session import SessionKeys
@@ -40,3 +43,13 @@ def test_login_only_sends_the_browser_within_the_dashboard() -> None:
     assert local_target("/ui/jobs/?status=RUNNING") == "/ui/jobs/?status=RUNNING"
     for elsewhere in ("https://evil.example/", "//evil.example/ui/", "/api/v2/", "/ui\\..\\x", "", None):
         assert local_target(elsewhere) == "/ui/"
+
+
+def test_no_ui_leaves_the_dashboard_out(tmp_path: Path) -> None:
+    from reconciler.service.testing import LocalServer
+
+    with LocalServer(db_url=f"sqlite:///{tmp_path}/with.db") as server:
+        assert httpx.get(f"{server.url}/ui/", timeout=30).status_code == 200  # no token: open on loopback
+    with LocalServer(db_url=f"sqlite:///{tmp_path}/without.db", settings={"ui": False}) as server:
+        assert httpx.get(f"{server.url}/ui/", timeout=30).status_code == 404
+        assert httpx.get(f"{server.url}/ui/static/ui.js", timeout=30).status_code == 404
