@@ -11,8 +11,9 @@ contract's (:mod:`reconciler.contract.firings`), shared with the local service's
 
 from __future__ import annotations
 
+import functools
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -33,6 +34,8 @@ FORMAT_VERSION: Final = 1
 NAMES_SHOWN: Final = 3  # names listed per busy minute in text; JSON lists them all
 NAMES_PER_MOVE: Final = 12  # names listed per group of equal moves in text
 GROUPS_SHOWN: Final = 30  # groups of equal moves listed in text
+_WEEK_MINUTES: Final = 7 * 24 * 60 + 60  # a week, plus the hour a clock repeats when daylight saving ends
+_PAD: Final = 60  # a shift moves a firing by at most 59 minutes either way
 # heat levels of a cell, as a share of the busiest hour: none, low, ..., the busiest
 LEVEL_STYLES: Final = ("grey42", "black on #cfe8f3", "black on #8ac4e0", "black on #f2b05e", "bold white on #c0392b")
 
@@ -80,71 +83,85 @@ def _minutes(schedule: Schedule) -> list[int] | None:
     return None if values == ["*"] else [int(v) for v in values]
 
 
-def _shifts(minutes: Sequence[int]) -> list[int]:
+def _shifts(minutes: Sequence[int]) -> tuple[int, ...]:
     """Shifts that keep every minute inside 0-59 (a pure move in time), nearest first, later first."""
-    low, high = -min(minutes), 59 - max(minutes)
-    return sorted((d for d in range(low, high + 1) if d), key=lambda d: (abs(d), -d))
+    return _shifts_between(-min(minutes), 59 - max(minutes))
+
+
+@functools.cache
+def _shifts_between(low: int, high: int) -> tuple[int, ...]:
+    return tuple(sorted((d for d in range(low, high + 1) if d), key=lambda d: (abs(d), -d)))
 
 
 def spread(schedules: Mapping[str, Schedule], week: Week, *, limit: int) -> Spread:
     """Greedy: the most crowded minute first; of the definitions firing then, the one that fires
     least often moves first, to the nearest shift within its hour at which none of its firings in
     the week lands on a minute already at ``limit``. Each definition is tried once and moves at
-    most once."""
+    most once.
+
+    Minutes are counted as integers (minutes since the week's start, in a list): the search tries
+    up to 118 shifts of every firing of a candidate, and integer indexing is what keeps 10,000
+    definitions within a second or two (bench/bench_schedule.py)."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    by_cron: dict[str, tuple[datetime, ...]] = {}
-    fired: dict[str, tuple[datetime, ...]] = {}
-    load: Counter[datetime] = Counter()
-    at: dict[datetime, set[str]] = defaultdict(set)
+    by_cron: dict[str, tuple[int, ...]] = {}
+    fired: dict[str, tuple[int, ...]] = {}
+    # one slot per minute of the week, padded by an hour on both sides for shifted firings
+    load = [0] * (_WEEK_MINUTES + 2 * _PAD)
+    at: dict[int, set[str]] = defaultdict(set)
     for name, schedule in schedules.items():
         expression = firings.to_cron(schedule)
         if expression not in by_cron:
-            by_cron[expression] = firings.firings(schedule, start=week.start, end=week.end)
+            by_cron[expression] = tuple(_PAD + int((moment - week.start).total_seconds()) // 60
+                                        for moment in firings.firings(schedule, start=week.start, end=week.end))
         fired[name] = by_cron[expression]
-        for moment in fired[name]:
-            load[moment] += 1
-            at[moment].add(name)
+        for slot in fired[name]:
+            load[slot] += 1
+            at[slot].add(name)
     moved: dict[str, Move] = {}
     tried: set[str] = set()
     minutes = {name: _minutes(schedule) for name, schedule in schedules.items()}
     # One pass, most crowded first: a move only lands where the load stays within the limit, so
     # it never makes a new crowded minute, and a minute checked once needs no second look. Each
     # definition is tried once: the nearest free shift it finds is where it goes, or it stays.
-    for _, moment in sorted((-count, moment) for moment, count in load.items() if count > limit):
-        candidates = sorted((name for name in at[moment] if name not in tried and minutes[name]),
+    for _, slot in sorted((-count, slot) for slot, count in enumerate(load) if count > limit):
+        candidates = sorted((name for name in at[slot] if name not in tried and minutes[name]),
                             key=lambda name: (len(fired[name]), name))
         for name in candidates:
-            if load[moment] <= limit:
+            if load[slot] <= limit:
                 break
             tried.add(name)
             move = _place(name, schedules[name], fired[name], load, limit)
             if move is None:
                 continue
-            step = timedelta(minutes=move.shift)
             for old in fired[name]:
                 load[old] -= 1
                 at[old].discard(name)
             for old in fired[name]:
-                load[old + step] += 1
-                at[old + step].add(name)
+                load[old + move.shift] += 1
+                at[old + move.shift].add(name)
             moved[name] = move
     zone = firings.time_zone(week.tz)
-    crowded = tuple(Busy(moment.astimezone(zone), tuple(sorted(at[moment])))
-                    for moment in sorted(m for m, count in load.items() if count > limit))
+    crowded = tuple(Busy((week.start + timedelta(minutes=slot - _PAD)).astimezone(zone), tuple(sorted(at[slot])))
+                    for slot, count in enumerate(load) if count > limit)
     return Spread(limit=limit, moves=tuple(sorted(moved.values(), key=lambda m: m.name)), crowded=crowded)
 
 
-def _place(name: str, schedule: Schedule, fired: Sequence[datetime], load: Counter[datetime],
-           limit: int) -> Move | None:
+def _place(name: str, schedule: Schedule, fired: Sequence[int], load: Sequence[int], limit: int) -> Move | None:
     minutes = _minutes(schedule)
     if not minutes:
         return None
     own = set(fired)
+    bad = fired[0] if fired else 0  # the firing that blocked the last shift tried: checked first
     for shift in _shifts(minutes):
-        step = timedelta(minutes=shift)
         # its own firings leave their minutes as it moves: do not count them where it lands
-        if all(load[moment + step] - (moment + step in own) < limit for moment in fired):
+        if load[bad + shift] - (bad + shift in own) >= limit:
+            continue
+        for slot in fired:
+            if load[slot + shift] - (slot + shift in own) >= limit:
+                bad = slot
+                break
+        else:
             lists = {key: list(schedule[key]) for key in cron.FIELDS}
             lists["minute"] = [m + shift for m in minutes]
             return Move(name=name, shift=shift, before=firings.to_cron(schedule), after=firings.to_cron(lists),
