@@ -65,6 +65,10 @@ def register(app: typer.Typer) -> None:
         allow_http: Annotated[bool, typer.Option("--allow-http", help="Accept a plain-http endpoint that is "
                                                                       "not loopback (in-cluster local service).")] = False,
         log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+        metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics (reconciles, errors, drift "
+                                                         "corrections, duration) on this port.", min=1,
+                                                         max=65535)] = None,
+        metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a pod).")] = "127.0.0.1",
     ) -> None:
         """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
         from reconciler.extras import require
@@ -73,7 +77,8 @@ def register(app: typer.Typer) -> None:
         import kopf
 
         from reconciler.operator.config import OperatorConfig, SecretRef
-        from reconciler.operator.handlers import build_registry
+        from reconciler.operator.handlers import Runtime, build_registry
+        from reconciler.operator.metrics import serve
 
         try:
             ref = SecretRef.parse(secret)
@@ -109,8 +114,16 @@ def register(app: typer.Typer) -> None:
             "watching %s; API credentials from Secret %s; resync every %ss; %s",
             "all namespaces" if all_namespaces else ", ".join(config.namespaces), ref, resync_interval,
             f"peering {peering!r} with priority {priority}" if peering else "standalone")
+        runtime = Runtime(config)
+        if metrics_port is not None:
+            try:
+                serve(runtime.metrics, port=metrics_port, host=metrics_host)
+            except OSError as exc:
+                typer.echo(f"error: cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror} (is the "
+                           "port taken? choose another --metrics-port)", err=True)
+                raise typer.Exit(1) from None
         asyncio.run(kopf.operator(
-            registry=build_registry(config),
+            registry=build_registry(config, runtime),
             clusterwide=all_namespaces,
             namespaces=config.namespaces,
             standalone=not peering,

@@ -17,12 +17,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from reconciler.contract import cron, keys
+from reconciler.contract import keys
+from reconciler.contract.export import TF_SPELLINGS as _TF_SPELLINGS
+from reconciler.contract.export import live_schedule as _schedule
+from reconciler.contract.export import manifest_from_live
 from reconciler.engine.types import Desired, Live
 
 if TYPE_CHECKING:
@@ -52,8 +54,6 @@ SET_LIKE: Final = (
     ("passthroughColumns",), ("includeProbabilitiesClasses",), ("explanationClassNames",),
     ("outputSettings", "updateColumns"), ("outputSettings", "whereColumns"),
 )
-_TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
-_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _sort_key(value: Any) -> tuple[str, str]:
@@ -103,12 +103,6 @@ def comparable_job(job: Mapping[str, Any], *, defaults_filled: bool = False) -> 
     return filled
 
 
-def _schedule(raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, dict):
-        return None
-    if "cron" in raw:
-        return dict(cron.cron_to_schedule(str(raw["cron"])))
-    return dict(cron.normalize_schedule({k: list(raw[k]) for k in cron.FIELDS}))
 
 
 def desired_from_manifest(manifest: Manifest, *, secret_roots: tuple[str, ...] = ()) -> Desired:
@@ -175,30 +169,3 @@ def compare_view(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[st
 def body_has_secret_refs(body: Mapping[str, Any]) -> bool:
     instance = body.get("predictionInstance")
     return isinstance(instance, dict) and any(key in instance for key in SECRET_REFS)
-
-
-def manifest_name(name: str) -> str:
-    """A DNS-1123 label for ``metadata.name`` derived from a definition name."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
-    return label or "definition"
-
-
-def manifest_from_live(item: Mapping[str, Any], *, metadata_name: str | None = None) -> dict[str, Any]:
-    """A manifest (plain data) that reproduces a live definition: what ``reconciler export`` writes.
-
-    Read-only and write-only fields are left out; unset (null) fields too. When the definition's
-    name is not a DNS-1123 label, ``spec.name`` keeps the exact API name.
-    """
-    name = str(item.get("name", ""))
-    label = metadata_name or manifest_name(name)
-    job = _writable(item.get("batchPredictionJob") or {})
-    spec: dict[str, Any] = {}
-    if name != label or not _DNS_LABEL.match(name):
-        spec["name"] = name
-    spec["enabled"] = bool(item.get("enabled", False))
-    schedule = _schedule(item.get("schedule"))
-    if schedule is not None:
-        spec["schedule"] = schedule
-    spec["batchPredictionJob"] = job
-    return {"apiVersion": "reconciler.io/v1alpha1", "kind": "BatchPredictionJobDefinition",
-            "metadata": {"name": label}, "spec": spec}

@@ -30,6 +30,7 @@ from reconciler.api.client import Client, RetryPolicy
 from reconciler.operator import crd, pipeline
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
+from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.status import Outcome, Result, status_patch
 
 __all__ = ["Runtime", "build_registry", "configure_settings"]
@@ -50,6 +51,7 @@ class Runtime:
         self.secrets = SecretReader(config.secret, ttl=config.credentials_ttl)
         self._clients: dict[tuple[str, str], Client] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.metrics = OperatorMetrics()
 
     def lock(self, uid: str) -> asyncio.Lock:
         """One reconcile at a time per object: the timer never races a spec change."""
@@ -202,8 +204,9 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
     async def sync(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **kwargs: Any) -> None:
         """The spec changed (or the operator started): make the live definition match it."""
         async with rt.lock(body.meta.uid or ""):
-            await _reconcile(rt, body=body, patch=patch, retry=retry, logger=logger, mode=pipeline.Mode.apply,
-                             claimed_by=_claimed_by(kwargs["claims"], body))
+            with rt.metrics.reconcile(pipeline.Mode.apply.value, patch.status):
+                await _reconcile(rt, body=body, patch=patch, retry=retry, logger=logger, mode=pipeline.Mode.apply,
+                                 claimed_by=_claimed_by(kwargs["claims"], body))
 
     @kopf.timer(*RESOURCE, id="resync", registry=registry, interval=config.resync_interval,
                 initial_delay=config.resync_interval, errors=kopf.ErrorsMode.TEMPORARY)
@@ -216,8 +219,9 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
                 or status.get("observedGeneration") != body.meta.get("generation")):
             return
         async with rt.lock(body.meta.uid or ""):
-            await _reconcile(rt, body=body, patch=patch, retry=int(kwargs.get("retry") or 0), logger=logger,
-                             mode=pipeline.Mode.resync, claimed_by=_claimed_by(kwargs["claims"], body))
+            with rt.metrics.reconcile(pipeline.Mode.resync.value, patch.status):
+                await _reconcile(rt, body=body, patch=patch, retry=int(kwargs.get("retry") or 0), logger=logger,
+                                 mode=pipeline.Mode.resync, claimed_by=_claimed_by(kwargs["claims"], body))
 
     @kopf.on.delete(*RESOURCE, id="finalize", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
     async def delete(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **kwargs: Any) -> None:

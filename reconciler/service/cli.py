@@ -70,6 +70,9 @@ def register(app: typer.Typer) -> None:
         max_running_jobs: Annotated[int, typer.Option(help="Jobs this process runs at once.", min=1)] = 2,
         data_dir: Annotated[Path | None, typer.Option(help="Uploads and results of jobs (default: jobs/ beside a "
                                                       "SQLite database, else .reconciler/jobs).")] = None,
+        metrics_without_token: Annotated[bool, typer.Option("--metrics-without-token", help="Serve /metrics "
+                                                            "without the token (for Prometheus scrapes).")] = False,
+        ui: Annotated[bool, typer.Option("--ui/--no-ui", help="The web dashboard at /ui.")] = True,
     ) -> None:
         """Serve the local job-definitions API (DataRobot-compatible) on HTTP; docs at /docs."""
         import uvicorn
@@ -94,7 +97,8 @@ def register(app: typer.Typer) -> None:
         try:
             application = create_app(ServiceSettings(db_url=db, token=token, scheduler_interval=scheduler_interval,
                                                      run_jobs=run_jobs, max_running_jobs=max_running_jobs,
-                                                     data_dir=None if data_dir is None else str(data_dir)))
+                                                     data_dir=None if data_dir is None else str(data_dir),
+                                                     metrics_public=metrics_without_token, ui=ui))
         except MissingExtra:
             raise
         except Exception as exc:
@@ -104,7 +108,8 @@ def register(app: typer.Typer) -> None:
         shown = f"[{host}]" if ":" in host else host
         auth = "token required" if token else "no token: loopback only"
         typer.echo(f"reconciler service on http://{shown}:{port}/api/v2/ ({auth}); database {redacted_url(db)}; "
-                   f"docs at http://{shown}:{port}/docs", err=True)
+                   f"docs at http://{shown}:{port}/docs" + (f"; dashboard at http://{shown}:{port}/ui/" if ui else ""),
+                   err=True)
         config = uvicorn.Config(application, host=host, port=port, access_log=False, log_level="info",
                                 lifespan="on", timeout_graceful_shutdown=10,  # lifespan runs the scheduler
                                 timeout_keep_alive=KEEP_ALIVE_SECONDS)

@@ -68,9 +68,16 @@ def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
+    """``public``: more paths that need no token (``/metrics`` with ``metrics_public``);
+    ``own_auth``: path prefixes (``/ui/``, which takes ``/ui`` too) whose routes check a session of
+    their own (the dashboard)."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, public: frozenset[str] = frozenset(),
+                 own_auth: tuple[str, ...] = ()) -> None:
         self.app = app
         self.token = token
+        self.public = PUBLIC_PATHS | public
+        self.own_auth = own_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +92,8 @@ class ServiceMiddleware:
             await send(message)
 
         try:
-            if self.token is not None and scope["path"] not in PUBLIC_PATHS:
+            path = scope["path"]
+            if self.token is not None and path not in self.public and not (path + "/").startswith(self.own_auth):
                 given = _bearer(scope["headers"])
                 if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
                     await _unauthorized(send_logged, missing=given is None)

@@ -1,11 +1,8 @@
-"""Next run time of an API schedule (five lists, UTC). Pure: no clock, no I/O.
+"""Next run time of an API schedule (five lists, UTC), as the service renders it. Pure.
 
-The API's semantics are cron's: ``dayOfMonth`` and ``dayOfWeek`` are a union when both are
-restricted, impossible dates (31 February) are skipped, and a schedule whose days never occur
-never runs. Rather than re-implementing calendar arithmetic, the lists are rendered as a
-five-field cron string and handed to cronsim (maintained, strict). A list is written out number
-by number, never as ``*``-led text, so cron's "a field starting with * is unrestricted" rule
-applies exactly when the API list is ``["*"]``.
+The calendar work (cron's day-field union, impossible dates, cronsim) is the contract's:
+:mod:`reconciler.contract.firings` answers "when does this fire" for the service, the
+``schedule`` command and the dashboard alike; this module adds the service's cached timestamp text.
 """
 
 from __future__ import annotations
@@ -14,9 +11,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from cronsim import CronSim, CronSimError
-
-from reconciler.contract import cron
+from reconciler.contract import cron, firings
 from reconciler.service import ids
 
 Schedule = Mapping[str, Sequence[int | str]]
@@ -24,36 +19,12 @@ Schedule = Mapping[str, Sequence[int | str]]
 
 def to_cron(schedule: Schedule) -> str:
     """The schedule as cron text; month and weekday names become numbers first (Sunday = 0)."""
-    return _to_cron(tuple(tuple(schedule[key]) for key in cron.FIELDS))
-
-
-@functools.lru_cache(maxsize=4096)
-def _to_cron(lists_key: tuple[tuple[int | str, ...], ...]) -> str:
-    """Cached by value: a listing renders thousands of definitions that share a few schedules."""
-    lists = cron.normalize_schedule({key: list(values) for key, values in zip(cron.FIELDS, lists_key, strict=True)})
-    parts = []
-    for key in cron.FIELDS:
-        values = lists[key]
-        parts.append("*" if values == ["*"] else ",".join(str(int(v)) for v in values))
-    return " ".join(parts)
-
-
-@functools.lru_cache(maxsize=4096)
-def _next_from_cron(expression: str, after: datetime) -> datetime | None:
-    try:
-        upcoming = CronSim(expression, after.replace(tzinfo=None))
-        found: datetime = next(upcoming)
-    except (CronSimError, StopIteration):
-        return None  # cronsim refuses day/month combinations that can never occur
-    return found.replace(tzinfo=UTC)
+    return firings.to_cron(schedule)
 
 
 def next_run(schedule: Schedule, *, after: datetime) -> datetime | None:
     """The first whole minute strictly after ``after`` (UTC) on which the schedule fires, or None."""
-    if after.tzinfo is None:
-        raise ValueError("after must be timezone-aware; pass a UTC datetime")
-    moment = after.astimezone(UTC).replace(second=0, microsecond=0)
-    return _next_from_cron(to_cron(schedule), moment)
+    return firings.next_firing(schedule, after=after)
 
 
 def next_run_iso(schedule: Schedule, *, after: datetime) -> str | None:
@@ -67,19 +38,10 @@ def next_run_iso(schedule: Schedule, *, after: datetime) -> str | None:
 
 @functools.lru_cache(maxsize=4096)
 def _next_iso(lists_key: tuple[tuple[int | str, ...], ...], moment: datetime) -> str | None:
-    found = _next_from_cron(_to_cron(lists_key), moment)
+    found = firings.next_firing(dict(zip(cron.FIELDS, lists_key, strict=True)), after=moment)
     return None if found is None else ids.iso(found)
 
 
 def next_runs(schedule: Schedule, *, after: datetime, count: int) -> list[datetime]:
     """The next ``count`` run times, e.g. for a preview."""
-    out: list[datetime] = []
-    moment = after
-    for _ in range(count):
-        found = next_run(schedule, after=moment)
-        if found is None:
-            break
-        out.append(found)
-        moment = found
-    return out
-
+    return firings.next_firings(schedule, after=after, count=count)

@@ -53,6 +53,11 @@ class ServiceSettings:
     runner_poll_seconds: float = 0.25
     max_upload_bytes: int = 50 * 1024**3
     max_model_bytes: int = 512 * 1024**2
+    # Observability (issue #14): /metrics without the token (Prometheus scrapes usually carry none;
+    # off by default, see service/metrics.py); the dashboard at /ui and its login's lifetime.
+    metrics_public: bool = False
+    ui: bool = True
+    ui_session_seconds: int = 8 * 3600
 
 
 def read_token(*, token_file: Path | None = None, environ: dict[str, str] | None = None) -> str | None:

@@ -66,7 +66,8 @@ class LocalServer:
     """The service on ``127.0.0.1:<free port>``; ``url`` is the root, ``api_url`` ends in ``/api/v2/``."""
 
     def __init__(self, *, db_url: str | None = None, token: str | None = None, separate_process: bool = False,
-                 access_log: bool = False, run_jobs: bool = False, settings: dict[str, Any] | None = None) -> None:
+                 access_log: bool = False, run_jobs: bool = False, settings: dict[str, Any] | None = None,
+                 serve_args: tuple[str, ...] = ()) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if db_url is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="reconciler-service-")
@@ -80,6 +81,7 @@ class LocalServer:
         # ServiceSettings fields (thread mode only).
         self.run_jobs = run_jobs
         self.extra_settings = dict(settings or {})
+        self.serve_args = serve_args  # more `reconciler serve` options (process mode only)
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -134,7 +136,7 @@ class LocalServer:
         command = [sys.executable, "-c", "from reconciler.cli import main; main()", "serve",
                    "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db_url,
                    "--access-log" if self.access_log else "--no-access-log",
-                   "--run-jobs" if self.run_jobs else "--no-run-jobs"]
+                   "--run-jobs" if self.run_jobs else "--no-run-jobs", *self.serve_args]
         self._process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                          stderr=None if self.access_log else subprocess.DEVNULL)
         wait_until_healthy(self.url, process=self._process)

@@ -19,7 +19,9 @@ CHART = Path(__file__).resolve().parents[2] / "charts" / "reconciler"
 # kubernetes-validate ships schemas from 1.25 on; the operator targets 1.20+, whose APIs used here
 # (apps/v1, rbac/v1, apiextensions/v1, core/v1) did not change shape in between.
 K8S_VERSION = "1.25.0"
-OUR_KINDS = {("kopf.dev/v1", "KopfPeering"), ("kopf.dev/v1", "ClusterKopfPeering")}
+# not in kubernetes-validate's schemas (CRDs): kopf's and the Prometheus Operator's, checked by the tests below
+OUR_KINDS = {("kopf.dev/v1", "KopfPeering"), ("kopf.dev/v1", "ClusterKopfPeering"),
+             ("monitoring.coreos.com/v1", "ServiceMonitor")}
 
 
 def render(values: dict[str, Any] | None = None, *, namespace: str = "ops") -> list[dict[str, Any]]:
@@ -52,6 +54,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "two-namespaces-no-peering": {"operator": {"watchNamespaces": ["team-a", "team-b"], "peering": {"enabled": False},
                                                "replicas": 1}},
     "external-secret-elsewhere": {"apiSecret": {"name": "dr-api", "namespace": "secrets"}},
+    "service-monitor": {"localService": {"enabled": True}, "apiSecret": {"create": True, "token": "demo-token"},
+                        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}}},
 }
 
 
@@ -188,7 +192,7 @@ def test_demo_secret_points_at_the_local_service_and_the_token_stays_in_the_secr
     assert "demo-token" not in everything_but_the_secret
     operator = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-reconciler")
     assert "--allow-http" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
-    (svc,) = by_kind(docs, "Service")
+    svc = local_service_of(docs)
     assert svc["spec"]["ports"][0]["port"] == 8080
 
 
@@ -203,7 +207,76 @@ def test_secret_creation_without_a_token_fails_clearly() -> None:
     {"operator": {"watchNamespaces": ["Not_A_Namespace"]}},
     {"apiSecret": {"name": "x", "tokn": "typo"}},
     {"image": {"pullPolicy": "Sometimes"}},
+    {"metrics": {"serviceMonitor": {"interval": "often"}}},
 ])
 def test_values_schema_rejects_bad_values(values: dict[str, Any]) -> None:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError):
         chart.validate_schema(values)
+
+
+def local_service_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(d for d in by_kind(docs, "Service") if d["metadata"]["name"] == "rel-reconciler-local")
+
+
+def test_no_service_monitor_by_default() -> None:
+    assert not by_kind(render(VARIANTS["local-service-demo"]), "ServiceMonitor")
+
+
+def test_operator_metrics_port_and_service() -> None:
+    docs = render()
+    operator = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-reconciler")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    assert "--metrics-port=9090" in container["args"] and "--metrics-host=0.0.0.0" in container["args"]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+    (service,) = by_kind(docs, "Service")
+    assert service["metadata"]["name"] == "rel-reconciler-metrics"
+    assert service["spec"]["selector"].items() <= operator["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    off = render({"operator": {"metricsPort": None}})
+    assert not [d for d in by_kind(off, "Service") if d["metadata"]["name"] == "rel-reconciler-metrics"]
+    operator = next(d for d in by_kind(off, "Deployment") if d["metadata"]["name"] == "rel-reconciler")
+    assert not any(a.startswith("--metrics") for a in operator["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def test_service_monitors_scrape_the_operator_and_the_local_service_with_the_token() -> None:
+    docs = render(VARIANTS["service-monitor"])
+    monitors = {m["metadata"]["name"]: m for m in by_kind(docs, "ServiceMonitor")}
+    assert set(monitors) == {"rel-reconciler", "rel-reconciler-local"}
+    services = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
+    for monitor_name, service_name in (("rel-reconciler", "rel-reconciler-metrics"),
+                                       ("rel-reconciler-local", "rel-reconciler-local")):
+        monitor, service = monitors[monitor_name], services[service_name]
+        assert monitor["metadata"]["namespace"] == "ops"
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+        # it selects exactly its Service
+        selecting = [name for name, s in services.items()
+                     if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+        assert selecting == [service_name]
+        assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ops"]}
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+        assert endpoint["path"] == "/metrics" and endpoint["interval"] == "30s" and endpoint["scrapeTimeout"] == "10s"
+    assert "authorization" not in monitors["rel-reconciler"]["spec"]["endpoints"][0]
+    # the local service's: the token from the API Secret the service reads, never its value
+    assert monitors["rel-reconciler-local"]["spec"]["endpoints"][0]["authorization"] == {
+        "type": "Bearer", "credentials": {"name": "reconciler-api", "key": "token"}}
+    assert "demo-token" not in yaml.safe_dump(list(monitors.values()))
+    local = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-reconciler-local")
+    assert "--metrics-without-token" not in local["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_metrics_without_token_drops_the_credentials() -> None:
+    values = {**VARIANTS["service-monitor"], "localService": {"enabled": True, "metricsWithoutToken": True}}
+    docs = render(values)
+    monitor = next(m for m in by_kind(docs, "ServiceMonitor") if m["metadata"]["name"] == "rel-reconciler-local")
+    assert "authorization" not in monitor["spec"]["endpoints"][0]
+    local = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-reconciler-local")
+    assert "--metrics-without-token" in local["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_operator_service_monitor_alone_and_nothing_to_scrape_fails_clearly() -> None:
+    (monitor,) = by_kind(render({"metrics": {"serviceMonitor": {"enabled": True}}}), "ServiceMonitor")
+    assert monitor["metadata"]["name"] == "rel-reconciler"
+    with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmError, match=r"nothing to scrape"):
+        chart.render({"operator": {"metricsPort": None}, "metrics": {"serviceMonitor": {"enabled": True}}},
+                     name="rel", namespace="ops")

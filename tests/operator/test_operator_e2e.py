@@ -337,3 +337,51 @@ def test_same_name_in_two_namespaces_is_a_conflict_not_a_fight(cluster: Cluster,
     op.stop()
     assert_no_token(namespace, op.text())
     assert_no_token(other)
+
+
+def test_metrics_count_reconciles_errors_and_drift_corrections(namespace: Namespace, service: Service,
+                                                               start_operator: Any) -> None:
+    """``--metrics-port``: scraped over HTTP from the running operator process."""
+    import socket
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    op = start_operator(namespace, "--metrics-port", str(port))
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.TransportError:
+            return {}
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def value(name: str, **labels: str) -> float:
+        return scrape().get((name, tuple(sorted(labels.items()))), 0.0)
+
+    name = f"{namespace.name}-m"
+    namespace.apply(manifest(name))
+    wait_for(lambda: ready(namespace, name), what="Ready=True after create")
+    wait_for(lambda: value("reconciler_operator_reconciles_total", mode="apply", result="Created") == 1,
+             what="one Created reconcile counted")
+    (live,) = service.find(name)
+    service.patch(live["id"], {"enabled": False})
+    wait_for(lambda: value("reconciler_operator_drift_corrections_total") == 1, timeout=RESYNC * 4 + 5,
+             what="one drift correction counted")
+    assert value("reconciler_operator_reconciles_total", mode="resync", result="DriftCorrected") == 1
+    assert (service.get(live["id"]) or {}).get("enabled") is True
+
+    bad = manifest(f"{namespace.name}-bad", schedule=None)  # enabled without a schedule: Invalid
+    namespace.apply(bad)
+    wait_for(lambda: value("reconciler_operator_reconcile_errors_total", result="Invalid") >= 1,
+             what="the invalid spec counted as an error")
+    samples = scrape()
+    assert samples[("reconciler_operator_reconcile_duration_seconds_count", (("mode", "apply"),))] >= 2
+    assert samples[("reconciler_operator_reconcile_duration_seconds_count", (("mode", "resync"),))] >= 1
+    assert value("reconciler_operator_reconcile_errors_total", result="Created") == 0
+    op.stop()
+    assert_no_token(namespace, op.text())

@@ -32,12 +32,12 @@ from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, 
 from reconciler.service.models import ERROR_RESPONSES, JobList, JobOut
 from reconciler.service.openapi import body_schema
 from reconciler.service.params import DefinitionFilter, DeploymentFilter, StatusFilter
-from reconciler.service.records import DefinitionRecord, JobRecord
+from reconciler.service.records import DefinitionRecord, JobRecord, User
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.runner import files
 from reconciler.service.runner.adapters.base import initial_status
-from reconciler.service.settings import job_data_dir
+from reconciler.service.settings import ServiceSettings, job_data_dir
 from reconciler.service.store import Store
 
 router = APIRouter(tags=["batch prediction jobs"])
@@ -65,6 +65,12 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
             found["jobDefinitionId"] = "expected the 24-hex id of a job definition, e.g. from GET batchPredictionJobDefinitions/"
         raise errors.Unprocessable("cannot start a job: invalid request", errors=found)
 
+    job = queue_from_definition(request, store, definition_id, user)
+    return JSONResponse(render.job(job, base_url=api_root(request), now=ids.utcnow()), status_code=202)
+
+
+def queue_from_definition(request: Request, store: Store, definition_id: str, user: User) -> JobRecord:
+    """Queue a run of the definition now: the API's run-once and the dashboard's "Run now"."""
     with contextlib.suppress(errors.NotFound):  # start_job_from_definition answers it, naming jobDefinitionId
         refuse_unusable_login(store.get_definition(definition_id).job, store)
 
@@ -76,7 +82,7 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
 
     job = store.start_job_from_definition(definition_id, make)
     _wake_runner(request)
-    return JSONResponse(render.job(job, base_url=api_root(request), now=ids.utcnow()), status_code=202)
+    return job
 
 
 async def list_jobs(
@@ -101,15 +107,21 @@ async def abort_job(request: Request, job_id: JobIdPath, store: StoreDep,
                     settings: SettingsDep) -> Response:
     """Abort a queued or running job (the SDK does this when it stops waiting). A running job
     stops between chunks: its runner sees the status change (or, in this process, the signal)."""
+    abort(request, store, settings, job_id)
+    return Response(status_code=204)
+
+
+def abort(request: Request, store: Store, settings: ServiceSettings, job_id: str) -> JobRecord:
+    """Abort a queued or running job (409 once it has finished): the API's DELETE and the dashboard's "Abort"."""
     before = store.get_job(job_id)
-    store.set_job_status(job_id, status="ABORTED", details="Job aborted by the user", now=ids.iso(ids.utcnow()),
-                         only_from=("INITIALIZING", "RUNNING"))
+    aborted = store.set_job_status(job_id, status="ABORTED", details="Job aborted by the user",
+                                   now=ids.iso(ids.utcnow()), only_from=("INITIALIZING", "RUNNING"))
     runner = getattr(request.app.state, "runner", None)
     if runner is not None:
         runner.cancel(job_id)
     if before.status == "INITIALIZING":  # no runner has it: drop what was uploaded (a running job's runner does)
         files.remove_job_files(job_data_dir(settings), job_id)
-    return Response(status_code=204)
+    return aborted
 
 
 route(router, "/batchPredictions/fromJobDefinition/", run_once, methods=["POST"], response_model=JobOut,

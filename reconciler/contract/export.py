@@ -1,0 +1,63 @@
+"""A live definition (the API's GET body) as the manifest that reproduces it: what ``reconciler
+export`` writes and what the local service's dashboard shows on a definition's page. Pure data in,
+plain data out (the callers dump it as YAML).
+
+Read-only and write-only fields are left out, unset (null) fields too; Terraform's spelling of a
+field becomes the API's. When the definition's name is not a DNS-1123 label, ``spec.name`` keeps
+the exact API name and ``metadata.name`` is derived from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from reconciler.contract import cron, keys
+
+__all__ = ["TF_SPELLINGS", "live_schedule", "manifest_from_live", "manifest_name"]
+
+# Terraform's provider spells some job-spec fields differently from the API.
+TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
+_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def live_schedule(raw: Any) -> dict[str, Any] | None:
+    """A schedule as the API or a manifest writes it (five lists, or ``{cron: ...}``), as the five
+    lists with names turned into numbers; None when there is none."""
+    if not isinstance(raw, dict):
+        return None
+    if "cron" in raw:
+        return dict(cron.cron_to_schedule(str(raw["cron"])))
+    return dict(cron.normalize_schedule({k: list(raw[k]) for k in cron.FIELDS}))
+
+
+def manifest_name(name: str) -> str:
+    """A DNS-1123 label for ``metadata.name`` derived from a definition name."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+    return label or "definition"
+
+
+def manifest_from_live(item: Mapping[str, Any], *, metadata_name: str | None = None) -> dict[str, Any]:
+    """A manifest (plain data) that reproduces a live definition: what ``reconciler export`` writes."""
+    name = str(item.get("name", ""))
+    label = metadata_name or manifest_name(name)
+    job: dict[str, Any] = {}
+    for key, value in (item.get("batchPredictionJob") or {}).items():
+        key = TF_SPELLINGS.get(key, key)
+        if key in keys.read_only_job_keys() or value is None:
+            continue
+        job[key] = copy.deepcopy(value)
+    instance = job.get("predictionInstance")
+    if isinstance(instance, dict):
+        job["predictionInstance"] = {k: v for k, v in instance.items() if k not in keys.write_only_instance_keys()}
+    spec: dict[str, Any] = {}
+    if name != label or not _DNS_LABEL.match(name):
+        spec["name"] = name
+    spec["enabled"] = bool(item.get("enabled", False))
+    schedule = live_schedule(item.get("schedule"))
+    if schedule is not None:
+        spec["schedule"] = schedule
+    spec["batchPredictionJob"] = job
+    return {"apiVersion": keys.api_version(), "kind": keys.kind(), "metadata": {"name": label}, "spec": spec}
