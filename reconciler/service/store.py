@@ -337,7 +337,7 @@ class Store:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(parsed)
         elif self.dialect == "postgresql":
-            require("postgres", "a PostgreSQL database URL")
+            require("postgres", "a PostgreSQL database URL", modules=("psycopg",))
             self.engine = sa.create_engine(parsed, pool_size=10, max_overflow=20, pool_pre_ping=True)
         else:
             raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; "
