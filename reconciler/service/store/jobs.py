@@ -45,8 +45,8 @@ class Jobs(Database):
         with self._write() as conn:
             return self._start_job(conn, definition_id, make)
 
-    @classmethod
-    def _start_job(cls, conn: Connection, definition_id: str,
+    @staticmethod
+    def _start_job(conn: Connection, definition_id: str,
                    make: Callable[[DefinitionRecord], JobRecord]) -> JobRecord:
         """The one job-queuing path, shared by run-once and the scheduler (inside their transaction)."""
         row = conn.execute(sa.select(definitions).where(definitions.c.id == definition_id)
