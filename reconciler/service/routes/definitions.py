@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from reconciler.service import errors, ids, render, validation
+from reconciler.service import errors, ids, listing, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, page_link
 from reconciler.service.models import ERROR_RESPONSES
 from reconciler.service.openapi import body_schema, json_response
@@ -25,14 +25,13 @@ _SHAPE = "ApiDefinitionResponse"  # the contract's api-definition-response
 async def list_definitions(
     request: Request, store: StoreDep, paging: PagingDep, searchName: SearchName = None,
     deploymentId: DeploymentFilter = None,
-) -> JSONResponse:
+) -> Response:
     """Newest last; ``next``/``previous`` are absolute URLs that keep the filters."""
-    page = store.list_definitions(offset=paging.offset, limit=paging.limit, search_name=searchName,
-                                  deployment_id=deploymentId)
-    now = ids.utcnow()
-    items = [render.definition(record, now=now) for record in page.items]
-    return JSONResponse(render.envelope(page, items, offset=paging.offset, limit=paging.limit,
-                                        link=page_link(request, paging.limit)))
+    rows, total = store.list_definition_rows(offset=paging.offset, limit=paging.limit, search_name=searchName,
+                                             deployment_id=deploymentId)
+    return Response(listing.definitions_page(rows, total=total, offset=paging.offset, limit=paging.limit,
+                                             now=ids.utcnow(), link=page_link(request, paging.limit)),
+                    media_type="application/json")
 
 
 async def create_definition(body: JsonBody, store: StoreDep, settings: SettingsDep, user: UserDep) -> JSONResponse:
