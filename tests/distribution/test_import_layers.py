@@ -19,12 +19,12 @@ BREAKS = {
         ("reconciler/service/records.py", "import reconciler.engine.plan"),
     "Pairing and diffing are pure: no HTTP, no YAML": ("reconciler/engine/diff.py", "import httpx"),
     "Manifests (specs) know nothing of the API client, the engine, the service or the commands":
-        ("reconciler/specs/load.py", "from reconciler.api import client"),
-    "Manifests, plans and the CRD import no extra": ("reconciler/engine/plan.py", "import pandas"),
+        ("reconciler/specs/validate.py", "from reconciler.api import client"),
     "The contract imports nothing of reconciler but the error root and display helpers":
-        ("reconciler/contract/keys.py", "import reconciler.specs.model"),
+        ("reconciler/contract/cron.py", "import reconciler.specs.load"),
     "The local service reads the contract, not the manifests' loader":
-        ("reconciler/service/render.py", "import reconciler.api.client"),
+        ("reconciler/service/records.py", "import reconciler.specs.model"),
+    "Manifests, plans and the CRD import no extra": ("reconciler/engine/plan.py", "import pandas"),
     "The local service imports of reconciler only the contract, errors, __about__ and extras":
         ("reconciler/service/ids.py", "import reconciler.terminal"),
     "The local service reaches display helpers only through the contract":
