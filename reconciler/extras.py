@@ -24,7 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
                "fsspec", "adlfs", "gcsfs", "aiohttp", "azure", "google"),
     "models": ("joblib", "sklearn", "onnxruntime", "onnx"),
     "operator": ("kopf", "kubernetes"),
-    "postgres": ("psycopg",),
+    "postgres": ("psycopg", "adbc_driver_manager", "adbc_driver_postgresql"),
 }
 # loading a model needs numpy (runner) too; the [models] extra installs [runner]
 MODEL_MODULES = ("numpy", *EXTRAS["models"])

@@ -32,10 +32,6 @@ class BadRequest(ServiceError):
     status_code = 400
 
 
-class Unauthorized(ServiceError):
-    status_code = 401
-
-
 class NotFound(ServiceError):
     status_code = 404
 

@@ -1,4 +1,6 @@
-"""Response shapes for the OpenAPI document (``/docs``) and for schemathesis' conformance checks.
+"""Response shapes the contract (``schemas/``) does not define, for the OpenAPI document (``/docs``)
+and for schemathesis' conformance checks. A definition's is the contract's
+``api-definition-response`` (``openapi.RESPONSE_SCHEMAS``), not restated here.
 
 Routes build plain dicts (``render.py``) and return them as ``JSONResponse``; FastAPI documents
 these models but does not re-validate each response, which keeps lists of 100 items cheap.
@@ -27,41 +29,11 @@ class UserRef(_Open):
     fullName: str | None
 
 
-class ScheduleOut(_Open):
-    minute: list[int | str]
-    hour: list[int | str]
-    dayOfMonth: list[int | str]
-    month: list[int | str]
-    dayOfWeek: list[int | str]
-
-
-class DefinitionOut(_Open):
-    id: str
-    name: str
-    enabled: bool
-    schedule: ScheduleOut | None = Field(default=None, description="Absent when the definition has none.")
-    batchPredictionJob: dict[str, Any]
-    created: str
-    updated: str
-    createdBy: UserRef
-    updatedBy: UserRef
-    lastStartedJobStatus: str | None
-    lastStartedJobTime: str | None
-    lastScheduledRunTime: str
-    lastSuccessfulRunTime: str
-    lastFailedRunTime: str
-    nextScheduledRunTime: str | None
-
-
 class _ListOut(_Open):
     count: int
     next: str | None
     previous: str | None
     totalCount: int
-
-
-class DefinitionList(_ListOut):
-    data: list[DefinitionOut]
 
 
 class JobLinks(_Open):

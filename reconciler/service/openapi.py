@@ -31,10 +31,13 @@ from reconciler.service import validation
 from reconciler.service.deps import INT64_MAX, INT64_MIN
 from reconciler.service.params import ID_PATTERN
 
-__all__ = ["CONTRACT_SCHEMAS", "body_schema", "contract_components", "install", "storable"]
+__all__ = ["CONTRACT_SCHEMAS", "RESPONSE_SCHEMAS", "body_schema", "contract_components", "install", "json_response",
+           "storable"]
 
-# Contract schemas the API documents as components, by component name.
+# Contract schemas the API documents as components, by component name: request bodies, and the
+# responses the contract defines (a definition's; the routes that answer one refer to it).
 CONTRACT_SCHEMAS: Final = {"ApiDefinition": "api-definition", "JobSpec": "job-spec"}
+RESPONSE_SCHEMAS: Final = {"ApiDefinitionResponse": "api-definition-response"}
 NO_NUL: Final = "^[^\\x00]*$"
 _COMPOSITION: Final = ("$ref", "allOf", "anyOf", "oneOf", "if", "not", "unevaluatedProperties")
 
@@ -43,6 +46,18 @@ def body_schema(component: str) -> dict[str, Any]:
     """``openapi_extra`` for a route whose JSON body is the named component."""
     return {"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}}}}
+
+
+def json_response(component: str, *, status: int = 200, listed: bool = False) -> dict[int | str, Any]:
+    """``responses`` for a route answering the named component (``listed``: a page of them in the
+    list envelope), so the document states the contract's shape and no second copy of it."""
+    schema: dict[str, Any] = {"$ref": f"#/components/schemas/{component}"}
+    if listed:
+        schema = {"type": "object", "required": ["count", "next", "previous", "data", "totalCount"],
+                  "properties": {"count": {"type": "integer"}, "next": {"type": ["string", "null"]},
+                                 "previous": {"type": ["string", "null"]}, "data": {"type": "array", "items": schema},
+                                 "totalCount": {"type": "integer"}}}
+    return {status: {"description": "Successful Response", "content": {"application/json": {"schema": schema}}}}
 
 
 def component_name(short: str) -> str:
@@ -124,7 +139,7 @@ STORABLE_JSON: Final = {
 def contract_components() -> dict[str, Any]:
     """The contract schemas (bundled, storable) and the create/update bodies derived from them."""
     out: dict[str, Any] = {"StorableJson": STORABLE_JSON}
-    for name, short in CONTRACT_SCHEMAS.items():
+    for name, short in {**RESPONSE_SCHEMAS, **CONTRACT_SCHEMAS}.items():
         bundled = copy.deepcopy(schemas.bundle(short))
         defs = bundled.pop("$defs", {})
         out[name] = storable(_rewrite(bundled))

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 JOB_STATUSES: Final = ("INITIALIZING", "RUNNING", "COMPLETED", "ABORTED", "FAILED")
-RESOURCE_KINDS: Final = ("deployment", "credential", "dataStore")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,15 @@ BREAKS = {
     "The engine imports no I/O library": ("reconciler/engine/diff.py", "import subprocess"),
     "The API client never builds the local service (the session injects its transport)":
         ("reconciler/api/live.py", "import reconciler.service.app"),
-    "The local service depends on the contract, the errors and itself only":
-        ("reconciler/service/records.py", "import reconciler.engine.plan"),
     "The contract imports nothing of reconciler but the error root and display helpers":
         ("reconciler/contract/cron.py", "import yaml"),
     "Manifests, plans and the CRD import no extra": ("reconciler/engine/plan.py", "import pandas"),
+    "The local service imports of reconciler only the contract, errors, __about__ and extras":
+        ("reconciler/service/ids.py", "import reconciler.session"),
+    "The local service reaches display helpers only through the contract":
+        ("reconciler/service/ids.py", "import reconciler.display"),
+    "Extras and __about__ are leaves: they import nothing of reconciler":
+        ("reconciler/extras.py", "import reconciler.errors"),
 }
 
 

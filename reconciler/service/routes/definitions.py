@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from reconciler.service import errors, ids, render, validation
+from reconciler.service import errors, ids, listing, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, page_link
-from reconciler.service.models import ERROR_RESPONSES, DefinitionList, DefinitionOut
-from reconciler.service.openapi import body_schema
+from reconciler.service.models import ERROR_RESPONSES
+from reconciler.service.openapi import body_schema, json_response
 from reconciler.service.params import DeploymentFilter, SearchName
 from reconciler.service.records import DefinitionRecord
 from reconciler.service.responses import JSONResponse
@@ -19,19 +19,19 @@ router = APIRouter(tags=["job definitions"])
 BASE = "/batchPredictionJobDefinitions/"
 IdPath = Annotated[str, Path(description="Job definition id (24 hex digits).")]
 _NAME_ATTEMPTS = 8
+_SHAPE = "ApiDefinitionResponse"  # the contract's api-definition-response
 
 
 async def list_definitions(
     request: Request, store: StoreDep, paging: PagingDep, searchName: SearchName = None,
     deploymentId: DeploymentFilter = None,
-) -> JSONResponse:
+) -> Response:
     """Newest last; ``next``/``previous`` are absolute URLs that keep the filters."""
-    page = store.list_definitions(offset=paging.offset, limit=paging.limit, search_name=searchName,
-                                  deployment_id=deploymentId)
-    now = ids.utcnow()
-    items = [render.definition(record, now=now) for record in page.items]
-    return JSONResponse(render.envelope(page, items, offset=paging.offset, limit=paging.limit,
-                                        link=page_link(request, paging.limit)))
+    rows, total = store.list_definition_rows(offset=paging.offset, limit=paging.limit, search_name=searchName,
+                                             deployment_id=deploymentId)
+    return Response(listing.definitions_page(rows, total=total, offset=paging.offset, limit=paging.limit,
+                                             now=ids.utcnow(), link=page_link(request, paging.limit)),
+                    media_type="application/json")
 
 
 async def create_definition(body: JsonBody, store: StoreDep, settings: SettingsDep, user: UserDep) -> JSONResponse:
@@ -74,15 +74,15 @@ async def delete_definition(definition_id: IdPath, store: StoreDep) -> Response:
     return Response(status_code=204)
 
 
-route(router, BASE, list_definitions, methods=["GET"], response_model=DefinitionList,
-      responses=ERROR_RESPONSES, summary="List job definitions")
-route(router, BASE, create_definition, methods=["POST"], response_model=DefinitionOut, status_code=202,
-      responses=ERROR_RESPONSES, summary="Create a job definition",
+route(router, BASE, list_definitions, methods=["GET"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE, listed=True)}, summary="List job definitions")
+route(router, BASE, create_definition, methods=["POST"], status_code=202,
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE, status=202)}, summary="Create a job definition",
       openapi_extra=body_schema("ApiDefinitionCreate"))
-route(router, BASE + "{definition_id}/", get_definition, methods=["GET"], response_model=DefinitionOut,
-      responses=ERROR_RESPONSES, summary="Get a job definition")
-route(router, BASE + "{definition_id}/", update_definition, methods=["PATCH"], response_model=DefinitionOut,
-      responses=ERROR_RESPONSES, summary="Update a job definition",
+route(router, BASE + "{definition_id}/", get_definition, methods=["GET"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE)}, summary="Get a job definition")
+route(router, BASE + "{definition_id}/", update_definition, methods=["PATCH"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE)}, summary="Update a job definition",
       openapi_extra=body_schema("ApiDefinitionUpdate"))
 route(router, BASE + "{definition_id}/", delete_definition, methods=["DELETE"], status_code=204,
       responses=ERROR_RESPONSES, summary="Delete a job definition", response_class=Response)

@@ -37,14 +37,15 @@ KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "properties": {"id": _ID, "name": {"type": "string", "minLength": 1, "maxLength": 255},
                        "credentialType": {"type": "string", "minLength": 1, "maxLength": 64, "default": "basic"},
                        "description": {"type": ["string", "null"], "maxLength": 10000},
-                       # Secrets (DataRobot's names): stored apart, never rendered; see SECRET_FIELDS.
-                       "user": {"type": "string", "maxLength": 1024},
-                       "password": {"type": "string", "maxLength": 10000},
-                       "awsAccessKeyId": {"type": "string", "maxLength": 1024},
-                       "awsSecretAccessKey": {"type": "string", "maxLength": 10000},
-                       "awsSessionToken": {"type": "string", "maxLength": 100000},
-                       "azureConnectionString": {"type": "string", "minLength": 1, "maxLength": 10000},
-                       "gcpKey": {"type": "object", "maxProperties": 100,
+                       # Secrets (DataRobot's names), writeOnly: stored apart, never rendered (SECRET_FIELDS).
+                       "user": {"type": "string", "maxLength": 1024, "writeOnly": True},
+                       "password": {"type": "string", "maxLength": 10000, "writeOnly": True},
+                       "awsAccessKeyId": {"type": "string", "maxLength": 1024, "writeOnly": True},
+                       "awsSecretAccessKey": {"type": "string", "maxLength": 10000, "writeOnly": True},
+                       "awsSessionToken": {"type": "string", "maxLength": 100000, "writeOnly": True},
+                       "azureConnectionString": {"type": "string", "minLength": 1, "maxLength": 10000,
+                                                 "writeOnly": True},
+                       "gcpKey": {"type": "object", "maxProperties": 100, "writeOnly": True,
                                   "description": "The service account key JSON, as dr.Credential.create_gcp sends it."}}}),
     "dataStore": ("/externalDataStores/", "canonicalName", {
         "type": "object", "additionalProperties": False, "required": ["canonicalName"],
@@ -58,12 +59,11 @@ KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
                            "driverId": {"type": "string"}}}}}),
 }
 
-# Credential fields that are secret: kept in the store's credential_secrets table, never in the
-# rendered body. Which of them a type needs: s3 = AWS keys, azure = a connection string, gcp = a
-# service account key, basic = user/password (login to a JDBC data store). All optional, as a
-# definition may only need the reference to exist.
-SECRET_FIELDS = ("user", "password", "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken",
-                 "azureConnectionString", "gcpKey")
+# Credential fields that are secret, read from ``writeOnly`` in the request schema above: kept in
+# the store's credential_secrets table, never in the rendered body. Which of them a type needs:
+# s3 = AWS keys, azure = a connection string, gcp = a service account key, basic = user/password
+# (login to a JDBC data store). All optional, as a definition may only need the reference to exist.
+SECRET_FIELDS = tuple(key for key, field in KINDS["credential"][2]["properties"].items() if field.get("writeOnly"))
 _SECRETS_BY_TYPE = {"basic": ("user", "password"),
                     "s3": ("awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken"),
                     "azure": ("azureConnectionString",), "gcp": ("gcpKey",)}

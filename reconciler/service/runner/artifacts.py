@@ -32,7 +32,6 @@ from reconciler.service.records import MODEL_KINDS
 __all__ = ["KINDS", "ArtifactError", "LoadedModel", "ModelCache", "describe", "load"]
 
 KINDS = MODEL_KINDS
-TASKS = ("regression", "binary", "multiclass")
 
 
 class ArtifactError(ValueError):

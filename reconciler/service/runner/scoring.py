@@ -148,10 +148,6 @@ def _remapped(columns: list[str], remap: Mapping[str, str | None]) -> list[str]:
     return out
 
 
-def _text(values: pa.Array | pa.ChunkedArray) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowExtensionArray(values), copy=False)
-
-
 def _arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
     if isinstance(series.dtype, pd.ArrowDtype):
         return series.array.__arrow_array__()

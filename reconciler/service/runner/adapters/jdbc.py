@@ -17,10 +17,9 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +27,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from reconciler.extras import require
 from reconciler.service import errors
 from reconciler.service.runner.adapters.base import (
     AdapterContext,
@@ -61,8 +61,8 @@ def sqlalchemy_url(params: Mapping[str, Any]) -> str:
     return normalize_url("postgresql:" + rest)
 
 
-def engine_for(settings: Mapping[str, Any], ctx: AdapterContext) -> Engine:
-    """An engine for the settings' data store, logged in with its basic credential if any.
+def _target(settings: Mapping[str, Any], ctx: AdapterContext) -> tuple[sa.URL, dict[str, str]]:
+    """The settings' data store as a SQLAlchemy URL, and the login of its basic credential if any.
 
     The login goes to the driver as connection arguments, never into the URL: a password may
     hold any character, and a URL that cannot take a login (SQLite's) must not be given one."""
@@ -83,7 +83,25 @@ def engine_for(settings: Mapping[str, Any], ctx: AdapterContext) -> Engine:
         login = {key: str(secret[key]) for key in ("user", "password") if secret.get(key)}
     if login and url.get_backend_name() == "sqlite":
         raise AdapterError(_sqlite_login(str(credential_id), str(store_id)))
+    return url, login
+
+
+def engine_for(settings: Mapping[str, Any], ctx: AdapterContext) -> Engine:
+    """An engine for the settings' data store, logged in with its basic credential if any."""
+    url, login = _target(settings, ctx)
     return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=login)
+
+
+def _conninfo(url: sa.URL, login: Mapping[str, str]) -> str:
+    """libpq's ``key=value`` connection string for ``url`` and ``login`` (quoted by psycopg, so a
+    password may hold any character): how ADBC's PostgreSQL driver is told where to connect."""
+    from psycopg.conninfo import make_conninfo
+
+    params: dict[str, Any] = {key: str(value) for key, value in url.query.items()}
+    params.update({key: str(value) for key, value in
+                   url.translate_connect_args(username="user", database="dbname").items()})
+    params.update(login)
+    return make_conninfo("", **params)
 
 
 def _sqlite_login(credential_id: str, store_id: str) -> str:
@@ -133,7 +151,8 @@ class JdbcIntake:
     def __init__(self, settings: Mapping[str, Any], ctx: AdapterContext) -> None:
         self.ctx = ctx
         query = settings.get("query")
-        self.engine = engine_for(settings, ctx)
+        self._url, self._login = _target(settings, ctx)
+        self.engine = sa.create_engine(self._url, poolclass=sa.pool.NullPool, connect_args=self._login)
         # The SQL as the database will see it: a user's query verbatim (never parsed for
         # ":name" binds or "%" escapes), a table as a quoted SELECT *.
         if isinstance(query, str) and query.strip():
@@ -164,12 +183,12 @@ class JdbcIntake:
         """PostgreSQL: ``COPY (query) TO STDOUT``, decoded in a stream.
 
         When every column has a type in ``_BINARY_READ`` (integers, double precision, boolean,
-        text, varchar, char, date, timestamp[tz]), COPY sends PostgreSQL's binary format, decoded
-        with numpy by :func:`_decode_binary_rows`: the server sends values without formatting
-        them as text, and nothing parses text. Otherwise COPY sends CSV, parsed by Arrow's C++
-        parser with the column types taken from the query's description. Both replace psycopg's
-        per-value row building (3-4x faster) and give the same frame; NULL stays distinct
-        from ``""``.
+        text, varchar, char, date, timestamp[tz]), the rows come through ADBC's PostgreSQL driver
+        (binary COPY decoded to Arrow in C++; :func:`_decode_binary_rows` gives each column the
+        type the CSV path gives): the server sends values without formatting them as text, and
+        nothing parses text or builds Python values. Otherwise COPY sends CSV, parsed by Arrow's
+        C++ parser with the column types taken from the query's description. Both give the same
+        frame; NULL stays distinct from ``""``.
         """
         try:
             self._conn = self.engine.connect()
@@ -186,8 +205,8 @@ class JdbcIntake:
                     raise AdapterError(f"the query returns duplicate column names ({', '.join(names)}); "
                                        "alias them so each column has its own name")
                 if all(oid in _BINARY_READ for oid in oids):
-                    with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT binary)") as copy:
-                        yield from self._binary_chunks(copy, names, oids)
+                    for table in _rechunked(self._arrow_batches(sql), self.ctx.chunk_rows):
+                        yield _decode_binary_rows(table, names, oids)
                     return
                 types = {name: _ARROW_TYPES.get(oid, pa.string()) for name, oid in zip(names, oids, strict=True)}
                 with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
@@ -198,46 +217,27 @@ class JdbcIntake:
                         convert_options=pacsv.ConvertOptions(
                             column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False,
                             null_values=[""], true_values=["t"], false_values=["f"]))
-                    pending: list[pa.RecordBatch] = []
-                    held = 0
-                    for batch in reader:
-                        pending.append(batch)
-                        held += batch.num_rows
-                        while held >= self.ctx.chunk_rows:
-                            table = pa.Table.from_batches(pending)
-                            yield self._frame(table.slice(0, self.ctx.chunk_rows), oids)
-                            rest = table.slice(self.ctx.chunk_rows)
-                            pending, held = rest.to_batches(), rest.num_rows
-                    if held:
-                        yield self._frame(pa.Table.from_batches(pending), oids)
+                    for table in _rechunked(reader, self.ctx.chunk_rows):
+                        yield self._frame(table, oids)
         except self._conn.dialect.loaded_dbapi.Error as exc:
             raise AdapterError(f"jdbc read failed: {str(exc).strip().splitlines()[0]}") from exc
         except pa.ArrowInvalid as exc:
             raise AdapterError(f"jdbc read failed: cannot parse the query's rows: {exc}") from exc
 
-    def _binary_chunks(self, copy: Any, names: list[str], oids: list[int]) -> Iterator[pd.DataFrame]:
-        """Binary COPY rows in frames of ``chunk_rows``: psycopg yields one block per row (the
-        first also carries the file header, the last is the trailer)."""
-        blocks: list[bytes] = []
-        first = True
-        for block in copy:
-            data = bytes(block)
-            if first:
-                first = False
-                if data[:11] != _PG_HEADER[:11]:
-                    raise AdapterError("jdbc read failed: the server did not send binary COPY data")
-                extension = int.from_bytes(data[15:19], "big")
-                data = data[19 + extension:]
-                if not data:
-                    continue
-            if data == b"\xff\xff":  # the trailer; psycopg ends the iteration after it
-                continue
-            blocks.append(data)
-            if len(blocks) >= self.ctx.chunk_rows:
-                yield _decode_binary_rows(blocks, names, oids)
-                blocks = []
-        if blocks:
-            yield _decode_binary_rows(blocks, names, oids)
+    def _arrow_batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+        """The query's rows as Arrow batches from ADBC's PostgreSQL driver, on a connection of its
+        own (a read needs no transaction with anything else), logged in as the engine is."""
+        require("postgres", "reading a PostgreSQL data store (jdbc intake)",
+                modules=("adbc_driver_manager", "adbc_driver_postgresql"))
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi as adbc
+
+        try:
+            with adbc.connect(_conninfo(self._url, self._login)) as conn, conn.cursor() as cursor:
+                cursor.execute(sql)
+                yield from cursor.fetch_record_batch()
+        except adbc_driver_manager.Error as exc:  # its first line; the rest repeats the query
+            raise AdapterError(f"jdbc read failed: {str(exc).strip().splitlines()[0]}") from exc
 
     @staticmethod
     def _frame(table: pa.Table, oids: Sequence[int]) -> pd.DataFrame:
@@ -265,71 +265,40 @@ _ARROW_TYPES: dict[int, pa.DataType] = {
 }
 
 
-# PostgreSQL type OIDs the binary COPY intake decodes -> (bytes, big-endian numpy type, Arrow type
-# of the column, offset added to the raw value). Text types have no fixed size. numeric and real
-# are not here: their values would differ from what the text form gives (real -> double), so a
+# PostgreSQL type OIDs the intake reads through ADBC (binary COPY) -> the Arrow type of the column:
+# the types whose values convert to the same frame the CSV path gives. numeric and real are not
+# here (ADBC reads numeric as text, and real as float32, where the CSV path gives double), so a
 # query with one is read as CSV.
-_PG_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's epoch, in days since 1970-01-01
-_PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400_000_000
-_BINARY_READ: dict[int, tuple[int, str, pa.DataType, int]] = {
-    16: (1, "u1", pa.bool_(), 0), 20: (8, ">i8", pa.int64(), 0), 21: (2, ">i2", pa.int64(), 0),
-    23: (4, ">i4", pa.int64(), 0), 701: (8, ">f8", pa.float64(), 0), 1082: (4, ">i4", pa.date32(), _PG_EPOCH_DAYS),
-    1114: (8, ">i8", pa.timestamp("us"), _PG_EPOCH_US), 1184: (8, ">i8", pa.timestamp("us", tz="UTC"), _PG_EPOCH_US),
-    25: (0, "", pa.string(), 0), 1043: (0, "", pa.string(), 0), 1042: (0, "", pa.string(), 0),
-    19: (0, "", pa.string(), 0),
+_BINARY_READ: dict[int, pa.DataType] = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 701: pa.float64(), 1082: pa.date32(),
+    1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"),
+    25: pa.string(), 1043: pa.string(), 1042: pa.string(), 19: pa.string(),
 }
 
 
-def _gather(buffer: np.ndarray, starts: np.ndarray, size: int) -> np.ndarray:
-    """``size`` bytes at each start, as an (n, size) array (starts past the end read zeros)."""
-    index = starts[:, None] + np.arange(size)
-    np.clip(index, 0, len(buffer) - 1, out=index)
-    return buffer[index]
-
-
-def _decode_binary_rows(blocks: list[bytes], names: list[str], oids: list[int]) -> pd.DataFrame:
-    """Binary COPY rows (one bytes object per row) -> the frame the CSV path gives. Vectorised
-    over rows: the row starts are known, so each field's position in every row follows from the
-    previous field's length."""
-    n = len(blocks)
-    buffer = np.frombuffer(b"".join(blocks) + bytes(8), dtype=np.uint8)  # padding: gathers never run off
-    sizes = np.fromiter(map(len, blocks), dtype=np.int64, count=n)
-    ends = np.cumsum(sizes)
-    position = ends - sizes + 2  # past each row's int16 field count
-    columns: list[pa.Array] = []
-    for oid in oids:
-        width, numpy_type, arrow_type, offset = _BINARY_READ[oid]
-        length = _gather(buffer, position, 4).view(">i4").reshape(n).astype(np.int64)
-        null = length < 0
-        start = position + 4
-        if width:
-            values = _gather(buffer, start, width).view(numpy_type).reshape(n).astype(numpy_type.lstrip(">"))
-            mask = null if null.any() else None
-            if pa.types.is_boolean(arrow_type):
-                array = pa.array(values.astype(bool), mask=mask)
-            elif pa.types.is_date32(arrow_type):
-                array = pa.array(values.astype(np.int32) + np.int32(offset), mask=mask).view(arrow_type)
-            elif pa.types.is_timestamp(arrow_type):
-                array = pa.array(values.astype(np.int64) + np.int64(offset), mask=mask).view(arrow_type)
-            elif pa.types.is_floating(arrow_type):
-                array = pa.array(values.astype(np.float64), mask=mask)
-            else:
-                array = pa.array(values.astype(np.int64), mask=mask)
-        else:
-            present = np.maximum(length, 0)
-            total = int(present.sum())
-            offsets = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(present, out=offsets[1:])
-            within = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], present)
-            data = buffer[np.repeat(start, present) + within]
-            validity = pa.array(~null).buffers()[1] if null.any() else None
-            array = pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                          null_count=int(null.sum())).cast(pa.string())
-        columns.append(array)
-        position = start + np.maximum(length, 0)
-    if not np.array_equal(position, ends):
-        raise AdapterError("jdbc read failed: the binary COPY rows do not have the columns the query described")
+def _decode_binary_rows(table: pa.Table, names: list[str], oids: list[int]) -> pd.DataFrame:
+    """Rows as ADBC read them -> the frame the CSV path gives: each column cast to its type in
+    ``_BINARY_READ`` (smallint and integer widen to int64), named as the query names it."""
+    columns = [pc.cast(column, _BINARY_READ[oid]) for column, oid in zip(table.columns, oids, strict=True)]
     return pa.Table.from_arrays(columns, names=names).to_pandas()
+
+
+def _rechunked(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Arrow batches of any size as tables of exactly ``rows`` rows (the last one shorter)."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
 
 
 class _CopyStream(io.RawIOBase):
@@ -452,10 +421,11 @@ class JdbcOutput:
     def _copy(self, target: sa.Table, frame: pd.DataFrame) -> None:
         """PostgreSQL COPY on the same connection and transaction.
 
-        Fast path: COPY in PostgreSQL's binary format, built by :func:`_pg_binary` with numpy,
-        when every column of the chunk goes to a target column of a type it encodes (double
-        precision, real, bigint, integer, smallint, boolean, text, varchar) and casts to it
-        losslessly: the server then copies bytes instead of parsing text (3-4x less work for it).
+        Fast path: COPY in PostgreSQL's binary format, written by psycopg's binary dumpers
+        (``set_types`` + ``write_row``), when every column of the chunk goes to a target column
+        of a type they take (double precision, real, bigint, integer, smallint, boolean, text,
+        varchar) and casts to it losslessly (:func:`_pg_binary`): the server then copies bytes
+        instead of parsing text (3-4x less work for it).
         Otherwise the chunk is rendered to CSV by Arrow (C++) with every non-null value quoted, so
         COPY reads an unquoted empty field as NULL and ``""`` as an empty string. A chunk Arrow
         cannot type (mixed objects) falls back to psycopg's ``write_row``.
@@ -464,14 +434,14 @@ class JdbcOutput:
         preparer = self._conn.dialect.identifier_preparer
         name = preparer.format_table(target)
         columns = ", ".join(preparer.quote(str(c)) for c in frame.columns)
-        binary: bytes | None = None
+        binary: list[list[Any]] | None = None
         text: bytes | None = None
+        kinds = [_binary_kind(target.c[str(c)].type, self._conn.dialect) for c in frame.columns]
         try:
             table = pa.Table.from_pandas(frame, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             table = None
         if table is not None:
-            kinds = [_binary_kind(target.c[str(c)].type, self._conn.dialect) for c in frame.columns]
             if all(kinds):
                 binary = _pg_binary(table, [k for k in kinds if k])
             if binary is None:
@@ -485,7 +455,9 @@ class JdbcOutput:
             with raw.cursor() as cursor:
                 if binary is not None:
                     with cursor.copy(f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT binary)") as copy:
-                        copy.write(binary)
+                        copy.set_types([_PG_FIXED[str(kind)][1] for kind in kinds])
+                        for row in zip(*binary, strict=True):
+                            copy.write_row(row)
                 elif text is not None:
                     with cursor.copy(f"COPY {name} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
                         copy.write(text)
@@ -495,7 +467,11 @@ class JdbcOutput:
                         for row in clean.itertuples(index=False, name=None):
                             copy.write_row(row)
         except self._conn.dialect.loaded_dbapi.Error as exc:  # the driver's own error (not wrapped)
-            raise AdapterError(f"jdbc write failed: {str(exc).strip().splitlines()[0]}") from exc
+            detail = str(exc).strip().splitlines()[0]
+            if "0x00" in detail:  # PostgreSQL's words for it do not say what to do
+                detail += ("; a text value holds a NUL character (\\x00), which PostgreSQL text cannot store: "
+                           "remove it from the data (or write to a bytea column)")
+            raise AdapterError(f"jdbc write failed: {detail}") from exc
 
     def _merge(self, target: sa.Table, frame: pd.DataFrame) -> None:
         columns = [str(c) for c in frame.columns]
@@ -539,15 +515,15 @@ class JdbcOutput:
 
 # -- PostgreSQL binary COPY -------------------------------------------------------------------------
 
-# target column type (as PostgreSQL names it) -> (Arrow type to cast to, big-endian numpy type)
+# target column type (as PostgreSQL names it) -> (Arrow type the chunk's column is cast to, the type
+# psycopg's binary dumper writes). Text types take text only: a number into text goes as CSV, so
+# PostgreSQL formats it as it would any insert.
 _PG_FIXED: dict[str, tuple[pa.DataType, str]] = {
-    "DOUBLE PRECISION": (pa.float64(), ">f8"), "REAL": (pa.float32(), ">f4"), "BIGINT": (pa.int64(), ">i8"),
-    "INTEGER": (pa.int32(), ">i4"), "SMALLINT": (pa.int16(), ">i2"), "BOOLEAN": (pa.bool_(), "u1"),
+    "DOUBLE PRECISION": (pa.float64(), "float8"), "REAL": (pa.float32(), "float4"),
+    "BIGINT": (pa.int64(), "int8"), "INTEGER": (pa.int32(), "int4"), "SMALLINT": (pa.int16(), "int2"),
+    "BOOLEAN": (pa.bool_(), "bool"), "TEXT": (pa.string(), "text"),
+    "TIMESTAMP WITHOUT TIME ZONE": (pa.timestamp("us"), "timestamp"),
 }
-_PG_TEXT = ("TEXT", "VARCHAR")
-_PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
-_PG_BLOCK_ROWS = 2048  # rows assembled at once: a block of the row buffer stays in cache
-_PG_MAX_PADDED = 64 * 1024 * 1024  # padded text bytes of a chunk beyond which CSV is used instead
 
 
 def _binary_kind(column_type: sa.types.TypeEngine[Any], dialect: sa.engine.Dialect) -> str | None:
@@ -558,82 +534,32 @@ def _binary_kind(column_type: sa.types.TypeEngine[Any], dialect: sa.engine.Diale
         return None
     if compiled in _PG_FIXED:
         return compiled
-    if compiled == "TEXT" or compiled.startswith("VARCHAR"):
+    if compiled.startswith("VARCHAR"):
         return "TEXT"
     return None
 
 
-def _pg_binary(table: pa.Table, kinds: Sequence[str]) -> bytes | None:
-    """``table`` in PostgreSQL's binary COPY format, or None when a column does not convert
-    losslessly (a fractional double into bigint, a number into text): the caller then sends CSV.
-
-    Every row is ``int16 field count`` then, per field, ``int32 length`` (-1 for NULL) and the
-    value's bytes (big-endian for numbers, UTF-8 for text). Rows are assembled in blocks as a
-    2-D byte array padded to the widest value, and the padding (and NULLs' value bytes) removed
-    with one boolean mask per block.
-    """
-    n = table.num_rows
-    fields: list[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = []
-    width = 2
+def _pg_binary(table: pa.Table, kinds: Sequence[str]) -> list[list[Any]] | None:
+    """``table``'s columns as Python values for psycopg's binary COPY (NULL as None), or None when
+    a column does not convert losslessly (a fractional double into bigint, a number into text):
+    the caller then sends CSV, which the server converts or refuses as it would any insert."""
+    columns: list[list[Any]] = []
     for column, kind in zip(table.columns, kinds, strict=True):
-        column = column.combine_chunks()
-        valid = None if column.null_count == 0 else column.is_valid().to_numpy(zero_copy_only=False)
+        arrow_type = _PG_FIXED[kind][0]
+        if arrow_type == pa.string() and not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+                                              or pa.types.is_null(column.type)):
+            return None
         try:
-            if kind in _PG_FIXED:
-                arrow_type, numpy_type = _PG_FIXED[kind]
-                cast = pc.cast(column, arrow_type)
-                size = np.dtype(numpy_type).itemsize
-                filler = pa.scalar(False if kind == "BOOLEAN" else 0, arrow_type)
-                numbers = cast.fill_null(filler).to_numpy(zero_copy_only=False).astype(numpy_type)
-                data = numbers.view(np.uint8).reshape(n, size)
-                length = np.full(n, size, dtype=np.int64)
-                inside: np.ndarray | None = None
-            else:
-                if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-                        or pa.types.is_null(column.type)):
-                    return None  # numbers into text: CSV keeps PostgreSQL's own text formatting
-                strings = pc.cast(column, pa.large_string())
-                length = pc.binary_length(strings).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-                size = int(length.max()) if n else 0
-                if n * size > _PG_MAX_PADDED:
-                    return None
-                offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset: strings.offset + n + 1]
-                values_buffer = strings.buffers()[2]
-                raw = np.frombuffer(values_buffer, dtype=np.uint8) if values_buffer is not None else np.zeros(0, np.uint8)
-                if not len(raw):
-                    raw = np.zeros(1, dtype=np.uint8)
-                index = offsets[:-1, None] + np.arange(size)
-                np.clip(index, 0, len(raw) - 1, out=index)
-                data = raw[index]
-                inside = np.arange(size) < length[:, None]
-                if inside.all():
-                    inside = None
+            cast = pc.cast(column, arrow_type)  # safe: raises on truncation or overflow
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return None
-        if valid is not None:
-            length = np.where(valid, length, -1)
-            nulls = np.broadcast_to(~valid[:, None], (n, size))
-            inside = ~nulls if inside is None else inside & ~nulls
-        fields.append((size, data, length.astype(">i4").view(np.uint8).reshape(n, 4), inside))
-        width += 4 + size
-    count = np.array([len(fields)], dtype=">i2").view(np.uint8)
-    compact = any(field[3] is not None for field in fields)
-    pieces = [_PG_HEADER]
-    for start in range(0, n, _PG_BLOCK_ROWS):
-        stop = min(n, start + _PG_BLOCK_ROWS)
-        block = np.empty((stop - start, width), dtype=np.uint8)
-        keep = np.ones((stop - start, width), dtype=bool) if compact else None
-        block[:, 0:2] = count
-        at = 2
-        for size, data, length_bytes, inside in fields:
-            block[:, at: at + 4] = length_bytes[start:stop]
-            block[:, at + 4: at + 4 + size] = data[start:stop]
-            if keep is not None and inside is not None:
-                keep[:, at + 4: at + 4 + size] = inside[start:stop]
-            at += 4 + size
-        pieces.append((block[keep] if keep is not None else block).tobytes())
-    pieces.append(b"\xff\xff")  # file trailer
-    return b"".join(pieces)
+        # numbers without NULLs through numpy (several times faster than to_pylist)
+        if cast.null_count == 0 and (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+                                     or pa.types.is_boolean(arrow_type)):
+            columns.append(cast.to_numpy().tolist())
+        else:
+            columns.append(cast.to_pylist())
+    return columns
 
 
 @register_intake("jdbc")
