@@ -6,8 +6,9 @@
 1. plan its partitions (``partitions.plan``); a job of one partition, or one whose input or
    output lives in the service's data directory when the workers cannot see that directory, is
    scored by the service itself (``execute.run_job``) and its ``statusDetails`` says why;
-2. ship the model once per worker (a broadcast scatter, reused by later jobs of the same model)
-   and the job's context once per worker; submit one task per partition;
+2. install the model once per worker (a worker plugin, kept for later jobs of the same model;
+   a worker that joins later gets it when it joins); submit one task per partition, each with
+   the job's small context (settings, options, resolved references);
 3. as partitions finish, record ``percentageCompleted`` (their share of the input) and the rows;
    between them check for an abort (``DELETE``: the futures are cancelled and the tasks already
    running stop at their next chunk through a Dask ``Event``);
@@ -39,15 +40,20 @@ from reconciler.service.runner.cluster import partitions as planning
 from reconciler.service.runner.cluster.config import ExecutorConfig
 from reconciler.service.runner.cluster.parts import open_committer
 from reconciler.service.runner.cluster.resolved import resolve
-from reconciler.service.runner.cluster.worker import JobContext, ModelBlob, PartResult, score_partition
+from reconciler.service.runner.cluster.worker import (
+    JobContext,
+    ModelBlob,
+    ModelPlugin,
+    PartResult,
+    score_partition,
+)
 
 __all__ = ["ClusterError", "DaskExecutor", "run_job"]
 
 log = logging.getLogger("reconciler.service.runner")
 
 CONNECT_TIMEOUT = 20.0  # seconds to reach the scheduler
-SHARED_DIR_TYPES = ("localFile", "dataset")  # their data lives in the service's data directory
-KEPT_MODELS = 8  # models kept scattered on the workers for the next jobs
+KEPT_MODELS = 8  # models kept installed on the workers for the next jobs
 
 
 class ClusterError(AdapterError):
@@ -68,7 +74,7 @@ class DaskExecutor:
         self._lock = threading.Lock()
         self._client: Any = None
         self._cluster: Any = None
-        self._models: OrderedDict[str, Any] = OrderedDict()  # model sha256 -> its scattered future
+        self._models: OrderedDict[str, int] = OrderedDict()  # model sha256 installed -> jobs using it
 
     @property
     def where(self) -> str:
@@ -105,19 +111,44 @@ class DaskExecutor:
         except Exception:  # already broken: nothing left to close cleanly
             log.debug("closing a broken Dask client failed", exc_info=True)
 
-    def shipped_model(self, client: Any, blob: ModelBlob) -> Any:
-        """The model's future on every worker: scattered once, kept for later jobs."""
+    def shipped_model(self, client: Any, blob: ModelBlob) -> str:
+        """Install the model on every worker, once (a worker plugin; later workers get it when
+        they join); returns its name for the tasks. The last KEPT_MODELS models stay installed
+        for the next jobs; an older one is removed unless a running job uses it."""
         with self._lock:
-            found = self._models.get(blob.sha256)
-            if found is not None and found.status == "finished":
+            known = blob.sha256 in self._models
+            if known:
                 self._models.move_to_end(blob.sha256)
-                return found
-        future = client.scatter(blob, broadcast=True, hash=False)
+            self._models[blob.sha256] = self._models.get(blob.sha256, 0) + 1  # jobs using it
+        if not known:
+            try:
+                client.register_plugin(ModelPlugin(blob), name=ModelPlugin.name_for(blob.sha256))
+            except BaseException:
+                self.release_model(blob.sha256, forget=True)
+                raise
+        return blob.sha256
+
+    def release_model(self, sha256: str, *, forget: bool = False, client: Any = None) -> None:
+        """A job is done with the model; models beyond KEPT_MODELS that no job uses are removed."""
+        stale: list[str] = []
         with self._lock:
-            self._models[blob.sha256] = future
-            while len(self._models) > KEPT_MODELS:
-                self._models.popitem(last=False)
-        return future
+            if sha256 in self._models:
+                self._models[sha256] -= 1
+                if forget and self._models[sha256] <= 0:
+                    del self._models[sha256]
+            for name, users in list(self._models.items()):
+                if len(self._models) - len(stale) <= KEPT_MODELS:
+                    break
+                if users <= 0:
+                    stale.append(name)
+            for name in stale:
+                del self._models[name]
+        for name in stale:
+            try:
+                if client is not None:
+                    client.unregister_worker_plugin(ModelPlugin.name_for(name))
+            except Exception:  # the scheduler is gone: so are its plugins
+                log.debug("removing model %s from the Dask workers failed", name, exc_info=True)
 
     def start(self) -> None:
         """Connect now (a local cluster starts its workers): the first job does not wait. A
@@ -178,11 +209,14 @@ def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, cancelle
     _wait_for_workers(client, executor)
     intake_type = (spec.get("intakeSettings") or {}).get("type")
     output = spec.get("outputSettings") or {"type": "localFile"}
-    if intake_type in SHARED_DIR_TYPES or output.get("type") == "localFile":
-        unseen = _workers_without(client, data_dir)
+    shared = [data_dir] if "localFile" in (intake_type, output.get("type")) else []
+    if intake_type == "dataset":
+        shared.append(Path(plan.partitions[0].path).parent)
+    for folder in shared:
+        unseen = _workers_without(client, folder)
         if unseen:
             return local(f"the Dask workers {', '.join(unseen[:3])} cannot read the service's data directory "
-                         f"{data_dir}; mount it at the same path on every worker to score {intake_type} jobs there")
+                         f"{folder}; mount it at the same path on every worker to score such jobs there")
     committer = open_committer(spec, ctx, count=len(plan.partitions))
     committer.prepare()
     try:
@@ -242,11 +276,14 @@ def _dispatch(job: JobRecord, plan: planning.Plan, client: Any, executor: DaskEx
     from distributed.client import FuturesCancelledError
 
     try:
-        model_future = executor.shipped_model(client, blob)
-        context_future = client.scatter(job_context, broadcast=True, hash=False)
-        pending = {client.submit(score_partition, model_future, context_future, p, pure=False,
+        model = executor.shipped_model(client, blob)
+    except (OSError, FuturesCancelledError) as exc:
+        raise _lost(executor, exc) from exc
+    try:
+        pending = {client.submit(score_partition, model, job_context, p, pure=False,
                                  key=f"reconciler-{job.id}-{p.index:06d}"): p for p in plan.partitions}
     except (OSError, FuturesCancelledError) as exc:
+        executor.release_model(model, client=client)
         raise _lost(executor, exc) from exc
     results: dict[int, PartResult] = {}
     done_weight = 0
@@ -285,7 +322,7 @@ def _dispatch(job: JobRecord, plan: planning.Plan, client: Any, executor: DaskEx
                 client.cancel(list(pending))
             except Exception:  # the scheduler is gone: nothing is left to cancel
                 log.debug("cancelling the partitions of job %s failed", job.id, exc_info=True)
-        context_future.release()
+        executor.release_model(model, client=client)
     return results
 
 

@@ -1,10 +1,15 @@
 """What runs on a Dask worker: scoring one partition into its part.
 
-The model travels as a :class:`ModelBlob` (the artifact's bytes and description) that the driver
-scatters to every worker once (``client.scatter(..., broadcast=True)``); every partition task of a
-job takes the same blob, so a worker receives it once and loads it once per process
-(:data:`RECEIVED` and :data:`LOADED` count both, per model; ``driver.worker_counts`` reads them).
-The job's settings, scoring options and resolved references travel the same way (:class:`JobContext`).
+The model travels as a :class:`ModelBlob` (the artifact's bytes and description) inside a Dask
+worker plugin (:class:`ModelPlugin`, registered by the driver once per model): the scheduler sends
+it to every worker once, and to every worker that joins later (one that replaces a killed worker),
+before that worker runs a task. A partition task names the model by its sha256 and finds it in
+this process (:data:`MODELS`), so no task carries the model and no worker fetches it from another.
+(A broadcast ``client.scatter`` is not enough: Dask's active memory manager drops the extra
+replicas, and the workers then fetch the model again per job.) :data:`RECEIVED` and
+:data:`LOADED` count, per model, how often this process received and loaded it
+(``driver.worker_counts`` reads them). The job's settings, scoring options and resolved
+references (:class:`JobContext`, a few kB) travel with each task.
 
 A partition is scored by the runner's own chunk pipeline (``execute._pipeline``: read, score
 and write overlap), whose progress hook here is the job's cancel check: a Dask ``Event`` the
@@ -20,16 +25,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from distributed.diagnostics.plugin import WorkerPlugin
+
 from reconciler.service.runner import artifacts, execute, scoring
 from reconciler.service.runner.adapters.base import AdapterContext, AdapterError
 from reconciler.service.runner.cluster.partitions import Partition, open_partition
 from reconciler.service.runner.cluster.parts import PartRecord, open_part
 from reconciler.service.runner.cluster.resolved import ResolvedStore
 
-__all__ = ["LOADED", "RECEIVED", "JobContext", "ModelBlob", "PartResult", "counts", "score_partition"]
+__all__ = ["LOADED", "MODELS", "RECEIVED", "JobContext", "ModelBlob", "ModelPlugin", "PartResult", "counts",
+           "score_partition"]
 
 RECEIVED: Counter[str] = Counter()  # model sha256 -> times this process received (unpickled) it
 LOADED: Counter[str] = Counter()  # model sha256 -> times this process loaded it
+MODELS: dict[str, ModelBlob] = {}  # model sha256 -> the blob its plugin installed in this process
 _CACHE = artifacts.ModelCache()
 _LOCK = threading.Lock()
 
@@ -61,6 +70,37 @@ class ModelBlob:
                                   class_names=self.class_names or None)
 
         return _CACHE.get(self.sha256, self.sha256, build)
+
+
+class ModelPlugin(WorkerPlugin):
+    """Installs one model in every worker process (``client.register_plugin``). Idempotent: a
+    second registration under the same name (another job, another service replica) sends nothing."""
+
+    idempotent = True
+
+    def __init__(self, blob: ModelBlob) -> None:
+        self.blob = blob
+
+    @staticmethod
+    def name_for(sha256: str) -> str:
+        return f"reconciler-model-{sha256}"
+
+    def setup(self, worker: Any) -> None:
+        with _LOCK:
+            MODELS[self.blob.sha256] = self.blob
+
+    def teardown(self, worker: Any) -> None:
+        with _LOCK:
+            MODELS.pop(self.blob.sha256, None)
+
+
+def installed_model(sha256: str) -> ModelBlob:
+    with _LOCK:
+        blob = MODELS.get(sha256)
+    if blob is None:  # the driver registers the plugin before it submits a task of the model
+        raise RuntimeError(f"model {sha256[:12]} is not installed on this Dask worker (its plugin "
+                           f"{ModelPlugin.name_for(sha256)} was unregistered while a job used it)")
+    return blob
 
 
 @dataclass(frozen=True)
@@ -119,7 +159,7 @@ def _worker_address() -> str:
         return ""
 
 
-def score_partition(blob: ModelBlob, job: JobContext, partition: Partition) -> PartResult:
+def score_partition(model_sha256: str, job: JobContext, partition: Partition) -> PartResult:
     """Score ``partition`` into its part. Bad data and scoring errors come back as the result's
     ``error`` (with the partition's quote count: the driver decides whether the split caused
     them); anything else raises, and Dask reports it to the driver."""
@@ -134,7 +174,7 @@ def score_partition(blob: ModelBlob, job: JobContext, partition: Partition) -> P
             part.abort()
             return PartResult(partition.index, rows=earlier.rows, failed=earlier.failed, worker=worker, pid=pid)
         try:
-            model = blob.model()
+            model = installed_model(model_sha256).model()
             with ThreadPoolExecutor(1, thread_name_prefix="reconciler-part") as pool:
                 execute._pipeline(job.job_id, intake, part, model, job.options, pool=pool, in_flight=2,
                                   store=_CancelWatch(job.cancel_event), runner_id="", cancelled=threading.Event(),
