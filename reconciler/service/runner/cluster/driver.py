@@ -53,6 +53,7 @@ __all__ = ["ClusterError", "DaskExecutor", "run_job"]
 log = logging.getLogger("reconciler.service.runner")
 
 CONNECT_TIMEOUT = 20.0  # seconds to reach the scheduler
+STOP_WAIT = 60.0  # seconds to wait for a stopped job's running partitions to notice
 KEPT_MODELS = 8  # models kept installed on the workers for the next jobs
 
 
@@ -322,8 +323,32 @@ def _dispatch(job: JobRecord, plan: planning.Plan, client: Any, executor: DaskEx
                 client.cancel(list(pending))
             except Exception:  # the scheduler is gone: nothing is left to cancel
                 log.debug("cancelling the partitions of job %s failed", job.id, exc_info=True)
+            _wait_stopped(client, job.id)
         executor.release_model(model, client=client)
     return results
+
+
+def _wait_stopped(client: Any, job_id: str, timeout: float = STOP_WAIT) -> None:
+    """Wait until no worker runs a partition of ``job_id`` (a cancelled task that already runs
+    goes on until its next chunk), so that removing the parts afterwards is final: no part
+    appears after the job's output was cleaned up. Two quiet polls in a row, for a task that
+    was starting during the first."""
+    from reconciler.service.runner.cluster.worker import running
+
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        try:
+            busy = client.run(running, job_id, on_error="ignore")
+        except Exception:  # the scheduler is gone: its workers' tasks cannot report anything
+            log.debug("asking the workers about job %s failed", job_id, exc_info=True)
+            return
+        quiet = quiet + 1 if not any(busy.values()) else 0
+        if quiet >= 2:
+            return
+        time.sleep(0.1)
+    log.warning("partitions of job %s still ran on Dask workers %gs after it was stopped; parts they write "
+                "later are not removed", job_id, timeout)
 
 
 def _result(future: Any, partition: planning.Partition, executor: DaskExecutor) -> PartResult:

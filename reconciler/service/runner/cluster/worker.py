@@ -33,11 +33,12 @@ from reconciler.service.runner.cluster.partitions import Partition, open_partiti
 from reconciler.service.runner.cluster.parts import PartRecord, open_part
 from reconciler.service.runner.cluster.resolved import ResolvedStore
 
-__all__ = ["LOADED", "MODELS", "RECEIVED", "JobContext", "ModelBlob", "ModelPlugin", "PartResult", "counts",
-           "score_partition"]
+__all__ = ["ACTIVE", "LOADED", "MODELS", "RECEIVED", "JobContext", "ModelBlob", "ModelPlugin", "PartResult", "counts",
+           "running", "score_partition"]
 
 RECEIVED: Counter[str] = Counter()  # model sha256 -> times this process received (unpickled) it
 LOADED: Counter[str] = Counter()  # model sha256 -> times this process loaded it
+ACTIVE: Counter[str] = Counter()  # job id -> its partitions running in this process
 MODELS: dict[str, ModelBlob] = {}  # model sha256 -> the blob its plugin installed in this process
 _CACHE = artifacts.ModelCache()
 _LOCK = threading.Lock()
@@ -162,7 +163,23 @@ def _worker_address() -> str:
 def score_partition(model_sha256: str, job: JobContext, partition: Partition) -> PartResult:
     """Score ``partition`` into its part. Bad data and scoring errors come back as the result's
     ``error`` (with the partition's quote count: the driver decides whether the split caused
-    them); anything else raises, and Dask reports it to the driver."""
+    them); anything else raises, and Dask reports it to the driver. While it runs it counts in
+    :data:`ACTIVE`: a job that ends early removes its parts only once none is running
+    (``driver._wait_stopped``); one that starts after the job was cancelled does nothing."""
+    with _LOCK:
+        ACTIVE[job.job_id] += 1
+    try:
+        if not _CancelWatch(job.cancel_event).update_job_progress():
+            return PartResult(partition.index, cancelled=True, worker=_worker_address(), pid=os.getpid())
+        return _score(model_sha256, job, partition)
+    finally:
+        with _LOCK:
+            ACTIVE[job.job_id] -= 1
+            if ACTIVE[job.job_id] <= 0:
+                del ACTIVE[job.job_id]
+
+
+def _score(model_sha256: str, job: JobContext, partition: Partition) -> PartResult:
     worker, pid = _worker_address(), os.getpid()
     ctx = job.adapter_context()
     intake = open_partition(job.intake, ctx, partition)
@@ -201,6 +218,12 @@ def score_partition(model_sha256: str, job: JobContext, partition: Partition) ->
     finally:
         intake.close()
     return PartResult(partition.index, rows=counters.rows, failed=counters.failed, quotes=intake.quotes(), worker=worker, pid=pid)
+
+
+def running(job_id: str) -> int:
+    """Partitions of ``job_id`` running in this process (``client.run(running, job_id)``)."""
+    with _LOCK:
+        return ACTIVE.get(job_id, 0)
 
 
 def counts() -> dict[str, dict[str, int]]:
