@@ -52,7 +52,8 @@ class DaskProcesses:
             for _ in range(self.count):
                 self.add_worker()
             self.client = Client(self.address, timeout=60, set_as_default=False)
-            self.client.wait_for_workers(self.count, timeout=120)
+            if self.count:
+                self.client.wait_for_workers(self.count, timeout=120)
         except BaseException:
             self.stop()
             raise
@@ -76,6 +77,16 @@ class DaskProcesses:
             if worker.pid == pid:
                 worker.wait(timeout=10)
 
+    def thread_worker(self) -> Any:
+        """A worker inside this process (on the test client's event loop): it imports nothing
+        new, so a test that needs the scheduler as a process but not the worker starts fast."""
+        from distributed import Worker
+
+        async def start() -> Any:
+            return await Worker(self.address, nthreads=1, dashboard=False, memory_limit=0)
+
+        return self.client.sync(start)
+
     def kill_scheduler(self) -> None:
         assert self.scheduler is not None
         self.scheduler.kill()
@@ -86,14 +97,10 @@ class DaskProcesses:
             with contextlib.suppress(Exception):
                 self.client.close(timeout=5)
             self.client = None
-        for process in [*self.workers, self.scheduler]:
+        for process in [*self.workers, self.scheduler]:  # test processes: no graceful shutdown to wait for
             if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                process.kill()
+                process.wait()
         self.workers = []
         self.scheduler = None
 

@@ -317,14 +317,14 @@ def _dispatch(job: JobRecord, plan: planning.Plan, client: Any, executor: DaskEx
                                              scored_rows=counters.rows - counters.failed, failed_rows=counters.failed):
                 raise execute.Cancelled
     finally:
-        if pending:
+        if pending and client.status == "running":  # else the scheduler is gone: nothing is left to cancel
             try:
                 Event(job_context.cancel_event, client=client).set()  # running tasks stop at their next chunk
                 client.cancel(list(pending))
-            except Exception:  # the scheduler is gone: nothing is left to cancel
+            except Exception:
                 log.debug("cancelling the partitions of job %s failed", job.id, exc_info=True)
             _wait_stopped(client, job.id)
-        executor.release_model(model, client=client)
+        executor.release_model(model, client=client if client.status == "running" else None)
     return results
 
 
