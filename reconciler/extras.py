@@ -26,7 +26,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "operator": ("kopf", "kubernetes"),
     "postgres": ("psycopg",),
     # scoring jobs on a Dask cluster (reconciler serve --executor dask)
-    "dask": ("dask", "distributed"),
+    "dask": ("distributed",),
 }
 # loading a model needs numpy (runner) too; the [models] extra installs [runner]
 MODEL_MODULES = ("numpy", *EXTRAS["models"])
