@@ -40,3 +40,19 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A database of its own on the session's PostgreSQL."""
     return postgres_server.create_database()
+
+
+# The suite runs on two processes (`-n auto --dist loadgroup` in pyproject's addopts, pytest-xdist).
+# Tests go one by one to whichever process is free, except those sharing an expensive session
+# fixture, which stay on one process so it is started once: the kube-apiserver (and etcd) of the
+# operator tests, and the fuzzed server whose cases are many short tests.
+_GROUPS = {"cluster": "kube-apiserver", "fuzz_server": "fuzzed-service"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        for fixture, group in _GROUPS.items():
+            if fixture in fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break

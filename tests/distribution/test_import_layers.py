@@ -19,7 +19,11 @@ BREAKS = {
         ("reconciler/service/records.py", "import reconciler.engine.plan"),
     "Pairing and diffing are pure: no HTTP, no YAML": ("reconciler/engine/diff.py", "import httpx"),
     "Manifests (specs) know nothing of the API client, the engine, the service or the commands":
-        ("reconciler/specs/cron.py", "from reconciler.api import client"),
+        ("reconciler/specs/validate.py", "from reconciler.api import client"),
+    "The contract imports nothing of reconciler but the error root and display helpers":
+        ("reconciler/contract/cron.py", "import reconciler.specs.load"),
+    "The local service reads the contract, not the manifests' loader":
+        ("reconciler/service/records.py", "import reconciler.specs.model"),
     "Manifests, plans and the CRD import no extra": ("reconciler/engine/plan.py", "import pandas"),
 }
 

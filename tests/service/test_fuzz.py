@@ -49,6 +49,8 @@ def _document() -> dict[str, Any]:
 
 
 DOCUMENT = _document()
+# schemathesis' pytest calls do not read `request-timeout` from the config; the same value here
+REQUEST_TIMEOUT = CONFIG.projects.default.request_timeout
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 
 
@@ -99,7 +101,7 @@ def test_every_operation_keeps_its_contract(case: schemathesis.Case, fuzz_server
     given = case.path_parameters.get("definition_id") if case.path_parameters else None
     if case.method in ("GET", "PATCH") and isinstance(given, str) and HEX24.fullmatch(given):
         case.path_parameters["definition_id"] = live_definition  # type: ignore[index]
-    case.call_and_validate(base_url=fuzz_server.url, session=session)
+    case.call_and_validate(base_url=fuzz_server.url, session=session, timeout=REQUEST_TIMEOUT)
 
 
 def _forget_everything(api: str) -> None:
@@ -121,7 +123,7 @@ def test_stateful_sequences_keep_the_contract(fuzz_server: LocalServer) -> None:
             _forget_everything(fuzz_server.api_url)
 
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"base_url": fuzz_server.url}
+            return {"base_url": fuzz_server.url, "timeout": REQUEST_TIMEOUT}
 
     Workflow.run(settings=settings(max_examples=15, stateful_step_count=6, deadline=None, derandomize=True,
                                    database=None, suppress_health_check=NO_HEALTH_CHECKS))
