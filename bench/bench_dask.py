@@ -89,7 +89,7 @@ class Cluster:
 def first_output(job_dir: Path, found: list[float], stop: threading.Event) -> None:
     """Record when a scored row first reaches the disk (a part, or the local executor's output)."""
     while not stop.is_set():
-        paths = [*job_dir.glob("parts/*.csv"), *job_dir.glob("output.csv*")]
+        paths = [*job_dir.glob("parts/*.csv*"), *job_dir.glob("output.csv*")]  # .tmp while written
         if any(p.stat().st_size > 0 for p in paths if p.exists()):
             found.append(time.perf_counter())
             return

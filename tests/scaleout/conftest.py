@@ -9,15 +9,19 @@ import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from moto.server import ThreadedMotoServer
 
 from reconciler.service import ids
+from reconciler.service.runner import files
 from reconciler.service.testing import LocalServer, wait_for_job
 
 from .cluster import DaskProcesses
@@ -93,6 +97,19 @@ class Service:
         raise AssertionError(f"job {job_id} did not get past {percentage}% in {timeout}s")
 
 
+def job_dir(service: Service, job_id: str) -> Path:
+    """The job's folder in the service's data directory (next to its SQLite database)."""
+    return files.job_dir(Path(service.server.db_url[len("sqlite:///"):]).parent / "jobs", job_id)
+
+
+def eventually_gone(path: Path, timeout: float = 15) -> bool:
+    """True once ``path`` is gone (the runner cleans up after the job's status changed)."""
+    deadline = time.monotonic() + timeout
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not path.exists()
+
+
 def serve(**settings: Any) -> tuple[LocalServer, httpx.Client]:
     server = LocalServer(token=TOKEN, run_jobs=True, settings={"scheduler_interval": 0, **settings}).__enter__()
     return server, httpx.Client(base_url=server.api_url, headers=server.headers(), timeout=60)
@@ -126,4 +143,18 @@ def on_local() -> Iterator[Service]:
         yield Service(server, http)
     finally:
         http.close()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[tuple[str, Any]]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k",
+                          aws_secret_access_key="s")
+    try:
+        yield endpoint, client
+    finally:
         server.stop()

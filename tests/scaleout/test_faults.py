@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import sqlalchemy as sa
-from moto.server import ThreadedMotoServer
 
 from reconciler.service import ids
-from reconciler.service.runner import files
 from reconciler.service.runner.cluster.driver import wait_idle, worker_counts
 from reconciler.service.testing import PostgresServer, wait_for_job
 
 from .cluster import DaskProcesses
-from .conftest import Service, artifact, dask_settings, frame, serve
+from .conftest import Service, artifact, dask_settings, eventually_gone, frame, job_dir, serve
 from .slow_model import SlowBinary
 
 LOCAL_FILES = {"intakeSettings": {"type": "localFile"}, "outputSettings": {"type": "localFile"},
@@ -40,19 +35,6 @@ def slow(on_dask: Service, on_local: Service) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def quick(on_dask: Service) -> str:
     return on_dask.register(artifact(SlowBinary(delay=0.0, weight=0.7)))
-
-
-def job_dir(service: Service, job_id: str) -> Path:
-    data_dir = Path(service.server.db_url[len("sqlite:///"):]).parent / "jobs"
-    return files.job_dir(data_dir, job_id)
-
-
-def eventually_gone(path: Path, timeout: float = 15) -> bool:
-    """True once ``path`` is gone (the runner cleans up after the job's status changed)."""
-    deadline = time.monotonic() + timeout
-    while path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not path.exists()
 
 
 def running_on(client: Any, job_id: str, timeout: float = 60) -> str:
@@ -120,31 +102,6 @@ def test_delete_cancels_the_jobs_futures(on_dask: Service, slow: tuple[str, str]
     assert time.monotonic() - asked < 10
     assert on_dask.http.get(f"batchPredictions/{job_id}/download/").status_code == 404
     assert eventually_gone(job_dir(on_dask, job_id)), "the aborted job left files behind"
-
-
-def test_a_failed_local_file_job_leaves_no_parts(on_dask: Service, quick: str) -> None:
-    source = frame(6000, seed=24)
-    source["x2"] = source["x2"].astype(object)
-    source.loc[5000, "x2"] = "oops"
-    job = on_dask.run({**LOCAL_FILES, "deploymentId": quick}, source.to_csv(index=False).encode())
-    assert job["status"] == "FAILED", job
-    assert "partition" in job["statusDetails"], job["statusDetails"]
-    folder = job_dir(on_dask, job["id"])
-    assert not (folder / "parts").exists() and not (folder / "output.csv").exists()
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[tuple[str, Any]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k",
-                          aws_secret_access_key="s")
-    try:
-        yield endpoint, client
-    finally:
-        server.stop()
 
 
 def test_a_failed_s3_job_leaves_no_object_no_part_and_no_upload(on_dask: Service, quick: str,

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from moto.server import ThreadedMotoServer
 from sklearn.linear_model import LogisticRegression
 
 from reconciler.service import ids
@@ -23,7 +20,7 @@ from reconciler.service.runner.cluster.driver import worker_counts
 from reconciler.service.testing import PostgresServer
 
 from .cluster import DaskProcesses
-from .conftest import FEATURES, PARTITION_BYTES, Service, artifact, frame
+from .conftest import FEATURES, PARTITION_BYTES, Service, artifact, eventually_gone, frame, job_dir
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +37,6 @@ def model_bytes(model: LogisticRegression) -> bytes:
 @pytest.fixture(scope="module")
 def deployments(on_dask: Service, on_local: Service, model_bytes: bytes) -> tuple[str, str]:
     return on_dask.register(model_bytes), on_local.register(model_bytes)
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[tuple[str, Any]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k",
-                          aws_secret_access_key="s")
-    try:
-        yield endpoint, client
-    finally:
-        server.stop()
 
 
 def both(on_dask: Service, on_local: Service, deployments: tuple[str, str], body: dict[str, Any],
@@ -180,6 +163,7 @@ def test_a_bad_row_fails_the_job_naming_its_partition(on_dask: Service, deployme
     assert job["status"] == "FAILED", job
     assert "partition" in job["statusDetails"] and "'x2'" in job["statusDetails"], job["statusDetails"]
     assert on_dask.http.get(f"batchPredictions/{job['id']}/download/").status_code == 404
+    assert eventually_gone(job_dir(on_dask, job["id"])), "the failed job left parts or output behind"
 
 
 def test_a_small_job_is_scored_in_the_service(on_dask: Service, deployments: tuple[str, str]) -> None:
