@@ -45,9 +45,8 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 # The suite runs on two processes (`-n auto --dist loadgroup` in pyproject's addopts, pytest-xdist).
 # Tests go one by one to whichever process is free, except those sharing an expensive session
 # fixture, which stay on one process so it is started once: the kube-apiserver (and etcd) of the
-# operator tests, the fuzzed server whose cases are many short tests, and the Dask scheduler and
-# worker processes of tests/scaleout.
-_GROUPS = {"cluster": "kube-apiserver", "fuzz_server": "fuzzed-service", "dask_processes": "dask-processes"}
+# operator tests, and the fuzzed server whose cases are many short tests.
+_GROUPS = {"cluster": "kube-apiserver", "fuzz_server": "fuzzed-service"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
