@@ -25,6 +25,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "models": ("joblib", "sklearn", "onnxruntime", "onnx"),
     "operator": ("kopf", "kubernetes"),
     "postgres": ("psycopg", "adbc_driver_manager", "adbc_driver_postgresql"),
+    # scoring jobs on a Dask cluster (reconciler serve --executor dask)
+    "dask": ("distributed",),
 }
 # loading a model needs numpy (runner) too; the [models] extra installs [runner]
 MODEL_MODULES = ("numpy", *EXTRAS["models"])

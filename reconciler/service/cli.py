@@ -73,16 +73,36 @@ def register(app: typer.Typer) -> None:
         metrics_without_token: Annotated[bool, typer.Option("--metrics-without-token", help="Serve /metrics "
                                                             "without the token (for Prometheus scrapes).")] = False,
         ui: Annotated[bool, typer.Option("--ui/--no-ui", help="The web dashboard at /ui.")] = True,
+        executor: Annotated[str | None, typer.Option(help="Where jobs are scored: local (this process, the default) "
+                                                     "or dask (a Dask cluster; needs --dask-scheduler).")] = None,
+        dask_scheduler: Annotated[str | None, typer.Option("--dask-scheduler", help="The Dask scheduler: "
+                                                           "tcp://host:8786, or local-cluster:N to start N worker "
+                                                           "processes here. Implies --executor dask.")] = None,
+        dask_partition_bytes: Annotated[int, typer.Option(help="Bytes of CSV/Parquet input per partition on Dask; "
+                                                          "a smaller input is scored in this process.",
+                                                          min=1)] = 64 * 1024**2,
+        dask_partition_rows: Annotated[int, typer.Option(help="Rows of a JDBC query per partition on Dask (ranges "
+                                                         "of the data store's partitionColumn); fewer are scored "
+                                                         "in this process.", min=1)] = 1_000_000,
     ) -> None:
         """Serve the local job-definitions API (DataRobot-compatible) on HTTP; docs at /docs."""
         import uvicorn
 
         from reconciler.extras import MissingExtra, require
         from reconciler.service.app import create_app
+        from reconciler.service.runner.cluster.config import ExecutorError, executor_config
 
+        try:
+            executor_setting = executor_config(executor, dask_scheduler)
+        except ExecutorError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         if run_jobs:
             require("runner", "running batch prediction jobs (reconciler serve)",
                     alternative=" (or serve the API alone with --no-run-jobs)")
+            if executor_setting.is_dask:
+                require("dask", "scoring jobs on a Dask cluster (--executor dask)",
+                        alternative=" (or score them in this process: drop --executor/--dask-scheduler)")
 
         try:
             token = read_token(token_file=token_file)
@@ -98,7 +118,11 @@ def register(app: typer.Typer) -> None:
             application = create_app(ServiceSettings(db_url=db, token=token, scheduler_interval=scheduler_interval,
                                                      run_jobs=run_jobs, max_running_jobs=max_running_jobs,
                                                      data_dir=None if data_dir is None else str(data_dir),
-                                                     metrics_public=metrics_without_token, ui=ui))
+                                                     metrics_public=metrics_without_token, ui=ui,
+                                                     executor=executor_setting.kind,
+                                                     dask_scheduler=dask_scheduler,
+                                                     dask_partition_bytes=dask_partition_bytes,
+                                                     dask_partition_rows=dask_partition_rows))
         except MissingExtra:
             raise
         except Exception as exc:
@@ -107,9 +131,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         shown = f"[{host}]" if ":" in host else host
         auth = "token required" if token else "no token: loopback only"
+        scoring = f"; jobs scored on {executor_setting.describe()}" if run_jobs and executor_setting.is_dask else ""
         typer.echo(f"reconciler service on http://{shown}:{port}/api/v2/ ({auth}); database {redacted_url(db)}; "
-                   f"docs at http://{shown}:{port}/docs" + (f"; dashboard at http://{shown}:{port}/ui/" if ui else ""),
-                   err=True)
+                   f"docs at http://{shown}:{port}/docs{scoring}"
+                   + (f"; dashboard at http://{shown}:{port}/ui/" if ui else ""), err=True)
         config = uvicorn.Config(application, host=host, port=port, access_log=False, log_level="info",
                                 lifespan="on", timeout_graceful_shutdown=10,  # lifespan runs the scheduler
                                 timeout_keep_alive=KEEP_ALIVE_SECONDS)

@@ -58,6 +58,17 @@ class ServiceSettings:
     metrics_public: bool = False
     ui: bool = True
     ui_session_seconds: int = 8 * 3600
+    # Where jobs are scored (issue #15): ``local`` (this process's pool) or ``dask`` with
+    # ``dask_scheduler`` (``tcp://host:8786``, or ``local-cluster:N`` to start N worker processes
+    # here). A dask job is split into partitions of ``dask_partition_bytes`` of its CSV/Parquet
+    # input (``dask_partition_rows`` rows of a JDBC query); a job smaller than one partition is
+    # scored here, as with the local executor. ``dask_worker_wait_seconds``: how long a job waits
+    # for the cluster's first worker before it fails.
+    executor: str = "local"
+    dask_scheduler: str | None = None
+    dask_partition_bytes: int = 64 * 1024**2
+    dask_partition_rows: int = 1_000_000
+    dask_worker_wait_seconds: float = 60.0
 
 
 def read_token(*, token_file: Path | None = None, environ: dict[str, str] | None = None) -> str | None:

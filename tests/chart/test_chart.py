@@ -196,6 +196,21 @@ def test_demo_secret_points_at_the_local_service_and_the_token_stays_in_the_secr
     assert svc["spec"]["ports"][0]["port"] == 8080
 
 
+def test_the_local_service_can_score_on_a_dask_scheduler() -> None:
+    def args(executor: dict[str, Any]) -> list[str]:
+        docs = render({"localService": {"enabled": True, "executor": executor}})
+        validate_all(docs)
+        service = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-reconciler-local")
+        return list(service["spec"]["template"]["spec"]["containers"][0]["args"])
+
+    assert not [a for a in args({}) if "dask" in a]
+    assert args({"kind": "dask", "daskScheduler": "tcp://dask-scheduler.ops.svc:8786", "partitionRows": 250000})[4:] == [
+        "--executor=dask", "--dask-scheduler=tcp://dask-scheduler.ops.svc:8786", "--dask-partition-bytes=67108864",
+        "--dask-partition-rows=250000"]
+    with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmError, match=r"executor\.daskScheduler"):
+        chart.render({"localService": {"enabled": True, "executor": {"kind": "dask"}}}, name="rel", namespace="ops")
+
+
 def test_secret_creation_without_a_token_fails_clearly() -> None:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmError, match=r"apiSecret\.token"):
         chart.render({"apiSecret": {"create": True, "endpoint": "https://app.datarobot.com/api/v2/"}},
@@ -208,6 +223,8 @@ def test_secret_creation_without_a_token_fails_clearly() -> None:
     {"apiSecret": {"name": "x", "tokn": "typo"}},
     {"image": {"pullPolicy": "Sometimes"}},
     {"metrics": {"serviceMonitor": {"interval": "often"}}},
+    {"localService": {"executor": {"kind": "ray"}}},
+    {"localService": {"executor": {"kind": "dask", "daskScheduler": "scheduler:8786"}}},
 ])
 def test_values_schema_rejects_bad_values(values: dict[str, Any]) -> None:
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError):

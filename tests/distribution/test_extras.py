@@ -211,6 +211,8 @@ def test_serve_without_the_job_runner_serves_the_api_and_names_the_extra_for_the
 
 @pytest.mark.parametrize(("args", "extra", "feature"), [
     (("serve", "--port", "0"), "runner", "running batch prediction jobs (reconciler serve)"),
+    (("serve", "--port", "0", "--dask-scheduler", "tcp://127.0.0.1:9"), "dask",
+     "scoring jobs on a Dask cluster (--executor dask)"),
     (("serve", "--no-run-jobs", "--db", "postgresql://nobody@127.0.0.1:9/none"), "postgres",
      "a PostgreSQL database URL"),
     (("operator", "--namespace", "jobs", "--secret", "jobs/api", "--standalone"), "operator", "reconciler operator"),

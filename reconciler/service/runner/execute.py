@@ -66,9 +66,16 @@ def run_job(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, pool:
             clock: Callable[[], str] = lambda: ids.iso(ids.utcnow())) -> Outcome:
     """Execute ``job`` (already RUNNING for ``runner_id``); never raises, returns how it ended."""
     counters = _Counters()
+    return outcome_of(job, counters, lambda: _run(job, store=store, runner_id=runner_id, data_dir=data_dir, pool=pool,
+                                                  cache=cache, cancelled=cancelled, clock=clock, counters=counters))
+
+
+def outcome_of(job: JobRecord, counters: _Counters, body: Callable[[], Outcome]) -> Outcome:
+    """``body()``, or how the job ended when it raised: ABORTED on :class:`Cancelled`, FAILED
+    with the error's message otherwise (an unexpected error also goes to the log). Shared by the
+    local runner and the Dask driver (``cluster/driver.py``)."""
     try:
-        return _run(job, store=store, runner_id=runner_id, data_dir=data_dir, pool=pool, cache=cache,
-                    cancelled=cancelled, clock=clock, counters=counters)
+        return body()
     except Cancelled:
         return Outcome("ABORTED", "Job aborted by the user", scored_rows=counters.rows - counters.failed,
                        failed_rows=counters.failed)

@@ -31,12 +31,17 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.service import ids
 from reconciler.service.records import JobRecord
 from reconciler.service.runner import artifacts, execute, files
+from reconciler.service.runner.cluster.config import executor_config
 from reconciler.service.settings import ServiceSettings, job_data_dir
 from reconciler.service.store import Store
+
+if TYPE_CHECKING:
+    from reconciler.service.runner.cluster.driver import DaskExecutor
 
 log = logging.getLogger("reconciler.service.runner")
 
@@ -77,6 +82,14 @@ class JobRunner:
         self.scoring_pool = ThreadPoolExecutor(threads, thread_name_prefix="reconciler-score")
         self.driver_pool = ThreadPoolExecutor(self.max_running, thread_name_prefix="reconciler-job")
         self.cache = artifacts.ModelCache()
+        self.executor: DaskExecutor | None = None
+        config = executor_config(settings.executor, settings.dask_scheduler)
+        if config.is_dask:
+            from reconciler.service.runner.cluster.driver import DaskExecutor
+
+            self.executor = DaskExecutor(config, partition_bytes=settings.dask_partition_bytes,
+                                         partition_rows=settings.dask_partition_rows,
+                                         worker_wait_seconds=settings.dask_worker_wait_seconds)
         self.active: dict[str, threading.Event] = {}
         self._futures: set[asyncio.Future[None]] = set()
         self._wake: asyncio.Event | None = None
@@ -94,6 +107,8 @@ class JobRunner:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._wake = asyncio.Event()
         await asyncio.to_thread(self._fail_abandoned)
+        if self.executor is not None:  # connect (or start a local cluster) without holding up serving
+            threading.Thread(target=self.executor.start, name="reconciler-dask-connect", daemon=True).start()
         self._task = asyncio.create_task(self._loop(), name="reconciler-job-runner")
 
     def wake(self) -> None:
@@ -171,8 +186,14 @@ class JobRunner:
         future.add_done_callback(finished)
 
     def _drive(self, job: JobRecord, event: threading.Event) -> None:
-        outcome = execute.run_job(job, store=self.store, runner_id=self.runner_id, data_dir=self.data_dir,
-                                  pool=self.scoring_pool, cache=self.cache, cancelled=event)
+        if self.executor is not None:
+            from reconciler.service.runner.cluster import driver
+
+            outcome = driver.run_job(job, store=self.store, runner_id=self.runner_id, data_dir=self.data_dir,
+                                     pool=self.scoring_pool, cache=self.cache, cancelled=event, executor=self.executor)
+        else:
+            outcome = execute.run_job(job, store=self.store, runner_id=self.runner_id, data_dir=self.data_dir,
+                                      pool=self.scoring_pool, cache=self.cache, cancelled=event)
         if self._stopping and outcome.status == "ABORTED":
             outcome.status, outcome.details = "FAILED", STOPPED
         try:
@@ -200,3 +221,5 @@ class JobRunner:
                                 details=STOPPED, runner_id=self.runner_id)
         self.driver_pool.shutdown(wait=False, cancel_futures=True)
         self.scoring_pool.shutdown(wait=False, cancel_futures=True)
+        if self.executor is not None:
+            await asyncio.to_thread(self.executor.close)

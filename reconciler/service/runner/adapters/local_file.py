@@ -78,6 +78,9 @@ class LocalFileIntake:
         many blocks ahead, so the position said 99% while a fifth of the rows were scored."""
         return min(1.0, (self._done + self._current_bytes) / self.total)
 
+    def header(self, path: Path) -> list[str]:
+        return self._header(path)
+
     def _header(self, path: Path) -> list[str]:
         encoding = "utf-8-sig" if self.encoding == "utf-8" else self.encoding
         with open(path, encoding=encoding, newline="") as text:
@@ -85,6 +88,18 @@ class LocalFileIntake:
         if not row:
             raise AdapterError(f"the uploaded CSV {path.name} is empty; the first line must name the columns")
         return row
+
+    def reader(self, raw: IO[bytes], names: list[str]) -> pacsv.CSVStreamingReader:
+        """Arrow's streaming reader over ``raw`` (a part, or a byte range of one after its header
+        line, as a Dask job's partition reads it): every column text, an empty field null."""
+        return pacsv.open_csv(
+            raw,
+            read_options=pacsv.ReadOptions(block_size=self.block_bytes, encoding=self.encoding, use_threads=True),
+            parse_options=pacsv.ParseOptions(delimiter=self.delimiter, quote_char=self.quotechar,
+                                             newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=True, null_values=[""]),
+        )
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         header: list[str] | None = None
@@ -101,15 +116,7 @@ class LocalFileIntake:
                 self._current = raw
                 self._current_bytes = 0
                 try:
-                    reader = pacsv.open_csv(
-                        raw,
-                        read_options=pacsv.ReadOptions(block_size=self.block_bytes, encoding=self.encoding,
-                                                       use_threads=True),
-                        parse_options=pacsv.ParseOptions(delimiter=self.delimiter, quote_char=self.quotechar,
-                                                         newlines_in_values=True),
-                        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                             strings_can_be_null=True, null_values=[""]),
-                    )
+                    reader = self.reader(raw, names)
                     for batch in reader:
                         if batch.num_rows:
                             yielded = True
@@ -129,9 +136,14 @@ class LocalFileIntake:
 
 
 class LocalFileOutput:
-    def __init__(self, settings: Mapping[str, Any], ctx: AdapterContext) -> None:
-        self.path = files.output_path(_data_dir(ctx), ctx.job_id)
+    """``path``/``header``: a part of a Dask job's output (``cluster/parts.py``) is written like the
+    whole file, under its own name, with the header row in the first part only."""
+
+    def __init__(self, settings: Mapping[str, Any], ctx: AdapterContext, *, path: Path | None = None,
+                 header: bool = True) -> None:
+        self.path = path if path is not None else files.output_path(_data_dir(ctx), ctx.job_id)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.include_header = header
         self.temporary = self.path.with_name(self.path.name + ".tmp")
         self.encoding = _normal_encoding(ctx.csv.get("encoding", "utf-8"))
         self.delimiter = delimiter_of(ctx.csv)
@@ -140,7 +152,7 @@ class LocalFileOutput:
         self._sink: IO[Any] | None = None
         self._writer: pacsv.CSVWriter | None = None
         self._schema: pa.Schema | None = None
-        self._header = True
+        self._header = header
         self.bytes_written = 0
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -160,7 +172,8 @@ class LocalFileOutput:
             self._schema = table.schema
             self._sink = pa.OSFile(str(self.temporary), "wb")
             self._writer = pacsv.CSVWriter(self._sink, self._schema,
-                                           write_options=pacsv.WriteOptions(delimiter=self.delimiter))
+                                           write_options=pacsv.WriteOptions(delimiter=self.delimiter,
+                                                                            include_header=self.include_header))
         elif self._schema is not None and table.schema != self._schema:
             try:
                 table = table.cast(self._schema)

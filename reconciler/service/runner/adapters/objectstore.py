@@ -151,6 +151,23 @@ def _remove(path: str | None) -> None:
             os.unlink(path)
 
 
+def pandas_csv_chunks(stream: IO[bytes] | io.RawIOBase, csv: Mapping[str, str], chunk_rows: int, name: str) -> Iterator[pd.DataFrame]:
+    """CSV rows as the API reads them (every column as text, nothing read as missing), in chunks
+    of ``chunk_rows``: the object stores' and the AI Catalog's parser, shared with the partitions
+    a Dask cluster scores (``cluster/ranges.py``) so that both read every row alike."""
+    delimiter, quotechar, encoding = csv_options(csv)
+    try:
+        reader = pd.read_csv(stream, chunksize=chunk_rows, sep=delimiter, quotechar=quotechar,
+                             encoding=encoding, dtype=str, keep_default_na=False, na_filter=False)
+        with reader:
+            yield from reader
+    except pd.errors.EmptyDataError:
+        return  # an empty object has no rows (and no header)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise AdapterError(f"{name} is not valid CSV with delimiter {delimiter!r} "
+                           f"and encoding {encoding}: {exc}") from exc
+
+
 class ObjectIntake:
     def __init__(self, store: ObjectStore, ctx: AdapterContext, *, parquet: bool) -> None:
         self.store = store
@@ -178,19 +195,10 @@ class ObjectIntake:
             yield from self._csv_chunks()
 
     def _csv_chunks(self) -> Iterator[pd.DataFrame]:
-        delimiter, quotechar, encoding = csv_options(self.ctx.csv)
         try:
             raw, self._size = self.store.open_read()
             self._body = _Counting(raw)
-            reader = pd.read_csv(self._body, chunksize=self.ctx.chunk_rows, sep=delimiter, quotechar=quotechar,
-                                 encoding=encoding, dtype=str, keep_default_na=False, na_filter=False)
-            with reader:
-                yield from reader
-        except pd.errors.EmptyDataError:
-            return  # an empty object has no rows (and no header)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise AdapterError(f"{self.store.name} is not valid CSV with delimiter {delimiter!r} "
-                               f"and encoding {encoding}: {exc}") from exc
+            yield from pandas_csv_chunks(self._body, self.ctx.csv, self.ctx.chunk_rows, self.store.name)
         except self.store.errors as exc:
             raise self.store.failure("read", exc) from exc
 
@@ -221,13 +229,14 @@ class ObjectOutput:
     """CSV: parts of ``part_size`` through the store's writer, committed on close. Parquet: a
     temporary file, uploaded on close. ``abort`` leaves no object behind."""
 
-    def __init__(self, store: ObjectStore, ctx: AdapterContext, *, parquet: bool, part_size: int = PART_SIZE) -> None:
+    def __init__(self, store: ObjectStore, ctx: AdapterContext, *, parquet: bool, part_size: int = PART_SIZE,
+                 header: bool = True) -> None:
         self.store = store
         self.ctx = ctx
         self.parquet = parquet
         self.part_size = part_size
         self._buffer = io.BytesIO()
-        self._header = True
+        self._header = header  # False: a part of a partitioned output after the first (no header row)
         self._writer: ObjectWriter | None = None
         self._tmp: str | None = None
         self._parquet_writer: pq.ParquetWriter | None = None
@@ -368,6 +377,32 @@ class FsspecObject:
     def open_read(self) -> tuple[IO[bytes], int]:
         handle = self.fs.open(self.path, "rb", block_size=COPY_BLOCK, cache_type="readahead")
         return handle, int(handle.size or 0)
+
+    # -- what the partitions of a Dask job need (cluster/): sizes, ranges, random access, parts --
+
+    def size(self) -> int:
+        return int(self.fs.size(self.path))
+
+    def open_from(self, offset: int) -> IO[bytes]:
+        """A stream of the object from byte ``offset`` to its end."""
+        handle = self.fs.open(self.path, "rb", block_size=COPY_BLOCK, cache_type="readahead")
+        handle.seek(offset)
+        return handle  # type: ignore[no-any-return]
+
+    def open_random(self) -> IO[bytes]:
+        """A seekable file (Parquet reads its footer, then the row groups it wants)."""
+        return self.fs.open(self.path, "rb", block_size=COPY_BLOCK, cache_type="bytes")  # type: ignore[no-any-return]
+
+    def read_range(self, start: int, end: int) -> bytes:
+        return bytes(self.fs.cat_file(self.path, start=start, end=end))
+
+    def delete(self) -> None:
+        self.fs.rm_file(self.path)
+
+    def sibling(self, suffix: str) -> FsspecObject:
+        """The object whose name is this one's plus ``suffix`` (a staged part of a Dask job)."""
+        return FsspecObject(self.fs, self.path + suffix, name=self.name + suffix, errors=self.errors,
+                            describe=self._describe, cancel=self._cancel)
 
     def download(self, path: str) -> None:
         self.fs.get_file(self.path, path)

@@ -18,6 +18,8 @@ temporary file uploaded on ``close``.
 
 from __future__ import annotations
 
+import copy
+import io
 from collections.abc import Mapping
 from typing import IO, Any
 from urllib.parse import urlparse
@@ -42,6 +44,8 @@ from reconciler.service.runner.adapters.objectstore import (
     csv_options,
     is_parquet,
 )
+
+RANDOM_BLOCK = 4 * 1024 * 1024  # bytes per ranged GET of a random-access read (Parquet)
 
 __all__ = ["PART_SIZE", "S3Intake", "S3Object", "S3Output", "credential_secret", "csv_options", "parse_s3_url",
            "s3_client"]
@@ -148,8 +152,70 @@ class S3Object:
     def writer(self, *, content_type: str, part_size: int) -> _S3Writer:
         return _S3Writer(self.client, self.bucket, self.key, content_type=content_type)
 
+    # -- what the partitions of a Dask job need (cluster/): sizes, ranges, random access, parts --
+
+    def size(self) -> int:
+        return int(self.client.head_object(Bucket=self.bucket, Key=self.key)["ContentLength"])
+
+    def open_from(self, offset: int) -> IO[bytes]:
+        """A stream of the object from byte ``offset`` to its end (one ranged GET)."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={offset}-")
+        return answer["Body"]  # type: ignore[no-any-return]
+
+    def open_random(self) -> IO[bytes]:
+        """A seekable, buffered file whose reads are ranged GETs (Parquet footers and row groups)."""
+        return io.BufferedReader(_RangedFile(self, self.size()), buffer_size=RANDOM_BLOCK)
+
+    def read_range(self, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        answer = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}")
+        return bytes(answer["Body"].read())
+
+    def delete(self) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key)
+
+    def sibling(self, suffix: str) -> S3Object:
+        """The object whose key is this one's plus ``suffix`` (a staged part of a Dask job)."""
+        other = copy.copy(self)
+        other.key = self.key + suffix
+        other.name = self.name + suffix
+        return other
+
     def failure(self, action: str, exc: BaseException) -> AdapterError:
         return _failure(action, self.bucket, self.key, exc)
+
+
+class _RangedFile(io.RawIOBase):
+    """A read-only, seekable view of an S3 object: every read is one ranged GET."""
+
+    def __init__(self, obj: S3Object, size: int) -> None:
+        super().__init__()
+        self.obj = obj
+        self.length = size
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.length}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self.length, self.position + len(buffer))
+        data = self.obj.read_range(self.position, end)
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
 
 
 class S3Intake(ObjectIntake):
