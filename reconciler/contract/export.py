@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from reconciler.contract import cron, keys
 
-__all__ = ["TF_SPELLINGS", "live_schedule", "manifest_from_live", "manifest_name"]
+__all__ = ["TF_SPELLINGS", "live_schedule", "manifest_from_live", "manifest_name", "writable_job"]
 
 # Terraform's provider spells some job-spec fields differently from the API.
 TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
@@ -39,19 +39,28 @@ def manifest_name(name: str) -> str:
     return label or "definition"
 
 
+def writable_job(job: Mapping[str, Any], *, drop: Mapping[str, str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A copy of a job spec in the manifest's terms: Terraform's spellings fixed, the schema's
+    read-only keys, unset (null) fields and the prediction instance's write-only keys (and
+    ``drop``) left out."""
+    out: dict[str, Any] = {}
+    for key, value in job.items():
+        key = TF_SPELLINGS.get(key, key)
+        if key in keys.read_only_job_keys() or value is None:
+            continue
+        out[key] = copy.deepcopy(value)
+    instance = out.get("predictionInstance")
+    if isinstance(instance, dict):
+        out["predictionInstance"] = {k: v for k, v in instance.items()
+                                     if k not in keys.write_only_instance_keys() and k not in drop}
+    return out
+
+
 def manifest_from_live(item: Mapping[str, Any], *, metadata_name: str | None = None) -> dict[str, Any]:
     """A manifest (plain data) that reproduces a live definition: what ``reconciler export`` writes."""
     name = str(item.get("name", ""))
     label = metadata_name or manifest_name(name)
-    job: dict[str, Any] = {}
-    for key, value in (item.get("batchPredictionJob") or {}).items():
-        key = TF_SPELLINGS.get(key, key)
-        if key in keys.read_only_job_keys() or value is None:
-            continue
-        job[key] = copy.deepcopy(value)
-    instance = job.get("predictionInstance")
-    if isinstance(instance, dict):
-        job["predictionInstance"] = {k: v for k, v in instance.items() if k not in keys.write_only_instance_keys()}
+    job = writable_job(item.get("batchPredictionJob") or {})
     spec: dict[str, Any] = {}
     if name != label or not _DNS_LABEL.match(name):
         spec["name"] = name

@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from reconciler.contract import keys
-from reconciler.contract.export import TF_SPELLINGS as _TF_SPELLINGS
 from reconciler.contract.export import live_schedule as _schedule
 from reconciler.contract.export import manifest_from_live
+from reconciler.contract.export import writable_job as _writable
 from reconciler.engine.types import Desired, Live
 
 if TYPE_CHECKING:
@@ -67,22 +66,6 @@ def _canonical_sets(job: dict[str, Any]) -> None:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(path[-1]), list):
             node[path[-1]] = sorted(node[path[-1]], key=_sort_key)
-
-
-def _writable(job: Mapping[str, Any], *, drop: Mapping[str, str] | frozenset[str] = frozenset()) -> dict[str, Any]:
-    """A copy of a job spec in the manifest's terms: TF spellings fixed, the schema's read-only
-    keys, unset (null) fields and the prediction instance's write-only keys (and ``drop``) left out."""
-    out: dict[str, Any] = {}
-    for key, value in job.items():
-        key = _TF_SPELLINGS.get(key, key)
-        if key in keys.read_only_job_keys() or value is None:
-            continue
-        out[key] = copy.deepcopy(value)
-    instance = out.get("predictionInstance")
-    if isinstance(instance, dict):
-        out["predictionInstance"] = {k: v for k, v in instance.items()
-                                     if k not in keys.write_only_instance_keys() and k not in drop}
-    return out
 
 
 def comparable_job(job: Mapping[str, Any], *, defaults_filled: bool = False) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,22 +90,27 @@ def outcome_of(job: JobRecord, counters: _Counters, body: Callable[[], Outcome])
                        scored_rows=counters.rows - counters.failed, failed_rows=counters.failed)
 
 
-def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, pool: Executor, cache: artifacts.ModelCache,
-         cancelled: threading.Event, clock: Callable[[], str], counters: _Counters) -> Outcome:
-    spec = job.job
+def model_and_options(spec: Mapping[str, Any], store: Any) -> tuple[Any, scoring.ScoringOptions]:
+    """The deployment's registered model and the scoring options a job spec asks for."""
     deployment_id = spec.get("deploymentId")
     if not isinstance(deployment_id, str):
         raise scoring.ScoringError("the job has no deploymentId; the local service scores deployments only")
     record = store.get_model(deployment_id)
-    options = scoring.options_from_spec(spec, target=record.target_name, task=record.task,
-                                        class_names=record.class_names)
+    return record, scoring.options_from_spec(spec, target=record.target_name, task=record.task,
+                                             class_names=record.class_names)
+
+
+def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, pool: Executor, cache: artifacts.ModelCache,
+         cancelled: threading.Event, clock: Callable[[], str], counters: _Counters) -> Outcome:
+    spec = job.job
+    record, options = model_and_options(spec, store)
 
     def build() -> artifacts.LoadedModel:
-        stored, data = store.get_model_artifact(deployment_id)
+        stored, data = store.get_model_artifact(record.deployment_id)
         return artifacts.load(stored.kind, data, feature_names=stored.feature_names,
                               class_names=stored.class_names or None)
 
-    model = cache.get(deployment_id, record.sha256, build)
+    model = cache.get(record.deployment_id, record.sha256, build)
     csv_settings = {**DEFAULT_CSV, **(spec.get("csvSettings") or {})}
     ctx = AdapterContext(job_id=job.id, store=store, csv=csv_settings,
                          extra={"data_dir": str(data_dir), "chunk_bytes": chunk_bytes(spec)})

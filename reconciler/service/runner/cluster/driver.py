@@ -34,7 +34,7 @@ from typing import Any
 
 from reconciler.service import ids
 from reconciler.service.records import JobRecord
-from reconciler.service.runner import artifacts, execute, scoring
+from reconciler.service.runner import artifacts, execute
 from reconciler.service.runner.adapters.base import AdapterContext, AdapterError
 from reconciler.service.runner.cluster import partitions as planning
 from reconciler.service.runner.cluster.config import ExecutorConfig
@@ -193,12 +193,7 @@ def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, cancelle
          executor: DaskExecutor, clock: Callable[[], str], counters: execute._Counters,
          local: Callable[[str], execute.Outcome]) -> execute.Outcome:
     spec = job.job
-    deployment_id = spec.get("deploymentId")
-    if not isinstance(deployment_id, str):
-        raise scoring.ScoringError("the job has no deploymentId; the local service scores deployments only")
-    record = store.get_model(deployment_id)
-    options = scoring.options_from_spec(spec, target=record.target_name, task=record.task,
-                                        class_names=record.class_names)
+    record, options = execute.model_and_options(spec, store)
     data_dir = data_dir.resolve()  # the workers' working directory is not the service's
     csv_settings = {**execute.DEFAULT_CSV, **(spec.get("csvSettings") or {})}
     extra = {"data_dir": str(data_dir), "chunk_bytes": execute.chunk_bytes(spec)}
@@ -221,7 +216,7 @@ def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, cancelle
     committer = open_committer(spec, ctx, count=len(plan.partitions))
     committer.prepare()
     try:
-        stored, data = store.get_model_artifact(deployment_id)
+        stored, data = store.get_model_artifact(record.deployment_id)
         blob = ModelBlob(sha256=stored.sha256, kind=stored.kind, data=bytes(data),
                          feature_names=list(stored.feature_names), class_names=list(stored.class_names or []))
         job_context = JobContext(job_id=job.id, intake=dict(spec["intakeSettings"]), output=dict(output),
