@@ -82,6 +82,10 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
     # kopf would post its own "failed temporarily" Event next to ours: ours carry the reason.
     settings.posting.level = logging.CRITICAL
     settings.persistence.finalizer = f"{STORAGE_PREFIX}/finalizer"
+    # A deleted resource keeps its finalizer until its resync timer has exited. A timer caught mid-
+    # reconcile exits a moment later, but kopf looks again only every `cancellation_polling`
+    # seconds (60 by default), so `kubectl delete` hung for a minute after "Deletion is processed".
+    settings.background.cancellation_polling = 1.0
 
 
 # index value: (namespace/name, uid, creationTimestamp) of a resource recording a definition id
