@@ -27,7 +27,7 @@ import kopf
 
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
-from reconciler.operator import crd, pipeline
+from reconciler.operator import admission, crd, holds, pipeline
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
 from reconciler.operator.metrics import OperatorMetrics
@@ -141,6 +141,14 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
             kopf.event(body, type="Warning", reason="Invalid", message=str(exc)[:1024])
         _write_status(patch, outcome, status, generation)
         return
+    held = holds.hold(manifest, body.get("spec"), scope=runtime.config.scope, recorded_id=status.get("definitionId"))
+    if held is not None:  # another scope's definition, or suspended: no API call, not retried
+        if not _same_as_before(held, status):
+            logger.warning("%s", held.message)
+            kopf.event(body, type="Warning" if held.result is Result.conflict else "Normal",
+                       reason=held.result.value, message=held.message[:1024])
+        _write_status(patch, held, status, generation)
+        return
     try:
         client = await runtime.client()
         outcome = await pipeline.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
@@ -201,6 +209,11 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
     @kopf.on.startup(id="settings", registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings)
+        if config.webhook is not None:
+            admission.configure(settings, config.webhook)
+
+    if config.webhook is not None:
+        admission.register(registry, config.scope)
 
     @kopf.on.resume(*RESOURCE, id="sync", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
     @kopf.on.create(*RESOURCE, id="sync", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
@@ -219,7 +232,7 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
         the first successful sync (the change handler is on it, with its own backoff) and while the
         object is going away."""
         status = body.get("status") or {}
-        if (body.meta.get("deletionTimestamp") or not status.get("definitionId")
+        if (body.meta.get("deletionTimestamp") or not status.get("definitionId") or holds.suspended(body.get("spec"))
                 or status.get("observedGeneration") != body.meta.get("generation")):
             return
         async with rt.lock(body.meta.uid or ""):
@@ -232,6 +245,12 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
         """The finalizer: delete the live definition unless the spec says Orphan (or preventDestroy)."""
         status: Mapping[str, Any] = dict(body.get("status") or {})
         spec = body.get("spec") or {}
+        if holds.suspended(spec):  # a suspended resource is never written to, not even deleted
+            message = f"definition {status.get('definitionId') or '(none recorded)'} left in place (spec.suspend: true)"
+            logger.info("%s", message)
+            kopf.event(body, type="Normal", reason="Orphaned", message=message)
+            rt.forget(body.meta.uid or "")
+            return
         async with rt.lock(body.meta.uid or ""):
             try:
                 client = await rt.client()
