@@ -221,3 +221,50 @@ def test_operator_scope_reports_a_cli_projects_definition_as_conflict(
     assert service.get(live["id"]) is not None
     op.stop()
     assert TOKEN not in op.text()
+
+
+def _schema_has_suspend() -> bool:
+    from reconciler.contract import schemas
+
+    return "suspend" in schemas.get("definition-spec").get("properties", {})
+
+
+@pytest.mark.skipif(not _schema_has_suspend(), reason="spec.suspend is not in schemas/definition-spec.schema.json "
+                                                      "yet (it comes with the engine's suspend, branch h2-ctl-a)")
+def test_a_suspended_resource_is_neither_read_nor_written(namespace: Namespace, service: Service,
+                                                          start_operator: Any) -> None:
+    op = start_operator(namespace)
+    name = f"{namespace.name}-paused"
+    namespace.apply(manifest(name))
+    wait_for(lambda: (c := namespace.condition(name, "Ready")) and c["status"] == "True", what="Ready=True")
+    (live,) = service.find(name)
+
+    # Suspended: the spec change is not applied, drift is not corrected, the id stays recorded.
+    namespace.patch_spec(name, {"suspend": True, "batchPredictionJob": {"numConcurrent": 2}})
+    suspended = wait_for(lambda: namespace.condition(name, "Suspended"), what="a Suspended condition")
+    assert suspended["status"] == "True" and "spec.suspend: true" in suspended["message"]
+    ready = namespace.condition(name, "Ready") or {}
+    assert ready["status"] == "Unknown" and ready["reason"] == "Suspended"
+    assert (namespace.get(name) or {})["status"]["definitionId"] == live["id"]
+    service.patch(live["id"], {"enabled": False})
+    time.sleep(RESYNC * 3)
+    now = service.get(live["id"]) or {}
+    assert now["enabled"] is False and now["batchPredictionJob"]["numConcurrent"] == 4
+    assert any(e.reason == "Suspended" for e in namespace.events(name))
+
+    # Resumed: the pending change and the drift are both put right, the condition goes away.
+    namespace.patch_spec(name, {"suspend": False})
+    wait_for(lambda: (c := namespace.condition(name, "Ready")) and c["status"] == "True", what="Ready=True again")
+    now = service.get(live["id"]) or {}
+    assert now["enabled"] is True and now["batchPredictionJob"]["numConcurrent"] == 2
+    assert namespace.condition(name, "Suspended") is None
+
+    # Deleting a suspended resource writes nothing either: the definition stays.
+    namespace.patch_spec(name, {"suspend": True})
+    wait_for(lambda: namespace.condition(name, "Suspended"), what="suspended again")
+    namespace.delete(name)
+    wait_for(lambda: namespace.get(name) is None, what="the resource gone")
+    assert service.get(live["id"]) is not None
+    assert "Orphaned" in [e.reason for e in namespace.events(name)]
+    op.stop()
+    assert TOKEN not in op.text()
