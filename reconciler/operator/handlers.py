@@ -27,7 +27,7 @@ import kopf
 
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
-from reconciler.operator import admission, crd, holds, pipeline
+from reconciler.operator import admission, crd, ownership, pipeline
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
 from reconciler.operator.metrics import OperatorMetrics
@@ -141,13 +141,12 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
             kopf.event(body, type="Warning", reason="Invalid", message=str(exc)[:1024])
         _write_status(patch, outcome, status, generation)
         return
-    held = holds.hold(manifest, body.get("spec"), scope=runtime.config.scope, recorded_id=status.get("definitionId"))
-    if held is not None:  # another scope's definition, or suspended: no API call, not retried
-        if not _same_as_before(held, status):
-            logger.warning("%s", held.message)
-            kopf.event(body, type="Warning" if held.result is Result.conflict else "Normal",
-                       reason=held.result.value, message=held.message[:1024])
-        _write_status(patch, held, status, generation)
+    foreign = ownership.conflict(manifest, runtime.config.scope)
+    if foreign is not None:  # another scope's definition: no API call, not retried
+        if not _same_as_before(foreign, status):
+            logger.warning("%s", foreign.message)
+            kopf.event(body, type="Warning", reason=foreign.result.value, message=foreign.message[:1024])
+        _write_status(patch, foreign, status, generation)
         return
     try:
         client = await runtime.client()
@@ -232,7 +231,7 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
         the first successful sync (the change handler is on it, with its own backoff) and while the
         object is going away."""
         status = body.get("status") or {}
-        if (body.meta.get("deletionTimestamp") or not status.get("definitionId") or holds.suspended(body.get("spec"))
+        if (body.meta.get("deletionTimestamp") or not status.get("definitionId")
                 or status.get("observedGeneration") != body.meta.get("generation")):
             return
         async with rt.lock(body.meta.uid or ""):
@@ -245,12 +244,6 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
         """The finalizer: delete the live definition unless the spec says Orphan (or preventDestroy)."""
         status: Mapping[str, Any] = dict(body.get("status") or {})
         spec = body.get("spec") or {}
-        if holds.suspended(spec):  # a suspended resource is never written to, not even deleted
-            message = f"definition {status.get('definitionId') or '(none recorded)'} left in place (spec.suspend: true)"
-            logger.info("%s", message)
-            kopf.event(body, type="Normal", reason="Orphaned", message=message)
-            rt.forget(body.meta.uid or "")
-            return
         async with rt.lock(body.meta.uid or ""):
             try:
                 client = await rt.client()

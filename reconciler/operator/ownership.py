@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.contract import keys
+from reconciler.operator.status import Outcome, Result
+from reconciler.specs.model import Manifest
 from reconciler.specs.scope import Scope
 
-__all__ = ["describe", "outside_scope"]
+__all__ = ["conflict", "describe", "outside_scope"]
 
 
 def describe(scope: Scope | None) -> str:
@@ -46,3 +48,11 @@ def outside_scope(name: str, previous_names: Sequence[str], scope: Scope | None)
                 "renaming it would take a definition another scope manages; nothing was read or written. "
                 "Remove it from previousNames, or rename the definition in its project first")
     return None
+
+
+def conflict(manifest: Manifest, scope: Scope | None) -> Outcome | None:
+    """The ``Conflict`` outcome to report instead of reconciling a valid resource, or None. Checked
+    before any API call: a resource of another scope costs no request and is never retried (a spec
+    edit, or the operator restarted with another scope, brings it back)."""
+    message = outside_scope(manifest.definition_name, manifest.spec.previousNames, scope)
+    return None if message is None else Outcome(result=Result.conflict, message=message)

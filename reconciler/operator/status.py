@@ -31,7 +31,6 @@ class Result(StrEnum):
     missing_reported = "Missing"
     invalid = "Invalid"
     conflict = "Conflict"  # the definition is managed by another resource or outside the operator's scope
-    suspended = "Suspended"  # spec.suspend: true: nothing is read or written for this resource
     api_error = "ApiError"
     credentials_error = "CredentialsUnavailable"
     internal_error = "InternalError"
@@ -61,9 +60,9 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _condition(kind: str, ok: bool | None, reason: str, message: str, previous: Mapping[str, Any] | None,
+def _condition(kind: str, ok: bool, reason: str, message: str, previous: Mapping[str, Any] | None,
                *, generation: int | None, now: str) -> dict[str, Any]:
-    status = "Unknown" if ok is None else "True" if ok else "False"
+    status = "True" if ok else "False"
     changed = previous is None or previous.get("status") != status
     out: dict[str, Any] = {
         "type": kind, "status": status, "reason": reason, "message": message,
@@ -77,26 +76,10 @@ def _condition(kind: str, ok: bool | None, reason: str, message: str, previous: 
 def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, generation: int | None,
                now: str) -> list[dict[str, Any]]:
     """``Ready``: the live definition exists and matches the spec. ``Synced``: the last reconcile
-    did what the spec asks (False with the reason and the API's text when it did not).
-    ``Conflict`` (while another resource or scope owns the definition) and ``Suspended`` (while
-    ``spec.suspend`` is true) are present, with status True, only while they hold."""
+    did what the spec asks (False with the reason and the API's text when it did not)."""
     before = {c.get("type"): c for c in previous if isinstance(c, Mapping)}
     r = outcome.result
-    extra: list[dict[str, Any]] = []
-    ready: tuple[bool | None, str, str]
-    synced: tuple[bool, str, str]
-    if r is Result.suspended:
-        # Not checked while suspended: Ready is unknown, not a stale True or an alarming False.
-        ready = (None, r.value, outcome.message)
-        synced = (False, r.value, outcome.message)
-        extra.append(_condition("Suspended", True, r.value, outcome.message, before.get("Suspended"),
-                                generation=generation, now=now))
-    elif r is Result.conflict:
-        ready = (False, r.value, outcome.message)
-        synced = (False, r.value, outcome.message)
-        extra.append(_condition("Conflict", True, r.value, outcome.message, before.get("Conflict"),
-                                generation=generation, now=now))
-    elif r in SUCCESS:
+    if r in SUCCESS:
         ready = (True, "Reconciled", f"definition {outcome.definition_id} matches the spec")
         synced = (True, r.value, outcome.message)
     elif r is Result.drift_reported:
@@ -106,9 +89,11 @@ def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, gener
         ready = (False, r.value, outcome.message)
         synced = (False, r.value, outcome.message)
     return [
-        _condition("Ready", ready[0], ready[1], ready[2], before.get("Ready"), generation=generation, now=now),
+        _condition("Ready", *ready, before.get("Ready"), generation=generation, now=now),
         _condition("Synced", *synced, before.get("Synced"), generation=generation, now=now),
-        *extra,
+        # present only while another resource or scope owns the definition (reconciler.operator.ownership)
+        *([_condition("Conflict", True, r.value, outcome.message, before.get("Conflict"), generation=generation,
+                      now=now)] if r is Result.conflict else []),
     ]
 
 

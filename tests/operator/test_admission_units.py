@@ -1,5 +1,5 @@
 """The pure parts of admission checks and ownership: the webhook's verdict, its certificate, the
-operator's scope and suspend holds, and the conditions they write (e2e: test_operator_admission.py)."""
+operator's ownership scope and the Conflict condition it writes (e2e: test_operator_admission.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from operator_harness import manifest
 
-from reconciler.operator import admission, holds, pipeline
+from reconciler.operator import admission, ownership, pipeline
 from reconciler.operator.ownership import outside_scope
 from reconciler.operator.status import Outcome, Result, conditions, status_patch
 from reconciler.specs.scope import Scope
@@ -99,36 +99,26 @@ def test_scope_conflicts_name_the_definition_and_the_scope() -> None:
     assert renamed is not None and renamed.startswith("spec.previousNames 'team-b' outside")
 
 
-def test_holds_conflict_before_suspend_and_keep_the_recorded_id_while_suspended() -> None:
+def test_a_resource_of_another_scope_is_a_conflict_before_any_api_call() -> None:
     scope = Scope(name_prefix="k8s-")
-    body = _body("k8s-a")
-    model = pipeline.parse(body)
-    assert holds.hold(model, {**body["spec"], "suspend": False}, scope=scope, recorded_id="d1") is None
-    held = holds.hold(model, {**body["spec"], "suspend": True}, scope=scope, recorded_id="d1")
-    assert held == Outcome(result=Result.suspended, message=holds.SUSPENDED, definition_id="d1")
-    foreign = pipeline.parse(_body("team-a"))
-    conflict = holds.hold(foreign, {**body["spec"], "suspend": True}, scope=scope, recorded_id="d1")
-    assert conflict is not None and conflict.result is Result.conflict and conflict.definition_id is None
-    assert holds.suspended({"suspend": True}) and not holds.suspended({"suspend": "true"})
-    assert not holds.suspended(None)
+    assert ownership.conflict(pipeline.parse(_body("k8s-a")), scope) is None
+    assert ownership.conflict(pipeline.parse(_body("team-a")), None) is None
+    found = ownership.conflict(pipeline.parse(_body("team-a")), scope)
+    assert found is not None and found.result is Result.conflict and found.definition_id is None
+    # spec.name, not metadata.name, is the definition's name
+    spec_named = _body("k8s-b")
+    spec_named["spec"]["name"] = "team-b"
+    renamed = ownership.conflict(pipeline.parse(spec_named), scope)
+    assert renamed is not None and "'team-b'" in renamed.message
 
 
-def test_conflict_and_suspended_conditions_hold_only_while_they_apply() -> None:
+def test_the_conflict_condition_holds_only_while_the_conflict_does() -> None:
     conflict = Outcome(result=Result.conflict, message="outside the scope")
     first = conditions(conflict, [], generation=1, now=NOW)
     assert [(c["type"], c["status"], c["reason"]) for c in first] == [
         ("Ready", "False", "Conflict"), ("Synced", "False", "Conflict"), ("Conflict", "True", "Conflict")]
+    assert first[2]["message"] == "outside the scope"
     patch = status_patch(conflict, {"definitionId": "d1"}, generation=1, now=NOW)
     assert patch["definitionId"] is None  # never the operator's: the finalizer will not delete it
-
-    suspended = Outcome(result=Result.suspended, message=holds.SUSPENDED, definition_id="d1")
-    second = conditions(suspended, first, generation=2, now="2026-12-02T00:00:00Z")
-    assert [(c["type"], c["status"], c["reason"]) for c in second] == [
-        ("Ready", "Unknown", "Suspended"), ("Synced", "False", "Suspended"), ("Suspended", "True", "Suspended")]
-    assert second[1]["lastTransitionTime"] == NOW  # Synced stayed False
-    kept = status_patch(suspended, {"definitionId": "d1"}, generation=2, now=NOW)
-    assert "definitionId" not in kept or kept["definitionId"] == "d1"
-
-    resumed = Outcome(result=Result.unchanged, message="live definition matches the spec", definition_id="d1")
-    third = conditions(resumed, second, generation=3, now="2026-12-03T00:00:00Z")
-    assert [c["type"] for c in third] == ["Ready", "Synced"]
+    resolved = Outcome(result=Result.created, message="created definition d2", definition_id="d2")
+    assert [c["type"] for c in conditions(resolved, first, generation=2, now=NOW)] == ["Ready", "Synced"]
