@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ from reconciler.operator.ownership import outside_scope
 from reconciler.specs.scope import Scope
 from reconciler.specs.validate import validate_documents
 
-__all__ = ["HANDLER_ID", "Verdict", "configure", "register", "review", "self_signed", "server"]
+__all__ = ["HANDLER_ID", "RefusalsAreWarnings", "Verdict", "configure", "register", "review", "self_signed", "server"]
 
 HANDLER_ID = "validate"  # also the URL path (kopf serves each handler at /<id>)
 # An AdmissionReview status message goes back to kubectl whole; kopf's 30 s timeout is the bound in time.
@@ -82,8 +83,24 @@ def review(operation: str, new: Mapping[str, Any] | None, old: Mapping[str, Any]
     return Verdict(warnings=tuple(w[:1024] for w in warnings))
 
 
+class RefusalsAreWarnings(logging.Filter):
+    """kopf logs a refused review as an ERROR ("Webhook 'validate' failed permanently: ..."); it is
+    the user's invalid resource, not a failure of the operator, so it is logged as a WARNING (an
+    alert on the operator's errors must not fire on a typo in someone's manifest)."""
+
+    PREFIX = f"Webhook {HANDLER_ID!r} failed permanently"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().startswith(self.PREFIX):
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
 def register(registry: kopf.OperatorRegistry, scope: Scope | None) -> None:
     """The ``@kopf.on.validate`` handler for CREATE and UPDATE of the custom resource."""
+    kopf_objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, RefusalsAreWarnings) for f in kopf_objects.filters):
+        kopf_objects.addFilter(RefusalsAreWarnings())
 
     @kopf.on.validate(crd.GROUP, crd.VERSION, crd.PLURAL, id=HANDLER_ID, registry=registry,
                       operations=["CREATE", "UPDATE"])

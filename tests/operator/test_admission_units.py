@@ -122,3 +122,17 @@ def test_the_conflict_condition_holds_only_while_the_conflict_does() -> None:
     assert patch["definitionId"] is None  # never the operator's: the finalizer will not delete it
     resolved = Outcome(result=Result.created, message="created definition d2", definition_id="d2")
     assert [c["type"] for c in conditions(resolved, first, generation=2, now=NOW)] == ["Ready", "Synced"]
+
+
+def test_a_refused_review_is_logged_as_a_warning_not_an_error() -> None:
+    import logging
+
+    def record(level: int, message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
+
+    refusal = record(logging.ERROR, "Webhook 'validate' failed permanently: BatchPredictionJobDefinition ml/a: ...")
+    other = record(logging.ERROR, "Handler 'sync/spec' failed with an exception.")
+    admission.RefusalsAreWarnings().filter(refusal)
+    admission.RefusalsAreWarnings().filter(other)
+    assert (refusal.levelno, refusal.levelname) == (logging.WARNING, "WARNING")
+    assert other.levelno == logging.ERROR

@@ -135,6 +135,8 @@ def test_kubectl_apply_of_an_invalid_resource_is_refused_with_the_clis_messages(
         assert line in shown.stderr, (line, shown.stderr)
     assert "did you mean `numConcurrent`?" in shown.stderr
     assert "day(s) 30 never occur in Feb" in shown.stderr
+    assert "[WARNING ] [" in op.text() and "Webhook 'validate' failed permanently" in op.text()
+    assert not [line for line in op.text().splitlines() if "ERROR" in line and "Webhook 'validate'" in line]
 
     # A valid resource passes, and the operator's own writes to it (finalizer, annotations) pass too.
     good = f"{namespace.name}-good"
