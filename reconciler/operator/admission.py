@@ -6,7 +6,7 @@ is refused at once, with the same messages, instead of being stored and reported
 Why through kopf's own webhook machinery: kopf serves the HTTPS endpoint, routes the review to the
 handler, builds the AdmissionReview response and, when asked (``managed``), creates and keeps a
 ValidatingWebhookConfiguration pointed at itself. What is ours: the decision (:func:`review`, pure,
-on :func:`reconciler.operator.pipeline.parse`, the operator's own validation) and the
+on :func:`reconciler.operator.decide.parse`, the operator's own validation) and the
 self-signed certificate, made with ``cryptography`` instead of kopf's ``certbuilder``/``oscrypto``
 (unmaintained; oscrypto cannot load OpenSSL 3's libcrypto).
 
@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from reconciler.contract import keys
-from reconciler.operator import crd, pipeline
+from reconciler.operator import crd, decide
 from reconciler.operator.config import Webhook
 from reconciler.operator.ownership import outside_scope
 from reconciler.specs.scope import Scope
@@ -69,13 +69,13 @@ def review(operation: str, new: Mapping[str, Any] | None, old: Mapping[str, Any]
         return Verdict()  # the operator's own metadata writes, or a finalizer going away
     where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     try:
-        manifest = pipeline.parse(new)
-    except pipeline.Invalid as exc:
+        manifest = decide.parse(new)
+    except decide.Invalid as exc:
         problems = str(exc).splitlines()
         message = (f"{keys.kind()} {where}: {len(problems)} error(s), the checks of `reconciler validate`:\n"
                    + "\n".join(problems))
         return Verdict(denied=message[:_MAX_MESSAGE])
-    report = validate_documents([pipeline.document_from_body(new)], files=1)
+    report = validate_documents([decide.document_from_body(new)], files=1)
     warnings = [f"{w.field}: {w.message}" if w.field else w.message for w in report.warnings]
     conflict = outside_scope(manifest.definition_name, manifest.spec.previousNames, scope)
     if conflict is not None:

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from operator_harness import manifest
 
-from reconciler.operator import admission, ownership, pipeline
+from reconciler.operator import admission, decide, ownership
 from reconciler.operator.ownership import outside_scope
 from reconciler.operator.status import Outcome, Result, conditions, status_patch
 from reconciler.specs.scope import Scope
@@ -38,8 +38,8 @@ def test_an_unknown_field_and_an_impossible_cron_are_denied_with_every_message()
     assert any(line.startswith("spec.schedule.cron: day(s) 30 never occur in Feb") for line in lines)
     # the operator's Invalid condition says the same
     try:
-        pipeline.parse(bad)
-    except pipeline.Invalid as exc:
+        decide.parse(bad)
+    except decide.Invalid as exc:
         assert str(exc).splitlines() == lines[1:]
 
 
@@ -101,14 +101,14 @@ def test_scope_conflicts_name_the_definition_and_the_scope() -> None:
 
 def test_a_resource_of_another_scope_is_a_conflict_before_any_api_call() -> None:
     scope = Scope(name_prefix="k8s-")
-    assert ownership.conflict(pipeline.parse(_body("k8s-a")), scope) is None
-    assert ownership.conflict(pipeline.parse(_body("team-a")), None) is None
-    found = ownership.conflict(pipeline.parse(_body("team-a")), scope)
+    assert ownership.conflict(decide.parse(_body("k8s-a")), scope) is None
+    assert ownership.conflict(decide.parse(_body("team-a")), None) is None
+    found = ownership.conflict(decide.parse(_body("team-a")), scope)
     assert found is not None and found.result is Result.conflict and found.definition_id is None
     # spec.name, not metadata.name, is the definition's name
     spec_named = _body("k8s-b")
     spec_named["spec"]["name"] = "team-b"
-    renamed = ownership.conflict(pipeline.parse(spec_named), scope)
+    renamed = ownership.conflict(decide.parse(spec_named), scope)
     assert renamed is not None and "'team-b'" in renamed.message
 
 
