@@ -49,12 +49,20 @@ def _change_line(change: diffs.Change) -> str:
     return f"~ {change.path}: {_value(change.old)} -> {_value(change.new)}"
 
 
-def render_action(action: Action) -> list[str]:
+def render_action(action: Action, *, show_defaults: bool = False) -> list[str]:
     """One header line, then one line per changed field (none for deletes and noops); each
-    printable (:func:`reconciler.display.printable`)."""
+    printable (:func:`reconciler.display.printable`). A create lists what its manifest sets and
+    folds the API's defaults into one line, unless ``show_defaults``."""
     lines = [action.line() + (f"  ({action.source})" if action.source else "")]
+    changes, defaults = action.changes, ()
+    if action.kind is ActionKind.create and not show_defaults:
+        from reconciler.engine.folding import split_defaults
+
+        changes, defaults = split_defaults(action.changes)
     if action.kind is not ActionKind.delete:
-        lines.extend("    " + _change_line(c) for c in action.changes)
+        lines.extend("    " + _change_line(c) for c in changes)
+    if defaults:
+        lines.append(f"    + {len(defaults)} default{'s' if len(defaults) != 1 else ''} (--show-defaults lists them)")
     return [printable(line) for line in lines]
 
 
@@ -73,14 +81,14 @@ def _names(title: str, names: tuple[str, ...]) -> list[str]:
     return [printable(f"{title} ({len(names)}): {shown}")]
 
 
-def render_text(plan: Plan, *, color: bool = False, show_noop: bool = False) -> str:
+def render_text(plan: Plan, *, color: bool = False, show_noop: bool = False, show_defaults: bool = False) -> str:
     out: list[str] = []
     writes = [a for a in plan.actions if a.kind is not ActionKind.noop or show_noop]
     if writes:
         out.append(_paint("reconciler will perform these actions:", color, "bold"))
         out.append("")
         for action in writes:
-            for i, line in enumerate(render_action(action)):
+            for i, line in enumerate(render_action(action, show_defaults=show_defaults)):
                 out.append(_paint("  " + line, color, MARKERS[action.kind] if i == 0 else None))
             out.append("")
     if plan.summary.adopt or plan.summary.rename:
@@ -101,7 +109,7 @@ def render_json(plan: Plan, *, version: str = "") -> str:
     return json.dumps(to_dict(plan, version=version), indent=2, ensure_ascii=False) + "\n"
 
 
-def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT, show_defaults: bool = False) -> str:
     s = plan.summary
     head = [
         "### reconciler plan",
@@ -126,7 +134,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     used = 0
     cut = 0
     for index, action in enumerate(writes):
-        lines = render_action(action)
+        lines = render_action(action, show_defaults=show_defaults)
         body = "\n".join(lines[1:]) if len(lines) > 1 else "(no field changes)"
         fence = _fence(body)
         block = (f"<details><summary><code>{_escape(lines[0])}</code></summary>\n\n{fence}diff\n{body}\n{fence}\n\n"
@@ -162,14 +170,14 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render(plan: Plan, fmt: Format | str, *, color: bool = False, version: str = "") -> str:
-    """The plan in one format: ``text``, ``json`` or ``markdown``."""
+def render(plan: Plan, fmt: Format | str, *, color: bool = False, version: str = "", show_defaults: bool = False) -> str:
+    """The plan in one format: ``text``, ``json`` (always every field) or ``markdown``."""
     chosen = Format(fmt)
     if chosen is Format.json:
         return render_json(plan, version=version)
     if chosen is Format.markdown:
-        return render_markdown(plan)
-    return render_text(plan, color=color)
+        return render_markdown(plan, show_defaults=show_defaults)
+    return render_text(plan, color=color, show_defaults=show_defaults)
 
 
 # -- the diff and list views ------------------------------------------------------------------
