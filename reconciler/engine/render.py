@@ -54,7 +54,8 @@ def render_action(action: Action, *, show_defaults: bool = False) -> list[str]:
     printable (:func:`reconciler.display.printable`). A create lists what its manifest sets and
     folds the API's defaults into one line, unless ``show_defaults``."""
     lines = [action.line() + (f"  ({action.source})" if action.source else "")]
-    changes, defaults = action.changes, ()
+    changes: tuple[diffs.Change, ...] = action.changes
+    defaults: tuple[diffs.Change, ...] = ()
     if action.kind is ActionKind.create and not show_defaults:
         from reconciler.engine.folding import split_defaults
 
