@@ -64,7 +64,7 @@ def keep_known_metadata(doc: dict[str, Any], path: Path) -> None:
         return  # not a manifest we can read: write_manifests decides about overwriting it
     if not isinstance(old, dict) or old.get("kind") != doc["kind"] or not isinstance(old.get("metadata"), dict):
         return
-    old_spec = old.get("spec") if isinstance(old.get("spec"), dict) else {}
+    old_spec = old["spec"] if isinstance(old.get("spec"), dict) else {}
     if (old_spec.get("name") or old["metadata"].get("name")) != (doc["spec"].get("name") or doc["metadata"]["name"]):
         return
     for key in ("labels", "annotations"):
