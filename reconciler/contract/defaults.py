@@ -120,10 +120,11 @@ def strip_defaults(instance: Any, schema: dict[str, Any]) -> Any:
 _NO_DEFAULT: Any = object()
 
 
-def job_spec_without_defaults(job: Mapping[str, Any]) -> dict[str, Any]:
+def job_spec_without_defaults(job: Mapping[str, Any], *, filled: bool = False) -> dict[str, Any]:
     """The job spec without the values the API would fill anyway; filling them again gives back
-    exactly ``job_spec_defaults(job)`` (checked: where it would not, nothing is left out)."""
+    exactly ``job_spec_defaults(job)`` (checked: where it would not, nothing is left out).
+    ``filled``: ``job`` already has its defaults (a comparable form), so it is not filled again."""
     stripped = dict(strip_defaults(dict(job), get("job-spec")))
-    if job_spec_defaults(stripped) != job_spec_defaults(job):  # a default that changes an if-branch
+    if job_spec_defaults(stripped) != (dict(job) if filled else job_spec_defaults(job)):  # an if-branch moved
         return dict(job)
     return stripped

@@ -45,7 +45,7 @@ def split_defaults(changes: tuple[diffs.Change, ...]) -> tuple[tuple[diffs.Chang
     """A create's changes as (what the manifest sets, the API's defaults), each in the given order."""
     from reconciler.contract.defaults import job_spec_without_defaults
 
-    kept = job_spec_without_defaults(_nested(changes))
+    kept = job_spec_without_defaults(_nested(changes), filled=True)  # a create's changes are its comparable form
     own: list[diffs.Change] = []
     defaults: list[diffs.Change] = []
     for change in changes:
