@@ -36,6 +36,7 @@ import httpx
 
 from reconciler import errors
 from reconciler.api import errors as api_errors
+from reconciler.api import refs as api_refs
 from reconciler.api.client import (
     DEFAULT_CONCURRENCY,
     LOCAL_DB_URL,
@@ -49,6 +50,7 @@ from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
+from reconciler.engine import refs as engine_refs
 from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
     ChangedSet,
@@ -282,13 +284,16 @@ class Session:
             raise errors.UsageError("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` "
                                     "to reconciler.yaml")
         live = await fetch_live(client)
+        # references by name -> this target's ids, one list call per kind (engine.refs, api.refs)
+        resolved = await api_refs.resolve(api_refs.Catalog(client), manifests.desired)
         selection = manifests.selection
-        return plans.build_plan(
-            desired=manifests.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
+        plan = plans.build_plan(
+            desired=resolved.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
             max_delete_fraction=self.config.max_delete_fraction, selection=selection,
-            selected=select_documents(manifests.documents, manifests.desired, selection) if selection.active else None,
+            selected=select_documents(manifests.documents, resolved.desired, selection) if selection.active else None,
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin())
+        return engine_refs.annotate(plan, resolved)
 
     # -- saved plans ------------------------------------------------------------------------
 

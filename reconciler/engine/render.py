@@ -55,6 +55,7 @@ def render_action(action: Action) -> list[str]:
     lines = [action.line() + (f"  ({action.source})" if action.source else "")]
     if action.kind is not ActionKind.delete:
         lines.extend("    " + _change_line(c) for c in action.changes)
+    lines.extend(f"    = {r.path} {_value(r.name)} is {r.kind} {r.id}" for r in action.references)
     return [printable(line) for line in lines]
 
 
