@@ -60,6 +60,10 @@ from reconciler.engine.select import (
     selection_from_options,
 )
 from reconciler.engine.types import Desired
+from reconciler.notify import config as notify_config
+from reconciler.notify import events as notify_events
+from reconciler.notify import send as notify_send
+from reconciler.notify.send import Delivery
 from reconciler.specs import environments, secrets
 from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, find_config, load_config
 from reconciler.specs.files import read_limited
@@ -104,6 +108,7 @@ class Options:
     changed_since: str | None = None
     changes: ChangesFinder | None = None
     environ: Mapping[str, str] | None = None
+    source: str = "cli"  # what notifications say sent them: cli or operator
 
 
 class InvalidManifests(errors.InvalidInput):
@@ -293,7 +298,10 @@ class Session:
             selected=select_documents(manifests.documents, resolved.desired, selection) if selection.active else None,
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin())
-        return engine_refs.annotate(plan, resolved)
+        plan = engine_refs.annotate(plan, resolved)
+        if plan.errored:
+            await self.notify(notify_events.refused(plan, source=self.options.source))
+        return plan
 
     # -- saved plans ------------------------------------------------------------------------
 
@@ -346,8 +354,24 @@ class Session:
     async def apply(self, client: Client, plan: plans.Plan, *,
                     on_result: Callable[[applying.ActionResult], None] | None = None,
                     dry_run: bool = False) -> applying.ApplyResult:
-        return await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
-                                         on_result=on_result, dry_run=dry_run)
+        """Apply, then tell the notification channels (after the result is known; a channel that
+        cannot be reached is logged, never an error)."""
+        result = await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
+                                           on_result=on_result, dry_run=dry_run)
+        if not dry_run and (plan.writes or not result.ok):
+            await self.notify(notify_events.applied(result, origin=plan.origin or self.origin(),
+                                                    source=self.options.source))
+        return result
+
+    async def notify(self, body: Mapping[str, Any]) -> list[Delivery]:
+        """Send one notification (``reconciler.notify``) to the channels of reconciler.yaml that
+        take its event; never raises."""
+        if not self.config.notifications:
+            return []
+        base = str(self.config_dir) if self.config_dir is not None else None
+        found = notify_config.channels(self.config.notifications, base_dir=base, roots=self.secret_roots,
+                                       environ=self.options.environ)
+        return await notify_send.send(found, body)
 
     @contextlib.asynccontextmanager
     async def embedded_runner(self, client: Client, *, enabled: bool = True) -> AsyncIterator[None]:

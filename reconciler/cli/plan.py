@@ -24,6 +24,7 @@ from reconciler.cli.console import (
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.errors import UsageError
+from reconciler.notify.events import drift as drift_event
 from reconciler.session import MAX_PLAN_BYTES, Session, require_paths, run
 from reconciler.specs.files import read_limited
 
@@ -115,6 +116,8 @@ def register(app: typer.Typer) -> None:
                 session = Session.open(options, check_paths=False)
                 result = make_plan(session, prune=prune, force=force, destroy=destroy)
                 sys.stdout.write(rendering.render(result, output, color=color(no_color), version=__version__))
+                if detailed_exitcode and result.has_changes and not result.errored:
+                    run(session.notify(drift_event(result)))  # the drift check's finding, to the channels
                 if out is not None and result.errored:
                     err.print(f"No plan was saved to {out}: the plan was refused, so there is nothing to apply.",
                               markup=False)
