@@ -274,7 +274,11 @@ class Session:
         db_url = self.connection.db_url
         if db_url.startswith("sqlite:///"):
             Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        app = create_app(ServiceSettings(db_url=db_url))
+        base = str(self.config_dir) if self.config_dir is not None else None
+        notify = tuple(notify_config.channels([c for c in self.config.notifications
+                                               if "job.failed" in (c.get("events") or notify_send.EVENTS)],
+                                              base_dir=base, roots=self.secret_roots, environ=self.options.environ))
+        app = create_app(ServiceSettings(db_url=db_url, notify=notify))
         return httpx.ASGITransport(app=app), app
 
     def origin(self) -> plans.PlanOrigin:

@@ -7,12 +7,14 @@ and refuses any other host, saying why. The token itself is never printed.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from reconciler.service.runner.notices import channels_from_env
 from reconciler.service.settings import (
     DEFAULT_DB_URL,
     KEEP_ALIVE_SECONDS,
@@ -122,7 +124,8 @@ def register(app: typer.Typer) -> None:
                                                      executor=executor_setting.kind,
                                                      dask_scheduler=dask_scheduler,
                                                      dask_partition_bytes=dask_partition_bytes,
-                                                     dask_partition_rows=dask_partition_rows))
+                                                     dask_partition_rows=dask_partition_rows,
+                                                     notify=channels_from_env(os.environ)))
         except MissingExtra:
             raise
         except Exception as exc:
