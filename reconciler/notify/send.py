@@ -131,7 +131,8 @@ async def _post(channel: Channel, data: bytes, headers: Mapping[str, str]) -> st
 def _apprise(channel: Channel, title: str, text: str) -> str | None:
     from reconciler.extras import require
 
-    (apprise,) = require("notify", f"the chat notification channel {channel.name!r} (apprise)")
+    require("notify", f"the chat notification channel {channel.name!r} (apprise)")  # one clear message
+    import apprise
     sender = apprise.Apprise()
     if not sender.add(channel.url):
         return "apprise does not recognise the URL (check its scheme: slack://, msteams://, mailto://, json://, ...)"

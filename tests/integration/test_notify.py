@@ -161,3 +161,19 @@ def test_a_literal_url_is_refused_by_the_schema(tmp_path: Path) -> None:
     result = _cli({"NO_COLOR": "1"}, "validate", str(root))
     assert result.exit_code in (1, 3)
     assert "notifications" in (result.stdout + result.stderr)
+
+
+def test_a_chat_channel_without_apprise_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import sys
+
+    from reconciler.notify.send import Channel, envelope, send
+
+    monkeypatch.setitem(sys.modules, "apprise", None)  # as if the [notify] extra were not installed
+    caplog.set_level(logging.WARNING, logger="reconciler.notify")
+    chat = Channel(name="chat", kind="apprise", url="slack://a/b/c", retries=2)
+    (delivery,) = asyncio.run(send([chat], envelope("plan.refused", source="cli", summary="Plan refused.")))
+    assert not delivery.ok and delivery.attempts == 1  # no retry can install a package
+    assert "pip install 'reconciler-gitops[notify]'" in (delivery.error or "")
+    assert "[notify] extra" in caplog.text and "slack://" not in caplog.text
