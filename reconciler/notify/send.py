@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["EVENTS", "Channel", "Delivery", "envelope", "send", "signature", "text_of"]
+__all__ = ["EVENTS", "Channel", "Delivery", "channels_from_env", "envelope", "send", "signature", "text_of"]
 
 log = logging.getLogger("reconciler.notify")
 
@@ -53,6 +53,30 @@ class Channel:
 
     def wants(self, event: str) -> bool:
         return event in self.events
+
+
+ENV_WEBHOOK: Final = "RECONCILER_NOTIFY_WEBHOOK_URL"
+ENV_SECRET: Final = "RECONCILER_NOTIFY_WEBHOOK_SECRET"
+ENV_APPRISE: Final = "RECONCILER_NOTIFY_APPRISE_URL"
+ENV_EVENTS: Final = "RECONCILER_NOTIFY_EVENTS"
+
+
+def channels_from_env(environ: Mapping[str, str], *, events: frozenset[str]) -> tuple[Channel, ...]:
+    """The channels of a long-running process (``reconciler serve``, ``reconciler operator``; the
+    chart fills these from a Secret): ``RECONCILER_NOTIFY_WEBHOOK_URL`` (and ``_WEBHOOK_SECRET`` for
+    the signature), ``RECONCILER_NOTIFY_APPRISE_URL``; ``RECONCILER_NOTIFY_EVENTS`` (comma-separated)
+    narrows ``events``, the ones this process sends. Never from a flag: no URL or secret in a
+    process list."""
+    chosen = events
+    if environ.get(ENV_EVENTS, "").strip():
+        chosen = events & {e.strip() for e in environ[ENV_EVENTS].split(",")}
+    out: list[Channel] = []
+    if environ.get(ENV_WEBHOOK):
+        out.append(Channel(name="webhook", kind="webhook", url=environ[ENV_WEBHOOK],
+                           secret=environ.get(ENV_SECRET) or None, events=chosen))
+    if environ.get(ENV_APPRISE):
+        out.append(Channel(name="apprise", kind="apprise", url=environ[ENV_APPRISE], events=chosen))
+    return tuple(out)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.service.runner.notices import channels_from_env
+from reconciler.notify.send import channels_from_env
 from reconciler.service.settings import (
     DEFAULT_DB_URL,
     KEEP_ALIVE_SECONDS,
@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
                                                      dask_scheduler=dask_scheduler,
                                                      dask_partition_bytes=dask_partition_bytes,
                                                      dask_partition_rows=dask_partition_rows,
-                                                     notify=channels_from_env(os.environ)))
+                                                     notify=channels_from_env(os.environ, events=frozenset({"job.failed"}))))
         except MissingExtra:
             raise
         except Exception as exc:

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from reconciler.contract import validators
-from reconciler.notify.send import Channel
-from reconciler.service.runner.notices import channels_from_env
+from reconciler.notify.send import Channel, channels_from_env
 from reconciler.service.testing import LocalServer, wait_for_job
 
 from .receiver import Receiver, serve
@@ -51,8 +50,11 @@ def test_a_failed_job_is_told_to_the_webhook(receiver: Receiver) -> None:
 def test_serve_takes_its_channels_from_the_environment_only_for_job_failed() -> None:
     found = channels_from_env({"RECONCILER_NOTIFY_WEBHOOK_URL": "https://hooks.example.com/x",
                                "RECONCILER_NOTIFY_WEBHOOK_SECRET": "s3cr3t",
-                               "RECONCILER_NOTIFY_APPRISE_URL": "slack://a/b/c"})
+                               "RECONCILER_NOTIFY_APPRISE_URL": "slack://a/b/c"}, events=frozenset({"job.failed"}))
     assert [(c.name, c.kind, c.events) for c in found] == [("webhook", "webhook", frozenset({"job.failed"})),
                                                            ("apprise", "apprise", frozenset({"job.failed"}))]
     assert "s3cr3t" not in repr(found) and "hooks.example.com" not in repr(found)
-    assert channels_from_env({}) == ()
+    assert channels_from_env({}, events=frozenset({"job.failed"})) == ()
+    narrowed = channels_from_env({"RECONCILER_NOTIFY_WEBHOOK_URL": "https://h.example.com/x",
+                                  "RECONCILER_NOTIFY_EVENTS": "drift.found"}, events=frozenset({"job.failed"}))
+    assert narrowed[0].events == frozenset()  # this process sends no drift.found

@@ -5,7 +5,7 @@ runner stops.
 
 Where the channels come from: ``reconciler serve`` reads ``RECONCILER_NOTIFY_WEBHOOK_URL`` (with
 ``RECONCILER_NOTIFY_WEBHOOK_SECRET`` for the HMAC signature) and ``RECONCILER_NOTIFY_APPRISE_URL``
-(:func:`channels_from_env`); the embedded service gets the project's channels from the session.
+(:func:`reconciler.notify.send.channels_from_env`); the embedded service gets the project's channels from the session.
 """
 
 from __future__ import annotations
@@ -13,30 +13,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.notify.send import Channel, envelope, send
 from reconciler.service.records import JobRecord
 
-__all__ = ["JobNotices", "channels_from_env", "job_failed"]
+__all__ = ["JobNotices", "job_failed"]
 
 log = logging.getLogger("reconciler.notify")
-ENV_WEBHOOK = "RECONCILER_NOTIFY_WEBHOOK_URL"
-ENV_SECRET = "RECONCILER_NOTIFY_WEBHOOK_SECRET"
-ENV_APPRISE = "RECONCILER_NOTIFY_APPRISE_URL"
-
-
-def channels_from_env(environ: Mapping[str, str]) -> tuple[Channel, ...]:
-    """The service's own channels (job.failed only), from the environment: never from a flag, so
-    that no URL or secret shows in a process list."""
-    out: list[Channel] = []
-    if environ.get(ENV_WEBHOOK):
-        out.append(Channel(name="webhook", kind="webhook", url=environ[ENV_WEBHOOK],
-                           secret=environ.get(ENV_SECRET) or None, events=frozenset({"job.failed"})))
-    if environ.get(ENV_APPRISE):
-        out.append(Channel(name="apprise", kind="apprise", url=environ[ENV_APPRISE], events=frozenset({"job.failed"})))
-    return tuple(out)
 
 
 def job_failed(record: JobRecord) -> dict[str, Any]:
