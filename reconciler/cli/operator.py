@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import sys
 from pathlib import Path
@@ -76,6 +77,7 @@ def register(app: typer.Typer) -> None:
         require("operator", "reconciler operator")
         import kopf
 
+        from reconciler.notify.send import channels_from_env
         from reconciler.operator.config import OperatorConfig, SecretRef
         from reconciler.operator.handlers import Runtime, build_registry
         from reconciler.operator.metrics import serve
@@ -101,7 +103,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
-                                backoff_max=backoff_max, allow_http=allow_http)
+                                backoff_max=backoff_max, allow_http=allow_http,
+                                notify=channels_from_env(os.environ, events=frozenset({"drift.found"})))
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)

@@ -6,7 +6,9 @@ decorator argument in kopf), and tests start operators with different settings s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from reconciler.notify.send import Channel
 
 __all__ = ["OperatorConfig", "SecretRef"]
 
@@ -43,6 +45,8 @@ class OperatorConfig:
     credentials_ttl: float = 30.0
     allow_http: bool = False
     request_timeout: float = 30.0
+    # drift.found channels (reconciler.notify.send.channels_from_env); URLs and secrets: never in a repr
+    notify: tuple[Channel, ...] = field(default=(), repr=False)
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.api import errors
+from reconciler.api import refs as api_refs
 from reconciler.api.client import Client
 from reconciler.api.secrets import resolver
 from reconciler.contract import keys
@@ -38,7 +39,7 @@ from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
 
-__all__ = ["ApplyFailed", "Conflict", "Decision", "Invalid", "Mode", "decide", "document_from_body", "finalize",
+__all__ = ["ApplyFailed", "Conflict", "Decision", "Invalid", "Mode", "Unresolved", "decide", "document_from_body", "finalize",
            "find_candidates", "parse", "reconcile"]
 
 log = logging.getLogger("reconciler.operator")
@@ -62,6 +63,11 @@ class ApplyFailed(Exception):
 
 class Conflict(Exception):
     """The live definition this resource would take belongs to another resource."""
+
+
+class Unresolved(ApplyFailed):
+    """A reference by name (deploymentRef, credentialRef, dataStoreRef) matches no resource of the
+    target, or several; the message lists the close matches."""
 
 
 # ``claimed_by(definition_id)``: the other resource (``namespace/name``) managing it, or None.
@@ -192,7 +198,11 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
     :class:`Conflict` when the matching definition is managed by another resource."""
-    desired = desired_from_manifest(manifest)
+    # references by name -> ids, as the session resolves them (one list call per kind)
+    resolved = await api_refs.resolve(api_refs.Catalog(client), [desired_from_manifest(manifest)])
+    if resolved.errors:
+        raise Unresolved("\n".join(resolved.errors))
+    desired = resolved.desired[0]
     candidates, raw = await find_candidates(client, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
                       live_names={i: str(item.get("name")) for i, item in raw.items()})
