@@ -27,7 +27,7 @@ from operator_harness import (
 
 from reconciler.api.client import Client
 from reconciler.contract import validators
-from reconciler.operator import pipeline
+from reconciler.operator import act, decide
 from reconciler.operator.notices import drift_body
 from reconciler.operator.status import Outcome, Result
 from reconciler.service.testing import LocalServer
@@ -47,7 +47,7 @@ def local() -> Iterator[LocalServer]:
 def _reconcile(server: LocalServer, body: dict[str, Any]) -> Any:
     async def go() -> Any:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
-            return await pipeline.reconcile(client, pipeline.parse(body), recorded_id=None, mode=pipeline.Mode.apply)
+            return await act.reconcile(client, decide.parse(body), recorded_id=None, mode=decide.Mode.apply)
     return asyncio.run(go())
 
 
@@ -68,7 +68,7 @@ def test_the_pipeline_resolves_references_by_name(local: LocalServer) -> None:
 
 def test_an_unresolvable_name_is_its_own_error_with_close_matches(local: LocalServer) -> None:
     job = {**BY_NAME, "deploymentRef": {"name": "operator-test"}}
-    with pytest.raises(pipeline.Unresolved, match=r"no deployment \(by label\) named 'operator-test'; "
+    with pytest.raises(act.Unresolved, match=r"no deployment \(by label\) named 'operator-test'; "
                                                   r"close matches: 'operator-tests'"):
         _reconcile(local, _resource("refs-b", job))
 
