@@ -27,6 +27,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg", "adbc_driver_manager", "adbc_driver_postgresql"),
     # scoring jobs on a Dask cluster (reconciler serve --executor dask)
     "dask": ("distributed",),
+    # chat and e-mail notifications (reconciler.notify); webhooks need only httpx
+    "notify": ("apprise",),
 }
 # loading a model needs numpy (runner) too; the [models] extra installs [runner]
 MODEL_MODULES = ("numpy", *EXTRAS["models"])

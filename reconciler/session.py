@@ -36,6 +36,7 @@ import httpx
 
 from reconciler import errors
 from reconciler.api import errors as api_errors
+from reconciler.api import refs as api_refs
 from reconciler.api.client import (
     DEFAULT_CONCURRENCY,
     LOCAL_DB_URL,
@@ -49,6 +50,7 @@ from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
+from reconciler.engine import refs as engine_refs
 from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
     ChangedSet,
@@ -58,6 +60,10 @@ from reconciler.engine.select import (
     selection_from_options,
 )
 from reconciler.engine.types import Desired
+from reconciler.notify import config as notify_config
+from reconciler.notify import events as notify_events
+from reconciler.notify import send as notify_send
+from reconciler.notify.send import Delivery
 from reconciler.specs import environments, secrets
 from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, TargetConfig, find_config, load_config
 from reconciler.specs.files import read_limited
@@ -102,6 +108,7 @@ class Options:
     changed_since: str | None = None
     changes: ChangesFinder | None = None
     environ: Mapping[str, str] | None = None
+    source: str = "cli"  # what notifications say sent them: cli or operator
 
 
 class InvalidManifests(errors.InvalidInput):
@@ -267,7 +274,11 @@ class Session:
         db_url = self.connection.db_url
         if db_url.startswith("sqlite:///"):
             Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        app = create_app(ServiceSettings(db_url=db_url))
+        base = str(self.config_dir) if self.config_dir is not None else None
+        notify = tuple(notify_config.channels([c for c in self.config.notifications
+                                               if "job.failed" in (c.get("events") or notify_send.EVENTS)],
+                                              base_dir=base, roots=self.secret_roots, environ=self.options.environ))
+        app = create_app(ServiceSettings(db_url=db_url, notify=notify))
         return httpx.ASGITransport(app=app), app
 
     def origin(self) -> plans.PlanOrigin:
@@ -282,13 +293,19 @@ class Session:
             raise errors.UsageError("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` "
                                     "to reconciler.yaml")
         live = await fetch_live(client)
+        # references by name -> this target's ids, one list call per kind (engine.refs, api.refs)
+        resolved = await api_refs.resolve(api_refs.Catalog(client), manifests.desired)
         selection = manifests.selection
-        return plans.build_plan(
-            desired=manifests.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
+        plan = plans.build_plan(
+            desired=resolved.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
             max_delete_fraction=self.config.max_delete_fraction, selection=selection,
-            selected=select_documents(manifests.documents, manifests.desired, selection) if selection.active else None,
+            selected=select_documents(manifests.documents, resolved.desired, selection) if selection.active else None,
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin())
+        plan = engine_refs.annotate(plan, resolved)
+        if plan.errored:
+            await self.notify(notify_events.refused(plan, source=self.options.source))
+        return plan
 
     # -- saved plans ------------------------------------------------------------------------
 
@@ -341,8 +358,24 @@ class Session:
     async def apply(self, client: Client, plan: plans.Plan, *,
                     on_result: Callable[[applying.ActionResult], None] | None = None,
                     dry_run: bool = False) -> applying.ApplyResult:
-        return await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
-                                         on_result=on_result, dry_run=dry_run)
+        """Apply, then tell the notification channels (after the result is known; a channel that
+        cannot be reached is logged, never an error)."""
+        result = await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
+                                           on_result=on_result, dry_run=dry_run)
+        if not dry_run and (plan.writes or not result.ok):
+            await self.notify(notify_events.applied(result, origin=plan.origin or self.origin(),
+                                                    source=self.options.source))
+        return result
+
+    async def notify(self, body: Mapping[str, Any]) -> list[Delivery]:
+        """Send one notification (``reconciler.notify``) to the channels of reconciler.yaml that
+        take its event; never raises."""
+        if not self.config.notifications:
+            return []
+        base = str(self.config_dir) if self.config_dir is not None else None
+        found = notify_config.channels(self.config.notifications, base_dir=base, roots=self.secret_roots,
+                                       environ=self.options.environ)
+        return await notify_send.send(found, body)
 
     @contextlib.asynccontextmanager
     async def embedded_runner(self, client: Client, *, enabled: bool = True) -> AsyncIterator[None]:

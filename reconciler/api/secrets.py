@@ -17,7 +17,7 @@ from reconciler.engine.normalize import SECRET_REFS
 from reconciler.specs import secrets
 from reconciler.specs.files import SECRET_FILE_BYTES, read_limited
 
-__all__ = ["SecretError", "resolve_secrets", "resolver"]
+__all__ = ["SecretError", "resolve_ref", "resolve_secrets", "resolver"]
 
 
 class SecretError(errors.SecretError):
@@ -54,8 +54,21 @@ def resolve_secrets(body: Mapping[str, Any], *, base_dir: str | None = None,
     return out
 
 
-def _read_secret_file(file: str, *, ref_key: str, base_dir: str | None, roots: tuple[str, ...]) -> str:
-    where = f"predictionInstance.{ref_key}"
+def resolve_ref(ref: Mapping[str, Any], *, where: str, base_dir: str | None, roots: tuple[str, ...],
+                environ: Mapping[str, str] | None = None) -> str:
+    """The value a secret reference (``{env: NAME}`` or ``{file: path}``) points at, read as
+    :func:`resolve_secrets` reads them; ``where`` names the field in messages."""
+    if "env" in ref:
+        value = (os.environ if environ is None else environ).get(str(ref["env"]))
+        if not value:
+            raise SecretError(f"{where}: environment variable {ref['env']} is not set")
+        return value
+    return _read_secret_file(str(ref["file"]), ref_key="", base_dir=base_dir, roots=roots, where=where)
+
+
+def _read_secret_file(file: str, *, ref_key: str, base_dir: str | None, roots: tuple[str, ...],
+                      where: str | None = None) -> str:
+    where = where or f"predictionInstance.{ref_key}"
     escape = secrets.escape_problem(file, base_dir=base_dir, roots=roots)
     if escape is not None:
         raise SecretError(f"{where}: secret file {file!r} is not read: {escape[1]} (allow its directory in "

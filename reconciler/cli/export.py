@@ -10,10 +10,13 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from reconciler.api.refs import Catalog
 from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stderr_console
 from reconciler.contract import validators
+from reconciler.contract.refs import KINDS
 from reconciler.engine.normalize import manifest_from_live
+from reconciler.engine.refs import to_references
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.session import Session, run
 from reconciler.specs.files import read_limited
@@ -107,6 +110,8 @@ def register(app: typer.Typer) -> None:
                                                      "(default: all on stdout).")] = None,
         force: Annotated[bool, typer.Option("--force", help="With --out: overwrite existing files that "
                                             "differ.")] = False,
+        refs: Annotated[bool, typer.Option("--refs", help="Write deploymentRef/credentialRef/dataStoreRef by name "
+                                           "where the name is unique on the target (else the id).")] = False,
         config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
         token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, verbose: o.VerboseOpt = False,
     ) -> None:
@@ -123,11 +128,17 @@ def register(app: typer.Typer) -> None:
         with exit_codes():
             session = Session.open(options, check_paths=False)
 
-            async def work() -> list[dict[str, Any]]:
+            async def work() -> tuple[list[dict[str, Any]], dict[str, list[tuple[str, str]]] | None]:
                 async with session.client() as client:
-                    return await client.list_definitions(search_name=search)
+                    items = await client.list_definitions(search_name=search)
+                    return items, (await Catalog(client).load(sorted(KINDS)) if refs and items else None)
 
-            docs = manifests_from_live(run(work()))
+            items, catalog = run(work())
+            docs = manifests_from_live(items)
+            if catalog is not None:
+                for doc in docs:
+                    spec = doc["spec"]
+                    spec["batchPredictionJob"] = to_references(spec["batchPredictionJob"], catalog)
             if out_dir is None:
                 sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True) if docs else "")
             else:

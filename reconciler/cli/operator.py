@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import sys
 from pathlib import Path
@@ -95,6 +96,7 @@ def register(app: typer.Typer) -> None:
         require("operator", "reconciler operator")
         import kopf
 
+        from reconciler.notify.send import channels_from_env
         from reconciler.operator.config import OperatorConfig, SecretRef, Webhook
         from reconciler.operator.handlers import Runtime, build_registry
         from reconciler.operator.metrics import serve
@@ -133,7 +135,8 @@ def register(app: typer.Typer) -> None:
                           managed=webhook_configuration) if webhook_port is not None else None
         config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
-                                backoff_max=backoff_max, allow_http=allow_http, scope=scope, webhook=webhook)
+                                backoff_max=backoff_max, allow_http=allow_http, scope=scope, webhook=webhook,
+                                notify=channels_from_env(os.environ, events=frozenset({"drift.found"})))
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)

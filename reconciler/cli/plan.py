@@ -24,6 +24,7 @@ from reconciler.cli.console import (
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.errors import UsageError
+from reconciler.notify.events import drift as drift_event
 from reconciler.session import MAX_PLAN_BYTES, Session, require_paths, run
 from reconciler.specs.files import read_limited
 
@@ -121,6 +122,8 @@ def register(app: typer.Typer) -> None:
                 else:
                     sys.stdout.write(rendering.render(result, output, version=__version__,
                                                       show_defaults=show_defaults))
+                if detailed_exitcode and result.has_changes and not result.errored:
+                    run(session.notify(drift_event(result)))  # the drift check's finding, to the channels
                 if out is not None and result.errored:
                     err.print(f"No plan was saved to {out}: the plan was refused, so there is nothing to apply.",
                               markup=False)

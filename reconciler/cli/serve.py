@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from reconciler.notify.send import channels_from_env
 from reconciler.service.settings import DEFAULT_DB_URL, TOKEN_ENV
 
 __all__ = ["register"]
@@ -81,7 +83,8 @@ def register(app: typer.Typer) -> None:
                                                      executor=executor_setting.kind,
                                                      dask_scheduler=dask_scheduler,
                                                      dask_partition_bytes=dask_partition_bytes,
-                                                     dask_partition_rows=dask_partition_rows))
+                                                     dask_partition_rows=dask_partition_rows,
+                                                     notify=channels_from_env(os.environ, events=frozenset({"job.failed"}))))
         except MissingExtra:
             raise
         except Exception as exc:

@@ -333,6 +333,13 @@ def _explain(error: jsonschema.ValidationError, doc: Located, base: Path_, *,
             last = max(excluded, key=lambda k: (doc.mark((*path, k), key=True).line, doc.mark((*path, k), key=True).col))
             return [issue_at(doc, (*path, last), custom or f"{', '.join(excluded)} exclude each other", key=True)]
         return [issue_at(doc, path, custom or f"{dotted(path[-1:])} is not allowed here", key=bool(path))]
+    if kw == "anyOf" and isinstance(value, dict) and all(set(alt) == {"required"} for alt in rule):
+        # "one of these keys" (an id or its reference by name): like a missing required field
+        keys_ = [k for alt in rule for k in alt["required"]]
+        if any((tuple(error.absolute_path), k) in meant for k in keys_):
+            return []
+        return [issue_at(doc, path, custom or f"missing one of: {', '.join(keys_)}",
+                         f"add '{keys_[0]}:' under {dotted(path) or 'the document'}")]
     if kw in ("anyOf", "oneOf"):
         got = f", got {describe(value)}" if not isinstance(value, (dict, list)) else ""
         return [issue_at(doc, path, (custom or "does not match any allowed form") + got)]

@@ -41,13 +41,14 @@ from reconciler.engine import diff as diffs
 from reconciler.engine.normalize import compare_view
 from reconciler.engine.pair import MatchBy, pair
 from reconciler.engine.select import Selection
-from reconciler.engine.types import Desired, Live, Scope
+from reconciler.engine.types import Desired, Live, Resolved, Scope
 
 __all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanOrigin", "Summary", "build_plan",
            "check_digest", "content_digest", "fingerprint", "guard_delete_fraction", "stale_reasons"]
 
-# 1.1: "target" (where the plan was made); 1.2: "digest" (over the content) and actions' "secret_roots"
-FORMAT_VERSION: Final = "1.2"
+# 1.1: "target" (where the plan was made); 1.2: "digest" (over the content) and actions' "secret_roots";
+# 1.3: actions' "references" (names resolved to ids)
+FORMAT_VERSION: Final = "1.3"
 DIGEST_PREFIX: Final = "sha256:"
 
 
@@ -82,6 +83,7 @@ class Action:
     source: str | None = None
     base_dir: str | None = None
     secret_roots: tuple[str, ...] = ()  # where the body's secret files may resolve (empty: base_dir)
+    references: tuple[Resolved, ...] = ()  # names the manifest gave, and the ids they resolved to
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -429,6 +431,7 @@ def _content(plan: Plan, *, version: str) -> dict[str, Any]:
             "source": a.source, "changes": [_change_dict(c) for c in a.changes],
             "body": dict(a.body) if a.body is not None else None, "base_dir": a.base_dir,
             "secret_roots": list(a.secret_roots),
+            "references": [{"path": r.path, "kind": r.kind, "name": r.name, "id": r.id} for r in a.references],
         } for a in plan.actions],
         "unmanaged": list(plan.unmanaged),
         "orphans": list(plan.orphans),
@@ -454,6 +457,8 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
         changes=tuple(diffs.Change(c["path"], diffs.Op(c["op"]), c.get("old"), c.get("new")) for c in a["changes"]),
         body=a.get("body"), source=a.get("source"), base_dir=a.get("base_dir"),
         secret_roots=tuple(a.get("secret_roots") or ()),
+        references=tuple(Resolved(path=r["path"], kind=r["kind"], name=r["name"], id=r["id"])
+                         for r in a.get("references") or ()),
     ) for a in data["actions"])
     fp = data.get("fingerprint") or {}
     options = data.get("options") or {}

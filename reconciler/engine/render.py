@@ -97,6 +97,7 @@ def render_action(action: Action, *, show_defaults: bool = False) -> list[str]:
         lines.extend("    " + _change_line(c) for c in changes)
     if defaults:
         lines.append(f"    + {len(defaults)} default{'s' if len(defaults) != 1 else ''} (--show-defaults lists them)")
+    lines.extend(f"    = {r.path} {_value(r.name)} is {r.kind} {r.id}" for r in action.references)
     return [printable(line) for line in lines]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from reconciler.specs.scope import Scope
 
-__all__ = ["Desired", "Live", "Scope"]
+__all__ = ["Desired", "Live", "Resolved", "Scope"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,3 +41,14 @@ class Live:
     name: str
     comparable: dict[str, Any] = field(repr=False)
     hash: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resolved:
+    """A reference by name resolved for a target: ``path`` of the reference in the manifest
+    (``batchPredictionJob.intakeSettings.credentialRef``), the kind, the name and the id sent."""
+
+    path: str
+    kind: str
+    name: str
+    id: str

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.api import errors
+from reconciler.api import refs as api_refs
 from reconciler.api.client import Client
 from reconciler.api.secrets import resolver
 from reconciler.engine import apply as engine_apply
@@ -22,13 +23,18 @@ from reconciler.operator.decide import ClaimedBy, Decision, Mode, decide, decide
 from reconciler.operator.status import Outcome
 from reconciler.specs.model import Manifest
 
-__all__ = ["ApplyFailed", "finalize", "find_candidates", "perform", "reconcile"]
+__all__ = ["ApplyFailed", "Unresolved", "finalize", "find_candidates", "perform", "reconcile"]
 
 log = logging.getLogger("reconciler.operator")
 
 
 class ApplyFailed(Exception):
     """An API write failed; the message is the API's error text (never the token)."""
+
+
+class Unresolved(ApplyFailed):
+    """A reference by name (deploymentRef, credentialRef, dataStoreRef) matches no resource of the
+    target, or several; the message lists the close matches."""
 
 
 async def find_candidates(client: Client, desired: Desired, recorded_id: str | None) -> tuple[list[Live], dict[str, Any]]:
@@ -79,7 +85,11 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
     :class:`~reconciler.operator.decide.Conflict` when the matching definition is managed by
     another resource."""
-    desired = desired_from_manifest(manifest)
+    # references by name -> ids, as the session resolves them (one list call per kind)
+    resolved = await api_refs.resolve(api_refs.Catalog(client), [desired_from_manifest(manifest)])
+    if resolved.errors:
+        raise Unresolved("\n".join(resolved.errors))
+    desired = resolved.desired[0]
     candidates, raw = await find_candidates(client, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy,
                       claimed_by=claimed_by, live_names={i: str(item.get("name")) for i, item in raw.items()})

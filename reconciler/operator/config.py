@@ -6,9 +6,10 @@ decorator argument in kopf), and tests start operators with different settings s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.notify.send import Channel
 from reconciler.specs.scope import Scope
 
 __all__ = ["OperatorConfig", "SecretRef", "Webhook"]
@@ -66,6 +67,8 @@ class OperatorConfig:
     # Definition names this operator may create, adopt, change or delete (None: every name).
     scope: Scope | None = None
     webhook: Webhook | None = None
+    # drift.found channels (reconciler.notify.send.channels_from_env); URLs and secrets: never in a repr
+    notify: tuple[Channel, ...] = field(default=(), repr=False)
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

@@ -31,6 +31,7 @@ from reconciler.operator import act, admission, crd, decide, ownership
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
 from reconciler.operator.metrics import OperatorMetrics
+from reconciler.operator.notices import Notices
 from reconciler.operator.status import Outcome, Result, status_patch
 
 __all__ = ["Runtime", "build_registry", "configure_settings"]
@@ -52,6 +53,7 @@ class Runtime:
         self._clients: dict[tuple[str, str], Client] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.metrics = OperatorMetrics()
+        self.notices = Notices(config.notify)
 
     def lock(self, uid: str) -> asyncio.Lock:
         """One reconcile at a time per object: the timer never races a spec change."""
@@ -155,6 +157,8 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
     except decide.Conflict as exc:
         # Retried with backoff: it resolves once the other resource lets the definition go.
         _fail(runtime, body, patch, status, generation, retry, logger, Result.conflict, str(exc))
+    except act.Unresolved as exc:  # retried: the named resource may be created meanwhile
+        _fail(runtime, body, patch, status, generation, retry, logger, Result.unresolved, str(exc))
     except CredentialsError as exc:
         _fail(runtime, body, patch, status, generation, retry, logger, Result.credentials_error, str(exc))
     except (errors.APIError, act.ApplyFailed) as exc:
@@ -172,6 +176,8 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
         elif outcome.result in (Result.drift_reported, Result.missing_reported) and not _same_as_before(outcome, status):
             logger.warning("%s", outcome.message)
             kopf.event(body, type="Warning", reason="Drifted", message=outcome.message)
+        if outcome.result is Result.drift_corrected or not _same_as_before(outcome, status):
+            runtime.notices.drift(f"{body.meta.get('namespace')}/{body.meta.get('name')}", outcome)
         _write_status(patch, outcome, status, generation)
 
 

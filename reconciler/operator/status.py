@@ -31,6 +31,7 @@ class Result(StrEnum):
     missing_reported = "Missing"
     invalid = "Invalid"
     conflict = "Conflict"  # the definition is managed by another resource or outside the operator's scope
+    unresolved = "UnresolvedReference"  # a deploymentRef/credentialRef/dataStoreRef names nothing (or several)
     api_error = "ApiError"
     credentials_error = "CredentialsUnavailable"
     internal_error = "InternalError"

@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.notify.send import Channel
 
 DEFAULT_DB_URL = "sqlite:///.reconciler/local.db"
 TOKEN_ENV = "RECONCILER_SERVICE_TOKEN"
@@ -69,6 +73,8 @@ class ServiceSettings:
     dask_partition_bytes: int = 64 * 1024**2
     dask_partition_rows: int = 1_000_000
     dask_worker_wait_seconds: float = 60.0
+    # job.failed notifications (issue #13): resolved channels (URLs and secrets: never in a repr)
+    notify: tuple[Channel, ...] = field(default=(), repr=False)
 
 
 def read_token(*, token_file: Path | None = None, environ: dict[str, str] | None = None) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any, Final
 from reconciler.contract import cron, keys, validators
 from reconciler.contract.defaults import job_spec_defaults
 from reconciler.contract.issues import Issue, check_instance
+from reconciler.contract.refs import find_refs
 from reconciler.service import errors
 from reconciler.service.records import DefinitionRecord
 
@@ -45,11 +46,19 @@ def issues_to_errors(issues: Sequence[Issue]) -> dict[str, str]:
 def problems(body: dict[str, Any], schema_name: str) -> dict[str, str]:
     """Every schema problem of ``body`` as ``{field: message}``; empty when valid (fast path)."""
     if validators.fast_validator(schema_name).is_valid(body):
-        return {}
+        return _references(body) if schema_name in ("api-definition", "job-spec") else {}
     found = issues_to_errors(check_instance(body, schema_name))
     if not found:  # the compiled validator and jsonschema disagree: report, never accept silently
         found = {"body": f"does not match the {schema_name} schema"}
     return found
+
+
+def _references(job: dict[str, Any]) -> dict[str, str]:
+    """A reference by name (``deploymentRef``...) is a manifest's: the API takes ids, so a request
+    that still holds one is refused, naming the id field to send."""
+    return {".".join(p for p in (place, field.ref) if p):
+            f"references by name are resolved by reconciler before a request is sent; send {field.id}"
+            for place, field, _ in find_refs(job)}
 
 
 def _raise_if(found: dict[str, str], what: str) -> None:

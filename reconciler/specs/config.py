@@ -83,6 +83,8 @@ class ProjectConfig:
     # ``secrets.allowedDirs``: directories outside the project where secret files may be, as
     # written (relative to this file); see reconciler.specs.secrets
     secret_dirs: tuple[str, ...] = ()
+    # ``notifications:`` as written (schemas/notification-channel.schema.json); reconciler.notify.config
+    notifications: tuple[Mapping[str, Any], ...] = ()
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -156,7 +158,8 @@ def parse_config(data: Mapping[str, Any], *, path: str | None = None) -> Project
                          max_delete_fraction=float(prune.get("maxDeleteFraction", DEFAULT_MAX_DELETE_FRACTION)),
                          targets=targets,
                          local_seed={kind: tuple(seed.get(kind) or ()) for kind in SEED_COLLECTIONS if seed.get(kind)},
-                         secret_dirs=tuple((data.get("secrets") or {}).get("allowedDirs") or ()))
+                         secret_dirs=tuple((data.get("secrets") or {}).get("allowedDirs") or ()),
+                         notifications=tuple(data.get("notifications") or ()))
 
 
 def load_config(path: str | os.PathLike[str]) -> ProjectConfig:

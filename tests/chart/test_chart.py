@@ -56,6 +56,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "external-secret-elsewhere": {"apiSecret": {"name": "dr-api", "namespace": "secrets"}},
     "service-monitor": {"localService": {"enabled": True}, "apiSecret": {"create": True, "token": "demo-token"},
                         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}}},
+    "notifications": {"localService": {"enabled": True}, "notifications": {
+        "secretName": "hooks", "webhookUrlKey": "url", "webhookSecretKey": "hmac", "appriseUrlKey": "chat"}},
 }
 
 
@@ -297,3 +299,16 @@ def test_operator_service_monitor_alone_and_nothing_to_scrape_fails_clearly() ->
     with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmError, match=r"nothing to scrape"):
         chart.render({"operator": {"metricsPort": None}, "metrics": {"serviceMonitor": {"enabled": True}}},
                      name="rel", namespace="ops")
+
+
+def test_notifications_come_from_secret_keys_in_both_processes() -> None:
+    docs = render(VARIANTS["notifications"])
+    validate_all(docs)
+    for deployment in by_kind(docs, "Deployment"):
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["RECONCILER_NOTIFY_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"] == {"name": "hooks", "key": "url"}
+        assert env["RECONCILER_NOTIFY_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "hooks", "key": "hmac"}
+        assert env["RECONCILER_NOTIFY_APPRISE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "hooks", "key": "chat"}
+        assert env["RECONCILER_NOTIFY_EVENTS"]["value"] == "drift.found,job.failed"
+    assert not [e for d in by_kind(render(), "Deployment") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+                if e["name"].startswith("RECONCILER_NOTIFY")]

@@ -69,3 +69,37 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [events]
   verbs: [create]
 {{- end -}}
+
+{{/*
+Notification channels from keys of a Secret (values notifications.*), as the environment
+reconciler.notify.send.channels_from_env reads: never a URL or a secret in values or args.
+*/}}
+{{- define "reconciler.notifyEnv" -}}
+{{- with .Values.notifications }}
+{{- if .secretName }}
+{{- if .webhookUrlKey }}
+- name: RECONCILER_NOTIFY_WEBHOOK_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ .webhookUrlKey }}
+{{- end }}
+{{- if .webhookSecretKey }}
+- name: RECONCILER_NOTIFY_WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ .webhookSecretKey }}
+{{- end }}
+{{- if .appriseUrlKey }}
+- name: RECONCILER_NOTIFY_APPRISE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ .appriseUrlKey }}
+{{- end }}
+- name: RECONCILER_NOTIFY_EVENTS
+  value: {{ join "," .events | quote }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -37,6 +37,7 @@ from reconciler.service import ids
 from reconciler.service.records import JobRecord
 from reconciler.service.runner import artifacts, execute, files
 from reconciler.service.runner.cluster.config import executor_config
+from reconciler.service.runner.notices import JobNotices
 from reconciler.service.settings import ServiceSettings, job_data_dir
 from reconciler.service.store import Store
 
@@ -95,6 +96,7 @@ class JobRunner:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.notices = JobNotices(settings.notify)
 
     @staticmethod
     def _now() -> str:
@@ -106,6 +108,7 @@ class JobRunner:
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._wake = asyncio.Event()
+        self.notices.bind(asyncio.get_running_loop())
         await asyncio.to_thread(self._fail_abandoned)
         if self.executor is not None:  # connect (or start a local cluster) without holding up serving
             threading.Thread(target=self.executor.start, name="reconciler-dask-connect", daemon=True).start()
@@ -204,6 +207,7 @@ class JobRunner:
         except Exception:
             log.exception("could not record the end of job %s; its lease will expire and fail it", job.id)
             return
+        self.notices.finished(recorded)
         # None: the job was moved meanwhile (aborted, or failed by a lease check), so it did not complete
         files.discard_after(self.data_dir, job.id, recorded.status if recorded is not None else "ABORTED")
 
@@ -219,6 +223,7 @@ class JobRunner:
             await asyncio.wait(list(self._futures), timeout=30)
         await asyncio.to_thread(self.store.fail_abandoned_jobs, lease_expired_before="", now=self._now(),
                                 details=STOPPED, runner_id=self.runner_id)
+        await self.notices.drain()
         self.driver_pool.shutdown(wait=False, cancel_futures=True)
         self.scoring_pool.shutdown(wait=False, cancel_futures=True)
         if self.executor is not None:
