@@ -27,6 +27,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg", "adbc_driver_manager", "adbc_driver_postgresql"),
     # scoring jobs on a Dask cluster (reconciler serve --executor dask)
     "dask": ("distributed",),
+    # policies in reconciler.yaml: Google's CEL runtime (no wheel for Linux on ARM)
+    "policy": ("cel_expr_python",),
 }
 # loading a model needs numpy (runner) too; the [models] extra installs [runner]
 MODEL_MODULES = ("numpy", *EXTRAS["models"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -49,6 +50,7 @@ from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
+from reconciler.engine import policy
 from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
     ChangedSet,
@@ -209,11 +211,18 @@ class Session:
             return environments.resolve_target(self.config.targets, self.options.target)
         return environments.default_target(self.config.targets) if self.config.targets else None
 
+    @functools.cached_property
+    def policies(self) -> policy.Policies:
+        """The project's policy rules, compiled once (the CEL runtime is loaded only if it has any)."""
+        return policy.compile_policies(self.config.policies.rules)
+
     def validate(self) -> ValidationReport:
-        """Every manifest as the target sees it (its variables and overlays applied)."""
-        return environments.validate_for(list(self.options.paths), targets=self.config.targets,
-                                         target_name=self.options.target, overlays_root=self.config_dir,
-                                         secret_roots=self.secret_roots)
+        """Every manifest as the target sees it (its variables and overlays applied), then the
+        project's manifest policies over the valid ones."""
+        report = environments.validate_for(list(self.options.paths), targets=self.config.targets,
+                                           target_name=self.options.target, overlays_root=self.config_dir,
+                                           secret_roots=self.secret_roots)
+        return policy.with_manifest_issues(report, self.policies, target=self.options.target)
 
     def load(self) -> Manifests:
         """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid."""
@@ -283,12 +292,14 @@ class Session:
                                     "to reconciler.yaml")
         live = await fetch_live(client)
         selection = manifests.selection
-        return plans.build_plan(
+        plan = plans.build_plan(
             desired=manifests.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
             max_delete_fraction=self.config.max_delete_fraction, selection=selection,
             selected=select_documents(manifests.documents, manifests.desired, selection) if selection.active else None,
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin())
+        return policy.judge_plan(self.policies, plan, documents=manifests.documents, desired=manifests.desired,
+                                 live=live, target=self.options.target)
 
     # -- saved plans ------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class OutputFormat(StrEnum):
 
 def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, config: Path | None,
               no_color: bool) -> None:
+    from reconciler.engine import policy
     from reconciler.specs import environments, secrets
     from reconciler.specs.config import find_config, load_config
     from reconciler.specs.validate import ValidationReport, project_config_issues
@@ -51,6 +52,9 @@ def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, 
             report = environments.validate_for(targets, targets=project.targets if project else None,
                                                target_name=target, overlays_root=found.parent if found else None,
                                                secret_roots=roots)
+            if project is not None:  # the manifest policies, compiled once (a rule that does not compile: exit 1)
+                report = policy.with_manifest_issues(report, policy.compile_policies(project.policies.rules),
+                                                     target=target)
     if config_issues:
         report.issues = sorted([*config_issues, *report.issues], key=lambda i: (i.file, i.line, i.col, i.field))
     if output is OutputFormat.json:

@@ -10,6 +10,7 @@ declared here, by name prefix and exact names. No scope, no prune.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from reconciler import errors
 from reconciler.contract import validators
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
+from reconciler.specs.policies import PolicySet, rules_from_config
 from reconciler.specs.scope import Scope
 
 __all__ = ["SEED_COLLECTIONS", "ConfigError", "ProjectConfig", "Scope", "TargetConfig", "find_config", "load_config", "parse_config"]
@@ -60,6 +62,8 @@ class ProjectConfig:
     # ``secrets.allowedDirs``: directories outside the project where secret files may be, as
     # written (relative to this file); see reconciler.specs.secrets
     secret_dirs: tuple[str, ...] = ()
+    # ``policies``: rules and test cases (reconciler.specs.policies), read with the config
+    policies: PolicySet = field(default_factory=PolicySet)
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -118,7 +122,10 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
         raise ConfigError([f"{e.file}:{e.line}:{e.col}: {e.field}: {e.message}" for e in doc.problems])
     if not validators.validator("project").is_valid(doc.data):
         raise ConfigError([i.format() for i in schema_issues(doc, schema_name="project")])
-    return parse_config(doc.data, path=file)
+    parsed = parse_config(doc.data, path=file)
+    if doc.data.get("policies"):
+        parsed = dataclasses.replace(parsed, policies=rules_from_config(doc, config_file=file))
+    return parsed
 
 
 def _repo_root(start: Path) -> Path | None:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PROJECT = PYPROJECT["project"]
 OWN = canonicalize_name(PROJECT["name"])
-RUNTIME_EXTRAS = ("runner", "models", "operator", "postgres", "dask")
+RUNTIME_EXTRAS = ("runner", "models", "operator", "postgres", "dask", "policy")
 
 
 def _requirements(lines: list[str]) -> list[Requirement]:
