@@ -299,7 +299,8 @@ class Session:
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin())
         return policy.judge_plan(self.policies, plan, documents=manifests.documents, desired=manifests.desired,
-                                 live=live, target=self.options.target)
+                                 live=live, target=self.options.target,
+                                 removed=selection.changed.removed if selection.changed is not None else ())
 
     # -- saved plans ------------------------------------------------------------------------
 

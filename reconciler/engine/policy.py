@@ -12,6 +12,10 @@ What a rule sees (every value is plain data: maps, lists, strings, numbers, bool
 ``manifest``  the manifest document as the target sees it (variables and overlays applied);
               null for the delete of a definition whose manifest is gone
 ``target``    the name of the target (``--target``), "" without one
+``labels``    the definition's labels: its manifest's ``metadata.labels``; for the delete of a
+              definition whose manifest is gone, the labels git last had for it when the plan
+              runs with ``--changed-since`` (else none: the API keeps no labels). A rule's
+              ``selector`` matches these
 ``schedule``  the manifest's schedule expanded: ``minutes``, ``hours``, ``daysOfMonth``,
               ``months`` (lists of numbers, ``*`` expanded) and ``daysOfWeek``: the days of the
               week (0 = Sunday) it can fire on (every day when dayOfMonth is restricted, as cron
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import errors
 from reconciler.contract import cron
 from reconciler.contract.issues import Issue
-from reconciler.engine.select import SelectionError, parse_selectors
+from reconciler.engine.select import Removed, SelectionError, parse_selectors
 from reconciler.engine.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -47,7 +51,7 @@ __all__ = ["ACTION_VARIABLES", "MANIFEST_VARIABLES", "CompiledRule", "Policies",
            "action_verdicts", "compile_policies", "judge_plan", "manifest_issues", "manifest_verdicts", "run_tests",
            "schedule_view", "with_manifest_issues"]
 
-MANIFEST_VARIABLES = ("manifest", "target", "schedule")
+MANIFEST_VARIABLES = ("manifest", "target", "schedule", "labels")
 ACTION_VARIABLES = (*MANIFEST_VARIABLES, "action", "desired", "live")
 RUNTIME_MODULE = "cel_expr_python"
 
@@ -79,9 +83,18 @@ class Policies:
     manifest_rules: tuple[CompiledRule, ...] = ()
     action_rules: tuple[CompiledRule, ...] = ()
     envs: Mapping[str, Any] = field(default_factory=dict, repr=False)  # "manifest"/"action" -> CEL Env
+    # the rules that apply to an input, as ONE program returning their results as a list, compiled
+    # on first use per set of rules: a CEL evaluation converts its whole input, so one evaluation
+    # per input instead of one per rule (bench/bench_policy.py measures the difference)
+    combined: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return bool(self.manifest_rules or self.action_rules)
+
+    def of_file(self, file: str) -> Policies:
+        """Only the rules written in ``file`` (a policy file's test cases judge its own rules)."""
+        return replace(self, manifest_rules=tuple(r for r in self.manifest_rules if r.rule.file == file),
+                       action_rules=tuple(r for r in self.action_rules if r.rule.file == file))
 
 
 @functools.cache
@@ -162,6 +175,9 @@ def schedule_view(manifest: Mapping[str, Any] | None) -> dict[str, list[int]] | 
     schedule = spec.get("schedule") if isinstance(spec, Mapping) else None
     if not isinstance(schedule, Mapping):
         return None
+    cron_text = schedule.get("cron")
+    if isinstance(cron_text, str) and len(schedule) == 1:
+        return _expanded(json.dumps({"cron": cron_text}))
     return _expanded(json.dumps(schedule, sort_keys=True, default=str))
 
 
@@ -182,22 +198,41 @@ def _subject(manifest: Mapping[str, Any] | None) -> str:
     return str(name or "<unnamed>")
 
 
-def _judge(rules: Iterable[CompiledRule], env: Any, data: Mapping[str, Any], *, target: str | None,
-           labels: Mapping[str, Any], subject: str, kind: str | None, source: str | None) -> list[Verdict]:
+def _combined(policies: Policies, env: Any, rules: Sequence[CompiledRule]) -> Any:
+    key = (rules[0].rule.on, *(r.rule.name for r in rules))
+    program = policies.combined.get(key)
+    if program is None:
+        # each expression on lines of its own: a trailing // comment cannot swallow the next one
+        program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
+        policies.combined[key] = program
+    return program
+
+
+def _judge(policies: Policies, rules: Iterable[CompiledRule], env: Any, data: Mapping[str, Any], *,
+           target: str | None, labels: Mapping[str, Any], subject: str, kind: str | None,
+           source: str | None) -> list[Verdict]:
     applicable = [r for r in rules if r.applies(target=target, labels=labels)]
     if not applicable:
         return []
     cel = _runtime()
-    activation = env.Activation(data=data)  # built once per input, shared by its rules
+    activation = env.Activation(data=data)  # built once per input
+    values: list[Any] | None = None
+    if len(applicable) > 1:
+        together = _combined(policies, env, applicable).eval(activation)
+        if together.type() != cel.Type.ERROR:  # an error in any rule: judge them one by one for the reason
+            values = together.plain_value()
     out = []
-    for compiled in applicable:
-        result = compiled.program.eval(activation)
-        value = result.value()
+    for index, compiled in enumerate(applicable):
+        if values is not None:
+            value, failed = values[index], False
+        else:
+            result = compiled.program.eval(activation)
+            value, failed = result.value(), result.type() == cel.Type.ERROR
         if value is True:
             continue
         rule = compiled.rule
         message = rule.message
-        if result.type() == cel.Type.ERROR:
+        if failed:
             message += f" (the rule could not be evaluated: {value})"
         elif value is not False:
             message += f" (the rule evaluated to {value!r}, not a bool)"
@@ -211,9 +246,10 @@ def manifest_verdicts(policies: Policies, manifest: Mapping[str, Any], *, target
     """The manifest rules' verdicts on one manifest document."""
     if not policies.manifest_rules:
         return []
-    data = {"manifest": manifest, "target": target or "", "schedule": schedule_view(manifest)}
-    return _judge(policies.manifest_rules, policies.envs["manifest"], data, target=target,
-                  labels=_labels(manifest), subject=_subject(manifest), kind=None, source=source)
+    labels = _labels(manifest)
+    data = {"manifest": manifest, "target": target or "", "schedule": schedule_view(manifest), "labels": labels}
+    return _judge(policies, policies.manifest_rules, policies.envs["manifest"], data, target=target,
+                  labels=labels, subject=_subject(manifest), kind=None, source=source)
 
 
 def manifest_issues(policies: Policies, documents: Iterable[LoadedDocument], *, target: str | None) -> list[Issue]:
@@ -241,13 +277,14 @@ def with_manifest_issues(report: ValidationReport, policies: Policies, *, target
 
 def action_verdicts(policies: Policies, action: Mapping[str, Any], *, manifest: Mapping[str, Any] | None,
                     desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None, target: str | None,
-                    source: str | None = None) -> list[Verdict]:
-    """The action rules' verdicts on one planned write."""
+                    source: str | None = None, labels: Mapping[str, Any] | None = None) -> list[Verdict]:
+    """The action rules' verdicts on one planned write; ``labels`` default: the manifest's."""
     if not policies.action_rules:
         return []
-    data = {"manifest": manifest, "target": target or "", "schedule": schedule_view(manifest),
+    labels = _labels(manifest) if labels is None else labels
+    data = {"manifest": manifest, "target": target or "", "schedule": schedule_view(manifest), "labels": labels,
             "action": action, "desired": desired, "live": live}
-    return _judge(policies.action_rules, policies.envs["action"], data, target=target, labels=_labels(manifest),
+    return _judge(policies, policies.action_rules, policies.envs["action"], data, target=target, labels=labels,
                   subject=str(action.get("name")), kind=str(action.get("kind")), source=source)
 
 
@@ -257,21 +294,25 @@ def _action_data(action: Action) -> dict[str, Any]:
 
 
 def judge_plan(policies: Policies, plan: Plan, *, documents: Sequence[LoadedDocument], desired: Sequence[Desired],
-               live: Sequence[Live], target: str | None) -> Plan:
+               live: Sequence[Live], target: str | None, removed: Sequence[Removed] = ()) -> Plan:
     """The plan with the action rules' verdicts on each of its writes: a deny is one of the plan's
     errors (it is not applyable: apply refuses it and writes nothing), a warn one of its warnings;
-    both are kept in ``plan.policy``. ``documents`` and ``desired`` run in parallel."""
+    both are kept in ``plan.policy``. ``documents`` and ``desired`` run in parallel; ``removed``:
+    the manifests ``--changed-since`` found removed (their labels, for deletes)."""
     if not policies.action_rules:
         return plan
     manifests = {want.name: doc.data for doc, want in zip(documents, desired, strict=True)}
     live_by_id = {item.id: item for item in live}
+    removed_labels = {r.name: r.labels for r in removed}
     verdicts: list[Verdict] = []
     for action in plan.writes:
         have = live_by_id.get(action.id) if action.id else None
-        verdicts += action_verdicts(policies, _action_data(action), manifest=manifests.get(action.name),
+        manifest = manifests.get(action.name)
+        verdicts += action_verdicts(policies, _action_data(action), manifest=manifest,
                                     desired=dict(action.body) if action.body is not None else None,
                                     live=have.comparable if have is not None else None, target=target,
-                                    source=action.source)
+                                    source=action.source,
+                                    labels=removed_labels.get(action.name, {}) if manifest is None else None)
     if not verdicts:
         return plan
     return replace(plan, policy=(*plan.policy, *verdicts),
@@ -286,16 +327,21 @@ class TestOutcome:
     """One test case run: what denied and warned, against what it expected."""
 
     test: PolicyTest
-    denied: frozenset[str]
-    warned: frozenset[str]
+    denied: frozenset[str] = frozenset()
+    warned: frozenset[str] = frozenset()
     verdicts: tuple[Verdict, ...] = ()
+    unknown: frozenset[str] = frozenset()  # expected rule names no rule has (a typo passes nothing)
+    error: str | None = None  # the input could not be judged (an action test's manifest is invalid)
 
     @property
     def passed(self) -> bool:
-        return self.denied == self.test.expect_deny and self.warned == self.test.expect_warn
+        return (self.error is None and not self.unknown and self.denied == self.test.expect_deny
+                and self.warned == self.test.expect_warn)
 
     def mismatches(self) -> list[str]:
-        out = []
+        if self.error is not None:
+            return [self.error]
+        out = [f"expects rule(s) that do not exist: {', '.join(sorted(self.unknown))}"] if self.unknown else []
         for what, got, want in (("deny", self.denied, self.test.expect_deny),
                                 ("warn", self.warned, self.test.expect_warn)):
             if got - want:
@@ -329,18 +375,31 @@ def _test_action(test: PolicyTest) -> tuple[dict[str, Any], dict[str, Any] | Non
     return action, body, live
 
 
-def run_tests(policies: Policies, tests: Sequence[PolicyTest]) -> list[TestOutcome]:
-    """Run each case through the rules it concerns (manifest rules, or the action rules when it
-    has an ``action``) and compare the rule names that denied and warned with its expectations."""
+def run_tests(project: Policies, tests: Sequence[PolicyTest]) -> list[TestOutcome]:
+    """Run each case through the rules of its own file that it concerns (manifest rules, or the
+    action rules when it has an ``action``) and compare the rule names that denied and warned with
+    its expectations. Own file only: a policy file and its tests are one unit, which a rule added
+    in another file cannot break."""
     outcomes = []
     for test in tests:
+        policies = project.of_file(test.file)
+        known = {c.rule.name for c in (*policies.manifest_rules, *policies.action_rules)}
+        unknown = frozenset((test.expect_deny | test.expect_warn) - known)
         if test.action is None:
             verdicts = manifest_verdicts(policies, test.manifest or {}, target=test.target)
         else:
-            action, body, live = _test_action(test)
+            try:
+                action, body, live = _test_action(test)
+            except ValueError as exc:  # pydantic's ValidationError is one
+                first = str(exc).strip().splitlines()
+                outcomes.append(TestOutcome(test=test, unknown=unknown,
+                                            error="its manifest is not a valid manifest, so no action can be "
+                                                  f"planned from it: {' '.join(first[:3])} (check it with "
+                                                  "`reconciler validate`)"))
+                continue
             verdicts = action_verdicts(policies, action, manifest=test.manifest, desired=body, live=live,
                                        target=test.target)
         outcomes.append(TestOutcome(test=test, denied=frozenset(v.rule for v in verdicts if v.denied),
                                     warned=frozenset(v.rule for v in verdicts if not v.denied),
-                                    verdicts=tuple(verdicts)))
+                                    verdicts=tuple(verdicts), unknown=unknown))
     return outcomes
