@@ -126,7 +126,7 @@ def compile_policies(rules: Sequence[PolicyRule]) -> Policies:
             program = envs[rule.on].compile(rule.expression)
         except RuntimeError as exc:
             text = str(exc).removeprefix("INVALID_ARGUMENT: ").removesuffix(" [INVALID_ARGUMENT]")
-            head, _, caret = text.partition("\n")
+            head, _, caret = text.replace(" (in container '')", "").partition("\n")
             available = ", ".join(MANIFEST_VARIABLES if rule.on == "manifest" else ACTION_VARIABLES)
             problems.append(_problem(rule, f"does not compile: {head.removeprefix('ERROR: ')}",
                                      f"{caret.strip()}\n    (a rule on: {rule.on} sees {available})"
@@ -134,7 +134,7 @@ def compile_policies(rules: Sequence[PolicyRule]) -> Policies:
             continue
         returns = program.return_type()
         if returns not in (cel.Type.BOOL, cel.Type.DYN):
-            problems.append(_problem(rule, f"evaluates to {returns.name()}, not a bool",
+            problems.append(_problem(rule, f"evaluates to {returns.name().lower()}, not a bool",
                                      "write a condition that is true when the input complies"))
             continue
         try:
