@@ -337,6 +337,9 @@ class Session:
             saved = plans.from_dict(data)
         except (ValueError, KeyError) as exc:
             raise errors.PlanError(f"{path}: {exc}; {again}") from None
+        if saved.policy_digest != policy.rules_digest(self.config.policies.rules):
+            raise errors.PlanError(f"{path} was judged by other policy rules than the project's now (policies in "
+                                   f"{self.config.path or 'reconciler.yaml'} changed since); nothing was applied; {again}")
         here = self.origin()
         if saved.origin is not None and not saved.origin.same_place(here):
             raise errors.PlanError(f"the plan {path} was made for {saved.origin.describe()}, but this apply would "

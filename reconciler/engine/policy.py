@@ -29,6 +29,7 @@ What a rule sees (every value is plain data: maps, lists, strings, numbers, bool
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,8 +49,8 @@ if TYPE_CHECKING:
     from reconciler.specs.validate import ValidationReport
 
 __all__ = ["ACTION_VARIABLES", "MANIFEST_VARIABLES", "CompiledRule", "Policies", "PolicyCompileError", "TestOutcome",
-           "action_verdicts", "compile_policies", "judge_plan", "manifest_issues", "manifest_verdicts", "run_tests",
-           "schedule_view", "with_manifest_issues"]
+           "action_verdicts", "compile_policies", "judge_plan", "manifest_issues", "manifest_verdicts", "rules_digest",
+           "run_tests", "schedule_view", "with_manifest_issues"]
 
 MANIFEST_VARIABLES = ("manifest", "target", "schedule", "labels")
 ACTION_VARIABLES = (*MANIFEST_VARIABLES, "action", "desired", "live")
@@ -83,6 +84,7 @@ class Policies:
     manifest_rules: tuple[CompiledRule, ...] = ()
     action_rules: tuple[CompiledRule, ...] = ()
     envs: Mapping[str, Any] = field(default_factory=dict, repr=False)  # "manifest"/"action" -> CEL Env
+    digest: str | None = None  # rules_digest of the rules (None: no rules)
     # the rules that apply to an input, as ONE program returning their results as a list, compiled
     # on first use per set of rules: a CEL evaluation converts its whole input, so one evaluation
     # per input instead of one per rule (bench/bench_policy.py measures the difference)
@@ -145,7 +147,18 @@ def compile_policies(rules: Sequence[PolicyRule]) -> Policies:
         compiled[rule.on].append(CompiledRule(rule=rule, program=program, labels=labels))
     if problems:
         raise PolicyCompileError(problems)
-    return Policies(manifest_rules=tuple(compiled["manifest"]), action_rules=tuple(compiled["action"]), envs=envs)
+    return Policies(manifest_rules=tuple(compiled["manifest"]), action_rules=tuple(compiled["action"]), envs=envs,
+                    digest=rules_digest(rules))
+
+
+def rules_digest(rules: Sequence[PolicyRule]) -> str | None:
+    """``sha256:<hex>`` over what the rules say (not where they are written); None for no rules.
+    A saved plan records it: apply refuses the plan once the project's rules are different."""
+    if not rules:
+        return None
+    said = sorted([r.name, r.severity, r.on, r.expression, r.message, sorted(r.targets) if r.targets is not None
+                   else None, r.selector] for r in rules)
+    return "sha256:" + hashlib.sha256(json.dumps(said, separators=(",", ":")).encode()).hexdigest()
 
 
 # -- the schedule helper -----------------------------------------------------------------------
@@ -299,6 +312,7 @@ def judge_plan(policies: Policies, plan: Plan, *, documents: Sequence[LoadedDocu
     errors (it is not applyable: apply refuses it and writes nothing), a warn one of its warnings;
     both are kept in ``plan.policy``. ``documents`` and ``desired`` run in parallel; ``removed``:
     the manifests ``--changed-since`` found removed (their labels, for deletes)."""
+    plan = replace(plan, policy_digest=policies.digest)
     if not policies.action_rules:
         return plan
     manifests = {want.name: doc.data for doc, want in zip(documents, desired, strict=True)}

@@ -145,7 +145,9 @@ def test_action_rules_refuse_the_plan_and_keep_warnings_in_its_json() -> None:
     assert "policy creates-warn warns on create demo-a: creates-warn says no" in created.warnings
     data = json.loads(json.dumps(plans.to_dict(created)))
     validators.validator("plan").validate(data)
-    assert data["policy"][0] == {"rule": "creates-warn", "severity": "warn", "message": "creates-warn says no",
+    assert data["policy"]["rules_digest"] == compiled.digest == policy.rules_digest(list(
+        c.rule for c in compiled.action_rules)) and compiled.digest.startswith("sha256:")
+    assert data["policy"]["verdicts"][0] == {"rule": "creates-warn", "severity": "warn", "message": "creates-warn says no",
                                  "subject": "demo-a", "kind": "create", "source": "specs/demo-a.yaml:1",
                                  "rule_source": "reconciler.yaml:7:19"}
     assert plans.from_dict(data).policy == created.policy  # a saved plan keeps its verdicts (and its digest covers them)
