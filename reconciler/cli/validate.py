@@ -86,6 +86,7 @@ def register(app: typer.Typer) -> None:
         Exit 0 when every manifest is valid, 3 when any is invalid, 1 on a path that does not exist or
         an internal error.
         """
+        from reconciler.extras import MissingExtra
         from reconciler.session import require_paths
 
         targets = paths or [Path("specs")]
@@ -93,7 +94,7 @@ def register(app: typer.Typer) -> None:
             require_paths(targets, given=bool(paths))
         try:
             _validate(targets, output=output, target=target, config=config, no_color=no_color)
-        except typer.Exit:
+        except (typer.Exit, MissingExtra):  # a missing extra: main() says which pip install
             raise
         except Exception as exc:  # a bug, not bad input: say so in one line, exit 1, no traceback
             stderr_console(no_color).print(

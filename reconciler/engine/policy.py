@@ -31,6 +31,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import platform
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -103,7 +105,10 @@ class Policies:
 def _runtime() -> Any:
     from reconciler.extras import require
 
-    require("policy", "policies (the policies: section of reconciler.yaml)", modules=[RUNTIME_MODULE])
+    no_build = sys.platform == "linux" and platform.machine() not in ("x86_64", "AMD64")
+    require("policy", "policies (the policies: section of reconciler.yaml)", modules=[RUNTIME_MODULE],
+            alternative=f" (its CEL runtime has no build for Linux on {platform.machine()}: run reconciler on "
+                        "x86-64 there)" if no_build else "")
     from cel_expr_python import cel
 
     return cel
