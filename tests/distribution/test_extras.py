@@ -238,7 +238,10 @@ def test_policies_without_their_extra_say_which_pip_install_and_a_project_withou
     assert env.run("validate", "specs").returncode == 0 and "cel_expr_python" not in env.attempts()
     config = env.workdir / "specs" / "reconciler.yaml"
     config.write_text(config.read_text() + "policies:\n  rules:\n    - {name: r, expression: 'true', message: m}\n")
-    for args in (("validate", "specs"), ("plan", "specs"), ("policy", "test", "--config", str(config))):
+    (env.workdir / "p.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: Policy\nrules:\n"
+                                        "  - {name: r, expression: 'true', message: m}\ntests:\n"
+                                        "  - {name: t, manifest: {}, expect: {}}\n")
+    for args in (("validate", "specs"), ("plan", "specs"), ("policy", "test", "p.yaml")):
         done = env.run(*args, timeout=60)
         assert done.returncode == 1 and "Traceback" not in done.stderr, (args, done.stdout, done.stderr)
         assert done.stderr.startswith("error: policies (the policies: section of reconciler.yaml) needs the optional "
