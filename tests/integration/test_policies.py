@@ -5,7 +5,11 @@ plan and shown in the markdown a PR comment posts, and `reconciler policy test`.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +169,21 @@ def test_policy_test_runs_the_examples_and_fails_on_a_mismatch(tmp_path: Path) -
     empty = example / "policies" / "empty.yaml"
     empty.write_text("apiVersion: reconciler.io/v1alpha1\nkind: Policy\nrules: []\n")
     assert "no test cases in" in _cli(tmp_path, "policy", "test", str(empty), code=1).stderr
+
+
+def test_the_readme_policies_example_runs_as_written(tmp_path: Path) -> None:
+    """README "Controls" > "Policies": its shell block in bash, from the repository root, on a copy."""
+    section = (ROOT / "README.md").read_text().split("### Policies", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAROBOT_", "RECONCILER_"))}
+    env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", "NO_COLOR": "1",
+                "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
+    done = subprocess.run(["bash", "-c", block.replace("/tmp/policies", str(tmp_path / "policies"))], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "Traceback" not in out, out
+    assert "13 passed, 0 failed" in out and "OK: 1 manifest(s) in 1 file(s)" in out
+    assert ("specs/churn-nightly.yaml:4:9: policy max-concurrency-prod: numConcurrent may be at most 8 in prod" in out
+            and "exit 3" in out)
+    assert "Apply complete: 1 created" in out
+    assert "error: policy no-critical-delete denied delete acme-churn-nightly" in out and out.rstrip().endswith("exit 1")
