@@ -69,6 +69,10 @@ def register(app: typer.Typer) -> None:
                                                          "corrections, duration) on this port.", min=1,
                                                          max=65535)] = None,
         metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a pod).")] = "127.0.0.1",
+        policy: Annotated[list[Path] | None, typer.Option("--policy", help="A policy file (kind: Policy) whose rules "
+                                                          "every resource must pass; repeatable.")] = None,
+        policy_target: Annotated[str | None, typer.Option(help="The target name policy rules see (rules with "
+                                                          "targets: run only for theirs).")] = None,
     ) -> None:
         """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
         from reconciler.extras import require
@@ -76,6 +80,7 @@ def register(app: typer.Typer) -> None:
         require("operator", "reconciler operator")
         import kopf
 
+        from reconciler.errors import ReconcilerError
         from reconciler.operator.config import OperatorConfig, SecretRef
         from reconciler.operator.handlers import Runtime, build_registry
         from reconciler.operator.metrics import serve
@@ -101,7 +106,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
-                                backoff_max=backoff_max, allow_http=allow_http)
+                                backoff_max=backoff_max, allow_http=allow_http,
+                                policy_files=tuple(str(p) for p in policy or ()), policy_target=policy_target)
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)
@@ -114,7 +120,11 @@ def register(app: typer.Typer) -> None:
             "watching %s; API credentials from Secret %s; resync every %ss; %s",
             "all namespaces" if all_namespaces else ", ".join(config.namespaces), ref, resync_interval,
             f"peering {peering!r} with priority {priority}" if peering else "standalone")
-        runtime = Runtime(config)
+        try:
+            runtime = Runtime(config)  # policy files are read and compiled here, once
+        except ReconcilerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         if metrics_port is not None:
             try:
                 serve(runtime.metrics, port=metrics_port, host=metrics_host)

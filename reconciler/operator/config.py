@@ -43,6 +43,9 @@ class OperatorConfig:
     credentials_ttl: float = 30.0
     allow_http: bool = False
     request_timeout: float = 30.0
+    # --policy FILE (policy files, kind: Policy) and --policy-target NAME (the target name rules see)
+    policy_files: tuple[str, ...] = ()
+    policy_target: str | None = None
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

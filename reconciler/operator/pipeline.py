@@ -33,6 +33,7 @@ from reconciler.engine import apply as engine_apply
 from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
 from reconciler.engine.types import Desired, Live, Scope
+from reconciler.operator.policies import OperatorPolicies
 from reconciler.operator.status import Outcome, Result
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
@@ -188,15 +189,25 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
 
 
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
-                    environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody) -> Outcome:
+                    environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody,
+                    policies: OperatorPolicies | None = None) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
-    say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
-    :class:`Conflict` when the matching definition is managed by another resource."""
+    say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails,
+    :class:`Conflict` when the matching definition is managed by another resource, and
+    :class:`~reconciler.operator.policies.PolicyDenied` when a deny policy refuses the manifest
+    or the write (nothing written)."""
     desired = desired_from_manifest(manifest)
+    document = LoadedDocument(file=desired.source or desired.name, index=0, data=manifest.to_data(), line=1, col=1)
+    if policies is not None:
+        for verdict in policies.manifest(document.data, source=document.file):
+            log.warning("%s", verdict.line())
     candidates, raw = await find_candidates(client, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
                       live_names={i: str(item.get("name")) for i, item in raw.items()})
     plan, action, report_only = decision.plan, decision.action, decision.report_only
+    if policies is not None and action.kind is not ActionKind.noop and not report_only:
+        for verdict in policies.action(plan, document=document, desired=desired, live=candidates):
+            log.warning("%s", verdict.line())
 
     if action.kind is ActionKind.noop:
         if recorded_id != action.id:  # found by name: this resource takes it over

@@ -31,6 +31,7 @@ class Result(StrEnum):
     missing_reported = "Missing"
     invalid = "Invalid"
     conflict = "Conflict"  # the matching live definition is managed by another resource
+    policy_denied = "PolicyDenied"  # a deny policy refused the manifest or its planned action
     api_error = "ApiError"
     credentials_error = "CredentialsUnavailable"
     internal_error = "InternalError"
