@@ -15,7 +15,7 @@ import pytest
 from operator_harness import TOKEN, Namespace, Service, manifest, seed, wait_for
 
 from reconciler.api.client import Client
-from reconciler.operator import pipeline
+from reconciler.operator import act, decide
 from reconciler.operator import policies as operator_policies
 from reconciler.operator.policies import PolicyDenied
 from reconciler.service.testing import LocalServer
@@ -96,8 +96,8 @@ def test_the_pipeline_judges_manifest_and_action_with_the_engines_rules(server: 
     def run(body: dict[str, Any], recorded: str | None) -> Any:
         async def go() -> Any:
             async with Client(endpoint=server.api_url, token=TOKEN) as client:
-                return await pipeline.reconcile(client, pipeline.parse(body), recorded_id=recorded,
-                                                mode=pipeline.Mode.apply, policies=rules)
+                return await act.reconcile(client, decide.parse(body), recorded_id=recorded, mode=decide.Mode.apply,
+                                           policies=rules)
         return asyncio.run(go())
 
     body = manifest("pol-pipeline")
