@@ -89,7 +89,7 @@ class Policies:
     digest: str | None = None  # rules_digest of the rules (None: no rules)
     # the rules that apply to an input, as ONE program returning their results as a list, compiled
     # on first use per set of rules: a CEL evaluation converts its whole input, so one evaluation
-    # per input instead of one per rule (bench/bench_policy.py measures the difference)
+    # per input instead of one per rule (docs/policies.md has the measurements)
     combined: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __bool__(self) -> bool:
