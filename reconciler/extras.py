@@ -29,6 +29,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "dask": ("distributed",),
     # chat and e-mail notifications (reconciler.notify); webhooks need only httpx
     "notify": ("apprise",),
+    # policies in reconciler.yaml: Google's CEL runtime (no wheel for Linux on ARM)
+    "policy": ("cel_expr_python",),
 }
 # loading a model needs numpy (runner) too; the [models] extra installs [runner]
 MODEL_MODULES = ("numpy", *EXTRAS["models"])

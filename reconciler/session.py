@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
+from reconciler.engine import policy
 from reconciler.engine import refs as engine_refs
 from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
@@ -217,11 +219,18 @@ class Session:
             return self.config.target(self.options.target)
         return environments.default_target(self.config.targets) if self.config.targets else None
 
+    @functools.cached_property
+    def policies(self) -> policy.Policies:
+        """The project's policy rules, compiled once (the CEL runtime is loaded only if it has any)."""
+        return policy.compile_policies(self.config.policies.rules)
+
     def validate(self) -> ValidationReport:
-        """Every manifest as the target sees it (its variables and overlays applied)."""
-        return environments.validate_for(list(self.options.paths), targets=self.config.targets,
-                                         target_name=self.options.target, overlays_root=self.config_dir,
-                                         secret_roots=self.secret_roots)
+        """Every manifest as the target sees it (its variables and overlays applied), then the
+        project's manifest policies over the valid ones."""
+        report = environments.validate_for(list(self.options.paths), targets=self.config.targets,
+                                           target_name=self.options.target, overlays_root=self.config_dir,
+                                           secret_roots=self.secret_roots)
+        return policy.with_manifest_issues(report, self.policies, target=self.options.target)
 
     def load(self) -> Manifests:
         """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid."""
@@ -303,6 +312,9 @@ class Session:
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin())
         plan = engine_refs.annotate(plan, resolved)
+        plan = policy.judge_plan(self.policies, plan, documents=manifests.documents, desired=resolved.desired,
+                                 live=live, target=self.options.target,
+                                 removed=selection.changed.removed if selection.changed is not None else ())
         if plan.errored:
             await self.notify(notify_events.refused(plan, source=self.options.source))
         return plan
@@ -342,6 +354,9 @@ class Session:
             saved = plans.from_dict(data)
         except (ValueError, KeyError) as exc:
             raise errors.PlanError(f"{path}: {exc}; {again}") from None
+        if saved.policy_digest != policy.rules_digest(self.config.policies.rules):
+            raise errors.PlanError(f"{path} was judged by other policy rules than the project's now (policies in "
+                                   f"{self.config.path or 'reconciler.yaml'} changed since); nothing was applied; {again}")
         here = self.origin()
         if saved.origin is not None and not saved.origin.same_place(here):
             raise errors.PlanError(f"the plan {path} was made for {saved.origin.describe()}, but this apply would "

@@ -89,6 +89,10 @@ def register(app: typer.Typer) -> None:
         webhook_host: Annotated[str | None, typer.Option(help="Host or address the API server dials for "
                                                          "--webhook-configuration (default: --webhook-listen, "
                                                          "0.0.0.0 meaning 127.0.0.1).")] = None,
+        policy: Annotated[list[Path] | None, typer.Option("--policy", help="A policy file (kind: Policy) whose rules "
+                                                          "every resource must pass; repeatable.")] = None,
+        policy_target: Annotated[str | None, typer.Option(help="The target name policy rules see (rules with "
+                                                          "targets: run only for theirs).")] = None,
     ) -> None:
         """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
         from reconciler.extras import require
@@ -96,6 +100,7 @@ def register(app: typer.Typer) -> None:
         require("operator", "reconciler operator")
         import kopf
 
+        from reconciler.errors import ReconcilerError
         from reconciler.notify.send import channels_from_env
         from reconciler.operator.config import OperatorConfig, SecretRef, Webhook
         from reconciler.operator.handlers import Runtime, build_registry
@@ -136,7 +141,8 @@ def register(app: typer.Typer) -> None:
         config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
                                 backoff_max=backoff_max, allow_http=allow_http, scope=scope, webhook=webhook,
-                                notify=channels_from_env(os.environ, events=frozenset({"drift.found"})))
+                                notify=channels_from_env(os.environ, events=frozenset({"drift.found"})),
+                                policy_files=tuple(str(p) for p in policy or ()), policy_target=policy_target)
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)
@@ -152,7 +158,11 @@ def register(app: typer.Typer) -> None:
         logging.getLogger("reconciler.operator").info(
             "%s; %s", describe(scope),
             f"admission webhook on {webhook_listen}:{webhook_port}" if webhook else "no admission webhook")
-        runtime = Runtime(config)
+        try:
+            runtime = Runtime(config)  # policy files are read and compiled here, once
+        except ReconcilerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         if metrics_port is not None:
             try:
                 serve(runtime.metrics, port=metrics_port, host=metrics_host)

@@ -31,6 +31,7 @@ class OutputFormat(StrEnum):
 
 def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, config: Path | None,
               no_color: bool) -> None:
+    from reconciler.engine import policy
     from reconciler.specs import environments, secrets
     from reconciler.specs.config import find_config, load_config
     from reconciler.specs.validate import ValidationReport, project_config_issues
@@ -51,6 +52,9 @@ def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, 
             report = environments.validate_for(targets, targets=project.targets if project else None,
                                                target_name=target, overlays_root=found.parent if found else None,
                                                secret_roots=roots)
+            if project is not None:  # the manifest policies, compiled once (a rule that does not compile: exit 1)
+                report = policy.with_manifest_issues(report, policy.compile_policies(project.policies.rules),
+                                                     target=target)
     if config_issues:
         report.issues = sorted([*config_issues, *report.issues], key=lambda i: (i.file, i.line, i.col, i.field))
     if output is OutputFormat.json:
@@ -82,6 +86,7 @@ def register(app: typer.Typer) -> None:
         Exit 0 when every manifest is valid, 3 when any is invalid, 1 on a path that does not exist or
         an internal error.
         """
+        from reconciler.extras import MissingExtra
         from reconciler.session import require_paths
 
         targets = paths or [Path("specs")]
@@ -89,7 +94,7 @@ def register(app: typer.Typer) -> None:
             require_paths(targets, given=bool(paths))
         try:
             _validate(targets, output=output, target=target, config=config, no_color=no_color)
-        except typer.Exit:
+        except (typer.Exit, MissingExtra):  # a missing extra: main() says which pip install
             raise
         except Exception as exc:  # a bug, not bad input: say so in one line, exit 1, no traceback
             stderr_console(no_color).print(

@@ -42,12 +42,14 @@ from reconciler.engine.normalize import compare_view
 from reconciler.engine.pair import MatchBy, pair
 from reconciler.engine.select import Selection
 from reconciler.engine.types import Desired, Live, Resolved, Scope
+from reconciler.engine.verdicts import Verdict
 
 __all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanOrigin", "Summary", "build_plan",
            "check_digest", "content_digest", "fingerprint", "guard_delete_fraction", "stale_reasons"]
 
 # 1.1: "target" (where the plan was made); 1.2: "digest" (over the content) and actions' "secret_roots";
-# 1.3: actions' "references" (names resolved to ids)
+# 1.3: actions' "references" (names resolved to ids); "policy" (the digest of the policy rules and the
+# verdicts of the action rules, engine.policy)
 FORMAT_VERSION: Final = "1.3"
 DIGEST_PREFIX: Final = "sha256:"
 
@@ -225,6 +227,10 @@ class Plan:
     destroy: bool = False
     fingerprint: Fingerprint = field(default_factory=lambda: Fingerprint(digest=""))
     origin: PlanOrigin | None = None
+    policy: tuple[Verdict, ...] = ()  # the action rules' verdicts; a deny is also in ``errors``
+    # the project's rules the plan was judged by (engine.policy.Policies.digest); a saved plan is
+    # applied only while they are the same
+    policy_digest: str | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -440,6 +446,7 @@ def _content(plan: Plan, *, version: str) -> dict[str, Any]:
                         "objects": [{"id": i, "name": n, "hash": h} for i, n, h in plan.fingerprint.objects]},
         "target": None if plan.origin is None else {"name": plan.origin.name, "endpoint": plan.origin.endpoint,
                                                     "local_db": plan.origin.local_db},
+        "policy": {"rules_digest": plan.policy_digest, "verdicts": [v.as_dict() for v in plan.policy]},
     }
 
 
@@ -466,7 +473,8 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
     origin = PlanOrigin(name=origin_raw.get("name"), endpoint=origin_raw.get("endpoint"),
                         local_db=origin_raw.get("local_db")) if origin_raw else None
     return Plan(
-        origin=origin,
+        origin=origin, policy=tuple(Verdict.from_dict(v) for v in (data.get("policy") or {}).get("verdicts", ())),
+        policy_digest=(data.get("policy") or {}).get("rules_digest"),
         actions=actions, summary=Summary.of(actions), unmanaged=tuple(data.get("unmanaged", ())),
         orphans=tuple(data.get("orphans", ())), errors=tuple(data.get("errors", ())),
         warnings=tuple(data.get("warnings", ())), scope=scope, prune=bool(options.get("prune")),

@@ -20,7 +20,9 @@ from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Plan
 from reconciler.engine.types import Desired, Live
 from reconciler.operator.decide import ClaimedBy, Decision, Mode, decide, decide_finalize, nobody, written
+from reconciler.operator.policies import OperatorPolicies
 from reconciler.operator.status import Outcome
+from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 
 __all__ = ["ApplyFailed", "Unresolved", "finalize", "find_candidates", "perform", "reconcile"]
@@ -80,19 +82,28 @@ async def perform(client: Client, decision: Decision, *, name: str, raw: Mapping
 
 
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
-                    claimed_by: ClaimedBy = nobody) -> Outcome:
+                    claimed_by: ClaimedBy = nobody, policies: OperatorPolicies | None = None) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
-    say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
+    say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails,
     :class:`~reconciler.operator.decide.Conflict` when the matching definition is managed by
-    another resource."""
+    another resource, :class:`Unresolved` when a reference by name names nothing (or several), and
+    :class:`~reconciler.operator.policies.PolicyDenied` when a deny policy refuses the manifest or its
+    write (nothing is written)."""
     # references by name -> ids, as the session resolves them (one list call per kind)
     resolved = await api_refs.resolve(api_refs.Catalog(client), [desired_from_manifest(manifest)])
     if resolved.errors:
         raise Unresolved("\n".join(resolved.errors))
     desired = resolved.desired[0]
+    document = LoadedDocument(file=desired.source or desired.name, index=0, data=manifest.to_data(), line=1, col=1)
+    if policies is not None:
+        for verdict in policies.manifest(document.data, source=document.file):
+            log.warning("%s", verdict.line())
     candidates, raw = await find_candidates(client, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy,
                       claimed_by=claimed_by, live_names={i: str(item.get("name")) for i, item in raw.items()})
+    if policies is not None and decision.writes and decision.plan is not None:
+        for verdict in policies.action(decision.plan, document=document, desired=desired, live=candidates):
+            log.warning("%s", verdict.line())
     return await perform(client, decision, name=desired.name, raw=raw)
 
 

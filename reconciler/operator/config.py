@@ -69,6 +69,9 @@ class OperatorConfig:
     webhook: Webhook | None = None
     # drift.found channels (reconciler.notify.send.channels_from_env); URLs and secrets: never in a repr
     notify: tuple[Channel, ...] = field(default=(), repr=False)
+    # --policy FILE (policy files, kind: Policy) and --policy-target NAME (the target name rules see)
+    policy_files: tuple[str, ...] = ()
+    policy_target: str | None = None
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

@@ -27,11 +27,12 @@ import kopf
 
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
-from reconciler.operator import act, admission, crd, decide, ownership
+from reconciler.operator import act, admission, crd, decide, ownership, policies
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.notices import Notices
+from reconciler.operator.policies import PolicyDenied
 from reconciler.operator.status import Outcome, Result, status_patch
 
 __all__ = ["Runtime", "build_registry", "configure_settings"]
@@ -54,6 +55,7 @@ class Runtime:
         self._locks: dict[str, asyncio.Lock] = {}
         self.metrics = OperatorMetrics()
         self.notices = Notices(config.notify)
+        self.policies = policies.load(config.policy_files, target=config.policy_target)
 
     def lock(self, uid: str) -> asyncio.Lock:
         """One reconcile at a time per object: the timer never races a spec change."""
@@ -153,7 +155,14 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
     try:
         client = await runtime.client()
         outcome = await act.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
-                                           claimed_by=claimed_by)
+                                      claimed_by=claimed_by, policies=runtime.policies)
+    except PolicyDenied as exc:
+        # not retried: it is judged again when the spec changes, and at the next resync
+        outcome = _failure(Result.policy_denied, str(exc), status)
+        if not _same_as_before(outcome, status):
+            logger.warning("refused by policy: %s", exc)
+            kopf.event(body, type="Warning", reason=Result.policy_denied.value, message=str(exc)[:1024])
+        _write_status(patch, outcome, status, generation)
     except decide.Conflict as exc:
         # Retried with backoff: it resolves once the other resource lets the definition go.
         _fail(runtime, body, patch, status, generation, retry, logger, Result.conflict, str(exc))

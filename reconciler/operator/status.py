@@ -32,6 +32,7 @@ class Result(StrEnum):
     invalid = "Invalid"
     conflict = "Conflict"  # the definition is managed by another resource or outside the operator's scope
     unresolved = "UnresolvedReference"  # a deploymentRef/credentialRef/dataStoreRef names nothing (or several)
+    policy_denied = "PolicyDenied"  # a deny policy refused the manifest or its planned action
     api_error = "ApiError"
     credentials_error = "CredentialsUnavailable"
     internal_error = "InternalError"

@@ -10,6 +10,7 @@ declared here, by name prefix and exact names. No scope, no prune.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from reconciler import errors
 from reconciler.contract import validators
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
+from reconciler.specs.policies import PolicySet, rules_from_config
 from reconciler.specs.scope import Scope
 
 __all__ = ["DEFAULT_TARGET", "SEED_COLLECTIONS", "ConfigError", "ProjectConfig", "Scalar", "Scope", "TargetConfig",
@@ -85,6 +87,8 @@ class ProjectConfig:
     secret_dirs: tuple[str, ...] = ()
     # ``notifications:`` as written (schemas/notification-channel.schema.json); reconciler.notify.config
     notifications: tuple[Mapping[str, Any], ...] = ()
+    # ``policies``: rules and test cases (reconciler.specs.policies), read with the config
+    policies: PolicySet = field(default_factory=PolicySet)
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -182,9 +186,12 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
     if not validators.validator("project").is_valid(doc.data):
         raise ConfigError([i.format() for i in schema_issues(doc, schema_name="project")])
     try:
-        return parse_config(doc.data, path=file)
+        parsed = parse_config(doc.data, path=file)
     except TargetError as exc:
         raise ConfigError([f"{file}: {exc}"]) from None
+    if doc.data.get("policies"):
+        parsed = dataclasses.replace(parsed, policies=rules_from_config(doc, config_file=file))
+    return parsed
 
 
 def _repo_root(start: Path) -> Path | None:

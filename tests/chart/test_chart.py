@@ -312,3 +312,21 @@ def test_notifications_come_from_secret_keys_in_both_processes() -> None:
         assert env["RECONCILER_NOTIFY_EVENTS"]["value"] == "drift.found,job.failed"
     assert not [e for d in by_kind(render(), "Deployment") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
                 if e["name"].startswith("RECONCILER_NOTIFY")]
+
+
+def test_operator_policies_are_a_config_map_mounted_and_passed_with_their_target() -> None:
+    policy = (Path(__file__).resolve().parents[2] / "examples" / "policies" / "policies" / "concurrency.yaml").read_text()
+    docs = render({"operator": {"policies": {"concurrency.yaml": policy}, "policyTarget": "prod"}})
+    validate_all(docs)
+    (config_map,) = by_kind(docs, "ConfigMap")
+    assert config_map["metadata"]["name"] == "rel-reconciler-policies" and config_map["data"] == {
+        "concurrency.yaml": policy}
+    (deployment,) = by_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert "--policy=/etc/reconciler/policies/concurrency.yaml" in container["args"]
+    assert "--policy-target=prod" in container["args"]
+    assert {"name": "policies", "mountPath": "/etc/reconciler/policies", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "policies", "configMap": {"name": "rel-reconciler-policies"}} in pod["volumes"]
+    plain = by_kind(render(), "Deployment")[0]["spec"]["template"]["spec"]
+    assert not by_kind(render(), "ConfigMap") and not any(a.startswith("--policy") for a in plain["containers"][0]["args"])

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 PROJECT = PYPROJECT["project"]
 OWN = canonicalize_name(PROJECT["name"])
-RUNTIME_EXTRAS = ("runner", "models", "operator", "postgres", "dask", "notify")
+RUNTIME_EXTRAS = ("runner", "models", "operator", "postgres", "dask", "notify", "policy")
 
 
 def _requirements(lines: list[str]) -> list[Requirement]:
@@ -84,8 +84,9 @@ def _local_test_modules() -> set[str]:
     """Modules and packages that tests import from their own tree (``operator_harness``, or
     ``gitops.test_github`` for the fake GitHub server)."""
     tests = ROOT / "tests"
+    # and the benchmarks' own modules (bench/scoring_data.py; bench_policy reuses bench_validate's generator)
     return ({p.stem for p in tests.rglob("*.py")} | {p.parent.name for p in tests.rglob("__init__.py")}
-            | {p.stem for p in (ROOT / "bench").glob("*.py")})  # bench/scoring_data.py, beside the scripts
+            | {p.stem for p in (ROOT / "bench").glob("*.py")})
 
 
 def test_every_import_of_the_package_is_declared() -> None:

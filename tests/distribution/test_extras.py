@@ -232,6 +232,23 @@ def test_a_command_whose_extra_is_missing_says_which_pip_install(tmp_path: Path,
         f"pip install '{DISTRIBUTION}[{extra}]' (or " in lines[0]
 
 
+def test_policies_without_their_extra_say_which_pip_install_and_a_project_without_never_loads_it(
+        tmp_path: Path) -> None:
+    env = _without(tmp_path, EXTRAS["policy"])
+    assert env.run("validate", "specs").returncode == 0 and "cel_expr_python" not in env.attempts()
+    config = env.workdir / "specs" / "reconciler.yaml"
+    config.write_text(config.read_text() + "policies:\n  rules:\n    - {name: r, expression: 'true', message: m}\n")
+    (env.workdir / "p.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: Policy\nrules:\n"
+                                        "  - {name: r, expression: 'true', message: m}\ntests:\n"
+                                        "  - {name: t, manifest: {}, expect: {}}\n")
+    for args in (("validate", "specs"), ("plan", "specs"), ("policy", "test", "p.yaml")):
+        done = env.run(*args, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith("error: policies (the policies: section of reconciler.yaml) needs the optional "
+                                      "dependencies of the [policy] extra"), done.stderr
+        assert f"pip install '{DISTRIBUTION}[policy]'" in done.stderr, done.stderr
+
+
 def test_run_wait_on_the_embedded_service_names_the_runner_extra(core: Without) -> None:
     assert core.run("apply", "specs", "--auto-approve").returncode == 0
     waited = core.run("run", "demo-churn-nightly", "--wait", "--timeout", "30")

@@ -1,0 +1,424 @@
+"""Policies: rules written as CEL expressions, compiled once, judged over manifests and planned
+actions. Pure computation: the CEL runtime (Google's, ``cel-expr-python``, the ``[policy]`` extra,
+chosen by measurement in ``bench/bench_policy.py``) is imported only when a project has rules.
+
+A rule's expression is true when its input complies; false reports the rule's message with its
+severity (``deny`` or ``warn``). An expression that fails at run time (a missing key, a wrong type)
+is a violation too, with the runtime's reason: a rule that cannot say yes says no (fail closed, as
+Kubernetes' admission policies do by default); guard optional fields with ``has()``.
+
+What a rule sees (every value is plain data: maps, lists, strings, numbers, booleans, null):
+
+``manifest``  the manifest document as the target sees it (variables and overlays applied);
+              null for the delete of a definition whose manifest is gone
+``target``    the name of the target (``--target``), "" without one
+``labels``    the definition's labels: its manifest's ``metadata.labels``; for the delete of a
+              definition whose manifest is gone, the labels git last had for it when the plan
+              runs with ``--changed-since`` (else none: the API keeps no labels). A rule's
+              ``selector`` matches these
+``schedule``  the manifest's schedule expanded: ``minutes``, ``hours``, ``daysOfMonth``,
+              ``months`` (lists of numbers, ``*`` expanded) and ``daysOfWeek``: the days of the
+              week (0 = Sunday) it can fire on (every day when dayOfMonth is restricted, as cron
+              fires on those dates whatever their weekday); null without a schedule
+``action``    (action rules) ``{kind, name, id, previous_name, changes}``, ``changes`` the changed
+              field paths
+``desired``   (action rules) the create/PATCH body; null for a delete
+``live``      (action rules) the live definition in comparable form; null for a create
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import platform
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from reconciler import errors
+from reconciler.contract import cron
+from reconciler.contract.issues import Issue
+from reconciler.engine.select import Removed, SelectionError, parse_selectors
+from reconciler.engine.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from reconciler.engine.plan import Action, Plan
+    from reconciler.engine.types import Desired, Live
+    from reconciler.specs.load import LoadedDocument
+    from reconciler.specs.policies import PolicyRule, PolicyTest
+    from reconciler.specs.validate import ValidationReport
+
+__all__ = ["ACTION_VARIABLES", "MANIFEST_VARIABLES", "CompiledRule", "Policies", "PolicyCompileError", "TestOutcome",
+           "action_verdicts", "compile_policies", "judge_plan", "manifest_issues", "manifest_verdicts", "rules_digest",
+           "run_tests", "schedule_view", "with_manifest_issues"]
+
+MANIFEST_VARIABLES = ("manifest", "target", "schedule", "labels")
+ACTION_VARIABLES = (*MANIFEST_VARIABLES, "action", "desired", "live")
+RUNTIME_MODULE = "cel_expr_python"
+
+
+class PolicyCompileError(errors.ConfigError):
+    """Rules that do not compile; ``problems`` are ``file:line:col: ...`` lines, one per rule."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompiledRule:
+    rule: PolicyRule
+    program: Any  # cel_expr_python's Expression
+    labels: tuple[tuple[str, str, bool], ...] = ()
+
+    def applies(self, *, target: str | None, labels: Mapping[str, Any]) -> bool:
+        if self.rule.targets is not None and target not in self.rule.targets:
+            return False
+        return all((str(labels.get(k)) == v if k in labels else False) == eq for k, v, eq in self.labels)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policies:
+    """The compiled rules of a project, split by what they judge; empty when it has none."""
+
+    manifest_rules: tuple[CompiledRule, ...] = ()
+    action_rules: tuple[CompiledRule, ...] = ()
+    envs: Mapping[str, Any] = field(default_factory=dict, repr=False)  # "manifest"/"action" -> CEL Env
+    digest: str | None = None  # rules_digest of the rules (None: no rules)
+    # the rules that apply to an input, as ONE program returning their results as a list, compiled
+    # on first use per set of rules: a CEL evaluation converts its whole input, so one evaluation
+    # per input instead of one per rule (docs/policies.md has the measurements)
+    combined: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.manifest_rules or self.action_rules)
+
+    def of_file(self, file: str) -> Policies:
+        """Only the rules written in ``file`` (a policy file's test cases judge its own rules)."""
+        return replace(self, manifest_rules=tuple(r for r in self.manifest_rules if r.rule.file == file),
+                       action_rules=tuple(r for r in self.action_rules if r.rule.file == file))
+
+
+@functools.cache
+def _runtime() -> Any:
+    from reconciler.extras import require
+
+    no_build = sys.platform == "linux" and platform.machine() not in ("x86_64", "AMD64")
+    require("policy", "policies (the policies: section of reconciler.yaml)", modules=[RUNTIME_MODULE],
+            alternative=f" (its CEL runtime has no build for Linux on {platform.machine()}: run reconciler on "
+                        "x86-64 there)" if no_build else "")
+    from cel_expr_python import cel
+
+    return cel
+
+
+def _problem(rule: PolicyRule, text: str, hint: str = "") -> str:
+    return f"{rule.where}: {rule.field}: rule {rule.name!r} {text}" + (f"\n    {hint}" if hint else "")
+
+
+def compile_policies(rules: Sequence[PolicyRule]) -> Policies:
+    """Compile every rule once (types checked: an unknown variable is an error here, not at run
+    time); :class:`PolicyCompileError` lists each rule that does not compile, at its place."""
+    if not rules:
+        return Policies()
+    cel = _runtime()
+    envs = {kind: cel.NewEnv(variables=dict.fromkeys(names, cel.Type.DYN))
+            for kind, names in (("manifest", MANIFEST_VARIABLES), ("action", ACTION_VARIABLES))}
+    compiled: dict[str, list[CompiledRule]] = {"manifest": [], "action": []}
+    problems: list[str] = []
+    for rule in rules:
+        try:
+            program = envs[rule.on].compile(rule.expression)
+        except RuntimeError as exc:
+            text = str(exc).removeprefix("INVALID_ARGUMENT: ").removesuffix(" [INVALID_ARGUMENT]")
+            head, _, caret = text.replace(" (in container '')", "").partition("\n")
+            available = ", ".join(MANIFEST_VARIABLES if rule.on == "manifest" else ACTION_VARIABLES)
+            problems.append(_problem(rule, f"does not compile: {head.removeprefix('ERROR: ')}",
+                                     f"{caret.strip()}\n    (a rule on: {rule.on} sees {available})"
+                                     .replace("\n |", "\n    |")))
+            continue
+        returns = program.return_type()
+        if returns not in (cel.Type.BOOL, cel.Type.DYN):
+            problems.append(_problem(rule, f"evaluates to {returns.name().lower()}, not a bool",
+                                     "write a condition that is true when the input complies"))
+            continue
+        try:
+            labels = parse_selectors([rule.selector]) if rule.selector else ()
+        except SelectionError as exc:
+            problems.append(f"{rule.where}: selector of rule {rule.name!r}: {str(exc).replace('--selector ', '')}")
+            continue
+        compiled[rule.on].append(CompiledRule(rule=rule, program=program, labels=labels))
+    if problems:
+        raise PolicyCompileError(problems)
+    return Policies(manifest_rules=tuple(compiled["manifest"]), action_rules=tuple(compiled["action"]), envs=envs,
+                    digest=rules_digest(rules))
+
+
+def rules_digest(rules: Sequence[PolicyRule]) -> str | None:
+    """``sha256:<hex>`` over what the rules say (not where they are written); None for no rules.
+    A saved plan records it: apply refuses the plan once the project's rules are different."""
+    if not rules:
+        return None
+    said = sorted([r.name, r.severity, r.on, r.expression, r.message, sorted(r.targets) if r.targets is not None
+                   else None, r.selector] for r in rules)
+    return "sha256:" + hashlib.sha256(json.dumps(said, separators=(",", ":")).encode()).hexdigest()
+
+
+# -- the schedule helper -----------------------------------------------------------------------
+
+_FULL = {name: list(range(low, high + 1)) for name, (low, high) in cron.RANGES.items()}
+_VIEW_NAMES = {"minute": "minutes", "hour": "hours", "dayOfMonth": "daysOfMonth", "month": "months",
+               "dayOfWeek": "daysOfWeek"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _expanded(key: str) -> dict[str, list[int]] | None:
+    raw = json.loads(key)
+    try:
+        lists = (cron.cron_to_schedule(raw["cron"]) if "cron" in raw
+                 else cron.normalize_schedule({f: list(raw[f]) for f in cron.FIELDS}))
+    except (cron.CronError, KeyError, TypeError, ValueError):
+        return None  # validation reports the schedule itself
+    view = {_VIEW_NAMES[f]: (_FULL[f] if lists[f] == ["*"] else [int(v) for v in lists[f]]) for f in cron.FIELDS}
+    if lists["dayOfMonth"] != ["*"]:
+        view["daysOfWeek"] = _FULL["dayOfWeek"]  # the dates fall on every weekday over the months
+    return view
+
+
+def schedule_view(manifest: Mapping[str, Any] | None) -> dict[str, list[int]] | None:
+    """The ``schedule`` variable: the manifest's schedule with every list expanded (see above)."""
+    spec = (manifest or {}).get("spec")
+    schedule = spec.get("schedule") if isinstance(spec, Mapping) else None
+    if not isinstance(schedule, Mapping):
+        return None
+    cron_text = schedule.get("cron")
+    if isinstance(cron_text, str) and len(schedule) == 1:
+        return _expanded(json.dumps({"cron": cron_text}))
+    return _expanded(json.dumps(schedule, sort_keys=True, default=str))
+
+
+# -- judging -------------------------------------------------------------------------------------
+
+def _labels(manifest: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    meta = (manifest or {}).get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _subject(manifest: Mapping[str, Any] | None) -> str:
+    spec = (manifest or {}).get("spec")
+    meta = (manifest or {}).get("metadata")
+    name = spec.get("name") if isinstance(spec, Mapping) else None
+    if not name and isinstance(meta, Mapping):
+        name = meta.get("name")
+    return str(name or "<unnamed>")
+
+
+def _combined(policies: Policies, env: Any, rules: Sequence[CompiledRule]) -> Any:
+    key = (rules[0].rule.on, *(r.rule.name for r in rules))
+    program = policies.combined.get(key)
+    if program is None:
+        # each expression on lines of its own: a trailing // comment cannot swallow the next one
+        program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
+        policies.combined[key] = program
+    return program
+
+
+def _judge(policies: Policies, rules: Iterable[CompiledRule], env: Any, data: Mapping[str, Any], *,
+           target: str | None, labels: Mapping[str, Any], subject: str, kind: str | None,
+           source: str | None) -> list[Verdict]:
+    applicable = [r for r in rules if r.applies(target=target, labels=labels)]
+    if not applicable:
+        return []
+    cel = _runtime()
+    activation = env.Activation(data=data)  # built once per input
+    values: list[Any] | None = None
+    if len(applicable) > 1:
+        together = _combined(policies, env, applicable).eval(activation)
+        if together.type() != cel.Type.ERROR:  # an error in any rule: judge them one by one for the reason
+            values = together.plain_value()
+    out = []
+    for index, compiled in enumerate(applicable):
+        if values is not None:
+            value, failed = values[index], False
+        else:
+            result = compiled.program.eval(activation)
+            value, failed = result.value(), result.type() == cel.Type.ERROR
+        if value is True:
+            continue
+        rule = compiled.rule
+        message = rule.message
+        if failed:
+            message += f" (the rule could not be evaluated: {value})"
+        elif value is not False:
+            message += f" (the rule evaluated to {value!r}, not a bool)"
+        out.append(Verdict(rule=rule.name, severity=rule.severity, message=message, subject=subject, kind=kind,
+                           source=source, rule_source=rule.where))
+    return out
+
+
+def manifest_verdicts(policies: Policies, manifest: Mapping[str, Any], *, target: str | None,
+                      source: str | None = None) -> list[Verdict]:
+    """The manifest rules' verdicts on one manifest document."""
+    if not policies.manifest_rules:
+        return []
+    labels = _labels(manifest)
+    data = {"manifest": manifest, "target": target or "", "schedule": schedule_view(manifest), "labels": labels}
+    return _judge(policies, policies.manifest_rules, policies.envs["manifest"], data, target=target,
+                  labels=labels, subject=_subject(manifest), kind=None, source=source)
+
+
+def manifest_issues(policies: Policies, documents: Iterable[LoadedDocument], *, target: str | None) -> list[Issue]:
+    """Manifest rules as validation issues, located at each manifest's ``metadata.name``: a deny
+    is an error (the manifest is invalid), a warn a warning."""
+    issues = []
+    for doc in documents:
+        for verdict in manifest_verdicts(policies, doc.data, target=target):
+            mark = doc.mark(("metadata", "name"))
+            issues.append(Issue(doc.file, mark.line, mark.col, f"policy {verdict.rule}", verdict.message,
+                                hint=f"rule at {verdict.rule_source}",
+                                severity="error" if verdict.denied else "warning"))
+    return issues
+
+
+def with_manifest_issues(report: ValidationReport, policies: Policies, *, target: str | None) -> ValidationReport:
+    """``report`` with the manifest rules' issues on its valid documents added (in place), sorted
+    as validation sorts them. The one place validate, plan, apply, watch and CI judge manifests."""
+    if not policies.manifest_rules:
+        return report
+    report.issues = sorted([*report.issues, *manifest_issues(policies, report.documents, target=target)],
+                           key=lambda i: (i.file, i.line, i.col, i.field))
+    return report
+
+
+def action_verdicts(policies: Policies, action: Mapping[str, Any], *, manifest: Mapping[str, Any] | None,
+                    desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None, target: str | None,
+                    source: str | None = None, labels: Mapping[str, Any] | None = None) -> list[Verdict]:
+    """The action rules' verdicts on one planned write; ``labels`` default: the manifest's."""
+    if not policies.action_rules:
+        return []
+    labels = _labels(manifest) if labels is None else labels
+    data = {"manifest": manifest, "target": target or "", "schedule": schedule_view(manifest), "labels": labels,
+            "action": action, "desired": desired, "live": live}
+    return _judge(policies, policies.action_rules, policies.envs["action"], data, target=target, labels=labels,
+                  subject=str(action.get("name")), kind=str(action.get("kind")), source=source)
+
+
+def _action_data(action: Action) -> dict[str, Any]:
+    return {"kind": action.kind.value, "name": action.name, "id": action.id, "previous_name": action.previous_name,
+            "changes": [c.path for c in action.changes]}
+
+
+def judge_plan(policies: Policies, plan: Plan, *, documents: Sequence[LoadedDocument], desired: Sequence[Desired],
+               live: Sequence[Live], target: str | None, removed: Sequence[Removed] = ()) -> Plan:
+    """The plan with the action rules' verdicts on each of its writes: a deny is one of the plan's
+    errors (it is not applyable: apply refuses it and writes nothing), a warn one of its warnings;
+    both are kept in ``plan.policy``. ``documents`` and ``desired`` run in parallel; ``removed``:
+    the manifests ``--changed-since`` found removed (their labels, for deletes)."""
+    plan = replace(plan, policy_digest=policies.digest)
+    if not policies.action_rules:
+        return plan
+    manifests = {want.name: doc.data for doc, want in zip(documents, desired, strict=True)}
+    live_by_id = {item.id: item for item in live}
+    removed_labels = {r.name: r.labels for r in removed}
+    verdicts: list[Verdict] = []
+    for action in plan.writes:
+        have = live_by_id.get(action.id) if action.id else None
+        manifest = manifests.get(action.name)
+        verdicts += action_verdicts(policies, _action_data(action), manifest=manifest,
+                                    desired=dict(action.body) if action.body is not None else None,
+                                    live=have.comparable if have is not None else None, target=target,
+                                    source=action.source,
+                                    labels=removed_labels.get(action.name, {}) if manifest is None else None)
+    if not verdicts:
+        return plan
+    return replace(plan, policy=(*plan.policy, *verdicts),
+                   errors=(*plan.errors, *(v.line() for v in verdicts if v.denied)),
+                   warnings=tuple(sorted((*plan.warnings, *(v.line() for v in verdicts if not v.denied)))))
+
+
+# -- policy test cases -------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class TestOutcome:
+    """One test case run: what denied and warned, against what it expected."""
+
+    test: PolicyTest
+    denied: frozenset[str] = frozenset()
+    warned: frozenset[str] = frozenset()
+    verdicts: tuple[Verdict, ...] = ()
+    unknown: frozenset[str] = frozenset()  # expected rule names no rule has (a typo passes nothing)
+    error: str | None = None  # the input could not be judged (an action test's manifest is invalid)
+
+    @property
+    def passed(self) -> bool:
+        return (self.error is None and not self.unknown and self.denied == self.test.expect_deny
+                and self.warned == self.test.expect_warn)
+
+    def mismatches(self) -> list[str]:
+        if self.error is not None:
+            return [self.error]
+        out = [f"expects rule(s) that do not exist: {', '.join(sorted(self.unknown))}"] if self.unknown else []
+        for what, got, want in (("deny", self.denied, self.test.expect_deny),
+                                ("warn", self.warned, self.test.expect_warn)):
+            if got - want:
+                out.append(f"unexpected {what}: {', '.join(sorted(got - want))}")
+            if want - got:
+                out.append(f"expected {what} did not happen: {', '.join(sorted(want - got))}")
+        return out
+
+
+def _test_action(test: PolicyTest) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """The action, the create/PATCH body and the live definition (comparable form) a test case
+    describes, built as a plan builds them."""
+    from reconciler.engine import diff as diffs
+    from reconciler.engine.normalize import compare_view, desired_from_manifest, live_from_api
+    from reconciler.specs.load import LoadedDocument
+    from reconciler.specs.model import Manifest
+
+    manifest = dict(test.manifest) if test.manifest is not None else None
+    body: dict[str, Any] | None = None
+    changes: list[str] = []
+    live = live_from_api({"id": "test", **test.live}).comparable if test.live is not None else None
+    name = _subject(manifest) if manifest is not None else str((test.live or {}).get("name") or "<unnamed>")
+    if manifest is not None and test.action != "delete":
+        doc = LoadedDocument(file=test.file, index=0, data=manifest, line=test.line, col=test.col)
+        want = desired_from_manifest(Manifest.from_document(doc))
+        body, name = dict(want.body), want.name
+        if live is not None:
+            changes = [c.path for c in diffs.diff(compare_view(want.comparable, live), want.comparable)]
+    action = {"kind": test.action, "name": name, "id": (test.live or {}).get("id"), "previous_name": None,
+              "changes": changes}
+    return action, body, live
+
+
+def run_tests(project: Policies, tests: Sequence[PolicyTest]) -> list[TestOutcome]:
+    """Run each case through the rules of its own file that it concerns (manifest rules, or the
+    action rules when it has an ``action``) and compare the rule names that denied and warned with
+    its expectations. Own file only: a policy file and its tests are one unit, which a rule added
+    in another file cannot break."""
+    outcomes = []
+    for test in tests:
+        policies = project.of_file(test.file)
+        known = {c.rule.name for c in (*policies.manifest_rules, *policies.action_rules)}
+        unknown = frozenset((test.expect_deny | test.expect_warn) - known)
+        if test.action is None:
+            verdicts = manifest_verdicts(policies, test.manifest or {}, target=test.target)
+        else:
+            try:
+                action, body, live = _test_action(test)
+            except ValueError as exc:  # pydantic's ValidationError is one
+                first = str(exc).strip().splitlines()
+                outcomes.append(TestOutcome(test=test, unknown=unknown,
+                                            error="its manifest is not a valid manifest, so no action can be "
+                                                  f"planned from it: {' '.join(first[:3])} (check it with "
+                                                  "`reconciler validate`)"))
+                continue
+            verdicts = action_verdicts(policies, action, manifest=test.manifest, desired=body, live=live,
+                                       target=test.target)
+        outcomes.append(TestOutcome(test=test, denied=frozenset(v.rule for v in verdicts if v.denied),
+                                    warned=frozenset(v.rule for v in verdicts if not v.denied),
+                                    verdicts=tuple(verdicts), unknown=unknown))
+    return outcomes
