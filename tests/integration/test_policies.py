@@ -173,7 +173,7 @@ def test_policy_test_runs_the_examples_and_fails_on_a_mismatch(tmp_path: Path) -
 
 def test_the_readme_policies_example_runs_as_written(tmp_path: Path) -> None:
     """README "Controls" > "Policies": its shell block in bash, from the repository root, on a copy."""
-    section = (ROOT / "README.md").read_text().split("### Policies", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "README.md").read_text().split("### Policies", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     (block,) = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAROBOT_", "RECONCILER_"))}
     env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", "NO_COLOR": "1",
