@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from reconciler.display import printable
 from reconciler.engine import diff as diffs
+from reconciler.engine import render_controls as controls_view
 from reconciler.engine.plan import MARKERS, Action, ActionKind, Plan, to_dict
 
 __all__ = ["MARKDOWN_LIMIT", "Format", "compact_time", "list_rows", "render", "render_action", "render_diff",
@@ -89,6 +90,7 @@ def render_text(plan: Plan, *, color: bool = False, show_noop: bool = False) -> 
     out.extend(_names("Unmanaged, outside the scope, never touched", plan.unmanaged))
     out.extend(_names("In scope without a manifest (pass --prune to delete)", plan.orphans)
                if not plan.destroy else _names("Orphaned (deletionPolicy: Orphan), left in place", plan.orphans))
+    out.extend(controls_view.text_lines(plan))
     for warning in plan.warnings:
         out.append(_paint(printable(f"warning: {warning}"), color, "yellow"))
     for error in plan.errors:
@@ -115,6 +117,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     ]
     head += _capped([printable(f"> :x: {e}") for e in plan.errors], "errors")
     head += _capped([printable(f"> :warning: {w}") for w in plan.warnings], "warnings")
+    head += controls_view.markdown_lines(plan)
     tail: list[str] = []
     tail += [f"- {line}" for line in _names("Unmanaged (outside the scope, never touched)", plan.unmanaged)]
     tail += [f"- {line}" for line in _names("In scope without a manifest (pass `--prune` to delete)", plan.orphans)]

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from reconciler import errors
 from reconciler.contract import validators
+from reconciler.specs.controls import Controls, config_issues, parse_controls
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
 from reconciler.specs.scope import Scope
@@ -60,6 +61,7 @@ class ProjectConfig:
     # ``secrets.allowedDirs``: directories outside the project where secret files may be, as
     # written (relative to this file); see reconciler.specs.secrets
     secret_dirs: tuple[str, ...] = ()
+    controls: Controls = field(default_factory=Controls)  # ignore rules and sync windows (specs.controls)
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -96,7 +98,8 @@ def parse_config(data: Mapping[str, Any], *, path: str | None = None) -> Project
                          max_delete_fraction=float(prune.get("maxDeleteFraction", DEFAULT_MAX_DELETE_FRACTION)),
                          targets=targets,
                          local_seed={kind: tuple(seed.get(kind) or ()) for kind in SEED_COLLECTIONS if seed.get(kind)},
-                         secret_dirs=tuple((data.get("secrets") or {}).get("allowedDirs") or ()))
+                         secret_dirs=tuple((data.get("secrets") or {}).get("allowedDirs") or ()),
+                         controls=parse_controls(data))
 
 
 def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
@@ -118,6 +121,8 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
         raise ConfigError([f"{e.file}:{e.line}:{e.col}: {e.field}: {e.message}" for e in doc.problems])
     if not validators.validator("project").is_valid(doc.data):
         raise ConfigError([i.format() for i in schema_issues(doc, schema_name="project")])
+    if issues := config_issues(doc):
+        raise ConfigError([i.format() for i in issues])
     return parse_config(doc.data, path=file)
 
 

@@ -130,7 +130,7 @@ def test_plan_is_deterministic_and_round_trips_through_json() -> None:
 def test_a_saved_plan_carries_a_digest_of_its_content_and_an_edit_is_refused() -> None:
     ds = [desired("demo-a"), desired("demo-b")]
     data = json.loads(json.dumps(plans.to_dict(build_plan(desired=ds, live=[], scope=SCOPE), version="1.2.3")))
-    assert data["format_version"] == "1.2" and list(data)[-1] == "digest" and data["digest"].startswith("sha256:")
+    assert data["format_version"] == plans.FORMAT_VERSION and list(data)[-1] == "digest" and data["digest"].startswith("sha256:")
     assert plans.content_digest(data) == data["digest"]
     plans.from_dict(data)  # intact: read back
     for edit in (lambda d: d["actions"][0]["body"].update(numConcurrent=77), lambda d: d.update(reconciler_version="x"),
