@@ -266,8 +266,12 @@ class Session:
 
     def check_window(self, plan: plans.Plan, *, force: bool = False) -> str | None:
         """Before writing: :class:`~reconciler.engine.windows.WindowClosed` when a sync window
-        blocks the plan's writes now; with ``force``, the note that says it was overridden."""
-        return windows.gate(self.window(), writes=len(plan.writes), force=force)
+        blocks the plan's writes now; with ``force``, the note that says it was overridden. The
+        windows are this session's and those the plan was made under (a saved plan keeps them, so
+        applying it where reconciler.yaml is not found still honours them)."""
+        recorded = plan.window.windows if plan.window is not None else ()
+        every = tuple(dict.fromkeys((*self.controls.windows, *recorded)))
+        return windows.gate(windows.state(every, self.now()), writes=len(plan.writes), force=force)
 
     # -- the API ----------------------------------------------------------------------------
 

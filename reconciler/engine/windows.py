@@ -49,16 +49,19 @@ class WindowState:
     reason: str
     until: datetime | None = None
     active: tuple[str, ...] = ()
+    windows: tuple[SyncWindow, ...] = ()  # every window it was decided from
 
     def as_dict(self) -> dict[str, Any]:
         return {"open": self.open, "checked_at": _iso(self.now), "reason": self.reason,
-                "until": _iso(self.until) if self.until else None, "active": list(self.active)}
+                "until": _iso(self.until) if self.until else None, "active": list(self.active),
+                "windows": [w.as_dict() for w in self.windows]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowState:
         until = data.get("until")
         return cls(open=bool(data["open"]), now=datetime.fromisoformat(data["checked_at"]), reason=data["reason"],
-                   until=datetime.fromisoformat(until) if until else None, active=tuple(data.get("active") or ()))
+                   until=datetime.fromisoformat(until) if until else None, active=tuple(data.get("active") or ()),
+                   windows=tuple(SyncWindow.from_dict(w) for w in data.get("windows") or ()))
 
 
 def _iso(moment: datetime) -> str:
@@ -145,7 +148,7 @@ def state(windows: Sequence[SyncWindow], now: datetime) -> WindowState | None:
     if not denies and not outside:
         reason = (f"inside allow window {', '.join(allows_open)}" if allows_open
                   else "no deny window is open")
-        return WindowState(open=True, now=now, reason=reason, active=allows_open)
+        return WindowState(open=True, now=now, reason=reason, active=allows_open, windows=tuple(windows))
     until = _next_allowed(windows, now)
     later = (f"writes are allowed from {when(until)}" if until
              else f"no time within {_HORIZON.days} days was found when writes are allowed")
@@ -157,7 +160,7 @@ def state(windows: Sequence[SyncWindow], now: datetime) -> WindowState | None:
     else:
         reason = f"outside every allow window; {later}"
         active = ()
-    return WindowState(open=False, now=now, reason=reason, until=until, active=active)
+    return WindowState(open=False, now=now, reason=reason, until=until, active=active, windows=tuple(windows))
 
 
 def gate(current: WindowState | None, *, writes: int, force: bool) -> str | None:

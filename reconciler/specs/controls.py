@@ -66,6 +66,21 @@ class SyncWindow:
     def label(self) -> str:
         return self.name or f"{self.kind} {self.schedule!r} for {_duration_text(self.duration)}"
 
+    def as_dict(self) -> dict[str, str]:
+        """As reconciler.yaml writes it (a saved plan keeps its windows: apply checks them again)."""
+        return {"name": self.name, "kind": self.kind, "schedule": self.schedule,
+                "duration": _duration_text(self.duration)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SyncWindow:
+        kind = data["kind"]
+        if kind not in ("allow", "deny"):
+            raise ValueError(f"sync window kind {kind!r} is not allow or deny")
+        duration = parse_duration(str(data["duration"]))
+        if duration is None:
+            raise ValueError(f"sync window duration {data['duration']!r} is not a positive length of time")
+        return cls(kind=kind, schedule=str(data["schedule"]), duration=duration, name=str(data.get("name") or ""))
+
 
 @dataclass(frozen=True, kw_only=True)
 class Controls:

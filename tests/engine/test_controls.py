@@ -201,5 +201,7 @@ def test_the_plan_shows_the_window_in_every_view() -> None:
     data = json.loads(render(plan, "json"))
     validators.validator("plan").validate(data)
     assert data["sync_window"] == {"open": False, "checked_at": "2026-12-04T23:30:00Z", "reason": state.reason,  # type: ignore[union-attr]
-                                   "until": "2026-12-07T06:00:00Z", "active": ["weekend freeze"]}
+                                   "until": "2026-12-07T06:00:00Z", "active": ["weekend freeze"],
+                                   "windows": [{"name": "weekend freeze", "kind": "deny", "schedule": "0 22 * * 5",
+                                                "duration": "2d8h"}]}
     assert dataclasses.replace(plans.from_dict(data), fingerprint=plan.fingerprint).window == state
