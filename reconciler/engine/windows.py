@@ -154,8 +154,12 @@ def state(windows: Sequence[SyncWindow], now: datetime) -> WindowState | None:
              else f"no time within {_HORIZON.days} days was found when writes are allowed")
     if denies:
         names = ", ".join(w.label for w, _ in denies)
-        end = max(end for _, end in denies)
-        reason = f"deny window {names} is open until {when(end)}" + ("" if until == end else f"; {later}")
+        # the deny windows' own end: they may reopen at once (or overlap), so walk them alone
+        end = _next_allowed([w for w in windows if w.kind == "deny"], now)
+        if end is None:
+            reason = f"deny window {names} is open and does not close within {_HORIZON.days} days"
+        else:
+            reason = f"deny window {names} is open until {when(end)}" + ("" if until == end else f"; {later}")
         active = tuple(w.label for w, _ in denies)
     else:
         reason = f"outside every allow window; {later}"
