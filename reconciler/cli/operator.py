@@ -12,9 +12,12 @@ import logging
 import random
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from reconciler.specs.controls import Controls
 
 __all__ = ["register"]
 
@@ -69,6 +72,10 @@ def register(app: typer.Typer) -> None:
                                                          "corrections, duration) on this port.", min=1,
                                                          max=65535)] = None,
         metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a pod).")] = "127.0.0.1",
+        project_config: Annotated[Path | None, typer.Option(help="A reconciler.yaml whose ignoreChanges rules and "
+                                                            "syncWindows the operator honours (see Controls).")] = None,
+        target: Annotated[str | None, typer.Option(help="With --project-config: also that target's rules and "
+                                                        "windows.")] = None,
     ) -> None:
         """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
         from reconciler.extras import require
@@ -99,9 +106,10 @@ def register(app: typer.Typer) -> None:
         if problem:
             typer.echo(f"error: {problem}", err=True)
             raise typer.Exit(1)
+        controls = _controls(project_config, target)
         config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
-                                backoff_max=backoff_max, allow_http=allow_http)
+                                backoff_max=backoff_max, allow_http=allow_http, controls=controls)
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)
@@ -131,6 +139,28 @@ def register(app: typer.Typer) -> None:
             priority=priority,
             liveness_endpoint=liveness,
         ))
+
+
+def _controls(path: Path | None, target: str | None) -> Controls:
+    """The ignore rules and sync windows of ``--project-config`` (and ``--target``); exit 1 with
+    the located problems when the file is invalid."""
+    from reconciler.errors import ConfigError
+    from reconciler.specs.config import load_config
+    from reconciler.specs.controls import Controls
+
+    if path is None:
+        if target is not None:
+            typer.echo("error: --target needs --project-config FILE (the reconciler.yaml that declares it)", err=True)
+            raise typer.Exit(1)
+        return Controls()
+    try:
+        config = load_config(path)
+        if target is not None:
+            config.target(target)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return config.controls.for_target(target)
 
 
 def _kubernetes_config_problem() -> str | None:

@@ -6,7 +6,9 @@ decorator argument in kopf), and tests start operators with different settings s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from reconciler.specs.controls import Controls
 
 __all__ = ["OperatorConfig", "SecretRef"]
 
@@ -43,6 +45,8 @@ class OperatorConfig:
     credentials_ttl: float = 30.0
     allow_http: bool = False
     request_timeout: float = 30.0
+    # ignore rules and sync windows of --project-config (for --target): reconciler.specs.controls
+    controls: Controls = field(default_factory=Controls)
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

@@ -27,6 +27,7 @@ import kopf
 
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
+from reconciler.operator import controls as operator_controls
 from reconciler.operator import crd, pipeline
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
@@ -141,10 +142,18 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
             kopf.event(body, type="Warning", reason="Invalid", message=str(exc)[:1024])
         _write_status(patch, outcome, status, generation)
         return
+    if manifest.spec.suspend:  # no API call at all (operator.controls)
+        outcome = operator_controls.suspended(status)
+        if not any(c.get("type") == "Suspended" and c.get("status") == "True" for c in status.get("conditions") or []):
+            logger.info("%s", outcome.message)
+            kopf.event(body, type="Normal", reason="Suspended", message=outcome.message)
+        _write_status(patch, outcome, status, generation)
+        return
     try:
         client = await runtime.client()
         outcome = await pipeline.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
-                                           claimed_by=claimed_by)
+                                           claimed_by=claimed_by, controls=runtime.config.controls,
+                                           fallback_delay=runtime.config.resync_interval)
     except pipeline.Conflict as exc:
         # Retried with backoff: it resolves once the other resource lets the definition go.
         _fail(runtime, body, patch, status, generation, retry, logger, Result.conflict, str(exc))
@@ -159,6 +168,12 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
         _fail(runtime, body, patch, status, generation, retry, logger, Result.internal_error,
               f"{type(exc).__name__}: {exc}")
     else:
+        if outcome.result is Result.deferred:  # a sync window is closed: retried when writes are allowed
+            if not _same_as_before(outcome, status):
+                logger.info("%s", outcome.message)
+                kopf.event(body, type="Normal", reason="Deferred", message=outcome.message[:1024])
+            _write_status(patch, outcome, status, generation)
+            raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
         if outcome.result in _EVENT_REASONS:
             logger.info("%s", outcome.message)
             kopf.event(body, type="Normal", reason=_EVENT_REASONS[outcome.result], message=outcome.message)
@@ -234,12 +249,15 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
         spec = body.get("spec") or {}
         async with rt.lock(body.meta.uid or ""):
             try:
-                client = await rt.client()
-                deleted, message = await pipeline.finalize(
-                    client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
-                    deletion_policy=str(spec.get("deletionPolicy", "Delete")),
-                    prevent_destroy=bool(spec.get("preventDestroy", False)),
-                    claimed_by=_claimed_by(kwargs["claims"], body))
+                if spec.get("suspend"):  # a suspended resource's definition is left in place (no API call)
+                    deleted, message = False, (f"definition {status.get('definitionId') or '(none recorded)'} left "
+                                               "in place (spec.suspend: true)")
+                else:
+                    deleted, message = await pipeline.finalize(
+                        await rt.client(), recorded_id=status.get("definitionId"), name=body.meta.name or "",
+                        deletion_policy=str(spec.get("deletionPolicy", "Delete")),
+                        prevent_destroy=bool(spec.get("preventDestroy", False)),
+                        claimed_by=_claimed_by(kwargs["claims"], body))
             except CredentialsError as exc:
                 _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger,
                       Result.credentials_error, str(exc))

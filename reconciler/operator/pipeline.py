@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -33,7 +34,9 @@ from reconciler.engine import apply as engine_apply
 from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
 from reconciler.engine.types import Desired, Live, Scope
+from reconciler.operator import controls as operator_controls
 from reconciler.operator.status import Outcome, Result
+from reconciler.specs.controls import Controls
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
@@ -188,15 +191,23 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
 
 
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
-                    environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody) -> Outcome:
+                    environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody,
+                    controls: Controls | None = None, now: datetime | None = None,
+                    fallback_delay: float = 300.0) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
     :class:`Conflict` when the matching definition is managed by another resource."""
-    desired = desired_from_manifest(manifest)
+    controls = controls or Controls()
+    desired = operator_controls.with_project_rules(desired_from_manifest(manifest), manifest, controls)
     candidates, raw = await find_candidates(client, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
                       live_names={i: str(item.get("name")) for i, item in raw.items()})
     plan, action, report_only = decision.plan, decision.action, decision.report_only
+    deferred = None if report_only else operator_controls.deferral(
+        action, controls=controls, now=now or datetime.now(UTC), definition_id=action.id or recorded_id,
+        name=desired.name, fallback=fallback_delay)
+    if deferred is not None:
+        return deferred
 
     if action.kind is ActionKind.noop:
         if recorded_id != action.id:  # found by name: this resource takes it over
