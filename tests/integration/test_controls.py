@@ -219,3 +219,39 @@ def test_the_session_decides_at_its_clock(server: LocalServer, tmp_path: Path) -
 
     run(work())
     assert set(_live(server)) == {"demo-a"}
+
+
+def test_watch_shows_the_controls_and_its_apply_honours_the_window(server: LocalServer, tmp_path: Path) -> None:
+    """``watch --apply`` goes through the session: suspended and ignored lines in its output, and
+    an apply inside a deny window is refused (nothing written) until the window has ended."""
+    import threading
+
+    from reconciler.watch import watch_loop
+
+    project = PROJECT + ("syncWindows:\n  - {kind: deny, schedule: '0 22 * * 5', duration: 2d8h, "
+                         "name: weekend freeze}\n")
+    root = write_specs(tmp_path / "specs", [manifest("demo-a"), manifest("demo-b", suspend=True)], project=project)
+    moments = [datetime(2026, 12, 4, 23, 30, tzinfo=UTC)]
+    environ = {"DATAROBOT_ENDPOINT": server.api_url, "DATAROBOT_API_TOKEN": TOKEN}
+    lines: list[str] = []
+    stop = threading.Event()
+
+    def open_session() -> Session:
+        return Session.open(Options(paths=(root,), paths_given=True, environ=environ, clock=lambda: moments[0]))
+
+    def emit(line: str) -> None:
+        lines.append(line)
+        if "apply failed" in line or line == "applied":
+            stop.set()
+
+    watch_loop(paths=[root], emit=emit, open_session=open_session, apply=True, debounce_ms=50, stop_event=stop)
+    text = "\n".join(lines)
+    assert "Suspended (spec.suspend), nothing written (1):" in text and "  demo-b (would create)" in text
+    assert "Sync window: closed (deny window weekend freeze is open until 2026-12-07 06:00 UTC)." in text
+    assert "error: apply refused: deny window weekend freeze is open until 2026-12-07 06:00 UTC" in text
+    assert _live(server) == {}
+    moments[0] = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    lines.clear()
+    stop.clear()
+    watch_loop(paths=[root], emit=emit, open_session=open_session, apply=True, debounce_ms=50, stop_event=stop)
+    assert "applied" in lines and set(_live(server)) == {"demo-a"}
