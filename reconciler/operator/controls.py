@@ -1,5 +1,5 @@
 """The controls in the operator: suspend, sync windows and the project's ignore rules, for one
-custom resource. Pure: the moment is passed in.
+custom resource. Pure: the moment is passed in (as the windows' state).
 
 The decisions are the engine's (:mod:`reconciler.engine.ignore`, :mod:`reconciler.engine.windows`),
 as for ``reconciler apply``; what is specific here is how an outcome looks in ``status``:
@@ -14,13 +14,12 @@ as for ``reconciler apply``; what is specific here is how an outcome looks in ``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, Final
 
-from reconciler.engine import windows
 from reconciler.engine.ignore import with_rules
 from reconciler.engine.plan import WRITES, Action
 from reconciler.engine.types import Desired
+from reconciler.engine.windows import WindowState
 from reconciler.operator.status import Outcome, Result
 from reconciler.specs.controls import Controls
 from reconciler.specs.model import Manifest
@@ -42,15 +41,13 @@ def with_project_rules(desired: Desired, manifest: Manifest, controls: Controls)
     return out
 
 
-def deferral(action: Action, *, controls: Controls, now: datetime, definition_id: str | None, name: str,
+def deferral(action: Action, state: WindowState | None, *, definition_id: str | None, name: str,
              fallback: float) -> Outcome | None:
-    """The outcome when a sync window blocks ``action``'s write at ``now``; None when it may go."""
-    if action.kind not in WRITES:
+    """The outcome when the sync windows (``state``, at its moment) block ``action``'s write; None
+    when it may go."""
+    if action.kind not in WRITES or state is None or state.open:
         return None
-    state = windows.state(controls.windows, now)
-    if state is None or state.open:
-        return None
-    delay = max(1.0, (state.until - now).total_seconds() + 1.0) if state.until is not None else fallback
+    delay = max(1.0, (state.until - state.now).total_seconds() + 1.0) if state.until is not None else fallback
     paths = tuple(c.path for c in action.changes)
     return Outcome(result=Result.deferred, definition_id=definition_id, definition_name=name, drift=paths,
                    message=f"{action.kind.value} deferred: {state.reason}", retry_after=delay)

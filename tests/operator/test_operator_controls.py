@@ -13,8 +13,8 @@ import pytest
 from operator_harness import manifest, seed
 
 from reconciler.api.client import Client
+from reconciler.operator import act, decide
 from reconciler.operator import controls as operator_controls
-from reconciler.operator import pipeline
 from reconciler.operator.status import Outcome, Result, status_patch
 from reconciler.specs.controls import Controls, IgnoreRule, SyncWindow
 
@@ -34,11 +34,11 @@ def server() -> Iterator[Any]:
 
 
 def reconcile(server: Any, body: dict[str, Any], *, recorded: str | None, controls: Controls,
-              now: datetime, mode: pipeline.Mode = pipeline.Mode.apply) -> Outcome:
+              now: datetime, mode: decide.Mode = decide.Mode.apply) -> Outcome:
     async def go() -> Outcome:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
-            return await pipeline.reconcile(client, pipeline.parse(body), recorded_id=recorded, mode=mode,
-                                            controls=controls, now=now, fallback_delay=123.0)
+            return await act.reconcile(client, decide.parse(body), recorded_id=recorded, mode=mode,
+                                       controls=controls, now=now, fallback_delay=123.0)
     return asyncio.run(go())
 
 
@@ -77,7 +77,7 @@ def test_drift_correction_waits_for_the_window_and_keeps_ready(server: Any) -> N
     httpx.patch(f"{server.api_url}batchPredictionJobDefinitions/{created.definition_id}/", json={"numConcurrent": 9},
                 headers=server.headers()).raise_for_status()
     deferred = reconcile(server, body, recorded=created.definition_id, controls=FREEZE, now=FRI_2330,
-                         mode=pipeline.Mode.resync)
+                         mode=decide.Mode.resync)
     assert deferred.result is Result.deferred and deferred.drift == ("batchPredictionJob.numConcurrent",)
     assert found(server, "ctl-drift")[0]["batchPredictionJob"]["numConcurrent"] == 9
     patch = status_patch(deferred, {}, generation=1, now="2026-12-04T23:30:00Z")
@@ -100,15 +100,15 @@ def test_the_projects_ignore_rules_select_resources_by_label(server: Any) -> Non
                 headers=server.headers()).raise_for_status()
     rules = Controls(ignore=(IgnoreRule(paths=("enabled",), selector=(("team", "growth", True),)),))
     kept = reconcile(server, body, recorded=created.definition_id, controls=rules, now=FRI_2330,
-                     mode=pipeline.Mode.resync)
+                     mode=decide.Mode.resync)
     assert kept.result is Result.unchanged and found(server, "ctl-ignore")[0]["enabled"] is False
     body["spec"]["ignoreChanges"] = ["enabled"]  # the resource's own rule: the same
     kept = reconcile(server, body, recorded=created.definition_id, controls=Controls(), now=FRI_2330,
-                     mode=pipeline.Mode.resync)
+                     mode=decide.Mode.resync)
     assert kept.result is Result.unchanged and found(server, "ctl-ignore")[0]["enabled"] is False
     del body["spec"]["ignoreChanges"]
     corrected = reconcile(server, body, recorded=created.definition_id, controls=Controls(), now=FRI_2330,
-                          mode=pipeline.Mode.resync)
+                          mode=decide.Mode.resync)
     assert corrected.result is Result.drift_corrected and found(server, "ctl-ignore")[0]["enabled"] is True
 
 
@@ -129,3 +129,20 @@ def test_suspended_status_keeps_ready_and_synced_and_resuming_says_so() -> None:
         "False", "Resumed", "2026-01-03T00:00:00Z")
     never = status_patch(Outcome(result=Result.unchanged, message="ok", definition_id="d1"), before, generation=1)
     assert [c["type"] for c in never["conditions"]] == ["Ready", "Synced"]  # no Suspended condition unless used
+
+
+def test_the_decision_defers_and_the_finalizer_keeps_a_suspended_definition() -> None:
+    """The pure halves: decide() returns a defer verdict with its outcome, decide_finalize() keeps."""
+    from reconciler.engine import windows
+    from reconciler.engine.normalize import desired_from_manifest
+
+    desired = desired_from_manifest(decide.parse(resource("ctl-pure")))
+    state = windows.state(FREEZE.windows, FRI_2330)
+    decision = decide.decide(desired, [], recorded_id=None, mode=decide.Mode.apply, drift_policy=None, window=state)
+    assert decision.verdict is decide.Verdict.defer and not decision.writes
+    assert decision.outcome is not None and decision.outcome.result is Result.deferred
+    assert decide.decide(desired, [], recorded_id=None, mode=decide.Mode.apply, drift_policy=None,
+                         window=windows.state(FREEZE.windows, FRI_2330 - timedelta(hours=2))).writes
+    kept = decide.decide_finalize(recorded_id="d1", name="ctl-pure", deletion_policy="Delete", prevent_destroy=False,
+                                  suspended=True)
+    assert kept.verdict is decide.Verdict.keep and kept.message == "definition d1 left in place (spec.suspend: true)"
