@@ -7,10 +7,12 @@ decorator argument in kopf), and tests start operators with different settings s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reconciler.specs.controls import Controls
+from reconciler.specs.scope import Scope
 
-__all__ = ["OperatorConfig", "SecretRef"]
+__all__ = ["OperatorConfig", "SecretRef", "Webhook"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,23 @@ class SecretRef:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Webhook:
+    """The validating admission webhook (:mod:`reconciler.operator.admission`).
+
+    ``cert_dir`` holds ``tls.crt``/``tls.key`` (a mounted ``kubernetes.io/tls`` Secret, e.g. the
+    chart's); without it a self-signed certificate is made at start. ``managed`` names the
+    ValidatingWebhookConfiguration the operator then creates and keeps pointed at itself
+    (``https://HOST:PORT/validate`` with that certificate as the CA bundle); without it the
+    configuration is installed separately (the chart's, which points at a Service)."""
+
+    port: int = 9443
+    listen: str = "0.0.0.0"  # address to listen on
+    host: str | None = None  # host name or address the API server reaches (managed mode); listen by default
+    cert_dir: Path | None = None
+    managed: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class OperatorConfig:
     secret: SecretRef
     namespaces: tuple[str, ...] = ()
@@ -45,6 +64,9 @@ class OperatorConfig:
     credentials_ttl: float = 30.0
     allow_http: bool = False
     request_timeout: float = 30.0
+    # Definition names this operator may create, adopt, change or delete (None: every name).
+    scope: Scope | None = None
+    webhook: Webhook | None = None
     # ignore rules and sync windows of --project-config (for --target): reconciler.specs.controls
     controls: Controls = field(default_factory=Controls)
 
