@@ -30,6 +30,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -50,8 +51,9 @@ from reconciler.api.live import fetch_live
 from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
+from reconciler.engine import ignore as ignoring
 from reconciler.engine import plan as plans
-from reconciler.engine import policy
+from reconciler.engine import policy, windows
 from reconciler.engine import refs as engine_refs
 from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
@@ -68,6 +70,7 @@ from reconciler.notify import send as notify_send
 from reconciler.notify.send import Delivery
 from reconciler.specs import environments, secrets
 from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, TargetConfig, find_config, load_config
+from reconciler.specs.controls import Controls
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
@@ -111,6 +114,7 @@ class Options:
     changes: ChangesFinder | None = None
     environ: Mapping[str, str] | None = None
     source: str = "cli"  # what notifications say sent them: cli or operator
+    clock: Callable[[], datetime] | None = None  # the time sync windows are checked at (default: now, UTC)
 
 
 class InvalidManifests(errors.InvalidInput):
@@ -240,6 +244,9 @@ class Session:
         documents = tuple(report.documents)
         desired = tuple(desired_from_manifest(Manifest.from_document(doc), secret_roots=self.secret_roots)
                         for doc in documents)
+        metadata = [doc.data.get("metadata") or {} for doc in documents]
+        desired = ignoring.with_rules(desired, [m.get("labels") or {} for m in metadata],
+                                      [str(m.get("name")) for m in metadata], self.controls.ignore)
         return Manifests(documents=documents, desired=desired, selection=self._selection(desired), report=report)
 
     def _selection(self, desired: Sequence[Desired]) -> Selection:
@@ -257,6 +264,29 @@ class Session:
                 config_file=self.config_file, current=desired,
                 variables=target.variables if target is not None else None)
         return selection_from_options(selector=options.selector, only=options.only, changed=changed)
+
+    # -- controls (reconciler.specs.controls) --------------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        """The ignore rules and sync windows of the project and the chosen target."""
+        return self.config.controls.for_target(self.options.target)
+
+    def now(self) -> datetime:
+        return self.options.clock() if self.options.clock is not None else datetime.now(UTC)
+
+    def window(self) -> windows.WindowState | None:
+        """The sync windows' state now (None: the config declares none)."""
+        return windows.state(self.controls.windows, self.now())
+
+    def check_window(self, plan: plans.Plan, *, force: bool = False) -> str | None:
+        """Before writing: :class:`~reconciler.engine.windows.WindowClosed` when a sync window
+        blocks the plan's writes now; with ``force``, the note that says it was overridden. The
+        windows are this session's and those the plan was made under (a saved plan keeps them, so
+        applying it where reconciler.yaml is not found still honours them)."""
+        recorded = plan.window.windows if plan.window is not None else ()
+        every = tuple(dict.fromkeys((*self.controls.windows, *recorded)))
+        return windows.gate(windows.state(every, self.now()), writes=len(plan.writes), force=force)
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -310,7 +340,7 @@ class Session:
             max_delete_fraction=self.config.max_delete_fraction, selection=selection,
             selected=select_documents(manifests.documents, resolved.desired, selection) if selection.active else None,
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
-            origin=self.origin())
+            origin=self.origin(), window=self.window())
         plan = engine_refs.annotate(plan, resolved)
         plan = policy.judge_plan(self.policies, plan, documents=manifests.documents, desired=resolved.desired,
                                  live=live, target=self.options.target,
@@ -372,9 +402,13 @@ class Session:
 
     async def apply(self, client: Client, plan: plans.Plan, *,
                     on_result: Callable[[applying.ActionResult], None] | None = None,
-                    dry_run: bool = False) -> applying.ApplyResult:
-        """Apply, then tell the notification channels (after the result is known; a channel that
-        cannot be reached is logged, never an error)."""
+                    dry_run: bool = False, force: bool = False) -> applying.ApplyResult:
+        """Carry out ``plan``, then tell the notification channels (after the result is known; a
+        channel that cannot be reached is logged, never an error). Refused (nothing written) while
+        a sync window blocks writes, unless ``force`` (the caller prints :meth:`check_window`'s
+        note first)."""
+        if not dry_run:
+            self.check_window(plan, force=force)
         result = await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
                                            on_result=on_result, dry_run=dry_run)
         if not dry_run and (plan.writes or not result.ok):

@@ -141,12 +141,13 @@ def plan_view(plan: Any) -> PlanView:
     """The engine's :class:`~reconciler.engine.plan.Plan` as blocks, using its own text renderer."""
     from reconciler.display import printable
     from reconciler.engine import plan as plans
-    from reconciler.engine import render
+    from reconciler.engine import render, render_controls
 
     shown = [action for action in plan.actions if action.kind is not plans.ActionKind.noop]
     blocks = ["\n".join(("  " + line) if i else line for i, line in enumerate(render.render_action(action)))
               for action in shown]
     notes = [printable(f"warning: {w}") for w in plan.warnings] + [printable(f"error: {e}") for e in plan.errors]
+    notes += [line for line in render_controls.text_lines(plan) if not line.startswith("Sync window: open")]
     summary = plan.summary.text if not plan.errors else f"Plan refused. {plan.summary.text}"
     return PlanView(blocks=(*blocks, *notes), keys=(*(identity(a) for a in shown), *notes), summary=summary,
                     has_changes=plan.has_changes, errored=plan.errored)

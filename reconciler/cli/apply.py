@@ -83,6 +83,10 @@ def _apply(session: Session, *, saved: plans.Plan | None, manifests: Manifests, 
                 return EXIT_ERROR
             if not current.has_changes:
                 return EXIT_OK
+            # a closed sync window refuses before any prompt (a dry run writes nothing: not refused)
+            note = None if dry_run else session.check_window(current, force=force)
+            if note:
+                out.print(f"warning: {note}", markup=False, style="yellow")
             if not auto_approve and saved is None:
                 if not sys.stdin.isatty():
                     raise UsageError("no terminal to ask for approval; pass --auto-approve (or apply a saved plan)")
@@ -99,7 +103,8 @@ def _apply(session: Session, *, saved: plans.Plan | None, manifests: Manifests, 
                         out.print(result.line(), markup=False, style=style)
                         advance()
 
-                    outcome = await session.apply(client, current, on_result=report, dry_run=dry_run)
+                    outcome = await session.apply(client, current, on_result=report, dry_run=dry_run,
+                                                  force=force)
             except applying.ApplyInterrupted as exc:  # Ctrl-C: say what was and was not applied, then exit 130
                 out.print(exc.result.summary, markup=False, style="bold red")
                 raise
@@ -130,7 +135,8 @@ def register(app: typer.Typer) -> None:
 
         Asks for `yes` on a terminal unless --auto-approve; without a terminal, --auto-approve or a
         saved plan is needed. Exit 0: applied, or no changes; 3: invalid manifests (nothing
-        written); 1: an error, a refused or stale plan, a cancelled prompt, or a failed action.
+        written); 1: an error, a refused or stale plan, a closed sync window (--force overrides), a
+        cancelled prompt, or a failed action.
         """
         setup_logging(verbose)
         planfile, given = _split_apply_args(args or [])

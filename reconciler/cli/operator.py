@@ -13,9 +13,12 @@ import os
 import random
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from reconciler.specs.controls import Controls
 
 __all__ = ["register"]
 
@@ -93,6 +96,10 @@ def register(app: typer.Typer) -> None:
                                                           "every resource must pass; repeatable.")] = None,
         policy_target: Annotated[str | None, typer.Option(help="The target name policy rules see (rules with "
                                                           "targets: run only for theirs).")] = None,
+        project_config: Annotated[Path | None, typer.Option(help="A reconciler.yaml whose ignoreChanges rules and "
+                                                            "syncWindows the operator honours (see Controls).")] = None,
+        target: Annotated[str | None, typer.Option(help="With --project-config: also that target's rules and "
+                                                        "windows.")] = None,
     ) -> None:
         """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
         from reconciler.extras import require
@@ -127,6 +134,7 @@ def register(app: typer.Typer) -> None:
         if problem:
             typer.echo(f"error: {problem}", err=True)
             raise typer.Exit(1)
+        controls = _controls(project_config, target)
         if webhook_port is None and (webhook_cert_dir or webhook_configuration or webhook_host):
             typer.echo("error: the --webhook-* options need --webhook-port", err=True)
             raise typer.Exit(1)
@@ -142,7 +150,8 @@ def register(app: typer.Typer) -> None:
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
                                 backoff_max=backoff_max, allow_http=allow_http, scope=scope, webhook=webhook,
                                 notify=channels_from_env(os.environ, events=frozenset({"drift.found"})),
-                                policy_files=tuple(str(p) for p in policy or ()), policy_target=policy_target)
+                                policy_files=tuple(str(p) for p in policy or ()), policy_target=policy_target,
+                                controls=controls)
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)
@@ -179,6 +188,28 @@ def register(app: typer.Typer) -> None:
             priority=priority,
             liveness_endpoint=liveness,
         ))
+
+
+def _controls(path: Path | None, target: str | None) -> Controls:
+    """The ignore rules and sync windows of ``--project-config`` (and ``--target``); exit 1 with
+    the located problems when the file is invalid."""
+    from reconciler.errors import ConfigError
+    from reconciler.specs.config import load_config
+    from reconciler.specs.controls import Controls
+
+    if path is None:
+        if target is not None:
+            typer.echo("error: --target needs --project-config FILE (the reconciler.yaml that declares it)", err=True)
+            raise typer.Exit(1)
+        return Controls()
+    try:
+        config = load_config(path)
+        if target is not None:
+            config.target(target)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return config.controls.for_target(target)
 
 
 def _kubernetes_config_problem() -> str | None:

@@ -31,7 +31,8 @@ from reconciler.specs.files import read_limited
 __all__ = ["register"]
 
 PruneOpt = Annotated[bool, typer.Option("--prune", help="Delete live definitions in scope with no manifest.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Allow deleting more than maxDeleteFraction.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Allow deleting more than maxDeleteFraction; apply: write "
+                                        "even while a sync window is closed (and say so).")]
 
 
 def plan_exit_code(plan: plans.Plan, *, detailed_exitcode: bool) -> int:

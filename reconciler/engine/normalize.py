@@ -114,6 +114,7 @@ def desired_from_manifest(manifest: Manifest, *, secret_roots: tuple[str, ...] =
         source=f"{source.file}:{source.line}" if source else None,
         base_dir=str(Path(source.file).parent) if source else None,
         secret_roots=tuple(secret_roots) if body_has_secret_refs(body) else (),
+        ignore_changes=tuple(spec.ignoreChanges), suspend=spec.suspend,
     )
 
 

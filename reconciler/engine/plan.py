@@ -38,18 +38,21 @@ from typing import Any, Final
 
 from reconciler.display import printable
 from reconciler.engine import diff as diffs
+from reconciler.engine import ignore as ignoring
 from reconciler.engine.normalize import compare_view
 from reconciler.engine.pair import MatchBy, pair
 from reconciler.engine.select import Selection
 from reconciler.engine.types import Desired, Live, Resolved, Scope
 from reconciler.engine.verdicts import Verdict
+from reconciler.engine.windows import WindowState
 
-__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanOrigin", "Summary", "build_plan",
+__all__ = ["KIND_ORDER", "Action", "ActionKind", "Fingerprint", "Plan", "PlanOrigin", "Summary", "Suspended", "build_plan",
            "check_digest", "content_digest", "fingerprint", "guard_delete_fraction", "stale_reasons"]
 
 # 1.1: "target" (where the plan was made); 1.2: "digest" (over the content) and actions' "secret_roots";
 # 1.3: actions' "references" (names resolved to ids); "policy" (the digest of the policy rules and the
 # verdicts of the action rules, engine.policy)
+# 1.3: actions' "ignored" differences, "suspended" definitions, "sync_window", their summary counts
 FORMAT_VERSION: Final = "1.3"
 DIGEST_PREFIX: Final = "sha256:"
 
@@ -86,6 +89,7 @@ class Action:
     base_dir: str | None = None
     secret_roots: tuple[str, ...] = ()  # where the body's secret files may resolve (empty: base_dir)
     references: tuple[Resolved, ...] = ()  # names the manifest gave, and the ids they resolved to
+    ignored: tuple[diffs.Change, ...] = ()  # differences under the manifest's ignoreChanges: not applied
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -100,6 +104,31 @@ class Action:
             text += f" [id {self.id}]"
         if self.kind in (ActionKind.update, ActionKind.adopt, ActionKind.rename):
             text += f" ({len(self.changes)} change{'s' if len(self.changes) != 1 else ''})"
+        if self.ignored:
+            text += f" ({_differences(len(self.ignored))} ignored)"
+        return text
+
+
+def _differences(count: int) -> str:
+    return f"{count} difference{'s' if count != 1 else ''}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suspended:
+    """A definition whose manifest says ``suspend: true``: nothing is written for it. ``pending``
+    is what apply would otherwise do (``create``, ``update``, ``rename``, ``delete``, or ``noop``)."""
+
+    name: str
+    id: str | None = None
+    pending: str = "noop"
+    changes: int = 0
+    source: str | None = None
+
+    def line(self) -> str:
+        text = f"{self.name}" + (f" [id {self.id}]" if self.id else "")
+        if self.pending != "noop":
+            text += f" (would {self.pending}" + (f", {self.changes} change{'s' if self.changes != 1 else ''}"
+                                                  if self.changes else "") + ")"
         return text
 
 
@@ -113,6 +142,8 @@ class Summary:
     adopt: int = 0
     rename: int = 0
     noop: int = 0
+    ignored: int = 0  # differences not applied (ignoreChanges)
+    suspended: int = 0  # definitions not reconciled (spec.suspend)
 
     @property
     def changes(self) -> int:
@@ -121,16 +152,22 @@ class Summary:
     @property
     def text(self) -> str:
         if not self.changes:
-            return "No changes. Live definitions match the manifests."
-        return (f"Plan: {self.create} to create, {self.update + self.adopt + self.rename} to update, "
-                f"{self.delete} to delete.")
+            text = "No changes. Live definitions match the manifests."
+        else:
+            text = (f"Plan: {self.create} to create, {self.update + self.adopt + self.rename} to update, "
+                    f"{self.delete} to delete.")
+        extra = ([f"{_differences(self.ignored)} ignored"] if self.ignored else []) + (
+            [f"{self.suspended} definition{'s' if self.suspended != 1 else ''} suspended"] if self.suspended else [])
+        return text + (" " + ", ".join(extra) + "." if extra else "")
 
     @classmethod
-    def of(cls, actions: Iterable[Action]) -> Summary:
+    def of(cls, actions: Iterable[Action], *, suspended: int = 0) -> Summary:
         counts = dict.fromkeys((k.value for k in ActionKind), 0)
+        ignored = 0
         for action in actions:
             counts[action.kind.value] += 1
-        return cls(**counts)
+            ignored += len(action.ignored)
+        return cls(**counts, ignored=ignored, suspended=suspended)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +268,8 @@ class Plan:
     # the project's rules the plan was judged by (engine.policy.Policies.digest); a saved plan is
     # applied only while they are the same
     policy_digest: str | None = None
+    suspended: tuple[Suspended, ...] = ()  # spec.suspend: listed, never written
+    window: WindowState | None = None  # the sync windows when planned (apply checks them again)
 
     @property
     def has_changes(self) -> bool:
@@ -264,7 +303,7 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
                force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5,
                selection: Selection | None = None, selected: Sequence[Desired] | None = None,
                manifest_names: Iterable[str] = (), origin: PlanOrigin | None = None,
-               identities: Mapping[str, str] | None = None) -> Plan:
+               identities: Mapping[str, str] | None = None, window: WindowState | None = None) -> Plan:
     """Pair, diff and decide; then apply the guards. Deterministic for the same inputs.
 
     With an active ``selection`` (``--selector``/``--only``/``--changed-since``) only the
@@ -273,9 +312,13 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
     still declares is no removal), and the delete guard and the fingerprint count the WHOLE live
     state, as for a full plan. ``manifest_names`` are the manifests' ``metadata.name`` values,
     which ``--only`` also matches. ``identities`` (name -> recorded live id) pair before names
-    (:func:`reconciler.engine.pair.pair`).
+    (:func:`reconciler.engine.pair.pair`). A suspended manifest (``spec.suspend``) gets no action,
+    only a :class:`Suspended` entry; each manifest's ``ignore_changes`` are left out of its diff
+    and of its update body (:mod:`reconciler.engine.ignore`). ``window``: the sync windows' state,
+    shown with the plan (apply decides on it again when it writes: :func:`reconciler.engine.windows.gate`).
     """
     actions: list[Action] = []
+    held: list[Suspended] = []
     unmanaged: list[str] = []
     orphans: list[str] = []
     errors: list[str] = []
@@ -298,6 +341,9 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
         considered_live = [item for item in live if item.name in watched]
     for p in pair(desired=considered_desired, live=considered_live, identities=identities):
         want, have = p.desired, p.live
+        if want is not None and want.suspend:
+            held.append(_suspended(want, have, by=p.by, destroy=destroy))
+            continue
         if want is not None and have is None:
             if destroy:
                 continue
@@ -336,7 +382,8 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             else:
                 actions.append(Action(kind=ActionKind.delete, name=have.name, id=have.id, source=want.source))
             continue
-        found = diffs.diff(compare_view(want.comparable, have.comparable), want.comparable)
+        found, ignored = ignoring.split(diffs.diff(compare_view(want.comparable, have.comparable), want.comparable),
+                                        want.ignore_changes)
         changes = tuple(c for c in found if not _unclearable(c))
         warnings.extend(f"{want.name}: {c.path} is set live ({json.dumps(c.old)}) but not in the manifest; "
                         "the API cannot clear a field, so it stays (set it explicitly to manage it)"
@@ -355,9 +402,10 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
         actions.append(Action(
             kind=kind, name=want.name, id=have.id,
             previous_name=have.name if kind is ActionKind.rename else None, changes=changes,
-            body=dict(want.body) if kind is not ActionKind.noop else None,
+            body=ignoring.strip_body(want.body, want.ignore_changes, have.comparable) if kind is not ActionKind.noop
+            else None,
             source=want.source, base_dir=want.base_dir,
-            secret_roots=want.secret_roots if kind is not ActionKind.noop else ()))
+            secret_roots=want.secret_roots if kind is not ActionKind.noop else (), ignored=ignored))
     # the guard counts against the WHOLE live scope, also for a selection
     guard_delete_fraction(actions, live=live, scope=scope, max_delete_fraction=max_delete_fraction, force=force,
                           errors=errors, warnings=warnings)
@@ -373,10 +421,26 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
                         "manifest(s)" + (f" and {len(removed)} removed one(s)" if removed else "")
                         + "; other live definitions were not considered")
     actions.sort(key=lambda a: a.sort_key)
-    return Plan(actions=tuple(actions), summary=Summary.of(actions), unmanaged=tuple(sorted(unmanaged)),
+    held.sort(key=lambda s: (s.name, s.id or ""))
+    return Plan(actions=tuple(actions), summary=Summary.of(actions, suspended=len(held)),
+                unmanaged=tuple(sorted(unmanaged)),
                 orphans=tuple(sorted(orphans)), errors=tuple(errors), warnings=tuple(sorted(warnings)),
                 scope=scope, prune=prune, force=force, destroy=destroy,
-                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched), origin=origin)
+                fingerprint=fingerprint(live=live, scope=scope, watched_names=watched), origin=origin,
+                suspended=tuple(held), window=window)
+
+
+def _suspended(want: Desired, have: Live | None, *, by: MatchBy, destroy: bool) -> Suspended:
+    """What a suspended manifest's definition would get, for the plan to show; nothing is written."""
+    if have is None:
+        return Suspended(name=want.name, pending="noop" if destroy else "create", source=want.source)
+    if destroy:
+        return Suspended(name=want.name, id=have.id, pending="delete", source=want.source)
+    found, _ = ignoring.split(diffs.diff(compare_view(want.comparable, have.comparable), want.comparable),
+                              want.ignore_changes)
+    changes = [c for c in found if not _unclearable(c)]
+    pending = "rename" if by is MatchBy.previous_name else ("update" if changes else "noop")
+    return Suspended(name=want.name, id=have.id, pending=pending, changes=len(changes), source=want.source)
 
 
 # -- versioned JSON: the --output json document and the saved plan file are the same ------------
@@ -427,7 +491,8 @@ def _content(plan: Plan, *, version: str) -> dict[str, Any]:
         "errored": plan.errored,
         "has_changes": plan.has_changes,
         "summary": {"create": s.create, "update": s.update, "delete": s.delete, "adopt": s.adopt,
-                    "rename": s.rename, "noop": s.noop, "text": s.text},
+                    "rename": s.rename, "noop": s.noop, "ignored": s.ignored, "suspended": s.suspended,
+                    "text": s.text},
         "options": {"prune": plan.prune, "force": plan.force, "destroy": plan.destroy},
         "scope": plan.scope.as_dict() if plan.scope else None,
         "errors": list(plan.errors),
@@ -436,7 +501,7 @@ def _content(plan: Plan, *, version: str) -> dict[str, Any]:
             "kind": a.kind.value, "name": a.name, "id": a.id, "previous_name": a.previous_name,
             "source": a.source, "changes": [_change_dict(c) for c in a.changes],
             "body": dict(a.body) if a.body is not None else None, "base_dir": a.base_dir,
-            "secret_roots": list(a.secret_roots),
+            "secret_roots": list(a.secret_roots), "ignored": [_change_dict(c) for c in a.ignored],
             "references": [{"path": r.path, "kind": r.kind, "name": r.name, "id": r.id} for r in a.references],
         } for a in plan.actions],
         "unmanaged": list(plan.unmanaged),
@@ -447,6 +512,9 @@ def _content(plan: Plan, *, version: str) -> dict[str, Any]:
         "target": None if plan.origin is None else {"name": plan.origin.name, "endpoint": plan.origin.endpoint,
                                                     "local_db": plan.origin.local_db},
         "policy": {"rules_digest": plan.policy_digest, "verdicts": [v.as_dict() for v in plan.policy]},
+        "suspended": [{"name": h.name, "id": h.id, "pending": h.pending, "changes": h.changes, "source": h.source}
+                      for h in plan.suspended],
+        "sync_window": plan.window.as_dict() if plan.window is not None else None,
     }
 
 
@@ -466,7 +534,13 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
         secret_roots=tuple(a.get("secret_roots") or ()),
         references=tuple(Resolved(path=r["path"], kind=r["kind"], name=r["name"], id=r["id"])
                          for r in a.get("references") or ()),
+        ignored=tuple(diffs.Change(c["path"], diffs.Op(c["op"]), c.get("old"), c.get("new"))
+                      for c in a.get("ignored") or ()),
     ) for a in data["actions"])
+    held = tuple(Suspended(name=h["name"], id=h.get("id"), pending=h.get("pending", "noop"),
+                           changes=int(h.get("changes", 0)), source=h.get("source"))
+                 for h in data.get("suspended") or ())
+    window_raw = data.get("sync_window")
     fp = data.get("fingerprint") or {}
     options = data.get("options") or {}
     origin_raw = data.get("target")  # "target" in the file format; absent in 1.0 files
@@ -475,7 +549,8 @@ def from_dict(data: Mapping[str, Any]) -> Plan:
     return Plan(
         origin=origin, policy=tuple(Verdict.from_dict(v) for v in (data.get("policy") or {}).get("verdicts", ())),
         policy_digest=(data.get("policy") or {}).get("rules_digest"),
-        actions=actions, summary=Summary.of(actions), unmanaged=tuple(data.get("unmanaged", ())),
+        suspended=held, window=WindowState.from_dict(window_raw) if window_raw else None,
+        actions=actions, summary=Summary.of(actions, suspended=len(held)), unmanaged=tuple(data.get("unmanaged", ())),
         orphans=tuple(data.get("orphans", ())), errors=tuple(data.get("errors", ())),
         warnings=tuple(data.get("warnings", ())), scope=scope, prune=bool(options.get("prune")),
         force=bool(options.get("force")), destroy=bool(options.get("destroy")),

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from reconciler.display import printable
 from reconciler.engine import diff as diffs
+from reconciler.engine import render_controls as controls_view
 from reconciler.engine.plan import MARKERS, Action, ActionKind, Plan, to_dict
 
 __all__ = ["MARKDOWN_LIMIT", "Format", "Line", "Style", "compact_time", "diff_lines", "list_rows", "plain", "render",
@@ -126,6 +127,7 @@ def text_lines(plan: Plan, *, show_noop: bool = False, show_defaults: bool = Fal
              *(_names("In scope without a manifest (pass --prune to delete)", plan.orphans) if not plan.destroy
                else _names("Orphaned (deletionPolicy: Orphan), left in place", plan.orphans))]
     out.extend(Line(text) for text in names)
+    out.extend(Line(text) for text in controls_view.text_lines(plan))
     out.extend(Line(printable(f"warning: {warning}"), Style.warning) for warning in plan.warnings)
     out.extend(Line(printable(f"error: {error}"), Style.error) for error in plan.errors)
     out.append(Line(plan.summary.text if not plan.errors else f"Plan refused. {plan.summary.text}", Style.heading))
@@ -154,6 +156,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT, show_defaults: b
     ]
     head += _capped([printable(f"> :x: {e}") for e in plan.errors], "errors")
     head += _capped([printable(f"> :warning: {w}") for w in plan.warnings], "warnings")
+    head += controls_view.markdown_lines(plan)
     tail: list[str] = []
     tail += [f"- {line}" for line in _names("Unmanaged (outside the scope, never touched)", plan.unmanaged)]
     tail += [f"- {line}" for line in _names("In scope without a manifest (pass `--prune` to delete)", plan.orphans)]

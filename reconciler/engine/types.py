@@ -31,6 +31,8 @@ class Desired:
     base_dir: str | None = None  # secret files are relative to the manifest's directory
     # where a secret file may resolve (reconciler.specs.secrets); empty: base_dir only
     secret_roots: tuple[str, ...] = ()
+    ignore_changes: tuple[str, ...] = ()  # comparable paths never diffed nor sent on update (engine.ignore)
+    suspend: bool = False  # out of reconciliation: nothing is written for it
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.api import errors
@@ -16,12 +17,15 @@ from reconciler.api import refs as api_refs
 from reconciler.api.client import Client
 from reconciler.api.secrets import resolver
 from reconciler.engine import apply as engine_apply
+from reconciler.engine import windows
 from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Plan
 from reconciler.engine.types import Desired, Live
+from reconciler.operator import controls as operator_controls
 from reconciler.operator.decide import ClaimedBy, Decision, Mode, decide, decide_finalize, nobody, written
 from reconciler.operator.policies import OperatorPolicies
 from reconciler.operator.status import Outcome
+from reconciler.specs.controls import Controls
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 
@@ -82,25 +86,30 @@ async def perform(client: Client, decision: Decision, *, name: str, raw: Mapping
 
 
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
-                    claimed_by: ClaimedBy = nobody, policies: OperatorPolicies | None = None) -> Outcome:
+                    claimed_by: ClaimedBy = nobody, policies: OperatorPolicies | None = None,
+                    controls: Controls | None = None, now: datetime | None = None,
+                    fallback_delay: float = 300.0) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails,
     :class:`~reconciler.operator.decide.Conflict` when the matching definition is managed by
     another resource, :class:`Unresolved` when a reference by name names nothing (or several), and
     :class:`~reconciler.operator.policies.PolicyDenied` when a deny policy refuses the manifest or its
     write (nothing is written)."""
+    controls = controls or Controls()  # the project's ignore rules and sync windows (operator.controls)
     # references by name -> ids, as the session resolves them (one list call per kind)
     resolved = await api_refs.resolve(api_refs.Catalog(client), [desired_from_manifest(manifest)])
     if resolved.errors:
         raise Unresolved("\n".join(resolved.errors))
-    desired = resolved.desired[0]
+    desired = operator_controls.with_project_rules(resolved.desired[0], manifest, controls)
     document = LoadedDocument(file=desired.source or desired.name, index=0, data=manifest.to_data(), line=1, col=1)
     if policies is not None:
         for verdict in policies.manifest(document.data, source=document.file):
             log.warning("%s", verdict.line())
     candidates, raw = await find_candidates(client, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy,
-                      claimed_by=claimed_by, live_names={i: str(item.get("name")) for i, item in raw.items()})
+                      claimed_by=claimed_by, live_names={i: str(item.get("name")) for i, item in raw.items()},
+                      window=windows.state(controls.windows, now or datetime.now(UTC)),
+                      fallback_delay=fallback_delay)
     if policies is not None and decision.writes and decision.plan is not None:
         for verdict in policies.action(decision.plan, document=document, desired=desired, live=candidates):
             log.warning("%s", verdict.line())
@@ -108,11 +117,11 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
 
 
 async def finalize(client: Client, *, recorded_id: str | None, name: str, deletion_policy: str,
-                   prevent_destroy: bool, claimed_by: ClaimedBy = nobody) -> tuple[bool, str]:
+                   prevent_destroy: bool, claimed_by: ClaimedBy = nobody, suspended: bool = False) -> tuple[bool, str]:
     """Delete the live definition on resource deletion unless the decision keeps it
     (:func:`~reconciler.operator.decide.decide_finalize`). Returns (deleted, message)."""
     decision = decide_finalize(recorded_id=recorded_id, name=name, deletion_policy=deletion_policy,
-                               prevent_destroy=prevent_destroy, claimed_by=claimed_by)
+                               prevent_destroy=prevent_destroy, claimed_by=claimed_by, suspended=suspended)
     if decision.plan is None:
         return False, decision.message
     await _write(client, decision.plan, "the API delete failed")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.notify.send import Channel
+from reconciler.specs.controls import Controls
 from reconciler.specs.scope import Scope
 
 __all__ = ["OperatorConfig", "SecretRef", "Webhook"]
@@ -72,6 +73,8 @@ class OperatorConfig:
     # --policy FILE (policy files, kind: Policy) and --policy-target NAME (the target name rules see)
     policy_files: tuple[str, ...] = ()
     policy_target: str | None = None
+    # ignore rules and sync windows of --project-config (for --target): reconciler.specs.controls
+    controls: Controls = field(default_factory=Controls)
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

@@ -31,6 +31,8 @@ from typing import Any
 from reconciler.contract import keys
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
 from reconciler.engine.types import Desired, Live, Scope
+from reconciler.engine.windows import WindowState
+from reconciler.operator import controls as operator_controls
 from reconciler.operator.status import Outcome, Result
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
@@ -70,6 +72,7 @@ class Verdict(StrEnum):
     report = "report"  # differs, or is missing, under driftPolicy: Report: only said
     delete = "delete"  # the resource is going away: delete its definition
     keep = "keep"  # the resource is going away: leave the definition (Orphan, preventDestroy, not ours)
+    defer = "defer"  # a write waits for a sync window (operator.controls)
 
 
 class Invalid(Exception):
@@ -173,11 +176,14 @@ class Decision:
 
 def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | None, mode: Mode,
            drift_policy: str | None,
-           claimed_by: ClaimedBy = nobody, live_names: Mapping[str, str] | None = None) -> Decision:
+           claimed_by: ClaimedBy = nobody, live_names: Mapping[str, str] | None = None,
+           window: WindowState | None = None, fallback_delay: float = 300.0) -> Decision:
     """The decision for one resource over its live candidates. Pure.
 
     Raises :class:`Conflict` when a candidate is managed by another resource (``claimed_by``);
-    ``live_names`` are the candidates' live names by id, for that message and the status."""
+    ``live_names`` are the candidates' live names by id, for that message and the status.
+    ``window``: the sync windows' state now; a write while it is closed is deferred (retried when
+    writes are next allowed, or after ``fallback_delay`` seconds)."""
     for candidate in candidates:
         owner = claimed_by(candidate.id)
         if owner is not None:
@@ -211,6 +217,10 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
             result=Result.drift_reported, definition_id=action.id, definition_name=name, drift=paths,
             message=f"live definition differs from the spec in {', '.join(paths)} "
                     "(driftPolicy: Report, so it is not corrected)"))
+    deferred = operator_controls.deferral(action, window, definition_id=action.id or recorded_id, name=name,
+                                          fallback=fallback_delay)
+    if deferred is not None:
+        return Decision(verdict=Verdict.defer, result=Result.deferred, plan=plan, action=action, outcome=deferred)
     result = _RESULTS.get(action.kind, Result.updated)
     verdict = Verdict.create if action.kind is ActionKind.create else Verdict.update
     if action.kind is not ActionKind.create and recorded_id != action.id:
@@ -240,7 +250,7 @@ def written(decision: Decision, *, name: str, definition_id: str | None, live: M
 
 
 def decide_finalize(*, recorded_id: str | None, name: str, deletion_policy: str, prevent_destroy: bool,
-                    claimed_by: ClaimedBy = nobody) -> Decision:
+                    claimed_by: ClaimedBy = nobody, suspended: bool = False) -> Decision:
     """On resource deletion: delete the live definition unless Orphan/preventDestroy says otherwise.
 
     Only the recorded id is ever deleted: a definition the operator never recorded (the spec was
@@ -254,6 +264,8 @@ def decide_finalize(*, recorded_id: str | None, name: str, deletion_policy: str,
     owner = claimed_by(recorded_id)
     if owner is not None:
         return keep(f"definition {recorded_id} left in place (it is managed by {keys.kind()} {owner})")
+    if suspended:
+        return keep(f"definition {recorded_id} left in place (spec.suspend: true)")
     if deletion_policy == "Orphan":
         return keep(f"definition {recorded_id} left in place (deletionPolicy: Orphan)")
     if prevent_destroy:

@@ -28,6 +28,7 @@ import kopf
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
 from reconciler.operator import act, admission, crd, decide, ownership, policies
+from reconciler.operator import controls as operator_controls
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
 from reconciler.operator.metrics import OperatorMetrics
@@ -152,10 +153,19 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
             kopf.event(body, type="Warning", reason=foreign.result.value, message=foreign.message[:1024])
         _write_status(patch, foreign, status, generation)
         return
+    if manifest.spec.suspend:  # no API call at all (operator.controls)
+        outcome = operator_controls.suspended(status)
+        if not any(c.get("type") == "Suspended" and c.get("status") == "True" for c in status.get("conditions") or []):
+            logger.info("%s", outcome.message)
+            kopf.event(body, type="Normal", reason="Suspended", message=outcome.message)
+        _write_status(patch, outcome, status, generation)
+        return
     try:
         client = await runtime.client()
         outcome = await act.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
-                                      claimed_by=claimed_by, policies=runtime.policies)
+                                      claimed_by=claimed_by, policies=runtime.policies,
+                                      controls=runtime.config.controls,
+                                      fallback_delay=runtime.config.resync_interval)
     except PolicyDenied as exc:
         # not retried: it is judged again when the spec changes, and at the next resync
         outcome = _failure(Result.policy_denied, str(exc), status)
@@ -179,6 +189,12 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
         _fail(runtime, body, patch, status, generation, retry, logger, Result.internal_error,
               f"{type(exc).__name__}: {exc}")
     else:
+        if outcome.result is Result.deferred:  # a sync window is closed: retried when writes are allowed
+            if not _same_as_before(outcome, status):
+                logger.info("%s", outcome.message)
+                kopf.event(body, type="Normal", reason="Deferred", message=outcome.message[:1024])
+            _write_status(patch, outcome, status, generation)
+            raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
         if outcome.result in _EVENT_REASONS:
             logger.info("%s", outcome.message)
             kopf.event(body, type="Normal", reason=_EVENT_REASONS[outcome.result], message=outcome.message)
@@ -266,7 +282,7 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
                     client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
                     deletion_policy=str(spec.get("deletionPolicy", "Delete")),
                     prevent_destroy=bool(spec.get("preventDestroy", False)),
-                    claimed_by=_claimed_by(kwargs["claims"], body))
+                    claimed_by=_claimed_by(kwargs["claims"], body), suspended=bool(spec.get("suspend", False)))
             except CredentialsError as exc:
                 _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger,
                       Result.credentials_error, str(exc))

@@ -36,6 +36,8 @@ class Result(StrEnum):
     api_error = "ApiError"
     credentials_error = "CredentialsUnavailable"
     internal_error = "InternalError"
+    suspended = "Suspended"  # spec.suspend: not reconciled (operator.controls)
+    deferred = "SyncWindowClosed"  # a write waits for a sync window (operator.controls)
 
 
 SUCCESS = frozenset({Result.created, Result.updated, Result.adopted, Result.renamed, Result.unchanged,
@@ -52,6 +54,7 @@ class Outcome:
     definition_name: str | None = None
     live: Mapping[str, Any] | None = None  # the definition as the API returned it last
     drift: tuple[str, ...] = ()  # paths that differ (reported, or just corrected)
+    retry_after: float | None = None  # deferred: seconds until writes are allowed again
 
     @property
     def ok(self) -> bool:
@@ -78,10 +81,19 @@ def _condition(kind: str, ok: bool, reason: str, message: str, previous: Mapping
 def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, generation: int | None,
                now: str) -> list[dict[str, Any]]:
     """``Ready``: the live definition exists and matches the spec. ``Synced``: the last reconcile
-    did what the spec asks (False with the reason and the API's text when it did not)."""
+    did what the spec asks (False with the reason and the API's text when it did not).
+    ``Suspended``: True while ``spec.suspend`` is (then Ready and Synced are left as they were),
+    False once resumed."""
     before = {c.get("type"): c for c in previous if isinstance(c, Mapping)}
     r = outcome.result
-    if r in SUCCESS:
+    if r is Result.suspended:  # Ready and Synced stay as the last reconcile left them
+        return [*(dict(before[k]) for k in ("Ready", "Synced") if k in before),
+                _condition("Suspended", True, r.value, outcome.message, before.get("Suspended"),
+                           generation=generation, now=now)]
+    if r is Result.deferred and outcome.definition_id:
+        ready = (True, "Exists", f"definition {outcome.definition_id} exists; changes wait for the sync window")
+        synced = (False, r.value, outcome.message)
+    elif r in SUCCESS:
         ready = (True, "Reconciled", f"definition {outcome.definition_id} matches the spec")
         synced = (True, r.value, outcome.message)
     elif r is Result.drift_reported:
@@ -90,13 +102,17 @@ def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, gener
     else:
         ready = (False, r.value, outcome.message)
         synced = (False, r.value, outcome.message)
-    return [
+    out = [
         _condition("Ready", *ready, before.get("Ready"), generation=generation, now=now),
         _condition("Synced", *synced, before.get("Synced"), generation=generation, now=now),
         # present only while another resource or scope owns the definition (reconciler.operator.ownership)
         *([_condition("Conflict", True, r.value, outcome.message, before.get("Conflict"), generation=generation,
                       now=now)] if r is Result.conflict else []),
     ]
+    if "Suspended" in before:  # resumed
+        out.append(_condition("Suspended", False, "Resumed", "spec.suspend is false: reconciled again",
+                              before.get("Suspended"), generation=generation, now=now))
+    return out
 
 
 def _run_time(value: Any) -> str | None:
@@ -125,7 +141,7 @@ def status_patch(outcome: Outcome, previous: Mapping[str, Any] | None, *, genera
         out["definitionName"] = outcome.definition_name
     if outcome.ok:
         out["lastSyncTime"] = now
-    if outcome.result in (Result.drift_reported, Result.missing_reported):
+    if outcome.result in (Result.drift_reported, Result.missing_reported, Result.deferred):
         out["drift"] = list(outcome.drift)
     elif outcome.ok:
         out["drift"] = None

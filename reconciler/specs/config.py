@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from reconciler import errors
 from reconciler.contract import validators
+from reconciler.specs.controls import Controls, config_issues, parse_controls
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
 from reconciler.specs.policies import PolicySet, rules_from_config
@@ -89,6 +90,7 @@ class ProjectConfig:
     notifications: tuple[Mapping[str, Any], ...] = ()
     # ``policies``: rules and test cases (reconciler.specs.policies), read with the config
     policies: PolicySet = field(default_factory=PolicySet)
+    controls: Controls = field(default_factory=Controls)  # ignore rules and sync windows (specs.controls)
 
     def target(self, name: str) -> TargetConfig:
         try:
@@ -163,7 +165,8 @@ def parse_config(data: Mapping[str, Any], *, path: str | None = None) -> Project
                          targets=targets,
                          local_seed={kind: tuple(seed.get(kind) or ()) for kind in SEED_COLLECTIONS if seed.get(kind)},
                          secret_dirs=tuple((data.get("secrets") or {}).get("allowedDirs") or ()),
-                         notifications=tuple(data.get("notifications") or ()))
+                         notifications=tuple(data.get("notifications") or ()),
+                         controls=parse_controls(data))
 
 
 def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
@@ -185,6 +188,8 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
         raise ConfigError([f"{e.file}:{e.line}:{e.col}: {e.field}: {e.message}" for e in doc.problems])
     if not validators.validator("project").is_valid(doc.data):
         raise ConfigError([i.format() for i in schema_issues(doc, schema_name="project")])
+    if issues := config_issues(doc):
+        raise ConfigError([i.format() for i in issues])
     try:
         parsed = parse_config(doc.data, path=file)
     except TargetError as exc:

@@ -80,6 +80,8 @@ class DefinitionSpec(BaseModel):
     deletionPolicy: DeletionPolicy
     preventDestroy: bool
     driftPolicy: DriftPolicy
+    ignoreChanges: list[str]
+    suspend: bool
 
 
 class Source(BaseModel):

@@ -20,7 +20,7 @@ from typing import Any
 
 from reconciler.contract import cron, schemas, validators
 from reconciler.contract.issues import Issue, Path_, issue_at, schema_issues, suggest_key
-from reconciler.specs import secrets
+from reconciler.specs import controls, secrets
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument, LoadError, load_paths, max_file_bytes
 
@@ -127,6 +127,7 @@ def semantic_issues(doc: LoadedDocument) -> list[Issue]:
                     issues.append(issue_at(doc, ("spec", "batchPredictionJob", side, key),
                                          f"unknown field '{key}' for type '{settings['type']}' (its field list is unverified, so this is a warning)",
                                          suggest_key(key, known), key=True, severity="warning"))
+    issues += controls.manifest_issues(doc)
     ts = job.get("timeseriesSettings") or {}
     start, end = ts.get("predictionsStartDate"), ts.get("predictionsEndDate")
     start_at, end_at = _iso(start) if isinstance(start, str) else None, _iso(end) if isinstance(end, str) else None
@@ -296,7 +297,7 @@ def project_config_issues(path: str | os.PathLike[str]) -> list[Issue]:
         return [Issue(file, line, 1, "", f"expected exactly one YAML document in the project config, found {len(docs)}",
                       "keep one config per project; manifests go in their own files")]
     if validators.fast_validator("project").is_valid(docs[0].data):
-        return problem_issues(docs[0])
+        return problem_issues(docs[0]) + controls.config_issues(docs[0])
     return _with_problems(schema_issues(docs[0], schema_name="project"), docs[0])
 
 

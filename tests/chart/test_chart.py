@@ -54,6 +54,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "two-namespaces-no-peering": {"operator": {"watchNamespaces": ["team-a", "team-b"], "peering": {"enabled": False},
                                                "replicas": 1}},
     "external-secret-elsewhere": {"apiSecret": {"name": "dr-api", "namespace": "secrets"}},
+    "controls": {"controls": {"ignoreChanges": [{"paths": ["enabled"], "selector": "team=growth"}],
+                              "syncWindows": [{"name": "weekend freeze", "kind": "deny", "schedule": "0 22 * * 5",
+                                               "duration": "2d8h"}]}},
     "service-monitor": {"localService": {"enabled": True}, "apiSecret": {"create": True, "token": "demo-token"},
                         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}}}},
     "notifications": {"localService": {"enabled": True}, "notifications": {
@@ -330,3 +333,42 @@ def test_operator_policies_are_a_config_map_mounted_and_passed_with_their_target
     assert {"name": "policies", "configMap": {"name": "rel-reconciler-policies"}} in pod["volumes"]
     plain = by_kind(render(), "Deployment")[0]["spec"]["template"]["spec"]
     assert not by_kind(render(), "ConfigMap") and not any(a.startswith("--policy") for a in plain["containers"][0]["args"])
+
+
+def test_controls_become_the_operators_project_config(tmp_path: Path) -> None:
+    """``controls`` values: a ConfigMap holding a valid reconciler.yaml, mounted and passed with
+    --project-config; the values' schema is the project schema's own rules and windows."""
+    import json
+
+    from reconciler.specs.config import load_config
+    from reconciler.specs.controls import SyncWindow
+
+    docs = render(VARIANTS["controls"])
+    (config_map,) = by_kind(docs, "ConfigMap")
+    (config_file := tmp_path / "reconciler.yaml").write_text(config_map["data"]["reconciler.yaml"])
+    controls = load_config(config_file).controls
+    assert [w.name for w in controls.windows] == ["weekend freeze"] and isinstance(controls.windows[0], SyncWindow)
+    assert controls.ignore[0].paths == ("enabled",) and controls.ignore[0].selector == (("team", "growth", True),)
+    (deployment,) = by_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]
+    assert "--project-config=/etc/reconciler/controls/reconciler.yaml" in pod["spec"]["containers"][0]["args"]
+    assert pod["metadata"]["annotations"]["checksum/controls"]
+    assert {"name": "controls", "configMap": {"name": "rel-reconciler-controls"}} in pod["spec"]["volumes"]
+    plain = render()
+    assert by_kind(plain, "ConfigMap") == [] and not any(
+        a.startswith("--project-config") for a in by_kind(plain, "Deployment")[0]["spec"]["template"]["spec"][
+            "containers"][0]["args"])
+    values = json.loads((CHART / "values.schema.json").read_text())["properties"]["controls"]["properties"]
+    project = json.loads((CHART.parents[1] / "schemas" / "project.schema.json").read_text())["$defs"]
+    for key, name in (("ignoreChanges", "ignoreRule"), ("syncWindows", "syncWindow")):
+        assert _without_messages(project[name]) == values[key]["items"], f"values.schema.json {key} drifted"
+    with pytest.raises(Exception, match="kind"):
+        render({"controls": {"syncWindows": [{"kind": "maybe", "schedule": "* * * * *", "duration": "1h"}]}})
+
+
+def _without_messages(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_messages(v) for k, v in node.items() if k != "errorMessage"}
+    if isinstance(node, list):
+        return [_without_messages(v) for v in node]
+    return node

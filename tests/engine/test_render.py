@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.contract import validators
+from reconciler.engine import plan as plans
 from reconciler.engine.plan import build_plan
 from reconciler.engine.render import MARKDOWN_LIMIT, render
 from reconciler.engine.types import Scope
@@ -86,7 +87,7 @@ def test_json_is_valid_against_the_plan_schema_and_keeps_only_references() -> No
     doc = json.loads(render(_plan(), "json", version="9.9"))
     validators.validator("plan").validate(doc)
     assert list(doc)[:3] == ["format_version", "reconciler_version", "applyable"]
-    assert doc["format_version"] == "1.3"
+    assert doc["format_version"] == plans.FORMAT_VERSION
     assert [a["kind"] for a in doc["actions"]] == ["rename", "update", "create", "delete"]
     create = doc["actions"][2]
     assert create["body"]["predictionInstance"]["apiKeyFrom"] == {"env": "PRED_KEY"}

@@ -103,3 +103,19 @@ reconciler.notify.send.channels_from_env reads: never a URL or a secret in value
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The project config (reconciler.yaml) holding the operator's controls: ignore rules and sync windows.
+*/}}
+{{- define "reconciler.controlsConfig" -}}
+apiVersion: reconciler.io/v1alpha1
+kind: Project
+{{- with .Values.controls.ignoreChanges }}
+ignoreChanges:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.controls.syncWindows }}
+syncWindows:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,53 @@
+"""The controls in the operator: suspend, sync windows and the project's ignore rules, for one
+custom resource. Pure: the moment is passed in (as the windows' state).
+
+The decisions are the engine's (:mod:`reconciler.engine.ignore`, :mod:`reconciler.engine.windows`),
+as for ``reconciler apply``; what is specific here is how an outcome looks in ``status``:
+
+- ``spec.suspend: true``: no API call at all; a ``Suspended`` condition (True), ``Ready`` and
+  ``Synced`` left as the last reconcile wrote them; the finalizer leaves the definition in place;
+- a write inside a closed sync window: nothing is written; ``Synced=False`` with reason
+  ``SyncWindowClosed`` and the window's reason, and the handler is retried when writes are next
+  allowed (``retry_after``), or after the resync interval when no such time is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from reconciler.engine.ignore import with_rules
+from reconciler.engine.plan import WRITES, Action
+from reconciler.engine.types import Desired
+from reconciler.engine.windows import WindowState
+from reconciler.operator.status import Outcome, Result
+from reconciler.specs.controls import Controls
+from reconciler.specs.model import Manifest
+
+__all__ = ["SUSPENDED_MESSAGE", "deferral", "suspended", "with_project_rules"]
+
+SUSPENDED_MESSAGE: Final = ("spec.suspend is true: the operator does not reconcile this resource, and leaves its "
+                            "live definition in place if the resource is deleted")
+
+
+def suspended(status: Mapping[str, Any]) -> Outcome:
+    """The outcome of a suspended resource: nothing happened, nothing is known anew."""
+    return Outcome(result=Result.suspended, message=SUSPENDED_MESSAGE, definition_id=status.get("definitionId"))
+
+
+def with_project_rules(desired: Desired, manifest: Manifest, controls: Controls) -> Desired:
+    """``desired`` with the paths of the project's ignore rules that select this resource."""
+    (out,) = with_rules([desired], [manifest.metadata.labels], [manifest.metadata.name], controls.ignore)
+    return out
+
+
+def deferral(action: Action, state: WindowState | None, *, definition_id: str | None, name: str,
+             fallback: float) -> Outcome | None:
+    """The outcome when the sync windows (``state``, at its moment) block ``action``'s write; None
+    when it may go."""
+    if action.kind not in WRITES or state is None or state.open:
+        return None
+    delay = max(1.0, (state.until - state.now).total_seconds() + 1.0) if state.until is not None else fallback
+    paths = tuple(c.path for c in action.changes)
+    return Outcome(result=Result.deferred, definition_id=definition_id, definition_name=name, drift=paths,
+                   message=f"{action.kind.value} deferred: {state.reason}", retry_after=delay)
