@@ -85,11 +85,11 @@ class LiveCache:
             except BaseException:
                 self._during_list = None
                 raise
-            for definition_id, item in self._during_list.items():  # newer than what the list saw
-                if item is _GONE:
+            for definition_id, written in self._during_list.items():  # newer than what the list saw
+                if written is _GONE:
                     listed.pop(definition_id, None)
                 else:
-                    listed[definition_id] = item
+                    listed[definition_id] = written
             self._during_list = None
             self._by_id = listed
             self._by_name = {str(item.get("name")): definition_id for definition_id, item in listed.items()}
