@@ -69,6 +69,9 @@ def register(app: typer.Typer) -> None:
                                                          "corrections, duration) on this port.", min=1,
                                                          max=65535)] = None,
         metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a pod).")] = "127.0.0.1",
+        live_cache: Annotated[bool, typer.Option("--live-cache/--no-live-cache", help="Diff every resource against "
+                                                 "one paginated list of the live definitions per resync interval "
+                                                 "(default); off: one API lookup per resource per resync.")] = True,
     ) -> None:
         """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
         from reconciler.extras import require
@@ -101,7 +104,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
-                                backoff_max=backoff_max, allow_http=allow_http)
+                                backoff_max=backoff_max, allow_http=allow_http, live_cache=live_cache)
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)

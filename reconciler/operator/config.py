@@ -43,6 +43,9 @@ class OperatorConfig:
     credentials_ttl: float = 30.0
     allow_http: bool = False
     request_timeout: float = 30.0
+    # Diff every resource against one shared list of the live definitions per resync interval
+    # (operator/cache.py); off: each reconcile looks its definition up (one call per resource).
+    live_cache: bool = True
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

@@ -28,6 +28,7 @@ import kopf
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
 from reconciler.operator import crd, pipeline
+from reconciler.operator.cache import LiveCache, LiveCaches
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
 from reconciler.operator.metrics import OperatorMetrics
@@ -52,6 +53,11 @@ class Runtime:
         self._clients: dict[tuple[str, str], Client] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.metrics = OperatorMetrics()
+        # one list of the live definitions per resync interval, shared by every resource (cache.py)
+        self.live = LiveCaches(max_age=config.resync_interval) if config.live_cache else None
+
+    def live_cache(self, client: Client) -> LiveCache | None:
+        return None if self.live is None else self.live.of(client)
 
     def lock(self, uid: str) -> asyncio.Lock:
         """One reconcile at a time per object: the timer never races a spec change."""
@@ -144,7 +150,7 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
     try:
         client = await runtime.client()
         outcome = await pipeline.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
-                                           claimed_by=claimed_by)
+                                           claimed_by=claimed_by, cache=runtime.live_cache(client))
     except pipeline.Conflict as exc:
         # Retried with backoff: it resolves once the other resource lets the definition go.
         _fail(runtime, body, patch, status, generation, retry, logger, Result.conflict, str(exc))
@@ -239,7 +245,7 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
                     client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
                     deletion_policy=str(spec.get("deletionPolicy", "Delete")),
                     prevent_destroy=bool(spec.get("preventDestroy", False)),
-                    claimed_by=_claimed_by(kwargs["claims"], body))
+                    claimed_by=_claimed_by(kwargs["claims"], body), cache=rt.live_cache(client))
             except CredentialsError as exc:
                 _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger,
                       Result.credentials_error, str(exc))

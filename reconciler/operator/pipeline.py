@@ -33,6 +33,7 @@ from reconciler.engine import apply as engine_apply
 from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
 from reconciler.engine.types import Desired, Live, Scope
+from reconciler.operator import cache as live_cache
 from reconciler.operator.status import Outcome, Result
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
@@ -188,12 +189,17 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
 
 
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
-                    environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody) -> Outcome:
+                    environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody,
+                    cache: live_cache.LiveCache | None = None) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
-    :class:`Conflict` when the matching definition is managed by another resource."""
+    :class:`Conflict` when the matching definition is managed by another resource. ``cache``: the
+    candidates come from the shared live snapshot, and what is written goes back into it."""
     desired = desired_from_manifest(manifest)
-    candidates, raw = await find_candidates(client, desired, recorded_id)
+    if cache is None:
+        candidates, raw = await find_candidates(client, desired, recorded_id)
+    else:
+        candidates, raw = await live_cache.find_candidates(client, cache, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
                       live_names={i: str(item.get("name")) for i, item in raw.items()})
     plan, action, report_only = decision.plan, decision.action, decision.report_only
@@ -220,10 +226,14 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
     applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({} if environ is None else environ))
     failed = applied.of(engine_apply.Outcome.failed)
     if failed:
+        if cache is not None and action.id:
+            cache.forget(action.id)  # the retry looks it up again (gone, renamed, changed meanwhile)
         raise ApplyFailed(failed[0].error or "the API write failed")
     result = applied.results[0]
     definition_id = result.id
     live: dict[str, Any] | None = await client.get_definition(definition_id) if definition_id else None
+    if cache is not None and live is not None:
+        cache.put(live)
     kind = _RESULTS.get(action.kind, Result.updated)
     adopted = action.kind is not ActionKind.create and recorded_id != action.id
     if adopted:
@@ -244,7 +254,8 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
 
 
 async def finalize(client: Client, *, recorded_id: str | None, name: str, deletion_policy: str,
-                   prevent_destroy: bool, claimed_by: ClaimedBy = _nobody) -> tuple[bool, str]:
+                   prevent_destroy: bool, claimed_by: ClaimedBy = _nobody,
+                   cache: live_cache.LiveCache | None = None) -> tuple[bool, str]:
     """Delete the live definition on resource deletion unless Orphan/preventDestroy says otherwise.
 
     Only the recorded id is ever deleted: a definition the operator never recorded (the spec was
@@ -266,6 +277,8 @@ async def finalize(client: Client, *, recorded_id: str | None, name: str, deleti
     plan = build_plan(desired=[desired], live=[live], scope=Scope(names=frozenset({name})), destroy=True, force=True)
     applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({}))
     failed = applied.of(engine_apply.Outcome.failed)
+    if cache is not None:
+        cache.forget(recorded_id)
     if failed:
         raise ApplyFailed(failed[0].error or "the API delete failed")
     return True, f"deleted definition {recorded_id}"
