@@ -41,7 +41,8 @@ import kubernetes
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.operator import crd
-from reconciler.service.testing import LocalServer
+from reconciler.service.settings import TOKEN_ENV
+from reconciler.service.testing import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = next((p for p in (ROOT / ".." / "shared" / "tools" / "k8s-test-cluster.sh",
@@ -65,7 +66,7 @@ def samples(url: str, headers: dict[str, str] | None = None) -> dict[tuple[str, 
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def requests(server: LocalServer) -> dict[tuple[str, str], int]:
+def requests(server: Service) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
     for (name, labels), value in samples(f"{server.url}/metrics", server.headers()).items():
         if name == "reconciler_http_requests_total":
@@ -175,23 +176,37 @@ def run(kube: Any, kubeconfig: Path, *, resources: int, resync: float, cache: bo
                 operator.wait()
 
 
+class Service:
+    """``reconciler serve`` in a process of its own (no job runner), waited for up to 3 minutes: on a
+    loaded machine its start takes longer than LocalServer's 30 s."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.url}/api/v2/"
+        command = [sys.executable, "-c", "from reconciler.cli import main; main()", "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--db", f"sqlite:///{tempfile.mkdtemp(prefix='bench-op-')}/s.db",
+                   "--no-access-log", "--no-run-jobs", "--no-ui"]
+        self.process = subprocess.Popen(command, env={**os.environ, TOKEN_ENV: token}, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_until_healthy(self.url, timeout=180, process=self.process)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.token}"}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
 @contextlib.contextmanager
-def _service(token: str) -> Iterator[LocalServer]:
-    """The service in a process of its own; a loaded machine may need more than one try to start it
-    within LocalServer's 30 s."""
-    for attempt in range(3):
-        server = LocalServer(token=token, separate_process=True)
-        try:
-            server.__enter__()
-        except TimeoutError:
-            if attempt == 2:
-                raise
-            continue
-        try:
-            yield server
-        finally:
-            server.stop()
-        return
+def _service(token: str) -> Iterator[Service]:
+    server = Service(token)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _answers(port: int) -> bool:
