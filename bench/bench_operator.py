@@ -17,7 +17,12 @@ per route: its /metrics), and ``reconciler operator`` as a child process, then:
 (c) reports the operator's peak memory (VmHWM of its process).
 
 Target: a resync of 2,000 unchanged resources costs list pages (2 per list), not 2,000 lookups,
-and no writes.
+and no writes. Measured on the shared 2-core machine under a load average of 20-25 (other suites
+running), ``--resources 1200 --resync 120``: all Ready in 1,426 s (creation is the operator's
+throughput on a starved CPU, ~0.85 resources/s), then 1,227 resync reconciles in 124 s cost 2 list
+calls (one list of 2 pages), 0 lookups and 0 writes; operator peak RSS 229 MiB. Without the cache
+(``--compare``, measured at 40 resources, resync 5 s): 89 lookups for 91 resync reconciles, against
+3 list calls for 95 with it. The 2,000-resource run did not fit the time on that machine.
 """
 
 from __future__ import annotations
