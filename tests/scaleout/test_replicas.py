@@ -78,7 +78,7 @@ def replicas(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[
     started = [Replica(db_url, tmp_path / "jobs", tmp_path / f"replica-{n}.log") for n in range(3)]
     try:
         for replica in started:
-            wait_until_healthy(replica.url, timeout=90, process=replica.process)
+            wait_until_healthy(replica.url, timeout=240, process=replica.process)
         yield db_url, started
     finally:
         for replica in started:
