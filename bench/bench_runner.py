@@ -21,29 +21,11 @@ import httpx
 import joblib
 import numpy as np
 import pandas as pd
+from scoring_data import COLUMNS, make_csv, peak_rss_mb
 from sklearn.linear_model import LogisticRegression
 
 from reconciler.service import ids
 from reconciler.service.testing import LocalServer
-
-COLUMNS = [f"f{i:02d}" for i in range(20)]
-
-
-def make_csv(path: Path, rows: int) -> None:
-    rng = np.random.default_rng(0)
-    block = 200_000
-    with open(path, "w") as sink:
-        for start in range(0, rows, block):
-            n = min(block, rows - start)
-            frame = pd.DataFrame(rng.normal(size=(n, 20)).round(6), columns=COLUMNS)
-            frame.to_csv(sink, index=False, header=start == 0)
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
                # the azure and gcp object stores (fsspec filesystems and the clouds' own libraries)
                "fsspec", "adlfs", "gcsfs", "aiohttp", "azure", "google"),
     "models": ("joblib", "sklearn", "onnxruntime", "onnx"),
-    "operator": ("kopf", "kubernetes"),
+    "operator": ("cryptography", "kopf", "kubernetes"),
     "postgres": ("psycopg", "adbc_driver_manager", "adbc_driver_postgresql"),
     # scoring jobs on a Dask cluster (reconciler serve --executor dask)
     "dask": ("distributed",),

@@ -34,6 +34,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from reconciler.api import errors
+from reconciler.api.tls import tls_failure
 from reconciler.specs.files import SECRET_FILE_BYTES, read_limited
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("reconciler.api")
+retry_log = logging.getLogger("reconciler.api.retry")
 
 DEFAULT_CONCURRENCY: Final = 8
 DEFINITIONS: Final = "batchPredictionJobDefinitions/"
@@ -316,6 +318,8 @@ class Client:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 log.debug("%s %s: no connection: %s", method, shown, type(exc).__name__)
                 host = urlsplit(url).netloc  # check_endpoint refused credentials in the URL
+                if (tls := tls_failure(exc)) is not None:
+                    raise errors.APITLSError(f"{method} {shown}: TLS failure with {host}: {tls}") from exc
                 raise errors.APIConnectError(
                     f"{method} {shown}: cannot connect to {host} ({type(exc).__name__}: {exc}); check the endpoint "
                     "and that the service is running", method=method, path=shown) from exc
@@ -341,8 +345,10 @@ class Client:
         delay = self.retry.delay(attempt=state.attempt_number, retry_after=retry_after)
         if state.attempt_number >= self.retry.attempts:
             return delay  # tenacity asks before it checks the stop: there is no next attempt to announce
-        log.info("retrying after %s (attempt %d of %d, waiting %.2fs)", _short(exc), state.attempt_number,
-                 self.retry.attempts, delay)
+        # one line for people, shown without --verbose (cli.console routes this logger to stderr)
+        retry_log.info("%s from %s, retrying in %.1f s (attempt %d/%d)", _cause(exc), self._origin[1], delay,
+                       state.attempt_number + 1, self.retry.attempts)
+        log.debug("retrying after %s", _short(exc))
         return delay
 
     def _retrying(self) -> AsyncRetrying:
@@ -517,6 +523,15 @@ def _short(exc: BaseException | None) -> str:
         return f"{exc.status} on {exc.method} {exc.path}"
     if isinstance(exc, errors.APITransportError):
         return f"{type(exc).__name__} on {exc.method} {exc.path}"
+    return type(exc).__name__
+
+
+def _cause(exc: BaseException | None) -> str:
+    """What went wrong, short: ``503``, ``ReadTimeout``."""
+    if isinstance(exc, errors.APIStatusError):
+        return str(exc.status)
+    if isinstance(exc, errors.APITransportError) and isinstance(exc.__cause__, Exception):
+        return type(exc.__cause__).__name__
     return type(exc).__name__
 
 

@@ -9,6 +9,8 @@ the token: they are built from the method, the URL path and the response body on
 
     APIError                     anything the client could not do
     ├── EndpointError            refused before sending: bad or insecure endpoint (http:// remote)
+    ├── APITLSError              the TLS handshake failed (an untrusted, expired or other host's
+    │                            certificate): never retried, a retry cannot fix it
     ├── APITransportError        no usable response: connection refused/dropped, protocol error
     │   ├── APIConnectError      no connection could be made: the request was never sent
     │   └── APITimeoutError      the request timed out (it may or may not have been applied)
@@ -38,6 +40,7 @@ __all__ = [
     "APIRateLimitError",
     "APIServerError",
     "APIStatusError",
+    "APITLSError",
     "APITimeoutError",
     "APITransportError",
     "APIValidationError",
@@ -52,6 +55,10 @@ class APIError(ServiceError):
 
 class EndpointError(APIError):
     """The endpoint was refused before any request was sent."""
+
+
+class APITLSError(APIError, Unreachable):
+    """The TLS handshake failed: the message says why (self-signed, expired, wrong host) and what to do."""
 
 
 class APITransportError(APIError, Unreachable):

@@ -90,12 +90,16 @@ def _apply(session: Session, *, saved: plans.Plan | None, manifests: Manifests, 
                     err.print("Apply cancelled; nothing was changed.", markup=False)
                     return EXIT_ERROR
 
-            def report(result: applying.ActionResult) -> None:
-                style = {"applied": "green", "failed": "red", "skipped": "yellow"}[result.outcome.value]
-                out.print(result.line(), markup=False, style=style)
+            from reconciler.cli.progress import apply_progress
 
             try:
-                outcome = await session.apply(client, current, on_result=report, dry_run=dry_run)
+                with apply_progress(out, len(current.writes)) as advance:
+                    def report(result: applying.ActionResult) -> None:
+                        style = {"applied": "green", "failed": "red", "skipped": "yellow"}[result.outcome.value]
+                        out.print(result.line(), markup=False, style=style)
+                        advance()
+
+                    outcome = await session.apply(client, current, on_result=report, dry_run=dry_run)
             except applying.ApplyInterrupted as exc:  # Ctrl-C: say what was and was not applied, then exit 130
                 out.print(exc.result.summary, markup=False, style="bold red")
                 raise

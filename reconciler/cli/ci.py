@@ -1,4 +1,5 @@
-"""``reconciler ci comment``: the markdown plan as one sticky pull-request comment.
+"""``reconciler ci comment``: the markdown plan as one sticky pull-request comment (GitHub) or
+merge-request note (GitLab: ``--provider gitlab``, or found from ``GITLAB_CI``).
 
 Two ways in: ``ci comment PATHS --target T`` plans through the session itself (the same road as
 ``reconciler plan``, so the pull-request flow cannot drift from it) and posts the result, exiting
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +50,24 @@ def _read_plan_text(file: Path | None) -> str:
     return text
 
 
-def _post(text: str, *, pr: int | None, target: str | None) -> None:
+class Provider(StrEnum):
+    auto = "auto"
+    github = "github"
+    gitlab = "gitlab"
+
+
+def _post(text: str, *, pr: int | None, target: str | None, provider: Provider) -> None:
+    if provider is Provider.gitlab or (provider is Provider.auto and os.environ.get("GITLAB_CI") == "true"):
+        from reconciler.gitops import gitlab
+
+        number = pr if pr is not None else gitlab.merge_request_from_environment(os.environ)
+        if number is None:
+            raise UsageError("no merge request: pass --pr N (the IID, as in !N); CI_MERGE_REQUEST_IID is set only "
+                             "in merge request pipelines (rules: - if: $CI_PIPELINE_SOURCE == 'merge_request_event')")
+        result = gitlab.post_plan_note(plan_markdown=text, mr=number, target=target)
+        where = f": {result.url}" if result.url else ""
+        stdout_console().print(f"{result.action} the plan note on merge request !{number}{where}", markup=False)
+        return
     from reconciler.gitops import github
 
     number = pr if pr is not None else github.pr_from_environment(os.environ)
@@ -67,8 +86,11 @@ def register(app: typer.Typer) -> None:
     def comment(
         paths: Annotated[list[Path] | None, typer.Argument(help="Manifests to plan and post (default: post the "
                                                            "markdown plan from --file or stdin).")] = None,
-        pr: Annotated[int | None, typer.Option("--pr", min=1, help="Pull request number "
-                                               "(default: from GITHUB_REF).")] = None,
+        pr: Annotated[int | None, typer.Option("--pr", "--mr", min=1, help="Pull request number, or a GitLab "
+                                               "merge request's IID (default: from GITHUB_REF or "
+                                               "CI_MERGE_REQUEST_IID).")] = None,
+        provider: Annotated[Provider, typer.Option("--provider", help="github or gitlab (default: gitlab when "
+                                                   "GITLAB_CI=true, else github).")] = Provider.auto,
         file: Annotated[Path | None, typer.Option("--file", "-f", help="The markdown plan (default: stdin).")] = None,
         target: Annotated[str | None, typer.Option("--target", help="The target to plan against (with PATHS); one "
                                                    "comment is kept per target.")] = None,
@@ -79,12 +101,14 @@ def register(app: typer.Typer) -> None:
         allow_http: o.AllowHttpOpt = False, concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY,
         no_color: o.NoColorOpt = False, verbose: o.VerboseOpt = False,
     ) -> None:
-        """Post the markdown plan as one sticky pull-request comment, edited in place on later pushes.
+        """Post the markdown plan as one sticky pull-request comment (or GitLab merge-request note), edited in
+        place on later pushes.
 
         With PATHS the plan is made here, exactly as `reconciler plan -o markdown` makes it, and the
         exit code is plan's (1 for a refused plan, 2 for changes with --detailed-exitcode, 3 for
-        invalid manifests: then nothing is posted). Reads GITHUB_TOKEN, GITHUB_REPOSITORY and
-        GITHUB_API_URL (default https://api.github.com).
+        invalid manifests: then nothing is posted). GitHub: reads GITHUB_TOKEN, GITHUB_REPOSITORY and
+        GITHUB_API_URL (default https://api.github.com). GitLab: reads CI_API_V4_URL, CI_PROJECT_ID,
+        CI_MERGE_REQUEST_IID and GITLAB_TOKEN (an access token with the api scope), else CI_JOB_TOKEN.
         """
         setup_logging(verbose)
         code = EXIT_OK
@@ -105,5 +129,5 @@ def register(app: typer.Typer) -> None:
                                  "plan: give the manifests (PATHS) too, or post a plan made earlier with --file")
             else:
                 text = _read_plan_text(file)
-            _post(text, pr=pr, target=target)
+            _post(text, pr=pr, target=target, provider=provider)
         raise typer.Exit(code)

@@ -65,11 +65,33 @@ def write_lines(lines: Iterable[Line], *, no_color: bool) -> None:
         console.print(Text(line.text, style=STYLES[line.style] if line.style else ""))
 
 
+class _StderrLines(logging.StreamHandler):  # type: ignore[type-arg]
+    """The message alone, to whatever ``sys.stderr`` is when it is written (a test's capture too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        pass
+
+
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    # a client that backs off says so on one plain line, --verbose or not ("503 from host, retrying in ...")
+    retries = logging.getLogger("reconciler.api.retry")
+    retries.setLevel(logging.INFO)
+    retries.propagate = False
+    if not any(isinstance(handler, _StderrLines) for handler in retries.handlers):
+        retries.addHandler(_StderrLines())
 
 
 def report_error(exc: ReconcilerError, *, no_color: bool = False, json_report: bool = False) -> int:

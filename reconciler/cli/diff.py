@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli import options as o
-from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, write_lines
+from reconciler.cli.console import EXIT_ERROR, EXIT_OK, exit_codes, setup_logging, write_lines
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.engine.select import Selection
@@ -38,13 +38,15 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str | None, typer.Argument(help="Definition name (default: every changed one).")] = None,
         paths: Annotated[list[Path] | None, typer.Option("--path", "-p", help="Manifest files or directories.")] = None,
         config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
+        exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when there are differences (as `git "
+                                                "diff --exit-code` and `kubectl diff`).")] = False,
         token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
     ) -> None:
         """Live against desired, field by field.
 
-        Exit 0 (with or without differences: `plan --detailed-exitcode` tells them apart);
-        3: invalid manifests; 1: an error.
+        Exit 0 (with or without differences: `plan --detailed-exitcode` tells them apart); with
+        --exit-code, 1 when there are differences; 3: invalid manifests; 1: an error.
         """
         setup_logging(verbose)
         options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
@@ -61,4 +63,4 @@ def register(app: typer.Typer) -> None:
 
             result = run(work())
         write_lines(rendering.diff_lines(result, name=name), no_color=no_color)
-        raise typer.Exit(EXIT_OK)
+        raise typer.Exit(EXIT_ERROR if exit_code and result.has_changes else EXIT_OK)

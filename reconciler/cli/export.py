@@ -14,7 +14,7 @@ from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stderr_console
 from reconciler.contract import validators
 from reconciler.engine.normalize import manifest_from_live
-from reconciler.errors import UsageError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.session import Session, run
 from reconciler.specs.files import read_limited
 
@@ -50,12 +50,36 @@ def manifests_from_live(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return docs
 
 
+def keep_known_metadata(doc: dict[str, Any], path: Path) -> None:
+    """Labels and annotations live only in git (the API has none): when ``path`` already holds the
+    manifest of the same definition, its ``metadata.labels`` and ``annotations`` are kept, so a
+    re-export neither loses them nor differs from the file because of them."""
+    from reconciler.specs.load import max_file_bytes
+
+    if not path.is_file():
+        return
+    try:
+        old = yaml.safe_load(read_limited(path, limit=max_file_bytes(), what="manifest").decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ReconcilerError):
+        return  # not a manifest we can read: write_manifests decides about overwriting it
+    if not isinstance(old, dict) or old.get("kind") != doc["kind"] or not isinstance(old.get("metadata"), dict):
+        return
+    old_spec = old["spec"] if isinstance(old.get("spec"), dict) else {}
+    if (old_spec.get("name") or old["metadata"].get("name")) != (doc["spec"].get("name") or doc["metadata"]["name"]):
+        return
+    for key in ("labels", "annotations"):
+        if isinstance(old["metadata"].get(key), dict) and old["metadata"][key]:
+            doc["metadata"][key] = old["metadata"][key]
+
+
 def write_manifests(docs: list[dict[str, Any]], out_dir: Path, *, force: bool) -> int:
     """Write one file per manifest; nothing is written when a file that differs would be
     overwritten without ``force``, or when something there is not a regular file. Returns how
     many existing files were overwritten."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; give a directory (it is created if missing)")
+    for doc in docs:
+        keep_known_metadata(doc, out_dir / f"{doc['metadata']['name']}.yaml")
     files = {out_dir / f"{doc['metadata']['name']}.yaml": yaml.safe_dump(doc, sort_keys=False) for doc in docs}
     special = [str(path) for path in files if os.path.lexists(path) and not path.is_file()]
     if special:  # a FIFO there would block the write; a device or a directory is no manifest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from reconciler.cli import options as o
-from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stdout_console
+from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stderr_console, stdout_console
+from reconciler.display import printable
 from reconciler.engine import render as rendering
 from reconciler.session import Session, run
 
@@ -87,4 +89,9 @@ def register(app: typer.Typer) -> None:
 
         _print_table(items, rendering.list_rows(items, owned=owned),
                      f"{len(items)} live definition(s) on {session.connection.describe()}", no_color)
+        failed = [str(i.get("name")) for i in items if i.get("lastStartedJobStatus") == "FAILED"]
+        if failed:
+            stderr_console(no_color).print(printable(
+                f"hint: {len(failed)} definition(s) whose last job FAILED; `reconciler jobs {shlex.quote(failed[0])}` "
+                "shows why"), markup=False)
         raise typer.Exit(EXIT_OK)

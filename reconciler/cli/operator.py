@@ -72,6 +72,25 @@ def register(app: typer.Typer) -> None:
         live_cache: Annotated[bool, typer.Option("--live-cache/--no-live-cache", help="Diff every resource against "
                                                  "one paginated list of the live definitions per resync interval "
                                                  "(default); off: one API lookup per resource per resync.")] = True,
+        scope_prefix: Annotated[str | None, typer.Option(help="Ownership scope: only definitions named with this "
+                                                         "prefix are created, adopted, changed or deleted; a resource "
+                                                         "naming another is reported as Conflict.")] = None,
+        scope_name: Annotated[list[str] | None, typer.Option(help="Ownership scope: an exact definition name "
+                                                             "(repeatable; with or without --scope-prefix).")] = None,
+        webhook_port: Annotated[int | None, typer.Option(help="Serve the validating admission webhook (HTTPS) on "
+                                                         "this port: invalid resources are refused at kubectl apply.",
+                                                         min=1, max=65535)] = None,
+        webhook_listen: Annotated[str, typer.Option(help="Address for --webhook-port.")] = "0.0.0.0",
+        webhook_cert_dir: Annotated[Path | None, typer.Option(help="Directory with tls.crt and tls.key (and "
+                                                              "ca.crt) for the webhook; self-signed when not "
+                                                              "given.")] = None,
+        webhook_configuration: Annotated[str | None, typer.Option(help="Create and keep this "
+                                                                  "ValidatingWebhookConfiguration pointed at "
+                                                                  "this process (not with the chart, which "
+                                                                  "installs its own).")] = None,
+        webhook_host: Annotated[str | None, typer.Option(help="Host or address the API server dials for "
+                                                         "--webhook-configuration (default: --webhook-listen, "
+                                                         "0.0.0.0 meaning 127.0.0.1).")] = None,
     ) -> None:
         """Run the Kubernetes operator: reconcile BatchPredictionJobDefinition resources against the API."""
         from reconciler.extras import require
@@ -79,9 +98,11 @@ def register(app: typer.Typer) -> None:
         require("operator", "reconciler operator")
         import kopf
 
-        from reconciler.operator.config import OperatorConfig, SecretRef
+        from reconciler.operator.config import OperatorConfig, SecretRef, Webhook
         from reconciler.operator.handlers import Runtime, build_registry
         from reconciler.operator.metrics import serve
+        from reconciler.operator.ownership import describe
+        from reconciler.specs.scope import Scope
 
         try:
             ref = SecretRef.parse(secret)
@@ -102,9 +123,21 @@ def register(app: typer.Typer) -> None:
         if problem:
             typer.echo(f"error: {problem}", err=True)
             raise typer.Exit(1)
+        if webhook_port is None and (webhook_cert_dir or webhook_configuration or webhook_host):
+            typer.echo("error: the --webhook-* options need --webhook-port", err=True)
+            raise typer.Exit(1)
+        if webhook_cert_dir is not None and not all((webhook_cert_dir / f).is_file() for f in ("tls.crt", "tls.key")):
+            typer.echo(f"error: --webhook-cert-dir {webhook_cert_dir} must hold tls.crt and tls.key (a mounted "
+                       "kubernetes.io/tls Secret)", err=True)
+            raise typer.Exit(1)
+        scope = Scope(name_prefix=scope_prefix, names=frozenset(scope_name or ())) \
+            if scope_prefix or scope_name else None
+        webhook = Webhook(port=webhook_port, listen=webhook_listen, host=webhook_host, cert_dir=webhook_cert_dir,
+                          managed=webhook_configuration) if webhook_port is not None else None
         config = OperatorConfig(secret=ref, namespaces=tuple(namespace or ()), clusterwide=all_namespaces,
                                 resync_interval=resync_interval, backoff_initial=backoff_initial,
-                                backoff_max=backoff_max, allow_http=allow_http, live_cache=live_cache)
+                                backoff_max=backoff_max, allow_http=allow_http, scope=scope, webhook=webhook,
+                                live_cache=live_cache)
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)
@@ -117,6 +150,9 @@ def register(app: typer.Typer) -> None:
             "watching %s; API credentials from Secret %s; resync every %ss; %s",
             "all namespaces" if all_namespaces else ", ".join(config.namespaces), ref, resync_interval,
             f"peering {peering!r} with priority {priority}" if peering else "standalone")
+        logging.getLogger("reconciler.operator").info(
+            "%s; %s", describe(scope),
+            f"admission webhook on {webhook_listen}:{webhook_port}" if webhook else "no admission webhook")
         runtime = Runtime(config)
         if metrics_port is not None:
             try:

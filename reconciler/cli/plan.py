@@ -90,6 +90,8 @@ def register(app: typer.Typer) -> None:
                                                         help="Exit 2 when the plan has changes.")] = False,
         output: Annotated[rendering.Format, typer.Option("--output", "-o", help="text, json or markdown.")] = rendering.Format.text,
         out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON, no secrets) for apply.")] = None,
+        show_defaults: Annotated[bool, typer.Option("--show-defaults", help="List every API default a create "
+                                                    "fills in (folded into one line otherwise; JSON has all).")] = False,
         selector: o.SelectorOpt = None, only: o.OnlyOpt = None, changed_since: o.ChangedSinceOpt = None,
         config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
         token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False,
@@ -115,9 +117,10 @@ def register(app: typer.Typer) -> None:
                 session = Session.open(options, check_paths=False)
                 result = make_plan(session, prune=prune, force=force, destroy=destroy)
                 if output is rendering.Format.text:
-                    write_lines(rendering.text_lines(result), no_color=no_color)
+                    write_lines(rendering.text_lines(result, show_defaults=show_defaults), no_color=no_color)
                 else:
-                    sys.stdout.write(rendering.render(result, output, version=__version__))
+                    sys.stdout.write(rendering.render(result, output, version=__version__,
+                                                      show_defaults=show_defaults))
                 if out is not None and result.errored:
                     err.print(f"No plan was saved to {out}: the plan was refused, so there is nothing to apply.",
                               markup=False)

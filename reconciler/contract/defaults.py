@@ -19,7 +19,7 @@ import jsonschema_rs
 from reconciler.contract.schemas import SUFFIX, get, short_name
 from reconciler.contract.validators import registry
 
-__all__ = ["fill_defaults", "job_spec_defaults"]
+__all__ = ["fill_defaults", "job_spec_defaults", "job_spec_without_defaults", "strip_defaults"]
 
 
 def _applicable(schema: Any, instance: Any) -> list[dict[str, Any]]:
@@ -92,3 +92,39 @@ def _items_schema(schema: dict[str, Any], instance: Any) -> dict[str, Any]:
 def job_spec_defaults(job: Mapping[str, Any]) -> dict[str, Any]:
     """The job spec with the API's defaults explicit, so that a default never shows as a change."""
     return dict(fill_defaults(dict(job), get("job-spec")))
+
+
+def strip_defaults(instance: Any, schema: dict[str, Any]) -> Any:
+    """``instance`` without the values :func:`fill_defaults` would put back: the inverse step, for
+    people (a create shows what the manifest sets; ``export`` writes no default). A key whose value
+    equals its default goes; an object that differs is walked. Lists are kept whole."""
+    if not isinstance(instance, dict):
+        return instance
+    props: dict[str, list[dict[str, Any]]] = {}
+    for sub in _applicable(schema, instance):
+        for key, prop in sub.get("properties", {}).items():
+            if isinstance(prop, dict):
+                props.setdefault(key, []).append(prop)
+    out = dict(instance)
+    for key, candidates in props.items():
+        if key not in out:
+            continue
+        default = next((prop["default"] for prop in candidates if "default" in prop), _NO_DEFAULT)
+        if default is not _NO_DEFAULT and out[key] == default and type(out[key]) is type(default):
+            del out[key]
+        elif isinstance(out[key], dict):
+            out[key] = strip_defaults(out[key], candidates[0] if len(candidates) == 1 else {"allOf": candidates})
+    return out
+
+
+_NO_DEFAULT: Any = object()
+
+
+def job_spec_without_defaults(job: Mapping[str, Any], *, filled: bool = False) -> dict[str, Any]:
+    """The job spec without the values the API would fill anyway; filling them again gives back
+    exactly ``job_spec_defaults(job)`` (checked: where it would not, nothing is left out).
+    ``filled``: ``job`` already has its defaults (a comparable form), so it is not filled again."""
+    stripped = dict(strip_defaults(dict(job), get("job-spec")))
+    if job_spec_defaults(stripped) != (dict(job) if filled else job_spec_defaults(job)):  # an if-branch moved
+        return dict(job)
+    return stripped

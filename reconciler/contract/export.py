@@ -2,9 +2,12 @@
 export`` writes and what the local service's dashboard shows on a definition's page. Pure data in,
 plain data out (the callers dump it as YAML).
 
-Read-only and write-only fields are left out, unset (null) fields too; Terraform's spelling of a
-field becomes the API's. When the definition's name is not a DNS-1123 label, ``spec.name`` keeps
-the exact API name and ``metadata.name`` is derived from it.
+Read-only and write-only fields are left out, unset (null) fields too, and values equal to the
+API's defaults (the API fills them in again, so a plan over the manifest shows no change);
+Terraform's spelling of a field becomes the API's. A schedule is written as a cron string when
+the cron text translates back to exactly the same five lists, else as the lists. When the
+definition's name is not a DNS-1123 label, ``spec.name`` keeps the exact API name and
+``metadata.name`` is derived from it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, Final
 
 from reconciler.contract import cron, keys
 
-__all__ = ["TF_SPELLINGS", "live_schedule", "manifest_from_live", "manifest_name", "writable_job"]
+__all__ = ["TF_SPELLINGS", "live_schedule", "manifest_from_live", "manifest_name", "schedule_as_cron", "writable_job"]
 
 # Terraform's provider spells some job-spec fields differently from the API.
 TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
@@ -31,6 +34,36 @@ def live_schedule(raw: Any) -> dict[str, Any] | None:
     if "cron" in raw:
         return dict(cron.cron_to_schedule(str(raw["cron"])))
     return dict(cron.normalize_schedule({k: list(raw[k]) for k in cron.FIELDS}))
+
+
+def _field_text(values: list[int] | list[str]) -> str:
+    """One cron field: ``*``, or numbers with runs of three or more as ranges (``1-5,10``)."""
+    if values == ["*"]:
+        return "*"
+    numbers = [int(v) for v in values]
+    parts: list[str] = []
+    start = 0
+    while start < len(numbers):
+        end = start
+        while end + 1 < len(numbers) and numbers[end + 1] == numbers[end] + 1:
+            end += 1
+        if end - start >= 2:
+            parts.append(f"{numbers[start]}-{numbers[end]}")
+        else:
+            parts.extend(str(n) for n in numbers[start:end + 1])
+        start = end + 1
+    return ",".join(parts)
+
+
+def schedule_as_cron(schedule: Mapping[str, Any]) -> str | None:
+    """The five lists (normalized) as a cron string, only when the string means exactly them
+    (checked by translating it back); None otherwise, and the lists are kept."""
+    try:
+        lists = cron.normalize_schedule({k: list(schedule[k]) for k in cron.FIELDS})
+        text = " ".join(_field_text(lists[k]) for k in cron.FIELDS)
+        return text if cron.cron_to_schedule(text) == lists else None
+    except (cron.CronError, KeyError, TypeError, ValueError):
+        return None
 
 
 def manifest_name(name: str) -> str:
@@ -58,15 +91,18 @@ def writable_job(job: Mapping[str, Any], *, drop: Mapping[str, str] | frozenset[
 
 def manifest_from_live(item: Mapping[str, Any], *, metadata_name: str | None = None) -> dict[str, Any]:
     """A manifest (plain data) that reproduces a live definition: what ``reconciler export`` writes."""
+    from reconciler.contract.defaults import job_spec_without_defaults
+
     name = str(item.get("name", ""))
     label = metadata_name or manifest_name(name)
-    job = writable_job(item.get("batchPredictionJob") or {})
+    job = job_spec_without_defaults(writable_job(item.get("batchPredictionJob") or {}))
     spec: dict[str, Any] = {}
     if name != label or not _DNS_LABEL.match(name):
         spec["name"] = name
     spec["enabled"] = bool(item.get("enabled", False))
     schedule = live_schedule(item.get("schedule"))
     if schedule is not None:
-        spec["schedule"] = schedule
+        as_cron = schedule_as_cron(schedule)
+        spec["schedule"] = {"cron": as_cron} if as_cron is not None else schedule
     spec["batchPredictionJob"] = job
     return {"apiVersion": keys.api_version(), "kind": keys.kind(), "metadata": {"name": label}, "spec": spec}

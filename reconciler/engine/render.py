@@ -82,12 +82,21 @@ def _change_line(change: diffs.Change) -> str:
     return f"~ {change.path}: {_value(change.old)} -> {_value(change.new)}"
 
 
-def render_action(action: Action) -> list[str]:
+def render_action(action: Action, *, show_defaults: bool = False) -> list[str]:
     """One header line, then one line per changed field (none for deletes and noops); each
-    printable (:func:`reconciler.display.printable`)."""
+    printable (:func:`reconciler.display.printable`). A create lists what its manifest sets and
+    folds the API's defaults into one line, unless ``show_defaults``."""
     lines = [action.line() + (f"  ({action.source})" if action.source else "")]
+    changes: tuple[diffs.Change, ...] = action.changes
+    defaults: tuple[diffs.Change, ...] = ()
+    if action.kind is ActionKind.create and not show_defaults:
+        from reconciler.engine.folding import split_defaults
+
+        changes, defaults = split_defaults(action.changes)
     if action.kind is not ActionKind.delete:
-        lines.extend("    " + _change_line(c) for c in action.changes)
+        lines.extend("    " + _change_line(c) for c in changes)
+    if defaults:
+        lines.append(f"    + {len(defaults)} default{'s' if len(defaults) != 1 else ''} (--show-defaults lists them)")
     return [printable(line) for line in lines]
 
 
@@ -98,14 +107,14 @@ def _names(title: str, names: tuple[str, ...]) -> list[str]:
     return [printable(f"{title} ({len(names)}): {shown}")]
 
 
-def text_lines(plan: Plan, *, show_noop: bool = False) -> list[Line]:
-    """The Terraform-like text view, line by line."""
+def text_lines(plan: Plan, *, show_noop: bool = False, show_defaults: bool = False) -> list[Line]:
+    """The Terraform-like text view, line by line (a create's defaults folded unless ``show_defaults``)."""
     out: list[Line] = []
     writes = [a for a in plan.actions if a.kind is not ActionKind.noop or show_noop]
     if writes:
         out += [Line("reconciler will perform these actions:", Style.heading), Line("")]
         for action in writes:
-            header, *changes = render_action(action)
+            header, *changes = render_action(action, show_defaults=show_defaults)
             out.append(Line("  " + header, _MARKED.get(MARKERS[action.kind])))
             out.extend(_marked("  " + line) for line in changes)
             out.append(Line(""))
@@ -122,15 +131,15 @@ def text_lines(plan: Plan, *, show_noop: bool = False) -> list[Line]:
     return out
 
 
-def render_text(plan: Plan, *, show_noop: bool = False) -> str:
-    return plain(text_lines(plan, show_noop=show_noop))
+def render_text(plan: Plan, *, show_noop: bool = False, show_defaults: bool = False) -> str:
+    return plain(text_lines(plan, show_noop=show_noop, show_defaults=show_defaults))
 
 
 def render_json(plan: Plan, *, version: str = "") -> str:
     return json.dumps(to_dict(plan, version=version), indent=2, ensure_ascii=False) + "\n"
 
 
-def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
+def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT, show_defaults: bool = False) -> str:
     s = plan.summary
     head = [
         "### reconciler plan",
@@ -155,7 +164,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     used = 0
     cut = 0
     for index, action in enumerate(writes):
-        lines = render_action(action)
+        lines = render_action(action, show_defaults=show_defaults)
         body = "\n".join(lines[1:]) if len(lines) > 1 else "(no field changes)"
         fence = _fence(body)
         block = (f"<details><summary><code>{_escape(lines[0])}</code></summary>\n\n{fence}diff\n{body}\n{fence}\n\n"
@@ -191,14 +200,15 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render(plan: Plan, fmt: Format | str, *, version: str = "") -> str:
-    """The plan in one format: ``text``, ``json`` or ``markdown`` (without colour: see :func:`text_lines`)."""
+def render(plan: Plan, fmt: Format | str, *, version: str = "", show_defaults: bool = False) -> str:
+    """The plan in one format: ``text``, ``json`` (always every field) or ``markdown`` (without
+    colour: see :func:`text_lines`)."""
     chosen = Format(fmt)
     if chosen is Format.json:
         return render_json(plan, version=version)
     if chosen is Format.markdown:
-        return render_markdown(plan)
-    return render_text(plan)
+        return render_markdown(plan, show_defaults=show_defaults)
+    return render_text(plan, show_defaults=show_defaults)
 
 
 # -- the diff and list views ------------------------------------------------------------------

@@ -7,8 +7,11 @@ decorator argument in kopf), and tests start operators with different settings s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["OperatorConfig", "SecretRef"]
+from reconciler.specs.scope import Scope
+
+__all__ = ["OperatorConfig", "SecretRef", "Webhook"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,23 @@ class SecretRef:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Webhook:
+    """The validating admission webhook (:mod:`reconciler.operator.admission`).
+
+    ``cert_dir`` holds ``tls.crt``/``tls.key`` (a mounted ``kubernetes.io/tls`` Secret, e.g. the
+    chart's); without it a self-signed certificate is made at start. ``managed`` names the
+    ValidatingWebhookConfiguration the operator then creates and keeps pointed at itself
+    (``https://HOST:PORT/validate`` with that certificate as the CA bundle); without it the
+    configuration is installed separately (the chart's, which points at a Service)."""
+
+    port: int = 9443
+    listen: str = "0.0.0.0"  # address to listen on
+    host: str | None = None  # host name or address the API server reaches (managed mode); listen by default
+    cert_dir: Path | None = None
+    managed: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class OperatorConfig:
     secret: SecretRef
     namespaces: tuple[str, ...] = ()
@@ -46,6 +66,9 @@ class OperatorConfig:
     # Diff every resource against one shared list of the live definitions per resync interval
     # (operator/cache.py); off: each reconcile looks its definition up (one call per resource).
     live_cache: bool = True
+    # Definition names this operator may create, adopt, change or delete (None: every name).
+    scope: Scope | None = None
+    webhook: Webhook | None = None
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

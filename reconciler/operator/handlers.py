@@ -27,7 +27,7 @@ import kopf
 
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
-from reconciler.operator import act, crd, decide
+from reconciler.operator import act, admission, crd, decide, ownership
 from reconciler.operator.cache import LiveCache, LiveCaches
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
@@ -147,6 +147,13 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
             kopf.event(body, type="Warning", reason="Invalid", message=str(exc)[:1024])
         _write_status(patch, outcome, status, generation)
         return
+    foreign = ownership.conflict(manifest, runtime.config.scope)
+    if foreign is not None:  # another scope's definition: no API call, not retried
+        if not _same_as_before(foreign, status):
+            logger.warning("%s", foreign.message)
+            kopf.event(body, type="Warning", reason=foreign.result.value, message=foreign.message[:1024])
+        _write_status(patch, foreign, status, generation)
+        return
     try:
         client = await runtime.client()
         outcome = await act.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
@@ -207,6 +214,11 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
     @kopf.on.startup(id="settings", registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_settings(settings)
+        if config.webhook is not None:
+            admission.configure(settings, config.webhook)
+
+    if config.webhook is not None:
+        admission.register(registry, config.scope)
 
     @kopf.on.resume(*RESOURCE, id="sync", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
     @kopf.on.create(*RESOURCE, id="sync", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)

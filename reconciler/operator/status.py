@@ -30,7 +30,7 @@ class Result(StrEnum):
     drift_reported = "Drifted"
     missing_reported = "Missing"
     invalid = "Invalid"
-    conflict = "Conflict"  # the matching live definition is managed by another resource
+    conflict = "Conflict"  # the definition is managed by another resource or outside the operator's scope
     api_error = "ApiError"
     credentials_error = "CredentialsUnavailable"
     internal_error = "InternalError"
@@ -91,6 +91,9 @@ def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, gener
     return [
         _condition("Ready", *ready, before.get("Ready"), generation=generation, now=now),
         _condition("Synced", *synced, before.get("Synced"), generation=generation, now=now),
+        # present only while another resource or scope owns the definition (reconciler.operator.ownership)
+        *([_condition("Conflict", True, r.value, outcome.message, before.get("Conflict"), generation=generation,
+                      now=now)] if r is Result.conflict else []),
     ]
 
 

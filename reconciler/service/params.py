@@ -9,14 +9,14 @@ schemathesis read the same bounds the server applies. Unbounded filters were a 5
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from fastapi import Query
 
 from reconciler.contract import schemas
 from reconciler.service.records import JOB_STATUSES
 
-__all__ = ["ID_PATTERN", "NAME_MAX", "DefinitionFilter", "DeploymentFilter", "JobStatus", "SearchName",
+__all__ = ["ID_PATTERN", "NAME_MAX", "DefinitionFilter", "DeploymentFilter", "JobOrder", "JobStatus", "SearchName",
            "StatusFilter"]
 
 ID_PATTERN: Final = "^[0-9a-fA-F]{24}$"
@@ -34,3 +34,6 @@ DefinitionFilter = Annotated[str | None, Query(
     pattern=ID_PATTERN, description="Only jobs started from this job definition (24 hex digits).")]
 StatusFilter = Annotated[list[JobStatus] | None, Query(  # type: ignore[valid-type]
     max_length=len(JOB_STATUSES), description="Repeatable: only jobs in these states.")]
+JobOrder = Annotated[Literal["created", "-created", "status", "-status"] | None, Query(
+    alias="orderBy", description="Sort the jobs by this attribute; a leading dash sorts descending, e.g. "
+    "\"-created\" for the newest first (default: created, oldest first).")]

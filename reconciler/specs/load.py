@@ -113,18 +113,19 @@ class LoadedDocument:
     @property
     def values(self) -> dict[Path_, Mark]:
         """Where each value starts, by path."""
-        if self._values is None:
-            self._record_positions()
-        assert self._values is not None
-        return self._values
+        return self._positions()[0]
 
     @property
     def keys(self) -> dict[Path_, Mark]:
         """Where each mapping key stands, by the path of its value."""
-        if self._keys is None:
+        return self._positions()[1]
+
+    def _positions(self) -> tuple[dict[Path_, Mark], dict[Path_, Mark]]:
+        """Both position tables, recorded on first use."""
+        if self._values is None or self._keys is None:
             self._record_positions()
-        assert self._keys is not None
-        return self._keys
+        assert self._values is not None and self._keys is not None
+        return self._values, self._keys
 
     def _record_positions(self) -> None:
         self._values, self._keys = {}, {}

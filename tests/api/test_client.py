@@ -345,10 +345,13 @@ def test_a_refused_connection_is_not_a_lost_write_so_the_create_is_sent_again_wi
     assert c.calls == {"POST": 2}
 
 
-def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(caplog: pytest.LogCaptureFixture,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The server went down after the write: the lookups of the retries must not retry on their own
     (6 x 6 attempts per manifest took minutes), and the error says the create may have happened."""
     caplog.set_level(logging.INFO, logger="reconciler.api")
+    # the CLI may have stopped its propagation to print it plainly (cli.console.setup_logging)
+    monkeypatch.setattr(logging.getLogger("reconciler.api.retry"), "propagate", True)
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
@@ -362,8 +365,9 @@ def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(caplo
     text = str(info.value)
     assert "the answer was lost (APITransportError on POST" in text and "could not be checked" in text
     assert "reconciler plan" in text and TOKEN not in text
-    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")]
-    assert len(retries) == 4 and "attempt 5 of 5" not in " ".join(retries)  # no "retrying" after the last one
+    retries = [r.getMessage() for r in caplog.records if r.name == "reconciler.api.retry"]
+    assert len(retries) == 4 and retries[-1].endswith("(attempt 5/5)")  # no "retrying" after the last one
+    assert retries[0].startswith("ReadError from dr.example.com, retrying in ")
 
 
 def test_a_connection_error_names_the_host_it_could_not_reach() -> None:

@@ -180,7 +180,7 @@ def test_demo_secret_points_at_the_local_service_and_the_token_stays_in_the_secr
     import base64
 
     docs = render(VARIANTS["local-service-demo"])
-    (secret,) = by_kind(docs, "Secret")
+    (secret,) = [s for s in by_kind(docs, "Secret") if s["type"] != "kubernetes.io/tls"]  # not the webhook's
     assert base64.b64decode(secret["data"]["endpoint"]).decode() == "http://rel-reconciler-local.ops.svc:8080/api/v2/"
     assert base64.b64decode(secret["data"]["token"]).decode() == "demo-token"
     service = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "rel-reconciler-local")
@@ -245,7 +245,7 @@ def test_operator_metrics_port_and_service() -> None:
     container = operator["spec"]["template"]["spec"]["containers"][0]
     assert "--metrics-port=9090" in container["args"] and "--metrics-host=0.0.0.0" in container["args"]
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
-    (service,) = by_kind(docs, "Service")
+    (service,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] != "rel-reconciler-webhook"]
     assert service["metadata"]["name"] == "rel-reconciler-metrics"
     assert service["spec"]["selector"].items() <= operator["spec"]["template"]["metadata"]["labels"].items()
     assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]

@@ -132,7 +132,33 @@ def test_plan_comment_step_edits_the_comment_even_when_the_plan_failed(tmp_path:
 
 def test_gitlab_plan_job_fails_when_the_plan_fails() -> None:
     job = yaml.safe_load((EXAMPLE / ".gitlab-ci.yml").read_text())["plan"]
-    assert not any("|" in line and "reconciler plan" in line for line in job["script"])  # no pipe hides the exit
+    assert not any("| tee" in line and "reconciler plan" in line for line in job["script"])  # no pipe hides the exit
+
+
+def test_gitlab_plan_job_posts_the_note_even_when_the_plan_failed(tmp_path: Path) -> None:
+    """The merge request's plan job, run as GitLab runs a script (sh -e), with a stand-in `reconciler`
+    that records what it is given: the note is posted every time, and the job keeps plan's exit code."""
+    job = yaml.safe_load((EXAMPLE / ".gitlab-ci.yml").read_text())["plan"]
+    script = "\n".join(job["script"])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "reconciler"
+    fake.write_text('#!/bin/sh\nif [ "$1" = plan ]; then printf "$PRINTED"; exit "$PLAN_EXIT"; fi\n'
+                    'echo "$@" > args.txt\ncat plan-prod.md > posted.md\n')
+    fake.chmod(0o755)
+    for plan_exit, printed, failed_note in ((0, "### reconciler plan\nPlan: 1 to create\n", False), (1, "", True),
+                                            (3, "> the plan deletes 3 of 4\n", True)):
+        work = tmp_path / str(plan_exit)
+        work.mkdir()
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PLAN_EXIT": str(plan_exit), "PRINTED": printed, "TARGET": "prod",
+               "CI_JOB_URL": "https://gitlab.test/acme/specs/-/jobs/7"}
+        done = subprocess.run(["sh", "-e", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == plan_exit, done.stderr
+        assert (work / "args.txt").read_text().split() == ["ci", "comment", "--target", "prod", "--file",
+                                                           "plan-prod.md"]
+        posted = (work / "posted.md").read_text()
+        assert (printed or "### reconciler plan (prod)") in posted
+        assert ("The plan failed on this push" in posted and "/-/jobs/7" in posted) is failed_note
 
 
 def test_example_config_and_manifests_are_valid_per_target() -> None:

@@ -195,7 +195,8 @@ def test_embedded_service_run_wait_executes_the_job_and_list_never_folds(tmp_pat
     (sched,) = [r for r in rows if r["name"] == long_name]
     when = sched["nextScheduledRunTime"]  # e.g. 2026-12-02T02:30:00.000000Z -> 2026-12-02 02:30
     assert f"{when[:10]} {when[11:16]}" in listed.stdout and when not in listed.stdout
-    assert "FAILED" in listed.stdout  # the last job's status
+    assert "FAILED" in listed.stdout  # the last job's status, and where to read why
+    assert "hint: 1 definition(s) whose last job FAILED; `reconciler jobs demo-run` shows why" in listed.stderr
 
 
 def test_usage_errors_exit_1_never_2_and_damaged_plan_files_are_refused(tmp_path: Path) -> None:

@@ -273,6 +273,22 @@ def test_run_once_queues_a_job_that_stays_initializing(client: httpx.Client, ids
     assert client.delete(f"batchPredictions/{job['id']}/").status_code == 409
 
 
+
+def test_jobs_are_listed_newest_first_with_order_by(client: httpx.Client, ids: dict[str, str]) -> None:
+    """``orderBy=-created`` (the API's sort parameter, as DataRobot documents it): ``reconciler jobs``
+    asks for the newest jobs of a definition in one page."""
+    made = create(client, body(ids))
+    started = [client.post("batchPredictions/fromJobDefinition/", json={"jobDefinitionId": made["id"]}).json()["id"]
+               for _ in range(3)]
+    mine = {"batchPredictionJobDefinitionId": made["id"]}
+    oldest_first = client.get("batchPredictions/", params=mine).json()["data"]
+    assert [j["id"] for j in oldest_first] == started
+    newest = client.get("batchPredictions/", params={**mine, "orderBy": "-created", "limit": 2}).json()
+    assert [j["id"] for j in newest["data"]] == started[::-1][:2] and newest["totalCount"] == 3
+    assert client.get("batchPredictions/", params={**mine, "orderBy": "name"}).status_code == 422
+    for job_id in started:
+        client.delete(f"batchPredictions/{job_id}/")
+
 def test_delete_definition_and_resources(client: httpx.Client) -> None:
     own = refs(client)
     made = create(client, body(own))

@@ -31,7 +31,7 @@ from reconciler.service import errors, ids, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
 from reconciler.service.models import ERROR_RESPONSES, JobList, JobOut
 from reconciler.service.openapi import body_schema
-from reconciler.service.params import DefinitionFilter, DeploymentFilter, StatusFilter
+from reconciler.service.params import DefinitionFilter, DeploymentFilter, JobOrder, StatusFilter
 from reconciler.service.records import DefinitionRecord, JobRecord, User
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
@@ -88,10 +88,12 @@ def queue_from_definition(request: Request, store: Store, definition_id: str, us
 async def list_jobs(
     request: Request, store: StoreDep, paging: PagingDep, status: StatusFilter = None,
     batchPredictionJobDefinitionId: DefinitionFilter = None, deploymentId: DeploymentFilter = None,
+    order_by: JobOrder = None,
 ) -> JSONResponse:
     statuses = [str(value) for value in status or []]
     page = store.list_jobs(offset=paging.offset, limit=paging.limit, statuses=statuses,
-                           definition_id=batchPredictionJobDefinitionId, deployment_id=deploymentId)
+                           definition_id=batchPredictionJobDefinitionId, deployment_id=deploymentId,
+                           order_by=order_by or "created")
     now, root = ids.utcnow(), api_root(request)
     items = [render.job(job, base_url=root, now=now) for job in page.items]
     return JSONResponse(render.envelope(page, items, offset=paging.offset, limit=paging.limit,

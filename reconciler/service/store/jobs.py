@@ -68,7 +68,12 @@ class Jobs(Database):
         return self._job(row)
 
     def list_jobs(self, *, offset: int, limit: int, statuses: Sequence[str] = (),
-                  definition_id: str | None = None, deployment_id: str | None = None) -> Page:
+                  definition_id: str | None = None, deployment_id: str | None = None,
+                  order_by: str = "created") -> Page:
+        """A page of jobs; ``order_by`` is the API's ``orderBy`` (``created``/``status``, ``-`` for descending)."""
+        column = jobs.c.status if order_by.lstrip("-") == "status" else jobs.c.created
+        order = [column.desc(), jobs.c.created.desc(), jobs.c.id.desc()] if order_by.startswith("-") else [
+            column, jobs.c.created, jobs.c.id]
         where: list[sa.ColumnElement[bool]] = []
         if statuses:
             where.append(jobs.c.status.in_(list(statuses)))
@@ -78,7 +83,7 @@ class Jobs(Database):
             where.append(jobs.c.deployment_id == deployment_id)
         with self._read() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*where)).scalar_one()
-            rows = conn.execute(sa.select(jobs).where(*where).order_by(jobs.c.created, jobs.c.id)
+            rows = conn.execute(sa.select(jobs).where(*where).order_by(*order)
                                 .offset(offset).limit(limit)).all()
         return Page([self._job(row) for row in rows], int(total))
 

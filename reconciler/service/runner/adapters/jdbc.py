@@ -18,7 +18,7 @@ import contextlib
 import io
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
@@ -342,19 +342,34 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return clean.to_dict("records")  # type: ignore[no-any-return]
 
 
+class WriteStatement(NamedTuple):
+    """How output rows are written: ``statementType`` and the columns it needs."""
+
+    kind: str
+    create_if_missing: bool
+    where_columns: list[str]
+    update_columns: list[str]
+
+
+def write_statement(settings: Mapping[str, Any]) -> WriteStatement:
+    """The output settings' statement, checked (the single-process writer and the Dask committer
+    write the same way)."""
+    kind = str(settings.get("statementType") or "insert")
+    if kind not in STATEMENT_TYPES:
+        raise AdapterError(f"unknown statementType {kind!r}: expected one of {', '.join(STATEMENT_TYPES)}")
+    where = [str(c) for c in settings.get("whereColumns") or []]
+    if kind in ("update", "insert_update") and not where:
+        raise AdapterError(f"statementType {kind} needs whereColumns: the columns that find the row")
+    return WriteStatement(kind, bool(settings.get("createTableIfNotExists")), where,
+                          [str(c) for c in settings.get("updateColumns") or []])
+
+
 class JdbcOutput:
     def __init__(self, settings: Mapping[str, Any], ctx: AdapterContext) -> None:
         self.ctx = ctx
-        self.statement = str(settings.get("statementType") or "insert")
-        if self.statement not in STATEMENT_TYPES:
-            raise AdapterError(f"unknown statementType {self.statement!r}: expected one of {', '.join(STATEMENT_TYPES)}")
+        self.statement, self.create_if_missing, self.where_columns, self.update_columns = write_statement(settings)
         self.name = _table(settings).name
         self.schema = settings.get("schema") or None
-        self.create_if_missing = bool(settings.get("createTableIfNotExists"))
-        self.where_columns = [str(c) for c in settings.get("whereColumns") or []]
-        self.update_columns = [str(c) for c in settings.get("updateColumns") or []]
-        if self.statement in ("update", "insert_update") and not self.where_columns:
-            raise AdapterError(f"statementType {self.statement} needs whereColumns: the columns that find the row")
         self.engine = engine_for(settings, ctx)
         try:
             self._conn = self.engine.connect()

@@ -24,7 +24,6 @@ same ``chunks()`` the single-process intakes have, parsed by the same code.
 from __future__ import annotations
 
 import codecs
-import csv
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -464,10 +463,3 @@ def open_partition(settings: Mapping[str, Any], ctx: AdapterContext, partition: 
         local = LocalFileIntake(settings, ctx)
         return _CsvPartition(partition, ctx, engine="arrow", csv_settings=ctx.csv, local=local)
     raise AdapterError(f"intake type {kind!r} has no partitions")
-
-
-def header_names(path: Path, csv_settings: Mapping[str, str]) -> list[str]:
-    """The column names in a file's first line (for messages)."""
-    delimiter, quotechar, encoding = csv_options(csv_settings)
-    with open(path, encoding=encoding, newline="") as text:
-        return next(csv.reader(text, delimiter=delimiter, quotechar=quotechar), [])

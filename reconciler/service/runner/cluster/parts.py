@@ -387,7 +387,7 @@ class JdbcCommitter(Committer):
     would have written the rows (the same table checks, the same statements)."""
 
     def __init__(self, settings: Mapping[str, Any], ctx: AdapterContext, count: int) -> None:
-        from reconciler.service.runner.adapters.jdbc import STATEMENT_TYPES, engine_for
+        from reconciler.service.runner.adapters.jdbc import engine_for, write_statement
 
         self.ctx = ctx
         self.count = count
@@ -395,14 +395,7 @@ class JdbcCommitter(Committer):
         if not self.name:
             raise AdapterError("jdbc needs table (or, for intake, query)")
         self.schema = settings.get("schema") or None
-        self.statement = str(settings.get("statementType") or "insert")
-        if self.statement not in STATEMENT_TYPES:
-            raise AdapterError(f"unknown statementType {self.statement!r}: expected one of {', '.join(STATEMENT_TYPES)}")
-        self.create_if_missing = bool(settings.get("createTableIfNotExists"))
-        self.where_columns = [str(c) for c in settings.get("whereColumns") or []]
-        self.update_columns = [str(c) for c in settings.get("updateColumns") or []]
-        if self.statement in ("update", "insert_update") and not self.where_columns:
-            raise AdapterError(f"statementType {self.statement} needs whereColumns: the columns that find the row")
+        self.statement, self.create_if_missing, self.where_columns, self.update_columns = write_statement(settings)
         self.engine = engine_for(settings, ctx)
         self.ledger = _ledger_table(ctx.job_id, self.schema)
 
