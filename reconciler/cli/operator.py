@@ -73,6 +73,9 @@ def register(app: typer.Typer) -> None:
                                                          "corrections, duration) on this port.", min=1,
                                                          max=65535)] = None,
         metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a pod).")] = "127.0.0.1",
+        live_cache: Annotated[bool, typer.Option("--live-cache/--no-live-cache", help="Diff every resource against "
+                                                 "one paginated list of the live definitions per resync interval "
+                                                 "(default); off: one API lookup per resource per resync.")] = True,
         scope_prefix: Annotated[str | None, typer.Option(help="Ownership scope: only definitions named with this "
                                                          "prefix are created, adopted, changed or deleted; a resource "
                                                          "naming another is reported as Conflict.")] = None,
@@ -151,7 +154,7 @@ def register(app: typer.Typer) -> None:
                                 backoff_max=backoff_max, allow_http=allow_http, scope=scope, webhook=webhook,
                                 notify=channels_from_env(os.environ, events=frozenset({"drift.found"})),
                                 policy_files=tuple(str(p) for p in policy or ()), policy_target=policy_target,
-                                controls=controls)
+                                controls=controls, live_cache=live_cache)
         # kopf's formatter prefixes each per-object line with [namespace/name].
         kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
         logging.getLogger().setLevel(level)

@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
         run_jobs: Annotated[bool, typer.Option("--run-jobs/--no-run-jobs", help="Execute queued batch prediction "
                                                "jobs in this process.")] = True,
         max_running_jobs: Annotated[int, typer.Option(help="Jobs this process runs at once.", min=1)] = 2,
+        job_lease_seconds: Annotated[float, typer.Option(help="A RUNNING job whose process has not renewed its lease "
+                                                         "for this long is failed by any replica (renewed and "
+                                                         "checked every third of it).", min=1)] = 30.0,
         data_dir: Annotated[Path | None, typer.Option(help="Uploads and results of jobs (default: jobs/ beside a "
                                                       "SQLite database, else .reconciler/jobs).")] = None,
         metrics_without_token: Annotated[bool, typer.Option("--metrics-without-token", help="Serve /metrics "
@@ -78,6 +81,7 @@ def register(app: typer.Typer) -> None:
         try:
             application = create_app(ServiceSettings(db_url=db, token=token, scheduler_interval=scheduler_interval,
                                                      run_jobs=run_jobs, max_running_jobs=max_running_jobs,
+                                                     job_lease_seconds=job_lease_seconds,
                                                      data_dir=None if data_dir is None else str(data_dir),
                                                      metrics_public=metrics_without_token, ui=ui,
                                                      executor=executor_setting.kind,

@@ -21,6 +21,7 @@ from reconciler.engine import windows
 from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Plan
 from reconciler.engine.types import Desired, Live
+from reconciler.operator import cache as live_cache
 from reconciler.operator import controls as operator_controls
 from reconciler.operator.decide import ClaimedBy, Decision, Mode, decide, decide_finalize, nobody, written
 from reconciler.operator.policies import OperatorPolicies
@@ -73,28 +74,39 @@ async def _write(client: Client, plan: Plan, what: str) -> engine_apply.ApplyRes
     return applied
 
 
-async def perform(client: Client, decision: Decision, *, name: str, raw: Mapping[str, Any]) -> Outcome:
-    """Carry out a reconcile decision; ``raw``: the candidates as the API returned them."""
+async def perform(client: Client, decision: Decision, *, name: str, raw: Mapping[str, Any],
+                  cache: live_cache.LiveCache | None = None) -> Outcome:
+    """Carry out a reconcile decision; ``raw``: the candidates as the API returned them. ``cache``:
+    what is written goes into the shared live snapshot; a failed write drops its entry, so the
+    retry looks the definition up again (gone, renamed or changed meanwhile)."""
     if decision.outcome is not None:  # nothing to write
         return dataclasses.replace(decision.outcome, live=raw.get(decision.outcome.definition_id or ""))
     if decision.plan is None:
         raise ValueError(f"a {decision.verdict} decision has neither a write nor an outcome")
-    applied = await _write(client, decision.plan, "the API write failed")
+    try:
+        applied = await _write(client, decision.plan, "the API write failed")
+    except ApplyFailed:
+        if cache is not None and decision.action is not None and decision.action.id:
+            cache.forget(decision.action.id)
+        raise
     definition_id = applied.results[0].id
     live: dict[str, Any] | None = await client.get_definition(definition_id) if definition_id else None
+    if cache is not None and live is not None:
+        cache.put(live)
     return written(decision, name=name, definition_id=definition_id, live=live)
 
 
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
                     claimed_by: ClaimedBy = nobody, policies: OperatorPolicies | None = None,
                     controls: Controls | None = None, now: datetime | None = None,
-                    fallback_delay: float = 300.0) -> Outcome:
+                    fallback_delay: float = 300.0, cache: live_cache.LiveCache | None = None) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails,
     :class:`~reconciler.operator.decide.Conflict` when the matching definition is managed by
     another resource, :class:`Unresolved` when a reference by name names nothing (or several), and
     :class:`~reconciler.operator.policies.PolicyDenied` when a deny policy refuses the manifest or its
-    write (nothing is written)."""
+    write (nothing is written). ``cache``: the candidates come from the shared live snapshot
+    (cache.py)."""
     controls = controls or Controls()  # the project's ignore rules and sync windows (operator.controls)
     # references by name -> ids, as the session resolves them (one list call per kind)
     resolved = await api_refs.resolve(api_refs.Catalog(client), [desired_from_manifest(manifest)])
@@ -105,7 +117,10 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
     if policies is not None:
         for verdict in policies.manifest(document.data, source=document.file):
             log.warning("%s", verdict.line())
-    candidates, raw = await find_candidates(client, desired, recorded_id)
+    if cache is None:
+        candidates, raw = await find_candidates(client, desired, recorded_id)
+    else:
+        candidates, raw = await live_cache.find_candidates(client, cache, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy,
                       claimed_by=claimed_by, live_names={i: str(item.get("name")) for i, item in raw.items()},
                       window=windows.state(controls.windows, now or datetime.now(UTC)),
@@ -113,16 +128,21 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
     if policies is not None and decision.writes and decision.plan is not None:
         for verdict in policies.action(decision.plan, document=document, desired=desired, live=candidates):
             log.warning("%s", verdict.line())
-    return await perform(client, decision, name=desired.name, raw=raw)
+    return await perform(client, decision, name=desired.name, raw=raw, cache=cache)
 
 
 async def finalize(client: Client, *, recorded_id: str | None, name: str, deletion_policy: str,
-                   prevent_destroy: bool, claimed_by: ClaimedBy = nobody, suspended: bool = False) -> tuple[bool, str]:
+                   prevent_destroy: bool, claimed_by: ClaimedBy = nobody, suspended: bool = False,
+                   cache: live_cache.LiveCache | None = None) -> tuple[bool, str]:
     """Delete the live definition on resource deletion unless the decision keeps it
     (:func:`~reconciler.operator.decide.decide_finalize`). Returns (deleted, message)."""
     decision = decide_finalize(recorded_id=recorded_id, name=name, deletion_policy=deletion_policy,
                                prevent_destroy=prevent_destroy, claimed_by=claimed_by, suspended=suspended)
     if decision.plan is None:
         return False, decision.message
-    await _write(client, decision.plan, "the API delete failed")
+    try:
+        await _write(client, decision.plan, "the API delete failed")
+    finally:
+        if cache is not None and recorded_id:
+            cache.forget(recorded_id)
     return True, decision.message

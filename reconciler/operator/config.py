@@ -65,6 +65,9 @@ class OperatorConfig:
     credentials_ttl: float = 30.0
     allow_http: bool = False
     request_timeout: float = 30.0
+    # Diff every resource against one shared list of the live definitions per resync interval
+    # (operator/cache.py); off: each reconcile looks its definition up (one call per resource).
+    live_cache: bool = True
     # Definition names this operator may create, adopt, change or delete (None: every name).
     scope: Scope | None = None
     webhook: Webhook | None = None

@@ -29,6 +29,7 @@ from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
 from reconciler.operator import act, admission, crd, decide, ownership, policies
 from reconciler.operator import controls as operator_controls
+from reconciler.operator.cache import LiveCache, LiveCaches
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
 from reconciler.operator.metrics import OperatorMetrics
@@ -57,6 +58,11 @@ class Runtime:
         self.metrics = OperatorMetrics()
         self.notices = Notices(config.notify)
         self.policies = policies.load(config.policy_files, target=config.policy_target)
+        # one list of the live definitions per resync interval, shared by every resource (cache.py)
+        self.live = LiveCaches(max_age=config.resync_interval) if config.live_cache else None
+
+    def live_cache(self, client: Client) -> LiveCache | None:
+        return None if self.live is None else self.live.of(client)
 
     def lock(self, uid: str) -> asyncio.Lock:
         """One reconcile at a time per object: the timer never races a spec change."""
@@ -165,7 +171,8 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
         outcome = await act.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
                                       claimed_by=claimed_by, policies=runtime.policies,
                                       controls=runtime.config.controls,
-                                      fallback_delay=runtime.config.resync_interval)
+                                      fallback_delay=runtime.config.resync_interval,
+                                      cache=runtime.live_cache(client))
     except PolicyDenied as exc:
         # not retried: it is judged again when the spec changes, and at the next resync
         outcome = _failure(Result.policy_denied, str(exc), status)
@@ -282,7 +289,8 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
                     client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
                     deletion_policy=str(spec.get("deletionPolicy", "Delete")),
                     prevent_destroy=bool(spec.get("preventDestroy", False)),
-                    claimed_by=_claimed_by(kwargs["claims"], body), suspended=bool(spec.get("suspend", False)))
+                    claimed_by=_claimed_by(kwargs["claims"], body), suspended=bool(spec.get("suspend", False)),
+                    cache=rt.live_cache(client))
             except CredentialsError as exc:
                 _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger,
                       Result.credentials_error, str(exc))

@@ -113,9 +113,15 @@ class Jobs(Database):
         The claim is a conditional UPDATE of ``last_scheduled_run_time`` (timestamps are
         fixed-width ISO strings, so they compare as text): of any number of processes trying the
         same firing, exactly one updates the row; the others see 0 rows and skip. Claim and job
-        commit together, so a crash between them loses neither nor runs the firing twice.
+        commit together, so a crash between them loses neither nor runs the firing twice. The row is
+        locked first ``SKIP LOCKED`` (PostgreSQL): a definition another replica is claiming right now
+        is skipped instead of waited for (its claim wins, or the next pass looks again).
         """
         with self._write() as conn:
+            mine = conn.execute(sa.select(definitions.c.id).where(definitions.c.id == definition_id)
+                                .with_for_update(skip_locked=True)).first()
+            if mine is None:
+                return None
             won = conn.execute(sa.update(definitions).where(
                 definitions.c.id == definition_id,
                 definitions.c.enabled.is_(True),
@@ -159,12 +165,15 @@ class Jobs(Database):
 
         The claim is ``UPDATE ... WHERE status = 'INITIALIZING'`` checked by its rowcount: of two
         processes racing for one job exactly one sees rowcount 1 (PostgreSQL re-checks the WHERE
-        after the row lock; SQLite serialises writers with BEGIN IMMEDIATE).
+        after the row lock; SQLite serialises writers with BEGIN IMMEDIATE). On PostgreSQL the
+        candidate is read ``FOR UPDATE SKIP LOCKED``, one row: replicas claiming at the same moment
+        take different jobs instead of queueing behind one another's row locks (and none locks more
+        than the job it takes, so none finds the queue empty while jobs wait).
         """
         with self._write() as conn:
             candidates = conn.execute(sa.select(jobs.c.id).where(
                 jobs.c.status == "INITIALIZING", jobs.c.upload != "waiting",
-            ).order_by(jobs.c.created, jobs.c.id).limit(8)).scalars().all()
+            ).order_by(jobs.c.created, jobs.c.id).limit(1).with_for_update(skip_locked=True)).scalars().all()
             for job_id in candidates:
                 won = conn.execute(sa.update(jobs).where(
                     jobs.c.id == job_id, jobs.c.status == "INITIALIZING", jobs.c.upload != "waiting",
@@ -220,7 +229,8 @@ class Jobs(Database):
         with self._write() as conn:
             stale = sa.or_(jobs.c.heartbeat.is_(None), jobs.c.heartbeat < lease_expired_before)
             where = [jobs.c.status == "RUNNING", stale if runner_id is None else jobs.c.runner == runner_id]
-            rows = conn.execute(sa.select(jobs).where(*where).with_for_update()).all()
+            # in id order: two replicas failing the same jobs lock them in the same order (no deadlock)
+            rows = conn.execute(sa.select(jobs).where(*where).order_by(jobs.c.id).with_for_update()).all()
             for row in rows:
                 conn.execute(sa.update(jobs).where(jobs.c.id == row.id, *where).values(
                     status="FAILED", status_details=details, updated=now))
