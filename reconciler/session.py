@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -59,8 +60,10 @@ from reconciler.engine.select import (
 )
 from reconciler.engine.types import Desired
 from reconciler.specs import environments, secrets
+from reconciler.specs.cache import CACHE_DIR_ENV, NO_CACHE_ENV
 from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, find_config, load_config
 from reconciler.specs.files import read_limited
+from reconciler.specs.incremental import Derivation, Validated, validate_with_cache
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.scope import Scope
@@ -102,6 +105,10 @@ class Options:
     changed_since: str | None = None
     changes: ChangesFinder | None = None
     environ: Mapping[str, str] | None = None
+    # the validated-manifest cache (reconciler.specs.cache): its directory (default: $RECONCILER_CACHE_DIR,
+    # else .reconciler/cache beside reconciler.yaml, or in the working directory), or none at all
+    cache_dir: Path | None = None
+    no_cache: bool = False
 
 
 class InvalidManifests(errors.InvalidInput):
@@ -152,6 +159,23 @@ async def seed_local_service(client: Client, seed: Mapping[str, Sequence[Mapping
                 await client.request("POST", client.url(collection), json=dict(item))
                 created += 1
     return created
+
+
+_TUPLE_FIELDS = frozenset(f.name for f in dataclasses.fields(Desired) if str(f.type).startswith("tuple"))
+
+
+def _desired_derivation(secret_roots: tuple[str, ...]) -> Derivation:
+    """A manifest's :class:`Desired`, as the validated-manifest cache keeps it (plain data)."""
+
+    def make(doc: LoadedDocument) -> dict[str, Any]:
+        desired = desired_from_manifest(Manifest.from_document(doc), secret_roots=secret_roots)
+        return {f.name: getattr(desired, f.name) for f in dataclasses.fields(Desired)}
+
+    def revive(plain: dict[str, Any]) -> Desired:
+        fields: dict[str, Any] = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in plain.items()}
+        return Desired(**fields)
+
+    return Derivation(tag="desired", make=make, revive=revive)
 
 
 def _no_constant(text: str) -> Any:
@@ -209,20 +233,34 @@ class Session:
             return environments.resolve_target(self.config.targets, self.options.target)
         return environments.default_target(self.config.targets) if self.config.targets else None
 
+    def cache_dir(self) -> Path | None:
+        """Where validated manifest files are cached; None with --no-cache or RECONCILER_NO_CACHE=1."""
+        environ = os.environ if self.options.environ is None else self.options.environ
+        if self.options.no_cache or environ.get(NO_CACHE_ENV, "") not in ("", "0"):
+            return None
+        if self.options.cache_dir is not None:
+            return self.options.cache_dir
+        if environ.get(CACHE_DIR_ENV):
+            return Path(environ[CACHE_DIR_ENV])
+        return (self.config_dir or Path(".")) / ".reconciler" / "cache"
+
+    def _validated(self, derivation: Derivation | None = None) -> Validated:
+        return validate_with_cache(list(self.options.paths), targets=self.config.targets,
+                                   target_name=self.options.target, overlays_root=self.config_dir,
+                                   secret_roots=self.secret_roots, cache_dir=self.cache_dir(), derivation=derivation)
+
     def validate(self) -> ValidationReport:
         """Every manifest as the target sees it (its variables and overlays applied)."""
-        return environments.validate_for(list(self.options.paths), targets=self.config.targets,
-                                         target_name=self.options.target, overlays_root=self.config_dir,
-                                         secret_roots=self.secret_roots)
+        return self._validated().report
 
     def load(self) -> Manifests:
         """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid."""
-        report = self.validate()
+        validated = self._validated(_desired_derivation(self.secret_roots))
+        report = validated.report
         if not report.ok:
             raise InvalidManifests(report)
         documents = tuple(report.documents)
-        desired = tuple(desired_from_manifest(Manifest.from_document(doc), secret_roots=self.secret_roots)
-                        for doc in documents)
+        desired = tuple(validated.derived or ())
         return Manifests(documents=documents, desired=desired, selection=self._selection(desired), report=report)
 
     def _selection(self, desired: Sequence[Desired]) -> Selection:
