@@ -61,7 +61,7 @@ from reconciler.engine.select import (
 from reconciler.engine.types import Desired
 from reconciler.specs import environments, secrets
 from reconciler.specs.cache import CACHE_DIR_ENV, NO_CACHE_ENV
-from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, find_config, load_config
+from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, TargetConfig, find_config, load_config
 from reconciler.specs.files import read_limited
 from reconciler.specs.incremental import Derivation, Validated, validate_with_cache
 from reconciler.specs.load import LoadedDocument
@@ -227,10 +227,11 @@ class Session:
     def config_dir(self) -> Path | None:
         return self.config_file.parent if self.config_file is not None else None
 
-    def environment(self) -> environments.Target | None:
-        """The chosen target's variables and overlays (None: the config declares no targets)."""
+    def environment(self) -> TargetConfig | None:
+        """The chosen target's variables and overlays: the entry of the config parsed once (None:
+        the config declares no targets)."""
         if self.options.target is not None:
-            return environments.resolve_target(self.config.targets, self.options.target)
+            return self.config.target(self.options.target)
         return environments.default_target(self.config.targets) if self.config.targets else None
 
     def cache_dir(self) -> Path | None:
@@ -271,8 +272,7 @@ class Session:
                 raise SelectionError("--changed-since needs a git ref, e.g. --changed-since origin/main")
             if options.changes is None:
                 raise errors.UsageError("--changed-since is not available in this command")
-            target = (environments.resolve_target(self.config.targets, options.target)
-                      if options.target else None)
+            target = self.config.target(options.target) if options.target else None
             changed = options.changes(
                 options.changed_since, paths=list(options.paths),
                 overlays_dir=target.overlays_dir(root=self.config_dir) if target is not None else None,

@@ -11,6 +11,7 @@ declared here, by name prefix and exact names. No scope, no prune.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,14 @@ from reconciler.specs.files import read_limited
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
 from reconciler.specs.scope import Scope
 
-__all__ = ["SEED_COLLECTIONS", "ConfigError", "ProjectConfig", "Scope", "TargetConfig", "find_config", "load_config", "parse_config"]
+__all__ = ["DEFAULT_TARGET", "SEED_COLLECTIONS", "ConfigError", "ProjectConfig", "Scalar", "Scope", "TargetConfig",
+           "TargetError", "find_config", "load_config", "parse_config", "parse_target"]
 
 DEFAULT_MAX_DELETE_FRACTION: Final = 0.5
+DEFAULT_TARGET: Final = "default"
+OVERLAYS_DIR: Final = "overlays"
+VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+Scalar = str | int | float | bool
 
 
 class ConfigError(errors.ConfigError):
@@ -35,14 +41,31 @@ class ConfigError(errors.ConfigError):
         self.problems = problems
 
 
+class TargetError(errors.ConfigError, ValueError):
+    """The ``targets`` section cannot give the target asked for; the message says why and what to do."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TargetConfig:
+    """One ``targets:`` entry (an environment): where requests go, its scope, variables and
+    overlays. The one model of a target: the session connects with it and
+    :mod:`reconciler.specs.environments` applies it. ``token_from`` says where the token is read
+    from, never the token itself."""
+
     name: str
     endpoint: str | None = None
     token_from: Mapping[str, str] | None = None
     scope: Scope | None = None
-    variables: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, Scalar] = field(default_factory=dict)
     overlays: str | None = None
+    unknown_hint: str | None = None  # replaces the hint of an unknown-variable error (the default target)
+    use_overlays: bool = True
+
+    def overlays_dir(self, *, root: Path | None) -> Path:
+        """Where this target's overlays live: ``overlays`` (default ``overlays/<name>``) resolved
+        against ``root`` (the config's directory) or the working directory."""
+        path = Path(self.overlays) if self.overlays is not None else Path(OVERLAYS_DIR) / self.name
+        return path if path.is_absolute() or root is None else root / path
 
 
 # Resource kinds the embedded local service can be seeded with, and the API collection of each.
@@ -82,15 +105,52 @@ def _scope(raw: Any) -> Scope | None:
     return scope if scope.name_prefix or scope.names else None
 
 
+def parse_target(name: str, raw: Any) -> TargetConfig:
+    """One ``targets.NAME`` mapping as a :class:`TargetConfig`. Pure.
+
+    Checks what the schema cannot say (variable names) and, for a document that skipped the
+    schema, refuses a token written into the config instead of where to read it.
+    """
+    where = f"targets.{name}"
+    if not isinstance(raw, Mapping):
+        raise TargetError(f"{where}: a target must be a mapping, got {type(raw).__name__}")
+    if "token" in raw or "apiToken" in raw:
+        raise TargetError(f"{where}: a token never belongs in the config; "
+                          "write `tokenFrom: {env: NAME}` or `tokenFrom: {file: PATH}`")
+    token_from = raw.get("tokenFrom")
+    if token_from is not None and (not isinstance(token_from, Mapping) or len(token_from) != 1
+                                   or not set(token_from) <= {"env", "file"}
+                                   or not all(isinstance(v, str) and v for v in token_from.values())):
+        raise TargetError(f"{where}.tokenFrom: expected exactly one of {{env: NAME}} or {{file: PATH}}")
+    endpoint = raw.get("endpoint")
+    if endpoint is not None and not isinstance(endpoint, str):
+        raise TargetError(f"{where}.endpoint: expected a URL string")
+    overlays = raw.get("overlays")
+    if overlays is not None and not isinstance(overlays, str):
+        raise TargetError(f"{where}.overlays: expected a directory path")
+    scope = raw.get("scope")
+    if scope is not None and not isinstance(scope, Mapping):
+        raise TargetError(f"{where}.scope: expected a mapping such as {{namePrefix: dev-}}")
+    raw_vars = raw.get("variables") or {}
+    if not isinstance(raw_vars, Mapping):
+        raise TargetError(f"{where}.variables: expected a mapping of NAME: value")
+    variables: dict[str, Scalar] = {}
+    for key, value in raw_vars.items():
+        if not isinstance(key, str) or not VARIABLE_NAME.match(key):
+            raise TargetError(f"{where}.variables: {key!r} is not a variable name (letters, digits, _)")
+        if not isinstance(value, (str, int, float, bool)):
+            raise TargetError(f"{where}.variables.{key}: expected a string, number or boolean")
+        variables[key] = value
+    return TargetConfig(name=name, endpoint=endpoint, token_from=dict(token_from) if token_from else None,
+                        scope=_scope(scope), variables=variables, overlays=overlays)
+
+
 def parse_config(data: Mapping[str, Any], *, path: str | None = None) -> ProjectConfig:
-    """A schema-valid config document as a value. Pure."""
+    """A schema-valid config document as a value, parsed once: every command, the session and
+    the environments read this value. Pure; :class:`TargetError` for a target the schema cannot
+    fully check (a variable name)."""
     prune = data.get("prune") or {}
-    targets = {
-        name: TargetConfig(name=name, endpoint=raw.get("endpoint"), token_from=raw.get("tokenFrom"),
-                           scope=_scope(raw.get("scope")), variables=dict(raw.get("variables") or {}),
-                           overlays=raw.get("overlays"))
-        for name, raw in sorted((data.get("targets") or {}).items())
-    }
+    targets = {name: parse_target(name, raw) for name, raw in sorted((data.get("targets") or {}).items())}
     seed = ((data.get("localService") or {}).get("seed") or {})
     return ProjectConfig(path=path, scope=_scope(data.get("scope")),
                          max_delete_fraction=float(prune.get("maxDeleteFraction", DEFAULT_MAX_DELETE_FRACTION)),
@@ -118,7 +178,10 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
         raise ConfigError([f"{e.file}:{e.line}:{e.col}: {e.field}: {e.message}" for e in doc.problems])
     if not validators.validator("project").is_valid(doc.data):
         raise ConfigError([i.format() for i in schema_issues(doc, schema_name="project")])
-    return parse_config(doc.data, path=file)
+    try:
+        return parse_config(doc.data, path=file)
+    except TargetError as exc:
+        raise ConfigError([f"{file}: {exc}"]) from None
 
 
 def _repo_root(start: Path) -> Path | None:

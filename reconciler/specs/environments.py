@@ -55,15 +55,15 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.contract.issues import Issue, Mark, Path_, dotted, suggest_key
-from reconciler.errors import ConfigError as _ConfigError
 from reconciler.specs import secrets
+from reconciler.specs.config import DEFAULT_TARGET, VARIABLE_NAME, Scalar, TargetConfig, TargetError
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument, load_bytes, load_paths, max_file_bytes
 from reconciler.specs.validate import ValidationReport, problem_issues, validate_documents
 
 __all__ = [
     "OverlaidDocument",
-    "Target",
+    "Scalar",
     "TargetError",
     "apply_environment",
     "default_target",
@@ -76,108 +76,35 @@ __all__ = [
     "validate_for_target",
 ]
 
-DEFAULT_TARGET = "default"
-OVERLAYS_DIR = "overlays"
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PLACEHOLDER = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
 _FIXED_PATHS: tuple[Path_, ...] = (("apiVersion",), ("kind",), ("metadata", "name"))
-Scalar = str | int | float | bool
 
 
-class TargetError(_ConfigError, ValueError):
-    """The ``targets`` section cannot give the target asked for; the message says why and what to do."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Target:
-    """One environment. ``token_from`` says where the token is read from, never the token itself."""
-
-    name: str
-    endpoint: str | None = None
-    token_from: Mapping[str, str] | None = None
-    scope: Mapping[str, Any] | None = None
-    variables: Mapping[str, Scalar] = field(default_factory=dict)
-    overlays: str | None = None
-    unknown_hint: str | None = None  # replaces the hint of an unknown-variable error (the default target)
-    use_overlays: bool = True
-
-    def overlays_dir(self, *, root: Path | None) -> Path:
-        """Where this target's overlays live: ``overlays`` (default ``overlays/<name>``) resolved
-        against ``root`` (the config's directory) or the working directory."""
-        path = Path(self.overlays) if self.overlays is not None else Path(OVERLAYS_DIR) / self.name
-        return path if path.is_absolute() or root is None else root / path
-
-
-def _raw_target(value: Any) -> Mapping[str, Any]:
-    """A raw ``targets.NAME`` mapping, or the engine's parsed ``TargetConfig`` read back into one."""
-    if isinstance(value, Mapping):
-        return value
-    if hasattr(value, "variables"):
-        scope = getattr(value, "scope", None)
-        scope_raw: Any = scope.as_dict() if scope is not None and hasattr(scope, "as_dict") else scope
-        if isinstance(scope_raw, dict) and "name_prefix" in scope_raw:
-            scope_raw = {"namePrefix": scope_raw["name_prefix"], "names": scope_raw.get("names", [])}
-        return {"endpoint": getattr(value, "endpoint", None), "tokenFrom": getattr(value, "token_from", None),
-                "scope": scope_raw, "variables": dict(value.variables), "overlays": getattr(value, "overlays", None)}
-    raise TargetError(f"a target must be a mapping, got {type(value).__name__}")
-
-
-def resolve_target(config_targets: Mapping[str, Any] | None, name: str | None) -> Target:
-    """The target called ``name``; with no name, the only target, or an empty default when there are none.
-
-    Refuses a config that holds a token (``token:``) instead of saying where to read it.
-    """
+def resolve_target(config_targets: Mapping[str, TargetConfig] | None, name: str | None) -> TargetConfig:
+    """The parsed target called ``name``; with no name, the only target, or an empty default when
+    there are none. Chooses, never parses: :func:`reconciler.specs.config.parse_config` did that once."""
     targets = dict(config_targets or {})
     if name is None:
         if not targets:
-            return Target(name=DEFAULT_TARGET)
+            return TargetConfig(name=DEFAULT_TARGET)
         if len(targets) > 1:
             raise TargetError(f"several targets are configured ({', '.join(sorted(targets))}); "
-                                    "choose one with --target NAME")
+                              "choose one with --target NAME")
         name = next(iter(targets))
     if name not in targets:
         known = sorted(targets)
         hint = suggest_key(name, known) if known else "add a `targets:` section to reconciler.yaml"
         raise TargetError(f"no target named {name!r} (known: {', '.join(known) or 'none'}); {hint}")
-    raw = _raw_target(targets[name])
-    where = f"targets.{name}"
-    if "token" in raw or "apiToken" in raw:
-        raise TargetError(f"{where}: a token never belongs in the config; "
-                                "write `tokenFrom: {env: NAME}` or `tokenFrom: {file: PATH}`")
-    token_from = raw.get("tokenFrom")
-    if token_from is not None and (not isinstance(token_from, Mapping) or len(token_from) != 1
-                                   or not set(token_from) <= {"env", "file"}
-                                   or not all(isinstance(v, str) and v for v in token_from.values())):
-        raise TargetError(f"{where}.tokenFrom: expected exactly one of {{env: NAME}} or {{file: PATH}}")
-    endpoint = raw.get("endpoint")
-    if endpoint is not None and not isinstance(endpoint, str):
-        raise TargetError(f"{where}.endpoint: expected a URL string")
-    overlays = raw.get("overlays")
-    if overlays is not None and not isinstance(overlays, str):
-        raise TargetError(f"{where}.overlays: expected a directory path")
-    scope = raw.get("scope")
-    if scope is not None and not isinstance(scope, Mapping):
-        raise TargetError(f"{where}.scope: expected a mapping such as {{namePrefix: dev-}}")
-    variables: dict[str, Scalar] = {}
-    raw_vars = raw.get("variables") or {}
-    if not isinstance(raw_vars, Mapping):
-        raise TargetError(f"{where}.variables: expected a mapping of NAME: value")
-    for key, value in raw_vars.items():
-        if not isinstance(key, str) or not _NAME.match(key):
-            raise TargetError(f"{where}.variables: {key!r} is not a variable name (letters, digits, _)")
-        if not isinstance(value, (str, int, float, bool)):
-            raise TargetError(f"{where}.variables.{key}: expected a string, number or boolean")
-        variables[key] = value
-    return Target(name=name, endpoint=endpoint, token_from=dict(token_from) if token_from else None,
-                  scope=dict(scope) if scope is not None else None, variables=variables, overlays=overlays)
+    return targets[name]
 
 
-def default_target(config_targets: Mapping[str, Any] | None) -> Target:
+def default_target(config_targets: Mapping[str, TargetConfig] | None) -> TargetConfig:
     """What a run without ``--target`` sees: the embedded local service, with no variables and no
     overlays, so that a placeholder is an error that says to choose a target."""
     known = ", ".join(sorted(config_targets or {})) or "none configured"
-    return Target(name=DEFAULT_TARGET, use_overlays=False, unknown_hint=f"no --target was given; choose one with --target NAME "
-                  f"(known: {known}) to fill in ${{...}} placeholders")
+    return TargetConfig(name=DEFAULT_TARGET, use_overlays=False,
+                        unknown_hint=f"no --target was given; choose one with --target NAME "
+                                     f"(known: {known}) to fill in ${{...}} placeholders")
 
 
 def _as_text(value: Scalar) -> str:
@@ -207,7 +134,7 @@ def substitute(text: str, variables: Mapping[str, Scalar]) -> tuple[Any, list[tu
             problems.append((match.start(), f"unclosed placeholder in {text!r}", "write ${NAME}, or $${ for a literal ${"))
             out.append(match.group(0))
             continue
-        if not _NAME.match(name):
+        if not VARIABLE_NAME.match(name):
             problems.append((match.start(), f"malformed placeholder ${{{name}}}",
                              "a variable name has letters, digits and _; write $${ for a literal ${"))
             out.append(match.group(0))
@@ -357,7 +284,7 @@ def _positioned(cls: type[OverlaidDocument], doc: LoadedDocument, data: dict[str
     return cls(**kwargs, **extra)
 
 
-def apply_environment(docs: list[LoadedDocument], target: Target, *, overlays_root: Path | None,
+def apply_environment(docs: list[LoadedDocument], target: TargetConfig, *, overlays_root: Path | None,
                       refused: list[LoadedDocument] | None = None,
                       unused_warnings: bool = True) -> tuple[list[LoadedDocument], list[Issue]]:
     """Each manifest as ``target`` sees it: overlay merged, placeholders substituted.
@@ -408,7 +335,7 @@ def apply_environment(docs: list[LoadedDocument], target: Target, *, overlays_ro
     return out, issues
 
 
-def unused_overlay_issues(directory: Path | None, used: set[Path], target: Target) -> list[Issue]:
+def unused_overlay_issues(directory: Path | None, used: set[Path], target: TargetConfig) -> list[Issue]:
     """A warning for each overlay in ``directory`` that no manifest used (``used``: resolved paths)."""
     issues = []
     if directory is not None and directory.is_dir():
@@ -461,7 +388,7 @@ def _replaced_prefix(field_text: str, doc: OverlaidDocument) -> Path_ | None:
     return best
 
 
-def validate_for_target(paths: Iterable[str | os.PathLike[str]], target: Target, *, overlays_root: Path | None,
+def validate_for_target(paths: Iterable[str | os.PathLike[str]], target: TargetConfig, *, overlays_root: Path | None,
                         secret_roots: Sequence[str | os.PathLike[str]] | None = None) -> ValidationReport:
     """Load, apply the environment, validate, relocate: ``reconciler validate --target`` in one call.
 
@@ -478,7 +405,7 @@ def validate_for_target(paths: Iterable[str | os.PathLike[str]], target: Target,
     return report
 
 
-def validate_for(paths: Iterable[str | os.PathLike[str]], *, targets: Mapping[str, Any] | None,
+def validate_for(paths: Iterable[str | os.PathLike[str]], *, targets: Mapping[str, TargetConfig] | None,
                  target_name: str | None, overlays_root: Path | None,
                  secret_roots: Sequence[str | os.PathLike[str]] | None = None) -> ValidationReport:
     """What every command validates: with a named target, the manifests with its variables and

@@ -25,6 +25,7 @@ from typing import Any
 from reconciler.contract.issues import Issue
 from reconciler.specs import environments, secrets
 from reconciler.specs.cache import DocumentCache
+from reconciler.specs.config import TargetConfig
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument, iter_manifest_files, load_bytes, max_file_bytes
 from reconciler.specs.validate import ValidationReport, duplicate_name_issues, validate_documents
@@ -57,8 +58,8 @@ class Validated:
     cached: bool = field(default=True)  # False: the run was validated without the cache
 
 
-def _target(targets: Mapping[str, Any] | None, target_name: str | None,
-            overlays_root: Path | None) -> tuple[environments.Target | None, Path | None]:
+def _target(targets: Mapping[str, TargetConfig] | None, target_name: str | None,
+            overlays_root: Path | None) -> tuple[TargetConfig | None, Path | None]:
     """The target validation applies (None: plain manifests) and the root of its overlays,
     chosen as :func:`environments.validate_for` chooses."""
     if target_name is None:
@@ -83,7 +84,7 @@ def _overlays_state(directory: Path | None) -> list[list[str]] | None:
     return out
 
 
-def validate_with_cache(paths: Iterable[str | os.PathLike[str]], *, targets: Mapping[str, Any] | None,
+def validate_with_cache(paths: Iterable[str | os.PathLike[str]], *, targets: Mapping[str, TargetConfig] | None,
                         target_name: str | None, overlays_root: Path | None,
                         secret_roots: Sequence[str | os.PathLike[str]] | None, cache_dir: Path | None,
                         derivation: Derivation | None = None, context: Any = None) -> Validated:
@@ -105,7 +106,7 @@ def validate_with_cache(paths: Iterable[str | os.PathLike[str]], *, targets: Map
             gc.enable()
 
 
-def _validate(paths: list[str | os.PathLike[str]], *, targets: Mapping[str, Any] | None, target_name: str | None,
+def _validate(paths: list[str | os.PathLike[str]], *, targets: Mapping[str, TargetConfig] | None, target_name: str | None,
               overlays_root: Path | None, secret_roots: Sequence[str | os.PathLike[str]] | None,
               cache_dir: Path | None, derivation: Derivation | None, context: Any) -> Validated:
     target, root = _target(targets, target_name, overlays_root)
@@ -119,6 +120,16 @@ def _validate(paths: list[str | os.PathLike[str]], *, targets: Mapping[str, Any]
     return Validated(report=report, derived=derived, cached=False)
 
 
+def _target_context(target: TargetConfig | None, directory: Path | None, overlays: list[list[str]]) -> Any:
+    """The parts of the target model that change what validation says: its name (in messages), its
+    variables, the hint of an unknown one, and its overlays (directory and every file's digest).
+    Where requests go (endpoint, token, scope) changes nothing here."""
+    if target is None:
+        return None
+    return [target.name, sorted([k, type(v).__name__, v] for k, v in target.variables.items()), target.unknown_hint,
+            target.use_overlays, str(directory) if directory else None, overlays]
+
+
 @dataclass(slots=True)
 class _File:
     docs: list[LoadedDocument]
@@ -128,7 +139,7 @@ class _File:
     derived: list[Any]
 
 
-def _through_cache(paths: list[str | os.PathLike[str]], target: environments.Target | None, root: Path | None,
+def _through_cache(paths: list[str | os.PathLike[str]], target: TargetConfig | None, root: Path | None,
                    secret_roots: Sequence[str | os.PathLike[str]] | None, cache_dir: Path,
                    derivation: Derivation | None, context: Any) -> Validated | None:
     """The validated run, or None when it must be validated without the cache (see the module)."""
@@ -143,9 +154,7 @@ def _through_cache(paths: list[str | os.PathLike[str]], target: environments.Tar
         return None
     limit = max_file_bytes()
     cache_context = [_ENTRY_VERSION, context, roots, limit, derivation.tag if derivation else None,
-                     None if target is None else [target.name, sorted(target.variables.items()), target.use_overlays,
-                                                  target.unknown_hint, str(directory) if directory else None,
-                                                  overlays]]
+                     _target_context(target, directory, overlays)]
     keyed = DocumentCache(cache_dir, context=cache_context)
     documents: list[LoadedDocument] = []
     derived: list[Any] = []
@@ -183,7 +192,7 @@ def _through_cache(paths: list[str | os.PathLike[str]], target: environments.Tar
     return Validated(report=report, derived=derived if derivation else None, hits=keyed.hits, misses=keyed.misses)
 
 
-def _validated(path: Path, data: bytes, target: environments.Target | None, root: Path | None,
+def _validated(path: Path, data: bytes, target: TargetConfig | None, root: Path | None,
                roots: Sequence[str], derivation: Derivation | None) -> _File | None:
     """One file validated as the whole run would validate it; None when it has any error."""
     docs, load_errors = load_bytes(data, file=str(path))

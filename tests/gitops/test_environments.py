@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from reconciler.specs import environments as env
+from reconciler.specs.config import Scope, TargetConfig, parse_config, parse_target
 from reconciler.specs.load import load_paths, load_text
 
 MANIFEST = """\
@@ -31,13 +32,14 @@ spec:
       credentialId: 64b0c0ffee000000000c0001
 """
 
-TARGETS: dict[str, Any] = {
+RAW_TARGETS: dict[str, Any] = {
     "dev": {"endpoint": "http://127.0.0.1:9/api/v2", "tokenFrom": {"env": "DEV_TOKEN"},
             "variables": {"DEPLOYMENT": "64b0c0ffee000000000d0001", "CONCURRENCY": 1, "BUCKET": "acme-dev"}},
     "prod": {"endpoint": "https://prod.example/api/v2", "tokenFrom": {"file": "/run/secrets/token"},
              "scope": {"namePrefix": "demo-"}, "overlays": "overlays/prod",
              "variables": {"DEPLOYMENT": "64b0c0ffee000000000d0002", "CONCURRENCY": 8, "BUCKET": "acme-prod"}},
 }
+TARGETS = parse_config({"targets": RAW_TARGETS}).targets
 
 
 def _write(path: Path, text: str) -> Path:
@@ -72,11 +74,12 @@ def test_unknown_variable_suggests_close_name() -> None:
 
 
 def test_resolve_target_choices() -> None:
-    assert env.resolve_target({}, None) == env.Target(name="default")
+    assert env.resolve_target({}, None) == TargetConfig(name="default")
     only = env.resolve_target({"dev": TARGETS["dev"]}, None)
     assert only.name == "dev" and only.variables["CONCURRENCY"] == 1 and only.token_from == {"env": "DEV_TOKEN"}
     prod = env.resolve_target(TARGETS, "prod")
-    assert prod.overlays == "overlays/prod" and prod.scope == {"namePrefix": "demo-"}
+    assert prod.overlays == "overlays/prod" and prod.scope == Scope(name_prefix="demo-")
+    assert prod is TARGETS["prod"]  # chosen, not parsed again
     with pytest.raises(env.TargetError, match="choose one with --target"):
         env.resolve_target(TARGETS, None)
     with pytest.raises(env.TargetError, match="did you mean `prod`"):
@@ -91,25 +94,17 @@ def test_resolve_target_choices() -> None:
     ({"variables": {"A": [1]}}, "expected a string, number or boolean"),
     ({"overlays": 3}, "expected a directory path"),
 ])
-def test_resolve_target_refuses_bad_config(raw: dict[str, Any], message: str) -> None:
+def test_parse_target_refuses_bad_config(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(env.TargetError, match=message) as caught:
-        env.resolve_target({"t": raw}, "t")
+        parse_target("t", raw)
     assert "abc" not in str(caught.value)  # a token given by mistake is never echoed
-
-
-def test_resolve_target_accepts_parsed_target_config() -> None:
-    from reconciler.specs import config
-
-    parsed = config.parse_config({"targets": TARGETS})
-    target = env.resolve_target(parsed.targets, "prod")
-    assert target.variables["BUCKET"] == "acme-prod" and target.scope == {"namePrefix": "demo-", "names": []}
 
 
 def test_variables_substituted_per_target(tmp_path: Path) -> None:
     _write(tmp_path / "specs" / "churn.yaml", MANIFEST)
     loaded = load_paths([tmp_path / "specs"])
     for name, concurrency, bucket in (("dev", 1, "acme-dev"), ("prod", 8, "acme-prod")):
-        target = env.resolve_target({name: {**TARGETS[name], "overlays": None}}, name)
+        target = parse_target(name, {**RAW_TARGETS[name], "overlays": None})
         docs, issues = env.apply_environment(loaded.documents, target, overlays_root=tmp_path)
         assert issues == []
         job = docs[0].data["spec"]["batchPredictionJob"]
@@ -121,7 +116,7 @@ def test_variables_substituted_per_target(tmp_path: Path) -> None:
 
 def test_unknown_variable_located_at_value() -> None:
     docs, _ = load_text(MANIFEST, file="specs/churn.yaml")
-    target = env.Target(name="dev", variables={"DEPLOYMENT": "x", "CONCURRENCY": 1})
+    target = TargetConfig(name="dev", variables={"DEPLOYMENT": "x", "CONCURRENCY": 1})
     out, issues = env.apply_environment(docs, target, overlays_root=None)
     assert out == []  # a document with an error is left out, never half-substituted
     located = {(i.file, i.line, i.col, i.field) for i in issues}
@@ -153,7 +148,7 @@ def test_merge_patch_rfc7386_examples() -> None:
         assert env.merge_patch(target, patch) == expected
 
 
-def _prod_repo(tmp_path: Path, overlay: str) -> tuple[Path, env.Target]:
+def _prod_repo(tmp_path: Path, overlay: str) -> tuple[Path, TargetConfig]:
     _write(tmp_path / "specs" / "churn.yaml", MANIFEST)
     _write(tmp_path / "overlays" / "prod" / "demo-churn.yaml", overlay)
     return tmp_path, env.resolve_target(TARGETS, "prod")
@@ -256,3 +251,28 @@ def test_without_target_the_default_target_reports_placeholders(tmp_path: Path,
     plain = env.validate_for([tmp_path / "specs"], targets={}, target_name=None, overlays_root=tmp_path)
     assert not any("unknown variable" in i.message for i in plain.issues)
     assert any("24-character" in i.message for i in plain.issues)
+
+
+def test_the_config_is_parsed_once_and_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session connects with, validates with and selects with the same parsed target."""
+    import yaml
+
+    from reconciler.session import Options, Session
+    from reconciler.specs import config as config_module
+
+    _write(tmp_path / "specs" / "churn.yaml", MANIFEST)
+    _write(tmp_path / "reconciler.yaml", yaml.safe_dump(
+        {"apiVersion": "reconciler.io/v1alpha1", "kind": "Project",
+         "targets": RAW_TARGETS}))
+    parsed: list[str] = []
+    real = config_module.parse_target
+    monkeypatch.setattr(config_module, "parse_target", lambda name, raw: parsed.append(name) or real(name, raw))
+    session = Session.open(Options(paths=(tmp_path / "specs",), paths_given=True, target="dev",
+                                   environ={"DEV_TOKEN": "t"}))
+    chosen = session.environment()
+    assert chosen is session.config.targets["dev"]
+    assert env.resolve_target(session.config.targets, "dev") is chosen
+    assert session.connection.endpoint.rstrip("/") == chosen.endpoint
+    manifests = session.load()
+    assert manifests.desired[0].body["numConcurrent"] == 1  # the dev variables were applied
+    assert sorted(parsed) == ["dev", "prod"]  # each entry parsed once, whatever ran after

@@ -235,13 +235,13 @@ def describe(data: bytes, *, kind: str | None = None, target_name: str | None = 
     """Load the artifact once and describe it for storage (raises :class:`ArtifactError`)."""
     kind = kind or guess_kind(data)
     model = load(kind, data, feature_names=feature_names, class_names=class_names)
-    target = target_name or _default_target(model) or "target"
+    target = target_name or _default_target_column(model) or "target"
     return Description(kind=kind, task=model.task, target_name=target, class_names=list(model.class_names),
                        feature_names=list(model.feature_names), sha256=hashlib.sha256(data).hexdigest(),
                        size=len(data))
 
 
-def _default_target(model: LoadedModel) -> str | None:
+def _default_target_column(model: LoadedModel) -> str | None:
     """A name the artifact itself carries: ``target_name`` / ``target_name_`` set by its author, or a
     single ``get_feature_names_out()`` name (estimators whose output is one named column)."""
     estimator = getattr(model, "estimator", None)
