@@ -173,7 +173,8 @@ def _through_cache(paths: list[str | os.PathLike[str]], target: TargetConfig | N
             one = _validated(path, data, target, root, roots, derivation)
             if one is None:
                 return None
-            keyed.put(key, _entry(one))
+            if not any(_secret_file_refs(doc.data) for doc in one.docs):
+                keyed.put(key, _entry(one))
             if derivation is not None:  # the same road as a hit: plain data revived
                 one.derived = [derivation.revive(made) for made in one.derived]
         documents.extend(one.docs)
@@ -211,6 +212,17 @@ def _validated(path: Path, data: bytes, target: TargetConfig | None, root: Path 
     used = sorted({str(Path(d.overlay_file).resolve()) for d in seen if isinstance(d, environments.OverlaidDocument)})
     made = [derivation.make(doc) for doc in seen] if derivation else []
     return _File(docs=list(seen), warnings=list(issues), used=used, checked=len(docs), derived=made)
+
+
+def _secret_file_refs(data: dict[str, Any]) -> bool:
+    """Whether a document names a secret file: whether that file stays inside the project depends
+    on the filesystem (links), not on bytes the key covers, so such a file is never cached."""
+    spec = data.get("spec")
+    job = spec.get("batchPredictionJob") if isinstance(spec, dict) else None
+    instance = job.get("predictionInstance") if isinstance(job, dict) else None
+    if not isinstance(instance, dict):
+        return False
+    return any(isinstance(ref, dict) and "file" in ref for key, ref in instance.items() if key.endswith("KeyFrom"))
 
 
 def _entry(one: _File) -> dict[str, Any]:

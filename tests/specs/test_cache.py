@@ -248,3 +248,20 @@ def test_two_concurrent_runs_share_one_cache(project: Path, tmp_path: Path) -> N
     assert [json.loads(out) for out, _ in outputs] == [expected, expected]
     assert _run(project, cache_dir)[2] == _run(project, None)[2]
     assert not [p for p in cache_dir.rglob(".tmp-*")]  # no temporary file left behind
+
+
+def test_a_file_naming_a_secret_file_is_never_cached(project: Path, tmp_path: Path) -> None:
+    """Whether a secret file stays inside the project depends on links, not on the manifest's bytes."""
+    cache_dir = tmp_path / "cache"
+    (project / "secrets").mkdir()
+    (project / "secrets" / "key").write_text("k")
+    (project / "specs" / "d.yaml").write_text(manifest("job-d", extra=textwrap.indent(
+        "predictionInstance: {hostName: h.example.com, apiKeyFrom: {file: ../secrets/key}}\n", "    ")))
+    assert _same_with_and_without(project, cache_dir)[0] == "ok"
+    assert _counts(project, cache_dir) == (2, 1)  # d.yaml validated again on every run
+    outside = tmp_path / "elsewhere"
+    outside.write_text("k")
+    (project / "secrets" / "key").unlink()
+    (project / "secrets" / "key").symlink_to(outside)  # now it resolves outside the project
+    refused = _same_with_and_without(project, cache_dir)
+    assert refused[0] == "invalid" and "outside the project" in json.dumps(refused[1])
