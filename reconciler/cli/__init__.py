@@ -78,7 +78,7 @@ def _root(
 # Each area registers its own commands with ``register(app)``; the modules keep heavy imports
 # inside the commands so that `reconciler --help` stays quick.
 COMMAND_MODULES = ("reconciler.cli.validate", "reconciler.cli.schema", "reconciler.cli.plan", "reconciler.cli.apply", "reconciler.cli.diff", "reconciler.cli.export",
-                   "reconciler.cli.listing", "reconciler.cli.run", "reconciler.service.cli", "reconciler.cli.operator",
+                   "reconciler.cli.listing", "reconciler.cli.run", "reconciler.cli.models", "reconciler.cli.serve", "reconciler.cli.operator",
                    "reconciler.cli.ci", "reconciler.cli.watch", "reconciler.cli.schedule")
 
 

@@ -18,11 +18,11 @@ from reconciler.cli import options as o
 from reconciler.cli.console import (
     EXIT_ERROR,
     EXIT_OK,
-    color,
     exit_codes,
     setup_logging,
     stderr_console,
     stdout_console,
+    write_lines,
 )
 from reconciler.cli.plan import ForceOpt, PruneOpt
 from reconciler.engine import apply as applying
@@ -77,7 +77,7 @@ def _apply(session: Session, *, saved: plans.Plan | None, manifests: Manifests, 
                 current = saved
             else:
                 current = await session.plan(client, manifests, prune=prune, force=force)
-            sys.stdout.write(rendering.render_text(current, color=color(no_color)))
+            write_lines(rendering.text_lines(current), no_color=no_color)
             sys.stdout.flush()
             if current.errored:
                 return EXIT_ERROR

@@ -13,16 +13,19 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Final
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from reconciler.display import printable_lines
+from reconciler.engine.render import Line, Style, plain
 from reconciler.errors import ReconcilerError
 
 __all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_INVALID", "EXIT_OK", "color", "exit_codes", "report_error",
-           "setup_logging", "stderr_console", "stdout_console"]
+           "setup_logging", "stderr_console", "stdout_console", "write_lines"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -43,6 +46,23 @@ def stderr_console(no_color: bool = False) -> Console:
 def color(no_color: bool) -> bool:
     """Whether stdout gets colour: a terminal, no --no-color, no NO_COLOR."""
     return not no_color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+# how each semantic style of the text and diff views looks on a terminal
+STYLES: Final = {Style.heading: "bold", Style.add: "green", Style.remove: "red", Style.change: "yellow",
+                 Style.warning: "yellow", Style.error: "red"}
+
+
+def write_lines(lines: Iterable[Line], *, no_color: bool) -> None:
+    """Print a view's lines to stdout, coloured by rich when :func:`color` says so; with colour
+    off, exactly the plain text (:func:`reconciler.engine.render.plain`)."""
+    if not color(no_color):
+        sys.stdout.write(plain(lines))
+        return
+    console = Console(color_system="standard", force_terminal=True, highlight=False, soft_wrap=True, markup=False,
+                      emoji=False)
+    for line in lines:
+        console.print(Text(line.text, style=STYLES[line.style] if line.style else ""))
 
 
 def setup_logging(verbose: bool) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from reconciler.cli import options as o
-from reconciler.cli.console import EXIT_OK, color, exit_codes, setup_logging
+from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, write_lines
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.engine.select import Selection
@@ -63,5 +62,5 @@ def register(app: typer.Typer) -> None:
                     return await session.plan(client, manifests)
 
             result = run(work())
-        sys.stdout.write(rendering.render_diff(result, name=name, color=color(no_color)))
+        write_lines(rendering.diff_lines(result, name=name), no_color=no_color)
         raise typer.Exit(EXIT_OK)

@@ -16,10 +16,10 @@ from reconciler.cli.console import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    color,
     exit_codes,
     setup_logging,
     stderr_console,
+    write_lines,
 )
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
@@ -116,7 +116,10 @@ def register(app: typer.Typer) -> None:
                 removed = out is not None and _discard_saved_plan(out)
                 session = Session.open(options, check_paths=False)
                 result = make_plan(session, prune=prune, force=force, destroy=destroy)
-                sys.stdout.write(rendering.render(result, output, color=color(no_color), version=__version__))
+                if output is rendering.Format.text:
+                    write_lines(rendering.text_lines(result), no_color=no_color)
+                else:
+                    sys.stdout.write(rendering.render(result, output, version=__version__))
                 if out is not None and result.errored:
                     err.print(f"No plan was saved to {out}: the plan was refused, so there is nothing to apply.",
                               markup=False)

@@ -2,6 +2,9 @@
 Markdown (a pull-request comment). Pure: every renderer takes a :class:`Plan` and returns a string;
 no I/O. One entry point, :func:`render`; the summary line is the plan's own (computed once).
 
+Colour is not written here: the text and diff views are also :class:`Line` values, each with a
+semantic :class:`Style`, which the command line prints with rich (:mod:`reconciler.cli.console`).
+
 Names and values come from live definitions too: every line of text and markdown goes through
 :func:`reconciler.display.printable`, so a name holding a line break or U+202E cannot fake a line.
 """
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -19,22 +23,51 @@ from reconciler.display import printable
 from reconciler.engine import diff as diffs
 from reconciler.engine.plan import MARKERS, Action, ActionKind, Plan, to_dict
 
-__all__ = ["MARKDOWN_LIMIT", "Format", "compact_time", "list_rows", "render", "render_action", "render_diff",
-           "schedule_text"]
+__all__ = ["MARKDOWN_LIMIT", "Format", "Line", "Style", "compact_time", "diff_lines", "list_rows", "plain", "render",
+           "render_action", "render_diff", "schedule_text", "text_lines"]
 
 MARKDOWN_LIMIT: Final = 65_000  # GitHub's comment limit is 65,536 characters
 LIST_LIMIT: Final = 50  # names listed per unmanaged/orphan section in text and markdown
 NOTICE_LIMIT: Final = 20  # errors and warnings listed each in markdown
 
-_ANSI: Final = {"+": "\x1b[32m", "-": "\x1b[31m", "~": "\x1b[33m", "bold": "\x1b[1m", "dim": "\x1b[2m",
-                "red": "\x1b[31m", "yellow": "\x1b[33m"}
-_RESET: Final = "\x1b[0m"
 
 
 class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
+
+
+class Style(StrEnum):
+    """What a line is, for the printer to colour: never an escape code."""
+
+    heading = "heading"
+    add = "add"
+    remove = "remove"
+    change = "change"
+    warning = "warning"
+    error = "error"
+
+
+_MARKED: Final = {"+": Style.add, "-": Style.remove, "~": Style.change}
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of the text or diff view and its style (None: plain)."""
+
+    text: str
+    style: Style | None = None
+
+
+def plain(lines: Iterable[Line]) -> str:
+    """The lines as text, without styles: what is printed with colour off."""
+    return "".join(line.text + "\n" for line in lines)
+
+
+def _marked(text: str) -> Line:
+    """A line styled by its own marker (``+``, ``-``, ``~``) if it has one."""
+    return Line(text, _MARKED.get(text.lstrip()[:1]))
 
 
 def _value(value: Any) -> str:
@@ -58,14 +91,6 @@ def render_action(action: Action) -> list[str]:
     return [printable(line) for line in lines]
 
 
-def _paint(line: str, color: bool, style: str | None = None) -> str:
-    if not color:
-        return line
-    key = style or line.lstrip()[:1]
-    code = _ANSI.get(key)
-    return f"{code}{line}{_RESET}" if code else line
-
-
 def _names(title: str, names: tuple[str, ...]) -> list[str]:
     if not names:
         return []
@@ -73,28 +98,32 @@ def _names(title: str, names: tuple[str, ...]) -> list[str]:
     return [printable(f"{title} ({len(names)}): {shown}")]
 
 
-def render_text(plan: Plan, *, color: bool = False, show_noop: bool = False) -> str:
-    out: list[str] = []
+def text_lines(plan: Plan, *, show_noop: bool = False) -> list[Line]:
+    """The Terraform-like text view, line by line."""
+    out: list[Line] = []
     writes = [a for a in plan.actions if a.kind is not ActionKind.noop or show_noop]
     if writes:
-        out.append(_paint("reconciler will perform these actions:", color, "bold"))
-        out.append("")
+        out += [Line("reconciler will perform these actions:", Style.heading), Line("")]
         for action in writes:
-            for i, line in enumerate(render_action(action)):
-                out.append(_paint("  " + line, color, MARKERS[action.kind] if i == 0 else None))
-            out.append("")
+            header, *changes = render_action(action)
+            out.append(Line("  " + header, _MARKED.get(MARKERS[action.kind])))
+            out.extend(_marked("  " + line) for line in changes)
+            out.append(Line(""))
     if plan.summary.adopt or plan.summary.rename:
-        out.append(f"Of the updates: {plan.summary.adopt} adopted from outside the scope, "
-                   f"{plan.summary.rename} renamed.")
-    out.extend(_names("Unmanaged, outside the scope, never touched", plan.unmanaged))
-    out.extend(_names("In scope without a manifest (pass --prune to delete)", plan.orphans)
-               if not plan.destroy else _names("Orphaned (deletionPolicy: Orphan), left in place", plan.orphans))
-    for warning in plan.warnings:
-        out.append(_paint(printable(f"warning: {warning}"), color, "yellow"))
-    for error in plan.errors:
-        out.append(_paint(printable(f"error: {error}"), color, "red"))
-    out.append(_paint(plan.summary.text if not plan.errors else f"Plan refused. {plan.summary.text}", color, "bold"))
-    return "\n".join(out) + "\n"
+        out.append(Line(f"Of the updates: {plan.summary.adopt} adopted from outside the scope, "
+                        f"{plan.summary.rename} renamed."))
+    names = [*_names("Unmanaged, outside the scope, never touched", plan.unmanaged),
+             *(_names("In scope without a manifest (pass --prune to delete)", plan.orphans) if not plan.destroy
+               else _names("Orphaned (deletionPolicy: Orphan), left in place", plan.orphans))]
+    out.extend(Line(text) for text in names)
+    out.extend(Line(printable(f"warning: {warning}"), Style.warning) for warning in plan.warnings)
+    out.extend(Line(printable(f"error: {error}"), Style.error) for error in plan.errors)
+    out.append(Line(plan.summary.text if not plan.errors else f"Plan refused. {plan.summary.text}", Style.heading))
+    return out
+
+
+def render_text(plan: Plan, *, show_noop: bool = False) -> str:
+    return plain(text_lines(plan, show_noop=show_noop))
 
 
 def render_json(plan: Plan, *, version: str = "") -> str:
@@ -162,31 +191,35 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render(plan: Plan, fmt: Format | str, *, color: bool = False, version: str = "") -> str:
-    """The plan in one format: ``text``, ``json`` or ``markdown``."""
+def render(plan: Plan, fmt: Format | str, *, version: str = "") -> str:
+    """The plan in one format: ``text``, ``json`` or ``markdown`` (without colour: see :func:`text_lines`)."""
     chosen = Format(fmt)
     if chosen is Format.json:
         return render_json(plan, version=version)
     if chosen is Format.markdown:
         return render_markdown(plan)
-    return render_text(plan, color=color)
+    return render_text(plan)
 
 
 # -- the diff and list views ------------------------------------------------------------------
 
-def render_diff(plan: Plan, *, name: str | None = None, color: bool = False) -> str:
+def diff_lines(plan: Plan, *, name: str | None = None) -> list[Line]:
     """``reconciler diff``: every changed definition field by field (with ``name``: that one, also
     when it matches)."""
     shown = [a for a in plan.actions if a.kind is not ActionKind.noop or name is not None]
-    lines: list[str] = []
+    lines: list[Line] = []
     for action in shown:
         if action.kind is ActionKind.noop:
-            lines.append(printable(f"  {action.name}: live matches the manifest"))
+            lines.append(Line(printable(f"  {action.name}: live matches the manifest")))
             continue
-        lines.extend(("" if i == 0 else "  ") + line for i, line in enumerate(render_action(action)))
+        lines.extend(_marked(("" if i == 0 else "  ") + line) for i, line in enumerate(render_action(action)))
     if not shown:
-        lines.append("No differences.")
-    return "\n".join(_paint(line, color) for line in lines) + "\n"
+        lines.append(Line("No differences."))
+    return lines
+
+
+def render_diff(plan: Plan, *, name: str | None = None) -> str:
+    return plain(diff_lines(plan, name=name))
 
 
 def schedule_text(schedule: Any) -> str:

@@ -2,6 +2,6 @@
 validate → pair → diff → plan → apply pipeline as ``reconciler apply``.
 
 Layers, top to bottom: ``cli`` (flags → :class:`config.OperatorConfig`, starts kopf) > ``handlers``
-(kopf glue: thin, parse → ``pipeline`` → ``status``/events) > ``pipeline`` (one object against the
-API) and ``credentials`` (the API Secret) > ``status`` and ``crd`` (pure).
+(kopf glue: thin, parse → ``act`` → ``status``/events) > ``act`` (performs a decision against the
+API) > ``decide`` (pure: resource + live candidates → a decision) and ``credentials`` (the API Secret) > ``status`` and ``crd`` (pure).
 """

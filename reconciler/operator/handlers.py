@@ -1,4 +1,4 @@
-"""kopf handlers: thin glue. Each one parses the resource, calls :mod:`reconciler.operator.pipeline`,
+"""kopf handlers: thin glue. Each one parses the resource, calls :mod:`reconciler.operator.act` (which decides with :mod:`reconciler.operator.decide`),
 writes ``status`` (:mod:`reconciler.operator.status`) and posts an Event. No decisions here.
 
 Why one registry built per :class:`OperatorConfig` instead of module-level decorators: the resync
@@ -27,7 +27,7 @@ import kopf
 
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
-from reconciler.operator import crd, pipeline
+from reconciler.operator import act, crd, decide
 from reconciler.operator.config import OperatorConfig
 from reconciler.operator.credentials import Credentials, CredentialsError, SecretReader
 from reconciler.operator.metrics import OperatorMetrics
@@ -92,7 +92,7 @@ def configure_settings(settings: kopf.OperatorSettings) -> None:
 _Claim = tuple[str, str, str]
 
 
-def _claimed_by(claims: Any, body: kopf.Body) -> pipeline.ClaimedBy:
+def _claimed_by(claims: Any, body: kopf.Body) -> decide.ClaimedBy:
     """Who else manages a definition id: another resource recording it, unless this one recorded it
     too and is the older of the two (creation time, then uid, decides)."""
     me = (str(body.meta.get("creationTimestamp") or ""), body.meta.uid or "")
@@ -129,12 +129,12 @@ def _same_as_before(outcome: Outcome, status: Mapping[str, Any]) -> bool:
 
 
 async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, retry: int,
-                     logger: _Logger, mode: pipeline.Mode, claimed_by: pipeline.ClaimedBy) -> None:
+                     logger: _Logger, mode: decide.Mode, claimed_by: decide.ClaimedBy) -> None:
     status: Mapping[str, Any] = dict(body.get("status") or {})
     generation = body.meta.get("generation")
     try:
-        manifest = pipeline.parse(body)
-    except pipeline.Invalid as exc:
+        manifest = decide.parse(body)
+    except decide.Invalid as exc:
         outcome = _failure(Result.invalid, str(exc), status)
         if not _same_as_before(outcome, status):
             logger.warning("invalid spec: %s", str(exc).replace("\n", "; "))
@@ -143,14 +143,14 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
         return
     try:
         client = await runtime.client()
-        outcome = await pipeline.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
+        outcome = await act.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
                                            claimed_by=claimed_by)
-    except pipeline.Conflict as exc:
+    except decide.Conflict as exc:
         # Retried with backoff: it resolves once the other resource lets the definition go.
         _fail(runtime, body, patch, status, generation, retry, logger, Result.conflict, str(exc))
     except CredentialsError as exc:
         _fail(runtime, body, patch, status, generation, retry, logger, Result.credentials_error, str(exc))
-    except (errors.APIError, pipeline.ApplyFailed) as exc:
+    except (errors.APIError, act.ApplyFailed) as exc:
         if isinstance(exc, errors.APIAuthError):
             runtime.secrets.invalidate()
         _fail(runtime, body, patch, status, generation, retry, logger, Result.api_error, str(exc))
@@ -208,8 +208,8 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
     async def sync(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **kwargs: Any) -> None:
         """The spec changed (or the operator started): make the live definition match it."""
         async with rt.lock(body.meta.uid or ""):
-            with rt.metrics.reconcile(pipeline.Mode.apply.value, patch.status):
-                await _reconcile(rt, body=body, patch=patch, retry=retry, logger=logger, mode=pipeline.Mode.apply,
+            with rt.metrics.reconcile(decide.Mode.apply.value, patch.status):
+                await _reconcile(rt, body=body, patch=patch, retry=retry, logger=logger, mode=decide.Mode.apply,
                                  claimed_by=_claimed_by(kwargs["claims"], body))
 
     @kopf.timer(*RESOURCE, id="resync", registry=registry, interval=config.resync_interval,
@@ -223,9 +223,9 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
                 or status.get("observedGeneration") != body.meta.get("generation")):
             return
         async with rt.lock(body.meta.uid or ""):
-            with rt.metrics.reconcile(pipeline.Mode.resync.value, patch.status):
+            with rt.metrics.reconcile(decide.Mode.resync.value, patch.status):
                 await _reconcile(rt, body=body, patch=patch, retry=int(kwargs.get("retry") or 0), logger=logger,
-                                 mode=pipeline.Mode.resync, claimed_by=_claimed_by(kwargs["claims"], body))
+                                 mode=decide.Mode.resync, claimed_by=_claimed_by(kwargs["claims"], body))
 
     @kopf.on.delete(*RESOURCE, id="finalize", registry=registry, errors=kopf.ErrorsMode.TEMPORARY)
     async def delete(*, body: kopf.Body, patch: kopf.Patch, retry: int, logger: _Logger, **kwargs: Any) -> None:
@@ -235,7 +235,7 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
         async with rt.lock(body.meta.uid or ""):
             try:
                 client = await rt.client()
-                deleted, message = await pipeline.finalize(
+                deleted, message = await act.finalize(
                     client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
                     deletion_policy=str(spec.get("deletionPolicy", "Delete")),
                     prevent_destroy=bool(spec.get("preventDestroy", False)),
@@ -243,7 +243,7 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
             except CredentialsError as exc:
                 _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger,
                       Result.credentials_error, str(exc))
-            except (errors.APIError, pipeline.ApplyFailed) as exc:
+            except (errors.APIError, act.ApplyFailed) as exc:
                 if isinstance(exc, errors.APIAuthError):
                     rt.secrets.invalidate()
                 _fail(rt, body, patch, status, body.meta.get("generation"), retry, logger, Result.api_error, str(exc))

@@ -29,6 +29,8 @@ BREAKS = {
         ("reconciler/service/ids.py", "import reconciler.display"),
     "Extras and __about__ are leaves: they import nothing of reconciler":
         ("reconciler/extras.py", "import reconciler.errors"),
+    "The operator's decision is pure: no API client, no kopf, no HTTP":
+        ("reconciler/operator/decide.py", "import httpx"),
 }
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +45,41 @@ def test_text_has_markers_paths_and_summary() -> None:
     assert "Unmanaged, outside the scope, never touched (1): other" in text
     assert text.rstrip().endswith("Plan: 1 to create, 2 to update, 1 to delete.")
     assert "\x1b[" not in text
-    assert "\x1b[32m" in render(_plan(), "text", color=True)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("view", ["plan", "diff"])
+def test_the_cli_colours_the_views_with_rich_and_colour_off_is_the_plain_text(
+        view: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine writes no escape code; the cli prints its styled lines with rich on a terminal,
+    and exactly the plain text with --no-color, NO_COLOR or no terminal."""
+    from reconciler.cli.console import write_lines
+    from reconciler.engine.render import diff_lines, plain, render_diff, text_lines
+
+    lines = text_lines(_plan()) if view == "plan" else diff_lines(_plan())
+    expected = render(_plan(), "text") if view == "plan" else render_diff(_plan())
+    assert plain(lines) == expected
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for no_color, env, out in ((False, None, _Terminal()), (True, None, _Terminal()), (False, "1", _Terminal()),
+                               (False, None, io.StringIO())):
+        if env is None:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+        else:
+            monkeypatch.setenv("NO_COLOR", env)
+        monkeypatch.setattr(sys, "stdout", out)
+        write_lines(lines, no_color=no_color)
+        if not no_color and env is None and out.isatty():
+            coloured = out.getvalue()
+            assert "\x1b[32m" in coloured and "\x1b[33m" in coloured and "\x1b[31m" in coloured
+            assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == expected
+        else:
+            assert out.getvalue() == expected
+    source = Path(__file__).parents[2] / "reconciler" / "engine" / "render.py"
+    assert "\\x1b" not in source.read_text() and "\x1b" not in source.read_text()
 
 
 def test_json_is_valid_against_the_plan_schema_and_keeps_only_references() -> None:

@@ -16,7 +16,7 @@ from reconciler.api.client import Client
 from reconciler.cli import app
 from reconciler.engine import plan as plans
 from reconciler.engine.normalize import desired_from_manifest
-from reconciler.operator import pipeline
+from reconciler.operator import act, decide
 from reconciler.service.testing import LocalServer
 from reconciler.session import Options, Session
 from reconciler.watch import observe
@@ -84,9 +84,9 @@ def test_every_entry_point_builds_the_same_plan(server: LocalServer, tmp_path: P
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
             for doc in docs:
                 resource = {**doc, "metadata": {**doc["metadata"], "namespace": "default"}}
-                desired = desired_from_manifest(pipeline.parse(resource))
-                candidates, _raw = await pipeline.find_candidates(client, desired, None)
-                decision = pipeline.decide(desired, candidates, recorded_id=None, mode=pipeline.Mode.apply,
+                desired = desired_from_manifest(decide.parse(resource))
+                candidates, _raw = await act.find_candidates(client, desired, None)
+                decision = decide.decide(desired, candidates, recorded_id=None, mode=decide.Mode.apply,
                                            drift_policy=None)
                 out.append(decision.action)
         return out

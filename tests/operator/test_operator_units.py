@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from reconciler.contract import schemas
-from reconciler.operator import crd, pipeline
+from reconciler.operator import crd, decide
 from reconciler.operator.config import OperatorConfig, SecretRef
 from reconciler.operator.status import Outcome, Result, conditions, status_patch
 
@@ -81,7 +81,7 @@ def test_every_example_manifest_parses_as_a_resource() -> None:
     docs = [d for p in paths for d in yaml.safe_load_all(p.read_text()) if d and d.get("kind") == crd.KIND]
     assert docs
     for doc in docs:
-        manifest = pipeline.parse(_body(doc))
+        manifest = decide.parse(_body(doc))
         assert manifest.metadata.namespace == "ns1"
 
 
@@ -90,12 +90,12 @@ def test_an_invalid_resource_lists_every_problem_with_hints() -> None:
            "spec": {"enabled": True, "batchPredictionJob": {
                "deploymentId": "64b0c0ffee000000000d0001", "num_concurrent": 2,
                "intakeSettings": {"type": "s3", "url": "s3://b/in.csv"}}}}
-    with pytest.raises(pipeline.Invalid) as caught:
-        pipeline.parse(_body(doc))
+    with pytest.raises(decide.Invalid) as caught:
+        decide.parse(_body(doc))
     text = str(caught.value)
     assert "enabled: true needs a schedule" in text
     assert "num_concurrent" in text and "numConcurrent" in text
-    assert pipeline.document_from_body(_body(doc)).file == "ns1/x"
+    assert decide.document_from_body(_body(doc)).file == "ns1/x"
 
 
 def test_conditions_keep_their_transition_time_until_the_status_changes() -> None:
@@ -225,12 +225,12 @@ def test_a_resource_cannot_make_the_operator_read_its_own_files_or_environment()
                "predictionInstance": {"hostName": "evil.example", "sslEnabled": True,
                                       "apiKeyFrom": {"file": "/var/run/secrets/kubernetes.io/serviceaccount/token"},
                                       "datarobotKeyFrom": {"env": "HOME"}}}}}
-    with pytest.raises(pipeline.Invalid) as caught:
-        pipeline.parse(_body(doc))
+    with pytest.raises(decide.Invalid) as caught:
+        decide.parse(_body(doc))
     lines = str(caught.value).splitlines()
     assert [line.split(":")[0] for line in lines] == ["spec.batchPredictionJob.predictionInstance.apiKeyFrom",
                                                       "spec.batchPredictionJob.predictionInstance.datarobotKeyFrom"]
     assert all("the operator never reads its own environment or files" in line for line in lines)
     del doc["spec"]["batchPredictionJob"]["predictionInstance"]["apiKeyFrom"]
     del doc["spec"]["batchPredictionJob"]["predictionInstance"]["datarobotKeyFrom"]
-    assert pipeline.parse(_body(doc)).spec.batchPredictionJob is not None  # without keys: fine
+    assert decide.parse(_body(doc)).spec.batchPredictionJob is not None  # without keys: fine

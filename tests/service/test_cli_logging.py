@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from reconciler.service.cli import _configure_logging
+from reconciler.service.serving import configure_logging as _configure_logging
 
 ACCESS = "reconciler.service.access"
 

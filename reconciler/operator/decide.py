@@ -1,10 +1,11 @@
-"""One custom resource through the shared pipeline: validate → pair → plan → apply, against the API.
+"""What the operator should do for one custom resource: a pure decision over plain values.
 
-Nothing here is operator-specific logic of its own: validation is :mod:`reconciler.specs.validate`
-on the resource body, the body and comparable forms come from :mod:`reconciler.engine.normalize`, the
-decision is :func:`reconciler.engine.plan.build_plan` and the writes are
-:func:`reconciler.engine.apply.apply_plan`, exactly as ``reconciler apply`` does for files.
-What is specific is how *live* is chosen for one object:
+Like kopf's own split between detecting a cause and acting on it: this module reads the resource
+(:func:`parse`), and given the live candidates (found by :func:`reconciler.operator.act.find_candidates`)
+returns a :class:`Decision` (create, update, adopt, noop, report, delete or keep) with the status
+result it leads to; :mod:`reconciler.operator.act` performs it through the API. Nothing here does I/O.
+
+How *live* is chosen for one object:
 
 - the id recorded in ``status.definitionId`` is its identity: that definition is the match even
   when someone renamed it behind the operator's back (the diff then shows the name as a change);
@@ -15,22 +16,19 @@ What is specific is how *live* is chosen for one object:
   another resource already manages (``claimed_by``, from the operator's index of every watched
   resource) is never adopted: that is a :class:`Conflict`, not two resources fighting over one
   definition at every resync.
+
+The plan is :func:`reconciler.engine.plan.build_plan`'s, with its guards, exactly as
+``reconciler apply`` plans files.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reconciler.api import errors
-from reconciler.api.client import Client
-from reconciler.api.secrets import resolver
 from reconciler.contract import keys
-from reconciler.engine import apply as engine_apply
-from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
 from reconciler.engine.types import Desired, Live, Scope
 from reconciler.operator.status import Outcome, Result
@@ -38,10 +36,20 @@ from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
 
-__all__ = ["ApplyFailed", "Conflict", "Decision", "Invalid", "Mode", "decide", "document_from_body", "finalize",
-           "find_candidates", "parse", "reconcile"]
-
-log = logging.getLogger("reconciler.operator")
+__all__ = [
+    "ClaimedBy",
+    "Conflict",
+    "Decision",
+    "Invalid",
+    "Mode",
+    "Verdict",
+    "decide",
+    "decide_finalize",
+    "document_from_body",
+    "nobody",
+    "parse",
+    "written",
+]
 
 _RESULTS = {ActionKind.create: Result.created, ActionKind.update: Result.updated,
             ActionKind.adopt: Result.adopted, ActionKind.rename: Result.renamed}
@@ -52,12 +60,20 @@ class Mode(StrEnum):
     resync = "resync"  # periodic check: correct drift, or only report it (driftPolicy: Report)
 
 
+class Verdict(StrEnum):
+    """What the decision asks of the API."""
+
+    create = "create"
+    update = "update"  # an update or a rename of the definition this resource manages
+    adopt = "adopt"  # take over a definition found by name (written when it differs)
+    noop = "noop"  # live matches the spec
+    report = "report"  # differs, or is missing, under driftPolicy: Report: only said
+    delete = "delete"  # the resource is going away: delete its definition
+    keep = "keep"  # the resource is going away: leave the definition (Orphan, preventDestroy, not ours)
+
+
 class Invalid(Exception):
     """The resource's spec fails validation; ``str()`` lists every problem, one per line."""
-
-
-class ApplyFailed(Exception):
-    """An API write failed; the message is the API's error text (never the token)."""
 
 
 class Conflict(Exception):
@@ -68,7 +84,7 @@ class Conflict(Exception):
 ClaimedBy = Callable[[str], str | None]
 
 
-def _nobody(_: str) -> str | None:
+def nobody(_: str) -> str | None:
     return None
 
 
@@ -131,48 +147,37 @@ def parse(body: Mapping[str, Any]) -> Manifest:
     return Manifest.from_document(doc)
 
 
-async def find_candidates(client: Client, desired: Desired, recorded_id: str | None) -> tuple[list[Live], dict[str, Any]]:
-    """Candidates for pairing, and the raw API items by id (for status). The recorded id is the
-    identity: that definition is the candidate whatever its live name (a rename is drift)."""
-    raw: dict[str, Any] = {}
-    if recorded_id:
-        try:
-            item = await client.get_definition(recorded_id)
-        except errors.APINotFoundError:
-            log.info("definition %s recorded in status is gone; looking it up by name", recorded_id)
-        else:
-            raw[str(item["id"])] = item
-            return [live_from_api(item)], raw  # paired by its recorded id (decide), whatever its name
-    candidates: list[Live] = []
-    for name in (desired.name, *desired.previous_names):
-        found = await client.find_by_name(name)
-        if found is not None:
-            raw[str(found["id"])] = found
-            candidates.append(live_from_api(found))
-    return candidates, raw
-
-
 def _drift_paths(plan: Plan) -> tuple[str, ...]:
     return tuple(c.path for a in plan.actions for c in a.changes)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Decision:
-    """What to do for one resource: the plan (one action, built by engine.plan's own function,
-    with its guards) and whether it is only reported (a resync under ``driftPolicy: Report``)."""
+    """What to do for one resource: ``plan`` (built by engine.plan's own function, with its
+    guards) and its ``action`` for this resource; ``result`` is what status will say (its
+    conditions derive from it). ``outcome`` is the whole status outcome when nothing is written
+    (for a write, :func:`written` makes it once the API answered). A finalizer that keeps the
+    definition has no plan."""
 
-    plan: Plan
-    action: Action
-    report_only: bool
+    verdict: Verdict
+    result: Result | None = None  # None: a finalizer's decision (no status is written)
+    plan: Plan | None = None
+    action: Action | None = None
+    outcome: Outcome | None = None
+    message: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.plan is not None and self.outcome is None
 
 
 def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | None, mode: Mode,
            drift_policy: str | None,
-           claimed_by: ClaimedBy = _nobody, live_names: Mapping[str, str] | None = None) -> Decision:
-    """The decision for one resource over its live candidates (see :func:`find_candidates`). Pure.
+           claimed_by: ClaimedBy = nobody, live_names: Mapping[str, str] | None = None) -> Decision:
+    """The decision for one resource over its live candidates. Pure.
 
     Raises :class:`Conflict` when a candidate is managed by another resource (``claimed_by``);
-    ``live_names`` are the candidates' live names by id, for that message."""
+    ``live_names`` are the candidates' live names by id, for that message and the status."""
     for candidate in candidates:
         owner = claimed_by(candidate.id)
         if owner is not None:
@@ -184,88 +189,78 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
     plan = build_plan(desired=[desired], live=candidates, scope=None,
                       identities={desired.name: recorded_id} if recorded_id else None)
     action = next(a for a in plan.actions if a.name == desired.name)
-    return Decision(plan=plan, action=action, report_only=mode is Mode.resync and drift_policy == "Report")
-
-
-async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
-                    environ: Mapping[str, str] | None = None, claimed_by: ClaimedBy = _nobody) -> Outcome:
-    """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
-    say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails, and
-    :class:`Conflict` when the matching definition is managed by another resource."""
-    desired = desired_from_manifest(manifest)
-    candidates, raw = await find_candidates(client, desired, recorded_id)
-    decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy, claimed_by=claimed_by,
-                      live_names={i: str(item.get("name")) for i, item in raw.items()})
-    plan, action, report_only = decision.plan, decision.action, decision.report_only
-
+    name = desired.name
     if action.kind is ActionKind.noop:
         if recorded_id != action.id:  # found by name: this resource takes it over
-            return Outcome(result=Result.adopted, definition_id=action.id, definition_name=desired.name,
-                           live=raw.get(action.id or ""),
-                           message=f"adopted existing definition {action.id} (it already matches the spec)")
-        return Outcome(result=Result.unchanged, message="live definition matches the spec",
-                       definition_id=action.id, definition_name=desired.name, live=raw.get(action.id or ""))
-    if report_only:
+            return Decision(verdict=Verdict.adopt, result=Result.adopted, plan=plan, action=action, outcome=Outcome(
+                result=Result.adopted, definition_id=action.id, definition_name=name,
+                message=f"adopted existing definition {action.id} (it already matches the spec)"))
+        return Decision(verdict=Verdict.noop, result=Result.unchanged, plan=plan, action=action, outcome=Outcome(
+            result=Result.unchanged, message="live definition matches the spec", definition_id=action.id,
+            definition_name=name))
+    if mode is Mode.resync and drift_policy == "Report":
         if action.kind is ActionKind.create:
-            return Outcome(result=Result.missing_reported, definition_id=recorded_id, definition_name=desired.name,
-                           message="the live definition is missing (driftPolicy: Report, so it is not recreated)",
-                           drift=("<definition>",))
+            return Decision(verdict=Verdict.report, result=Result.missing_reported, plan=plan, action=action,
+                            outcome=Outcome(
+                result=Result.missing_reported, definition_id=recorded_id, definition_name=name,
+                message="the live definition is missing (driftPolicy: Report, so it is not recreated)",
+                drift=("<definition>",)))
         paths = _drift_paths(plan)
-        return Outcome(result=Result.drift_reported, definition_id=action.id, definition_name=desired.name,
-                       live=raw.get(action.id or ""), drift=paths,
-                       message=f"live definition differs from the spec in {', '.join(paths)} "
-                               "(driftPolicy: Report, so it is not corrected)")
-
-    # Never the operator's own environment (see _secret_references).
-    applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({} if environ is None else environ))
-    failed = applied.of(engine_apply.Outcome.failed)
-    if failed:
-        raise ApplyFailed(failed[0].error or "the API write failed")
-    result = applied.results[0]
-    definition_id = result.id
-    live: dict[str, Any] | None = await client.get_definition(definition_id) if definition_id else None
-    kind = _RESULTS.get(action.kind, Result.updated)
-    adopted = action.kind is not ActionKind.create and recorded_id != action.id
-    if adopted:
-        kind = Result.adopted
+        return Decision(verdict=Verdict.report, result=Result.drift_reported, plan=plan, action=action,
+                        outcome=Outcome(
+            result=Result.drift_reported, definition_id=action.id, definition_name=name, drift=paths,
+            message=f"live definition differs from the spec in {', '.join(paths)} "
+                    "(driftPolicy: Report, so it is not corrected)"))
+    result = _RESULTS.get(action.kind, Result.updated)
+    verdict = Verdict.create if action.kind is ActionKind.create else Verdict.update
+    if action.kind is not ActionKind.create and recorded_id != action.id:
+        result, verdict = Result.adopted, Verdict.adopt
     elif mode is Mode.resync and action.kind is not ActionKind.create:
-        kind = Result.drift_corrected
+        result = Result.drift_corrected
     elif mode is Mode.resync:
-        kind = Result.created  # recreated after it was deleted behind our back
-    paths = _drift_paths(plan)
+        result = Result.created  # recreated after it was deleted behind our back
+    return Decision(verdict=verdict, result=result, plan=plan, action=action)
+
+
+def written(decision: Decision, *, name: str, definition_id: str | None, live: Mapping[str, Any] | None) -> Outcome:
+    """The status outcome of a decision whose write succeeded (``definition_id``: what the API
+    returned; ``live``: the definition read back). Pure."""
+    if not decision.writes or decision.plan is None or decision.result is None:
+        raise ValueError(f"a {decision.verdict} decision writes nothing, so it has no written outcome")
+    paths = _drift_paths(decision.plan)
+    kind = decision.result
     message = {
         Result.created: f"created definition {definition_id}",
         Result.adopted: f"adopted existing definition {definition_id}"
                         + (f" and updated {', '.join(paths)}" if paths else ""),
         Result.drift_corrected: f"corrected drift in {', '.join(paths)}",
     }.get(kind, f"updated {', '.join(paths)}")
-    return Outcome(result=kind, message=message, definition_id=definition_id, definition_name=desired.name,
+    return Outcome(result=kind, message=message, definition_id=definition_id, definition_name=name,
                    live=live, drift=paths if kind is Result.drift_corrected else ())
 
 
-async def finalize(client: Client, *, recorded_id: str | None, name: str, deletion_policy: str,
-                   prevent_destroy: bool, claimed_by: ClaimedBy = _nobody) -> tuple[bool, str]:
-    """Delete the live definition on resource deletion unless Orphan/preventDestroy says otherwise.
+def decide_finalize(*, recorded_id: str | None, name: str, deletion_policy: str, prevent_destroy: bool,
+                    claimed_by: ClaimedBy = nobody) -> Decision:
+    """On resource deletion: delete the live definition unless Orphan/preventDestroy says otherwise.
 
     Only the recorded id is ever deleted: a definition the operator never recorded (the spec was
     invalid from the start) may belong to someone else, and so does one that another resource
-    manages. Returns (deleted, message).
-    """
+    manages. Pure; ``message`` says what was decided (for a delete: what it will have done)."""
+    def keep(message: str) -> Decision:
+        return Decision(verdict=Verdict.keep, message=message)
+
     if not recorded_id:
-        return False, "no live definition was recorded for this resource; nothing to delete"
+        return keep("no live definition was recorded for this resource; nothing to delete")
     owner = claimed_by(recorded_id)
     if owner is not None:
-        return False, f"definition {recorded_id} left in place (it is managed by {keys.kind()} {owner})"
+        return keep(f"definition {recorded_id} left in place (it is managed by {keys.kind()} {owner})")
     if deletion_policy == "Orphan":
-        return False, f"definition {recorded_id} left in place (deletionPolicy: Orphan)"
+        return keep(f"definition {recorded_id} left in place (deletionPolicy: Orphan)")
     if prevent_destroy:
-        return False, f"definition {recorded_id} left in place (preventDestroy: true)"
+        return keep(f"definition {recorded_id} left in place (preventDestroy: true)")
     desired = Desired(name=name, body={}, comparable={})
     live = Live(id=recorded_id, name=name, comparable={})
     # force: deleting the resource is the explicit intent for exactly this one definition.
     plan = build_plan(desired=[desired], live=[live], scope=Scope(names=frozenset({name})), destroy=True, force=True)
-    applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({}))
-    failed = applied.of(engine_apply.Outcome.failed)
-    if failed:
-        raise ApplyFailed(failed[0].error or "the API delete failed")
-    return True, f"deleted definition {recorded_id}"
+    return Decision(verdict=Verdict.delete, plan=plan, action=plan.actions[0],
+                    message=f"deleted definition {recorded_id}")
