@@ -14,6 +14,14 @@ share a GIL. Scenarios:
     one), each against a fresh server, with and without the added latency. The SDK run may use
     fewer definitions (``--sdk-count``); rates per definition are compared. Target: >= 6x.
 (c) apply after changing 1% of the manifests writes exactly the changed ones.
+
+``--scale`` (issue #16) measures each step at 10,000 and 100,000 manifests (``--scale-counts``), each
+in a fresh child process (wall and CPU seconds, peak RSS), and prints the ratio between the counts:
+load + validate + model without the cache, with a cold cache and with a warm one; listing the live
+state (seeded through the service's own create logic, bulk-inserted) naively (no prefetch, parse and
+normalize in line) and as ``reconciler plan`` lists it; pure planning with no changes and of all
+creates; ``reconciler plan --detailed-exitcode`` as a command, cold (``--no-cache``) and warm. Load
+on this shared machine is printed next to the numbers (``os.getloadavg``): compare within one run.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,12 +67,13 @@ def serve(port: int, db_url: str, latency_ms: float) -> None:
 
 
 class Server:
-    def __init__(self, *, latency_ms: float, workdir: Path, tag: str) -> None:
+    def __init__(self, *, latency_ms: float, workdir: Path, tag: str, db: Path | None = None) -> None:
         from reconciler.service.testing import free_port
 
         self.port = free_port()
-        self.db = workdir / f"{tag}.db"
-        self.db.unlink(missing_ok=True)
+        self.db = db or workdir / f"{tag}.db"
+        if db is None:
+            self.db.unlink(missing_ok=True)
         self.latency_ms = latency_ms
 
     @property
@@ -75,7 +85,11 @@ class Server:
 
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.port), f"sqlite:///{self.db}",
                                       str(self.latency_ms)])
-        wait_until_healthy(f"http://127.0.0.1:{self.port}", process=self.proc)
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{self.port}", process=self.proc, timeout=180)
+        except BaseException:
+            self.__exit__()
+            raise
         with httpx.Client(base_url=self.api_url) as c:
             c.post("deployments/", json={"id": DEPLOYMENT, "label": "bench"}).raise_for_status()
             c.post("credentials/", json={"id": CREDENTIAL, "name": "bench"}).raise_for_status()
@@ -163,21 +177,27 @@ def ours(api_url: str, specs: Path, *, concurrency: int, apply: bool) -> dict[st
     return result
 
 
-def cli_plan(api_url: str, specs: Path) -> dict[str, Any]:
-    """`reconciler plan SPECS --detailed-exitcode` as a user runs it, in its own process: wall time,
-    exit code (0: no changes) and the process's peak RSS."""
-    code = ("import resource, sys\nfrom reconciler.cli import main\n"
-            f"sys.argv = ['reconciler', 'plan', {str(specs)!r}, '--endpoint', {api_url!r}, '--detailed-exitcode']\n"
+def cli_plan(api_url: str, specs: Path, *, flags: tuple[str, ...] = (), pythonpath: Path | None = None) -> dict[str, Any]:
+    """`reconciler plan SPECS --detailed-exitcode [FLAGS]` as a user runs it, in its own process:
+    wall and CPU time, exit code (0: no changes) and the process's peak RSS. ``pythonpath``:
+    another copy of reconciler to run (an earlier commit, for a before/after in one run)."""
+    code = ("import resource, sys, time\nfrom reconciler.cli import main\n"
+            f"sys.argv = ['reconciler', 'plan', {str(specs)!r}, '--endpoint', {api_url!r}, '--detailed-exitcode', "
+            f"*{list(flags)!r}]\n"
             "try:\n    main()\nfinally:\n"
-            "    print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+            "    print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "    print('cpu_s', time.process_time(), file=sys.stderr)\n")
     env = {**os.environ, "DATAROBOT_API_TOKEN": "unused-local", "NO_COLOR": "1"}
     env.pop("DATAROBOT_ENDPOINT", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
-    peak = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak_rss_kb ")]
-    return {"exit_code": done.returncode, "wall_s": round(wall, 2), "stdout": done.stdout.strip()[:80],
-            "peak_rss_mb": round(int(peak[0]) / 1024, 1) if peak else None}
+    found = dict(line.split()[:2] for line in done.stderr.splitlines() if line.startswith(("peak_rss_kb ", "cpu_s ")))
+    return {"exit_code": done.returncode, "wall_s": round(wall, 2), "cpu_s": round(float(found.get("cpu_s", "nan")), 2),
+            "peak_rss_mb": round(int(found["peak_rss_kb"]) / 1024, 1) if "peak_rss_kb" in found else None,
+            "stdout": done.stdout.strip()[-80:]}
 
 
 # -- the naive SDK script -----------------------------------------------------------------------
@@ -206,6 +226,168 @@ def sdk_naive(api_url: str, count: int) -> dict[str, Any]:
     return {"count": count, "total_s": round(elapsed, 2), "per_definition_ms": round(elapsed / count * 1000, 2)}
 
 
+# -- scale (issue #16): every step, cold and warm, at two counts -------------------------------
+
+def write_specs_fast(root: Path, count: int) -> None:
+    """The manifests of :func:`write_specs` (same documents), written from a template: safe_dump of
+    100,000 documents takes minutes on this machine."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "reconciler.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: Project\n"
+                                          "scope: {namePrefix: bench-}\n")
+    for start in range(0, count, PER_FILE):
+        docs = []
+        for i in range(start, min(start + PER_FILE, count)):
+            scheduled = (f"  enabled: true\n  schedule:\n    cron: {i % 60} {i % 24} * * mon-fri\n"
+                         if i % 3 == 0 else "")
+            docs.append(f"apiVersion: reconciler.io/v1alpha1\nkind: BatchPredictionJobDefinition\nmetadata:\n"
+                        f"  name: bench-{i:05d}\nspec:\n  batchPredictionJob:\n    deploymentId: '{DEPLOYMENT}'\n"
+                        f"    intakeSettings:\n      type: s3\n      url: s3://bench/in-{i}-v0.csv\n"
+                        f"      credentialId: '{CREDENTIAL}'\n    outputSettings:\n      type: s3\n"
+                        f"      url: s3://bench/out-{i}/\n      credentialId: '{CREDENTIAL}'\n"
+                        f"    numConcurrent: {1 + i % 4}\n{scheduled}")
+        (root / f"bench-{start:05d}.yaml").write_text("---\n".join(docs))
+
+
+def seed_live(db_url: str, specs: Path) -> int:
+    """The live state ``apply`` would leave: every manifest's create body through the service's
+    own create logic (validation.new_definition), bulk-inserted (100,000 HTTP creates take minutes)."""
+    import sqlalchemy as sa
+
+    from reconciler.service import ids
+    from reconciler.service.store import Store
+    from reconciler.service.store.tables import definitions
+    from reconciler.service.validation import new_definition
+    from reconciler.session import Options, Session
+
+    desired = Session.open(Options(paths=(specs,), no_cache=True, environ={})).load().desired
+    store = Store(db_url)
+    user = {"username": "bench", "userId": "0" * 24, "fullName": None}
+    now = ids.iso(ids.utcnow())
+    with store.engine.begin() as conn:
+        for start in range(0, len(desired), 10_000):
+            rows = [store._definition_row(new_definition(d.body, id_=ids.new_id(), name=d.name, now=now, user=user,
+                                                         default_num_concurrent=1))
+                    for d in desired[start:start + 10_000]]
+            conn.execute(sa.insert(definitions), rows)
+    store.close()
+    return len(desired)
+
+
+def _measured(work: Any) -> dict[str, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out: dict[str, Any] = dict(work() or {})
+    out["wall_s"] = round(time.perf_counter() - wall, 2)
+    out["cpu_s"] = round(time.process_time() - cpu, 2)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def step(kind: str, specs: Path, cache_dir: str, api_url: str) -> dict[str, Any]:
+    """One measured step, run in this (fresh) process."""
+    from reconciler.session import Options, Session
+
+    def session() -> Session:
+        return Session.open(Options(paths=(specs,), cache_dir=Path(cache_dir) if cache_dir else None,
+                                    no_cache=not cache_dir, endpoint=api_url or None,
+                                    environ={"DATAROBOT_API_TOKEN": "unused-local"}))
+
+    if kind == "load":
+        return _measured(lambda: {"documents": len(session().load().desired)})
+    if kind in ("list-naive", "list"):
+        from reconciler.api.client import Client
+        from reconciler.api.live import fetch_live
+        from reconciler.engine.normalize import live_from_api
+
+        async def naive() -> int:  # one page after the other, parsed and normalized in line
+            async with Client(endpoint=api_url, page_size=1000) as client:
+                return len([live_from_api(item) async for page in _pages(client) for item in page])
+
+        async def ours() -> int:
+            async with Client(endpoint=api_url, page_size=1000) as client:
+                return len(await fetch_live(client))
+
+        return _measured(lambda: {"live": asyncio.run(naive() if kind == "list-naive" else ours())})
+    if kind == "plan":  # pure planning, over what load and list give
+        from reconciler.api.client import Client
+        from reconciler.api.live import fetch_live
+        from reconciler.engine.plan import build_plan
+        from reconciler.engine.types import Scope
+
+        manifests = session().load()
+
+        async def listed() -> Any:
+            async with Client(endpoint=api_url, page_size=1000) as client:
+                return await fetch_live(client)
+
+        live = asyncio.run(listed())
+        scope = Scope(name_prefix="bench-")
+        out: dict[str, Any] = {}
+        for name, against in (("no_changes", live), ("all_creates", [])):
+            started, cpu = time.perf_counter(), time.process_time()
+            plan = build_plan(desired=manifests.desired, live=against, scope=scope)
+            out[f"{name}_s"] = round(time.perf_counter() - started, 2)
+            out[f"{name}_cpu_s"] = round(time.process_time() - cpu, 2)
+            out[f"{name}_summary"] = plan.summary.text
+            del plan
+        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        return out
+    raise SystemExit(f"unknown step {kind}")
+
+
+async def _pages(client: Any) -> Any:
+    async for page in client.iter_pages(prefetch=False):
+        yield page
+
+
+def run_step(kind: str, specs: Path, *, cache_dir: Path | None = None, api_url: str = "") -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--step", kind, str(specs), str(cache_dir or ""), api_url],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"step {kind} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def scale(counts: list[int], keep: Path | None, before: Path | None) -> None:
+    rows: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def note(name: str, n: int, value: dict[str, Any]) -> None:
+        rows.setdefault(name, {})[n] = value
+        print(f"  {name:<28} {json.dumps(value)}  [load {os.getloadavg()[0]:.1f}]", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        for n in counts:
+            work = (keep or Path(tmp)) / f"n{n}"
+            specs = work / "specs"
+            if not (specs / "reconciler.yaml").exists():
+                write_specs_fast(specs, n)
+            print(f"{n:,} manifests in {-(-n // PER_FILE):,} files; load average {os.getloadavg()}", flush=True)
+            cache = work / "cache"
+            shutil.rmtree(cache, ignore_errors=True)
+            note("load+validate, no cache", n, run_step("load", specs))
+            note("load+validate, cache cold", n, run_step("load", specs, cache_dir=cache))
+            note("load+validate, cache warm", n, run_step("load", specs, cache_dir=cache))
+            db = work / "live.db"
+            db.unlink(missing_ok=True)
+            seed_live(f"sqlite:///{db}", specs)
+            with Server(latency_ms=0, workdir=work, tag="scale", db=db) as server:
+                note("list, naive (in line)", n, run_step("list-naive", specs, api_url=server.api_url))
+                note("list, as plan lists", n, run_step("list", specs, api_url=server.api_url))
+                note("plan (pure)", n, run_step("plan", specs, cache_dir=cache, api_url=server.api_url))
+                if before is not None:
+                    note("`plan` command, before", n, cli_plan(server.api_url, specs, pythonpath=before))
+                note("`plan` command, no cache", n, cli_plan(server.api_url, specs, flags=("--no-cache",)))
+                note("`plan` command, warm cache", n, cli_plan(server.api_url, specs, flags=("--cache-dir", str(cache))))
+    if len(counts) == 2:
+        small, large = counts
+        print(f"ratios {large:,} / {small:,} (linear = {large / small:g}):")
+        for name, by_n in rows.items():
+            ratios = {key: round(by_n[large][key] / by_n[small][key], 1) for key in by_n[small]
+                      if key.endswith("_s") and isinstance(by_n[small][key], float) and by_n[small][key] > 0
+                      and isinstance(by_n[large].get(key), float)}
+            print(f"  {name:<28} {ratios}")
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 def main() -> None:
@@ -215,10 +397,23 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--skip-sdk", action="store_true")
+    parser.add_argument("--scale", action="store_true", help="every step at --scale-counts, cold and warm (#16)")
+    parser.add_argument("--scale-counts", type=int, nargs=2, default=[10_000, 100_000])
+    parser.add_argument("--before", type=Path, help="--scale: also run `plan` from this copy of reconciler "
+                        "(e.g. `git archive BASE reconciler schemas | tar -x -C DIR`)")
+    parser.add_argument("--keep", type=Path, help="keep (and reuse) the --scale manifests in this directory")
     parser.add_argument("--serve", nargs=3, metavar=("PORT", "DB_URL", "LATENCY_MS"), help=argparse.SUPPRESS)
+    parser.add_argument("--step", nargs=4, metavar=("KIND", "SPECS", "CACHE", "API"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(int(args.serve[0]), args.serve[1], float(args.serve[2]))
+        return
+    if args.step:
+        kind, specs, cache_dir, api_url = args.step
+        print(json.dumps(step(kind, Path(specs), cache_dir, api_url)))
+        return
+    if args.scale:
+        scale(list(args.scale_counts), args.keep, args.before)
         return
     n = args.count
     with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -69,9 +70,11 @@ from reconciler.notify import events as notify_events
 from reconciler.notify import send as notify_send
 from reconciler.notify.send import Delivery
 from reconciler.specs import environments, secrets
+from reconciler.specs.cache import CACHE_DIR_ENV, NO_CACHE_ENV
 from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, TargetConfig, find_config, load_config
 from reconciler.specs.controls import Controls
 from reconciler.specs.files import read_limited
+from reconciler.specs.incremental import Derivation, Validated, validate_with_cache
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.scope import Scope
@@ -115,6 +118,10 @@ class Options:
     environ: Mapping[str, str] | None = None
     source: str = "cli"  # what notifications say sent them: cli or operator
     clock: Callable[[], datetime] | None = None  # the time sync windows are checked at (default: now, UTC)
+    # the validated-manifest cache (reconciler.specs.cache): its directory (default: $RECONCILER_CACHE_DIR,
+    # else .reconciler/cache beside reconciler.yaml, or in the working directory), or none at all
+    cache_dir: Path | None = None
+    no_cache: bool = False
 
 
 class InvalidManifests(errors.InvalidInput):
@@ -165,6 +172,23 @@ async def seed_local_service(client: Client, seed: Mapping[str, Sequence[Mapping
                 await client.request("POST", client.url(collection), json=dict(item))
                 created += 1
     return created
+
+
+_TUPLE_FIELDS = frozenset(f.name for f in dataclasses.fields(Desired) if str(f.type).startswith("tuple"))
+
+
+def _desired_derivation(secret_roots: tuple[str, ...]) -> Derivation:
+    """A manifest's :class:`Desired`, as the validated-manifest cache keeps it (plain data)."""
+
+    def make(doc: LoadedDocument) -> dict[str, Any]:
+        desired = desired_from_manifest(Manifest.from_document(doc), secret_roots=secret_roots)
+        return {f.name: getattr(desired, f.name) for f in dataclasses.fields(Desired)}
+
+    def revive(plain: dict[str, Any]) -> Desired:
+        fields: dict[str, Any] = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in plain.items()}
+        return Desired(**fields)
+
+    return Derivation(tag="desired", make=make, revive=revive)
 
 
 def _no_constant(text: str) -> Any:
@@ -228,22 +252,35 @@ class Session:
         """The project's policy rules, compiled once (the CEL runtime is loaded only if it has any)."""
         return policy.compile_policies(self.config.policies.rules)
 
+    def cache_dir(self) -> Path | None:
+        """Where validated manifest files are cached; None with --no-cache or RECONCILER_NO_CACHE=1."""
+        environ = os.environ if self.options.environ is None else self.options.environ
+        if self.options.no_cache or environ.get(NO_CACHE_ENV, "") not in ("", "0"):
+            return None
+        if self.options.cache_dir is not None:
+            return self.options.cache_dir
+        if environ.get(CACHE_DIR_ENV):
+            return Path(environ[CACHE_DIR_ENV])
+        return (self.config_dir or Path(".")) / ".reconciler" / "cache"
+
+    def _validated(self, derivation: Derivation | None = None) -> Validated:
+        return validate_with_cache(list(self.options.paths), targets=self.config.targets,
+                                   target_name=self.options.target, overlays_root=self.config_dir,
+                                   secret_roots=self.secret_roots, cache_dir=self.cache_dir(), derivation=derivation)
+
     def validate(self) -> ValidationReport:
         """Every manifest as the target sees it (its variables and overlays applied), then the
-        project's manifest policies over the valid ones."""
-        report = environments.validate_for(list(self.options.paths), targets=self.config.targets,
-                                           target_name=self.options.target, overlays_root=self.config_dir,
-                                           secret_roots=self.secret_roots)
-        return policy.with_manifest_issues(report, self.policies, target=self.options.target)
+        project's manifest policies over the valid ones (after the cache: rules are not in its key)."""
+        return policy.with_manifest_issues(self._validated().report, self.policies, target=self.options.target)
 
     def load(self) -> Manifests:
         """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid."""
-        report = self.validate()
+        validated = self._validated(_desired_derivation(self.secret_roots))
+        report = policy.with_manifest_issues(validated.report, self.policies, target=self.options.target)
         if not report.ok:
             raise InvalidManifests(report)
         documents = tuple(report.documents)
-        desired = tuple(desired_from_manifest(Manifest.from_document(doc), secret_roots=self.secret_roots)
-                        for doc in documents)
+        desired = tuple(validated.derived or ())
         metadata = [doc.data.get("metadata") or {} for doc in documents]
         desired = ignoring.with_rules(desired, [m.get("labels") or {} for m in metadata],
                                       [str(m.get("name")) for m in metadata], self.controls.ignore)

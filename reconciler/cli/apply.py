@@ -130,6 +130,7 @@ def register(app: typer.Typer) -> None:
         token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False,
         concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
+        cache_dir: o.CacheDirOpt = None, no_cache: o.NoCacheOpt = False,
     ) -> None:
         """Make the live definitions match the manifests (or carry out a saved plan).
 
@@ -143,7 +144,8 @@ def register(app: typer.Typer) -> None:
         manifest_paths = [*given, *(paths or [])]
         options = o.session_options([planfile.parent] if planfile else manifest_paths, config=config,
                                     target=target, endpoint=endpoint, token_file=token_file, allow_http=allow_http,
-                                    concurrency=concurrency, selector=selector, only=only)
+                                    concurrency=concurrency, selector=selector, only=only,
+                                    cache_dir=cache_dir, no_cache=no_cache)
         with exit_codes(no_color=no_color):
             if planfile is None:
                 require_paths(options.paths, given=options.paths_given)

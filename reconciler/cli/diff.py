@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
                                                 "diff --exit-code` and `kubectl diff`).")] = False,
         token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
+        cache_dir: o.CacheDirOpt = None, no_cache: o.NoCacheOpt = False,
     ) -> None:
         """Live against desired, field by field.
 
@@ -50,7 +51,8 @@ def register(app: typer.Typer) -> None:
         """
         setup_logging(verbose)
         options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
-                                    allow_http=allow_http)
+                                    allow_http=allow_http,
+                                    cache_dir=cache_dir, no_cache=no_cache)
         with exit_codes(no_color=no_color):
             session = Session.open(options)
             manifests = session.load()

@@ -13,8 +13,8 @@ import typer
 from reconciler.api.client import DEFAULT_CONCURRENCY
 from reconciler.session import ChangesFinder, Options
 
-__all__ = ["AllowHttpOpt", "ChangedSinceOpt", "ConcurrencyOpt", "ConfigOpt", "EndpointOpt", "NoColorOpt", "OnlyOpt",
-           "PathsArg", "SelectorOpt", "TargetOpt", "TokenFileOpt", "VerboseOpt", "session_options"]
+__all__ = ["AllowHttpOpt", "CacheDirOpt", "ChangedSinceOpt", "ConcurrencyOpt", "ConfigOpt", "EndpointOpt",
+           "NoCacheOpt", "NoColorOpt", "OnlyOpt", "PathsArg", "SelectorOpt", "TargetOpt", "TokenFileOpt", "VerboseOpt", "session_options"]
 
 PathsArg = Annotated[list[Path] | None, typer.Argument(help="Manifest files or directories (default: specs/).")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Project config (default: reconciler.yaml "
@@ -38,11 +38,18 @@ ChangedSinceOpt = Annotated[str | None, typer.Option(
     "with HEAD.")]
 
 
+CacheDirOpt = Annotated[Path | None, typer.Option(
+    "--cache-dir", metavar="DIR", help="Cache of validated manifest files (default: $RECONCILER_CACHE_DIR, else "
+    ".reconciler/cache beside reconciler.yaml); point CI's cache here.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Load and validate every manifest file again, "
+                                          "reading and writing no cache (also RECONCILER_NO_CACHE=1).")]
+
+
 def session_options(paths: Sequence[Path] | None, *, config: Path | None = None, target: str | None = None,
                     endpoint: str | None = None, token_file: Path | None = None, allow_http: bool = False,
                     concurrency: int = DEFAULT_CONCURRENCY, selector: Sequence[str] | None = None,
                     only: Sequence[str] | None = None, changed_since: str | None = None,
-                    default: Path = Path("specs")) -> Options:
+                    default: Path = Path("specs"), cache_dir: Path | None = None, no_cache: bool = False) -> Options:
     """The session's options from the shared flags; no paths means ``default`` (specs/)."""
     changes: ChangesFinder | None = None
     if changed_since is not None:
@@ -52,4 +59,4 @@ def session_options(paths: Sequence[Path] | None, *, config: Path | None = None,
     return Options(paths=tuple(paths or [default]), paths_given=bool(paths), config=config, target=target,
                    endpoint=endpoint, token_file=token_file, allow_http=allow_http, concurrency=concurrency,
                    selector=tuple(selector or ()), only=tuple(only or ()), changed_since=changed_since,
-                   changes=changes)
+                   changes=changes, cache_dir=cache_dir, no_cache=no_cache)

@@ -99,6 +99,7 @@ def register(app: typer.Typer) -> None:
         token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False,
         concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
+        cache_dir: o.CacheDirOpt = None, no_cache: o.NoCacheOpt = False,
     ) -> None:
         """Show what apply would change: live definitions against the manifests.
 
@@ -108,7 +109,8 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
                                     allow_http=allow_http, concurrency=concurrency, selector=selector, only=only,
-                                    changed_since=changed_since)
+                                    changed_since=changed_since,
+                                    cache_dir=cache_dir, no_cache=no_cache)
         err = stderr_console()
         removed = written = False
         with exit_codes(no_color=no_color, json_report=output is rendering.Format.json):

@@ -71,6 +71,7 @@ __all__ = [
     "relocate_issues",
     "resolve_target",
     "substitute",
+    "unused_overlay_issues",
     "validate_for",
     "validate_for_target",
 ]
@@ -284,14 +285,17 @@ def _positioned(cls: type[OverlaidDocument], doc: LoadedDocument, data: dict[str
 
 
 def apply_environment(docs: list[LoadedDocument], target: TargetConfig, *, overlays_root: Path | None,
-                      refused: list[LoadedDocument] | None = None) -> tuple[list[LoadedDocument], list[Issue]]:
+                      refused: list[LoadedDocument] | None = None,
+                      unused_warnings: bool = True) -> tuple[list[LoadedDocument], list[Issue]]:
     """Each manifest as ``target`` sees it: overlay merged, placeholders substituted.
 
     ``overlays_root`` is the directory a relative ``overlays:`` path is resolved against (the
     directory of ``reconciler.yaml``); ``None`` means the working directory. A document with an
     error is left out of the result, so that no partial set is ever planned; every error is in
     the issues, located in the file (manifest or overlay) that holds the mistake. Such documents
-    go to ``refused`` when given (their names still count for duplicates).
+    go to ``refused`` when given (their names still count for duplicates). ``unused_warnings``:
+    warn of overlays no document used (off when called one file at a time; see
+    :func:`unused_overlay_issues`).
     """
     directory: Path | None = target.overlays_dir(root=overlays_root) if target.use_overlays else None
     issues: list[Issue] = []
@@ -326,13 +330,21 @@ def apply_environment(docs: list[LoadedDocument], target: TargetConfig, *, overl
             out.append(result)
         elif refused is not None:
             refused.append(result)
+    if unused_warnings:
+        issues.extend(unused_overlay_issues(directory, used, target))
+    return out, issues
+
+
+def unused_overlay_issues(directory: Path | None, used: set[Path], target: TargetConfig) -> list[Issue]:
+    """A warning for each overlay in ``directory`` that no manifest used (``used``: resolved paths)."""
+    issues = []
     if directory is not None and directory.is_dir():
         for path in sorted(directory.iterdir()):
             if path.suffix in (".yaml", ".yml") and path.is_file() and path.resolve() not in used:
                 issues.append(Issue(str(path), 1, 1, "", f"overlay {path.name!r} matches no manifest of this run "
                                     f"(target {target.name!r})",
                                     "an overlay is named after the manifest's metadata.name", severity="warning"))
-    return out, issues
+    return issues
 
 
 def relocate_issues(issues: Iterable[Issue], docs: Sequence[LoadedDocument]) -> list[Issue]:

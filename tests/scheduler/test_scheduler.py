@@ -207,3 +207,30 @@ def test_first_run_is_the_one_shown_as_next(tmp_path: object) -> None:
         assert job.status_details.endswith("(run time 2026-01-05T10:38:00.000000Z)")
     finally:
         store.close()
+
+
+def test_a_pass_decodes_only_the_definitions_that_are_due(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass over many scheduled definitions reads their timing columns only; decoding every job
+    spec every few seconds held the GIL and made the service's requests wait (issue #16)."""
+    from reconciler.service.store import definitions as stored
+
+    store = Store(db_url)
+    try:
+        dep = deployment(store)
+        waiting = [make_definition(store, at=datetime(2026, 1, 5, 10, 37, tzinfo=UTC), schedule=DAILY_2AM,
+                                   deployment_id=dep) for _ in range(30)]
+        due = make_definition(store, at=datetime(2026, 1, 5, 8, 30, tzinfo=UTC), schedule=HOURLY, deployment_id=dep)
+        decoded: list[str] = []
+        real = stored.definition_record
+
+        def counting(row: Any) -> Any:
+            decoded.append(row[0])
+            return real(row)
+
+        monkeypatch.setattr(stored, "definition_record", counting)
+        clock = Clock(datetime(2026, 1, 5, 11, 0, 5, tzinfo=UTC))
+        assert [job.definition_id for job in Scheduler(store, clock=clock).tick()] == [due.id]
+        assert set(decoded) == {due.id}  # none of the 30 that are not due
+        assert {d.id for d in waiting}.isdisjoint(decoded)
+    finally:
+        store.close()

@@ -166,6 +166,18 @@ class Definitions(Database):
             conn.execute(sa.delete(definitions).where(definitions.c.id == definition_id))
             conn.execute(sa.delete(definition_refs).where(definition_refs.c.definition_id == definition_id))
 
+    def scheduled_timings(self) -> list[tuple[str, str, str, str | None]]:
+        """``(id, schedule as stored JSON text, updated, last_scheduled_run_time)`` of the enabled
+        definitions that have a schedule: all a scheduler pass needs to find the due ones, without
+        decoding 100,000 job specs every few seconds (that pass held the GIL for most of a second
+        and made every request wait)."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(definitions.c.id, definitions.c.schedule, definitions.c.updated,
+                                          definitions.c.last_scheduled_run_time)
+                                .where(definitions.c.enabled.is_(True), definitions.c.schedule.is_not(None))
+                                .order_by(definitions.c.id)).all()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
     def scheduled_definitions(self) -> list[DefinitionRecord]:
         """Enabled definitions that have a schedule: what the scheduler looks at on each tick."""
         with self._read() as conn:
