@@ -14,7 +14,7 @@ from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.engine.select import Selection
 from reconciler.errors import UsageError
-from reconciler.session import Manifests, Session, run
+from reconciler.session import Manifests, Options, Session, run
 
 __all__ = ["register"]
 
@@ -34,11 +34,11 @@ def _only(manifests: Manifests, name: str, where: str) -> Manifests:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @o.api_flags(without=("concurrency",))
     def diff(
         name: Annotated[str | None, typer.Argument(help="Definition name (default: every changed one).")] = None,
         paths: Annotated[list[Path] | None, typer.Option("--path", "-p", help="Manifest files or directories.")] = None,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
     ) -> None:
         """Live against desired, field by field.
@@ -47,8 +47,7 @@ def register(app: typer.Typer) -> None:
         3: invalid manifests; 1: an error.
         """
         setup_logging(verbose)
-        options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
-                                    allow_http=allow_http)
+        options = o.session_options(paths, api=api)
         with exit_codes(no_color=no_color):
             session = Session.open(options)
             manifests = session.load()

@@ -15,7 +15,7 @@ from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stderr_co
 from reconciler.contract import validators
 from reconciler.engine.normalize import manifest_from_live
 from reconciler.errors import UsageError
-from reconciler.session import Session, run
+from reconciler.session import Options, Session, run
 from reconciler.specs.files import read_limited
 
 __all__ = ["register"]
@@ -77,14 +77,14 @@ def write_manifests(docs: list[dict[str, Any]], out_dir: Path, *, force: bool) -
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @o.api_flags(without=("concurrency",))
     def export(
         search: Annotated[str | None, typer.Option("--search", help="Only definitions whose name contains this.")] = None,
         out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for one manifest file each "
                                                      "(default: all on stdout).")] = None,
         force: Annotated[bool, typer.Option("--force", help="With --out: overwrite existing files that "
                                             "differ.")] = False,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, verbose: o.VerboseOpt = False,
+        api: Options = Options(), verbose: o.VerboseOpt = False,
     ) -> None:
         """Write manifests from live definitions (plan on them shows no changes).
 
@@ -94,8 +94,7 @@ def register(app: typer.Typer) -> None:
         Exit 0 on success, 1 on an error.
         """
         setup_logging(verbose)
-        options = o.session_options(None, default=out_dir or Path("."), config=config, target=target,
-                                    endpoint=endpoint, token_file=token_file, allow_http=allow_http)
+        options = o.session_options(None, default=out_dir or Path("."), api=api)
         with exit_codes():
             session = Session.open(options, check_paths=False)
 

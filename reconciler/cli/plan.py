@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from reconciler.__about__ import __version__
-from reconciler.api.client import DEFAULT_CONCURRENCY
 from reconciler.cli import options as o
 from reconciler.cli.console import (
     EXIT_CHANGES,
@@ -24,7 +23,7 @@ from reconciler.cli.console import (
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.errors import UsageError
-from reconciler.session import MAX_PLAN_BYTES, Session, require_paths, run
+from reconciler.session import MAX_PLAN_BYTES, Options, Session, require_paths, run
 from reconciler.specs.files import read_limited
 
 __all__ = ["register"]
@@ -83,6 +82,7 @@ def make_plan(session: Session, *, prune: bool = False, force: bool = False, des
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @o.api_flags()
     def plan(
         paths: o.PathsArg = None, prune: PruneOpt = False, force: ForceOpt = False,
         destroy: Annotated[bool, typer.Option("--destroy", help="Plan deleting every managed definition.")] = False,
@@ -91,9 +91,7 @@ def register(app: typer.Typer) -> None:
         output: Annotated[rendering.Format, typer.Option("--output", "-o", help="text, json or markdown.")] = rendering.Format.text,
         out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON, no secrets) for apply.")] = None,
         selector: o.SelectorOpt = None, only: o.OnlyOpt = None, changed_since: o.ChangedSinceOpt = None,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False,
-        concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
     ) -> None:
         """Show what apply would change: live definitions against the manifests.
@@ -102,8 +100,7 @@ def register(app: typer.Typer) -> None:
         --detailed-exitcode; 3: invalid manifests (nothing planned); 1: an error.
         """
         setup_logging(verbose)
-        options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
-                                    allow_http=allow_http, concurrency=concurrency, selector=selector, only=only,
+        options = o.session_options(paths, api=api, selector=selector, only=only,
                                     changed_since=changed_since)
         err = stderr_console()
         removed = written = False
