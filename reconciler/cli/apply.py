@@ -13,7 +13,6 @@ from typing import Annotated
 import click
 import typer
 
-from reconciler.api.client import DEFAULT_CONCURRENCY
 from reconciler.cli import options as o
 from reconciler.cli.console import (
     EXIT_ERROR,
@@ -29,7 +28,7 @@ from reconciler.engine import apply as applying
 from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.errors import UsageError
-from reconciler.session import Manifests, Session, require_paths, run
+from reconciler.session import Manifests, Options, Session, require_paths, run
 
 __all__ = ["register"]
 
@@ -116,6 +115,7 @@ def _apply(session: Session, *, saved: plans.Plan | None, manifests: Manifests, 
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @o.api_flags()
     def apply(
         args: Annotated[list[Path] | None, typer.Argument(
             metavar="[PLANFILE | PATHS...]",
@@ -126,9 +126,7 @@ def register(app: typer.Typer) -> None:
         prune: PruneOpt = False, force: ForceOpt = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Walk the plan without writing.")] = False,
         selector: o.SelectorOpt = None, only: o.OnlyOpt = None,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False,
-        concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
         cache_dir: o.CacheDirOpt = None, no_cache: o.NoCacheOpt = False,
     ) -> None:
@@ -142,10 +140,8 @@ def register(app: typer.Typer) -> None:
         setup_logging(verbose)
         planfile, given = _split_apply_args(args or [])
         manifest_paths = [*given, *(paths or [])]
-        options = o.session_options([planfile.parent] if planfile else manifest_paths, config=config,
-                                    target=target, endpoint=endpoint, token_file=token_file, allow_http=allow_http,
-                                    concurrency=concurrency, selector=selector, only=only,
-                                    cache_dir=cache_dir, no_cache=no_cache)
+        options = o.session_options([planfile.parent] if planfile else manifest_paths, api=api, selector=selector,
+                                    only=only, cache_dir=cache_dir, no_cache=no_cache)
         with exit_codes(no_color=no_color):
             if planfile is None:
                 require_paths(options.paths, given=options.paths_given)

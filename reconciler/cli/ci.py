@@ -8,6 +8,7 @@ as ``plan`` would; or ``ci comment --file PLAN.md`` (or stdin) posts a plan made
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from enum import StrEnum
@@ -16,12 +17,11 @@ from typing import Annotated
 
 import typer
 
-from reconciler.api.client import DEFAULT_CONCURRENCY
 from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stdout_console
 from reconciler.cli.plan import make_plan, plan_exit_code
 from reconciler.errors import UsageError
-from reconciler.session import Session
+from reconciler.session import Options, Session
 from reconciler.specs.files import read_limited
 
 __all__ = ["register"]
@@ -83,6 +83,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ci, name="ci")
 
     @ci.command("comment")
+    @o.api_flags(without=("target",))
     def comment(
         paths: Annotated[list[Path] | None, typer.Argument(help="Manifests to plan and post (default: post the "
                                                            "markdown plan from --file or stdin).")] = None,
@@ -97,8 +98,7 @@ def register(app: typer.Typer) -> None:
         detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="With PATHS: exit 2 when the "
                                                         "plan has changes.")] = False,
         selector: o.SelectorOpt = None, only: o.OnlyOpt = None, changed_since: o.ChangedSinceOpt = None,
-        config: o.ConfigOpt = None, endpoint: o.EndpointOpt = None, token_file: o.TokenFileOpt = None,
-        allow_http: o.AllowHttpOpt = False, concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY,
+        api: Options = Options(),
         no_color: o.NoColorOpt = False, verbose: o.VerboseOpt = False,
     ) -> None:
         """Post the markdown plan as one sticky pull-request comment (or GitLab merge-request note), edited in
@@ -118,13 +118,12 @@ def register(app: typer.Typer) -> None:
                     raise UsageError("give manifests to plan (PATHS) or a plan to post (--file), not both")
                 from reconciler.engine import render as rendering
 
-                options = o.session_options(paths, config=config, target=target, endpoint=endpoint,
-                                            token_file=token_file, allow_http=allow_http, concurrency=concurrency,
+                options = o.session_options(paths, api=dataclasses.replace(api, target=target),
                                             selector=selector, only=only, changed_since=changed_since)
                 plan = make_plan(Session.open(options))
                 text = rendering.render(plan, rendering.Format.markdown)
                 code = plan_exit_code(plan, detailed_exitcode=detailed_exitcode)
-            elif selector or only or changed_since or endpoint or token_file or config:
+            elif selector or only or changed_since or api.endpoint or api.token_file or api.config:
                 raise UsageError("--selector/--only/--changed-since/--endpoint/--token-file/--config choose what to "
                                  "plan: give the manifests (PATHS) too, or post a plan made earlier with --file")
             else:

@@ -14,7 +14,7 @@ from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.engine.select import Selection
 from reconciler.errors import UsageError
-from reconciler.session import Manifests, Session, run
+from reconciler.session import Manifests, Options, Session, run
 
 __all__ = ["register"]
 
@@ -34,13 +34,14 @@ def _only(manifests: Manifests, name: str, where: str) -> Manifests:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @o.api_flags(without=("concurrency",))
     def diff(
         name: Annotated[str | None, typer.Argument(help="Definition name (default: every changed one).")] = None,
         paths: Annotated[list[Path] | None, typer.Option("--path", "-p", help="Manifest files or directories.")] = None,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
+        api: Options = Options(),
         exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when there are differences (as `git "
                                                 "diff --exit-code` and `kubectl diff`).")] = False,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, no_color: o.NoColorOpt = False,
+        no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
         cache_dir: o.CacheDirOpt = None, no_cache: o.NoCacheOpt = False,
     ) -> None:
@@ -50,9 +51,7 @@ def register(app: typer.Typer) -> None:
         --exit-code, 1 when there are differences; 3: invalid manifests; 1: an error.
         """
         setup_logging(verbose)
-        options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
-                                    allow_http=allow_http,
-                                    cache_dir=cache_dir, no_cache=no_cache)
+        options = o.session_options(paths, api=api, cache_dir=cache_dir, no_cache=no_cache)
         with exit_codes(no_color=no_color):
             session = Session.open(options)
             manifests = session.load()

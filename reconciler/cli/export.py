@@ -18,7 +18,7 @@ from reconciler.contract.refs import KINDS
 from reconciler.engine.normalize import manifest_from_live
 from reconciler.engine.refs import to_references
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.session import Session, run
+from reconciler.session import Options, Session, run
 from reconciler.specs.files import read_limited
 
 __all__ = ["register"]
@@ -104,6 +104,7 @@ def write_manifests(docs: list[dict[str, Any]], out_dir: Path, *, force: bool) -
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @o.api_flags(without=("concurrency",))
     def export(
         search: Annotated[str | None, typer.Option("--search", help="Only definitions whose name contains this.")] = None,
         out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for one manifest file each "
@@ -112,8 +113,7 @@ def register(app: typer.Typer) -> None:
                                             "differ.")] = False,
         refs: Annotated[bool, typer.Option("--refs", help="Write deploymentRef/credentialRef/dataStoreRef by name "
                                            "where the name is unique on the target (else the id).")] = False,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, verbose: o.VerboseOpt = False,
+        api: Options = Options(), verbose: o.VerboseOpt = False,
     ) -> None:
         """Write manifests from live definitions (plan on them shows no changes).
 
@@ -123,8 +123,7 @@ def register(app: typer.Typer) -> None:
         Exit 0 on success, 1 on an error.
         """
         setup_logging(verbose)
-        options = o.session_options(None, default=out_dir or Path("."), config=config, target=target,
-                                    endpoint=endpoint, token_file=token_file, allow_http=allow_http)
+        options = o.session_options(None, default=out_dir or Path("."), api=api)
         with exit_codes():
             session = Session.open(options, check_paths=False)
 

@@ -14,7 +14,7 @@ from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stderr_console, stdout_console
 from reconciler.cli.listing import where_config_is
 from reconciler.errors import ServiceError, UsageError
-from reconciler.session import Session, run
+from reconciler.session import Options, Session, run
 
 __all__ = ["register"]
 
@@ -56,6 +56,7 @@ def _print_jobs(jobs: list[dict[str, Any]], title: str, no_color: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command("jobs")
+    @o.api_flags(without=("concurrency",))
     def jobs_command(
         name: Annotated[str | None, typer.Argument(help="Only the jobs of this definition (default: all).")] = None,
         status: Annotated[list[JobStatus] | None, typer.Option("--status", help="Only jobs in this state "
@@ -63,8 +64,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many, newest "
                                            "first.")] = 20,
         output: Annotated[JobsFormat, typer.Option("--output", "-o", help="table or json.")] = JobsFormat.table,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
     ) -> None:
         """List recent jobs, newest first: id, status, started, elapsed, scored and failed rows, details.
@@ -75,8 +75,7 @@ def register(app: typer.Typer) -> None:
         from reconciler.engine.jobs import JOB_KEYS
 
         setup_logging(verbose)
-        options = o.session_options(None, default=where_config_is(), config=config, target=target,
-                                    endpoint=endpoint, token_file=token_file, allow_http=allow_http)
+        options = o.session_options(None, api, default=where_config_is())
         with exit_codes(no_color=no_color):
             session = Session.open(options, check_paths=False)
 
@@ -103,6 +102,7 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(EXIT_OK)
 
     @app.command("job")
+    @o.api_flags(without=("concurrency",))
     def job_command(
         job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id (from `reconciler jobs`).")],
         wait: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes; exit 1 unless it "
@@ -110,8 +110,7 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[float, typer.Option("--timeout", min=1, help="With --wait: give up after this many "
                                                "seconds (exit 1; the job keeps running).")] = 3600.0,
         output: Annotated[JobsFormat, typer.Option("--output", "-o", help="table or json.")] = JobsFormat.table,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
     ) -> None:
         """Show one job: status, details, started, elapsed, rows; --wait follows it to the end.
@@ -123,8 +122,7 @@ def register(app: typer.Typer) -> None:
         from reconciler.engine.jobs import FINISHED, job_lines, job_summary
 
         setup_logging(verbose)
-        options = o.session_options(None, default=where_config_is(), config=config, target=target,
-                                    endpoint=endpoint, token_file=token_file, allow_http=allow_http)
+        options = o.session_options(None, api, default=where_config_is())
         err = stderr_console(no_color)
 
         async def work(session: Session) -> dict[str, Any]:

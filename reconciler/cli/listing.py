@@ -15,7 +15,7 @@ from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stderr_console, stdout_console
 from reconciler.display import printable
 from reconciler.engine import render as rendering
-from reconciler.session import Session, run
+from reconciler.session import Options, Session, run
 
 __all__ = ["register", "where_config_is"]
 
@@ -57,11 +57,11 @@ def _print_table(items: list[dict[str, Any]], rows: list[tuple[str, ...]], title
 
 def register(app: typer.Typer) -> None:
     @app.command("list")
+    @o.api_flags(without=("concurrency",))
     def list_command(
         search: Annotated[str | None, typer.Option("--search", help="Only definitions whose name contains this.")] = None,
         output: Annotated[ListFormat, typer.Option("--output", "-o", help="table or json.")] = ListFormat.table,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
     ) -> None:
         """List the live definitions: id, enabled, schedule, next run, last job status, ownership.
@@ -69,8 +69,7 @@ def register(app: typer.Typer) -> None:
         Exit 0 on success, 1 on an error.
         """
         setup_logging(verbose)
-        options = o.session_options(None, default=where_config_is(), config=config, target=target,
-                                    endpoint=endpoint, token_file=token_file, allow_http=allow_http)
+        options = o.session_options(None, default=where_config_is(), api=api)
         with exit_codes(no_color=no_color):
             session = Session.open(options, check_paths=False)
 

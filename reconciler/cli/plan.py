@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from reconciler.__about__ import __version__
-from reconciler.api.client import DEFAULT_CONCURRENCY
 from reconciler.cli import options as o
 from reconciler.cli.console import (
     EXIT_CHANGES,
@@ -25,7 +24,7 @@ from reconciler.engine import plan as plans
 from reconciler.engine import render as rendering
 from reconciler.errors import UsageError
 from reconciler.notify.events import drift as drift_event
-from reconciler.session import MAX_PLAN_BYTES, Session, require_paths, run
+from reconciler.session import MAX_PLAN_BYTES, Options, Session, require_paths, run
 from reconciler.specs.files import read_limited
 
 __all__ = ["register"]
@@ -85,6 +84,7 @@ def make_plan(session: Session, *, prune: bool = False, force: bool = False, des
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @o.api_flags()
     def plan(
         paths: o.PathsArg = None, prune: PruneOpt = False, force: ForceOpt = False,
         destroy: Annotated[bool, typer.Option("--destroy", help="Plan deleting every managed definition.")] = False,
@@ -95,9 +95,7 @@ def register(app: typer.Typer) -> None:
         show_defaults: Annotated[bool, typer.Option("--show-defaults", help="List every API default a create "
                                                     "fills in (folded into one line otherwise; JSON has all).")] = False,
         selector: o.SelectorOpt = None, only: o.OnlyOpt = None, changed_since: o.ChangedSinceOpt = None,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False,
-        concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
         cache_dir: o.CacheDirOpt = None, no_cache: o.NoCacheOpt = False,
     ) -> None:
@@ -107,9 +105,7 @@ def register(app: typer.Typer) -> None:
         --detailed-exitcode; 3: invalid manifests (nothing planned); 1: an error.
         """
         setup_logging(verbose)
-        options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
-                                    allow_http=allow_http, concurrency=concurrency, selector=selector, only=only,
-                                    changed_since=changed_since,
+        options = o.session_options(paths, api=api, selector=selector, only=only, changed_since=changed_since,
                                     cache_dir=cache_dir, no_cache=no_cache)
         err = stderr_console()
         removed = written = False

@@ -11,29 +11,28 @@ from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stderr_console
 from reconciler.cli.listing import where_config_is
 from reconciler.errors import ServiceError, UsageError
-from reconciler.session import Session, run
+from reconciler.session import Options, Session, run
 
 __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
+    @o.api_flags(without=("concurrency",))
     def run_command(
         name: Annotated[str, typer.Argument(help="Definition name.")],
         wait: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes; exit 1 unless it "
                                            "COMPLETED.")] = False,
         timeout: Annotated[float, typer.Option("--timeout", min=1, help="With --wait: give up after this many "
                                                "seconds (exit 1; the job keeps running).")] = 3600.0,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, verbose: o.VerboseOpt = False,
+        api: Options = Options(), verbose: o.VerboseOpt = False,
     ) -> None:
         """Start one job from a definition now; print its id and status (stdout: `JOB_ID STATUS`).
 
         Exit 0 when the job started (with --wait: when it COMPLETED); 1 otherwise.
         """
         setup_logging(verbose)
-        options = o.session_options(None, default=where_config_is(), config=config, target=target,
-                                    endpoint=endpoint, token_file=token_file, allow_http=allow_http)
+        options = o.session_options(None, default=where_config_is(), api=api)
         err = stderr_console()
 
         def progress(job: dict[str, Any]) -> None:

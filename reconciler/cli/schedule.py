@@ -24,7 +24,7 @@ from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stdout_console
 from reconciler.cli.listing import where_config_is
 from reconciler.errors import UsageError
-from reconciler.session import Session, run
+from reconciler.session import Options, Session, run
 
 __all__ = ["live_schedules", "manifest_schedules", "register"]
 
@@ -56,6 +56,7 @@ def manifest_schedules(bodies: Iterable[tuple[Mapping[str, Any], str | None]]) -
 
 def register(app: typer.Typer) -> None:
     @app.command("schedule")
+    @o.api_flags(without=("concurrency",))
     def schedule_command(
         paths: o.PathsArg = None,
         live: Annotated[bool, typer.Option("--live", help="The live definitions (of --target/--endpoint) instead "
@@ -70,8 +71,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int | None, typer.Option("--limit", min=1, help="Spread: at most this many definitions "
                                                   "per minute (default: the busiest hour spread evenly).")] = None,
         output: Annotated[ScheduleFormat, typer.Option("--output", "-o", help="text or json.")] = ScheduleFormat.text,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         selector: o.SelectorOpt = None, only: o.OnlyOpt = None, verbose: o.VerboseOpt = False,
     ) -> None:
         """When definitions fire: a week's heatmap, the busiest minutes, a spread, the next firings.
@@ -97,9 +97,7 @@ def register(app: typer.Typer) -> None:
             if live:
                 if paths:
                     raise UsageError("--live reads the live definitions: give no manifest paths with it")
-                session = Session.open(o.session_options(None, default=where_config_is(), config=config,
-                                                         target=target, endpoint=endpoint, token_file=token_file,
-                                                         allow_http=allow_http), check_paths=False)
+                session = Session.open(o.session_options(None, default=where_config_is(), api=api), check_paths=False)
 
                 async def work() -> list[dict[str, Any]]:
                     async with session.client() as client:
@@ -108,8 +106,7 @@ def register(app: typer.Typer) -> None:
 
                 schedules = live_schedules(run(work()))
             else:
-                session = Session.open(o.session_options(paths, config=config, target=target, endpoint=endpoint,
-                                                         token_file=token_file, allow_http=allow_http,
+                session = Session.open(o.session_options(paths, api=api,
                                                          selector=selector, only=only))
                 manifests = session.load()
                 chosen = [d for doc, d in zip(manifests.documents, manifests.desired, strict=True)

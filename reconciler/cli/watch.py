@@ -13,16 +13,16 @@ from typing import Annotated
 
 import typer
 
-from reconciler.api.client import DEFAULT_CONCURRENCY
 from reconciler.cli import options as o
 from reconciler.cli.console import EXIT_OK, exit_codes, setup_logging, stdout_console
-from reconciler.session import Session
+from reconciler.session import Options, Session
 
 __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
     @app.command("watch")
+    @o.api_flags()
     def watch(
         paths: o.PathsArg = None,
         apply: Annotated[bool, typer.Option("--apply", help="Apply each valid plan that has changes "
@@ -30,9 +30,7 @@ def register(app: typer.Typer) -> None:
         debounce: Annotated[int, typer.Option("--debounce", min=10, max=60_000,
                                               help="Edits this many ms apart or closer make one run.")] = 300,
         selector: o.SelectorOpt = None, only: o.OnlyOpt = None,
-        config: o.ConfigOpt = None, target: o.TargetOpt = None, endpoint: o.EndpointOpt = None,
-        token_file: o.TokenFileOpt = None, allow_http: o.AllowHttpOpt = False,
-        concurrency: o.ConcurrencyOpt = DEFAULT_CONCURRENCY, no_color: o.NoColorOpt = False,
+        api: Options = Options(), no_color: o.NoColorOpt = False,
         verbose: o.VerboseOpt = False,
     ) -> None:
         """Validate and plan on every change, printing only what changed; --apply applies too.
@@ -42,8 +40,7 @@ def register(app: typer.Typer) -> None:
         from reconciler.watch import watch_loop
 
         setup_logging(verbose)
-        options = o.session_options(paths, config=config, target=target, endpoint=endpoint, token_file=token_file,
-                                    allow_http=allow_http, concurrency=concurrency, selector=selector, only=only)
+        options = o.session_options(paths, api=api, selector=selector, only=only)
         with exit_codes(no_color=no_color):  # flags and config are checked once before watching
             first = Session.open(options)
             environment = first.environment()

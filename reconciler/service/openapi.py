@@ -31,13 +31,19 @@ from reconciler.service import validation
 from reconciler.service.deps import INT64_MAX, INT64_MIN
 from reconciler.service.params import ID_PATTERN
 
-__all__ = ["CONTRACT_SCHEMAS", "RESPONSE_SCHEMAS", "body_schema", "contract_components", "install", "json_response",
-           "storable"]
+__all__ = ["CONTRACT_SCHEMAS", "ERROR_RESPONSES", "RESPONSE_SCHEMAS", "body_schema", "contract_components", "install",
+           "json_response", "storable"]
 
 # Contract schemas the API documents as components, by component name: request bodies, and the
-# responses the contract defines (a definition's; the routes that answer one refer to it).
+# responses the contract defines (every route that answers JSON refers to one; the list envelope
+# ``api-list-response`` is restated per route by :func:`json_response` with its items' shape).
 CONTRACT_SCHEMAS: Final = {"ApiDefinition": "api-definition", "JobSpec": "job-spec"}
-RESPONSE_SCHEMAS: Final = {"ApiDefinitionResponse": "api-definition-response"}
+RESPONSE_SCHEMAS: Final = {
+    "ApiDefinitionResponse": "api-definition-response", "ApiJobResponse": "api-job-response",
+    "ApiResourceResponse": "api-resource-response", "ApiVersionResponse": "api-version-response",
+    "ApiHealthResponse": "api-health-response", "ApiErrorResponse": "api-error-response",
+    "ApiListResponse": "api-list-response",
+}
 NO_NUL: Final = "^[^\\x00]*$"
 _COMPOSITION: Final = ("$ref", "allOf", "anyOf", "oneOf", "if", "not", "unevaluatedProperties")
 
@@ -53,11 +59,15 @@ def json_response(component: str, *, status: int = 200, listed: bool = False) ->
     list envelope), so the document states the contract's shape and no second copy of it."""
     schema: dict[str, Any] = {"$ref": f"#/components/schemas/{component}"}
     if listed:
-        schema = {"type": "object", "required": ["count", "next", "previous", "data", "totalCount"],
-                  "properties": {"count": {"type": "integer"}, "next": {"type": ["string", "null"]},
-                                 "previous": {"type": ["string", "null"]}, "data": {"type": "array", "items": schema},
-                                 "totalCount": {"type": "integer"}}}
+        envelope = storable(_rewrite(copy.deepcopy(schemas.get("api-list-response"))))
+        envelope["properties"]["data"] = {**envelope["properties"]["data"], "items": schema}
+        schema = envelope
     return {status: {"description": "Successful Response", "content": {"application/json": {"schema": schema}}}}
+
+
+ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    code: {"description": "Error", "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/ApiErrorResponse"}}}} for code in (400, 401, 404, 409, 413, 415, 422)}
 
 
 def component_name(short: str) -> str:

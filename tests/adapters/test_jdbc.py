@@ -233,7 +233,7 @@ def test_postgres_binary_copy_reads_what_csv_reads(postgres_server: PostgresServ
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Every type the binary intake decodes gives the frame the CSV path gives (NULLs, "", NaN,
     dates around PostgreSQL's 2000-01-01 epoch, time zones, multi-line and non-ASCII text)."""
-    from reconciler.service.runner.adapters import jdbc
+    from reconciler.service.runner.adapters.jdbc import read as jdbc_read
 
     url = postgres_server.create_database()
     _exec(url, "CREATE TABLE typed (i INTEGER, s SMALLINT, big BIGINT, f DOUBLE PRECISION, b BOOLEAN, d DATE, "
@@ -245,8 +245,8 @@ def test_postgres_binary_copy_reads_what_csv_reads(postgres_server: PostgresServ
           "'h\u00e9llo \u2713', 'x', 'abc')")
     data_store = add_data_store(store, url)
     decoded: list[int] = []
-    decode = jdbc._decode_binary_rows
-    monkeypatch.setattr(jdbc, "_decode_binary_rows", lambda blocks, *a: decoded.append(len(blocks)) or decode(blocks, *a))
+    decode = jdbc_read._decode_binary_rows
+    monkeypatch.setattr(jdbc_read, "_decode_binary_rows", lambda blocks, *a: decoded.append(len(blocks)) or decode(blocks, *a))
 
     def read() -> list[pd.DataFrame]:
         intake = open_intake({"type": "jdbc", "dataStoreId": data_store,
@@ -258,7 +258,7 @@ def test_postgres_binary_copy_reads_what_csv_reads(postgres_server: PostgresServ
 
     binary = read()
     assert decoded == [2, 1]  # the binary path ran, in chunks of chunk_rows
-    monkeypatch.setattr(jdbc, "_BINARY_READ", {})
+    monkeypatch.setattr(jdbc_read, "_BINARY_READ", {})
     text = read()
     assert decoded == [2, 1]  # ... and this time it did not
     assert [len(c) for c in binary] == [len(c) for c in text] == [2, 1]
@@ -274,7 +274,7 @@ def test_postgres_binary_copy_writes_exactly_or_falls_back(postgres_server: Post
     """Insert uses binary COPY for the types it encodes, with NULLs, "" and non-ASCII text exact;
     a column it cannot encode losslessly (numeric, a number into text, 1.5 into bigint) sends
     the chunk as CSV, which the server converts or refuses as it would any insert."""
-    from reconciler.service.runner.adapters import jdbc
+    from reconciler.service.runner.adapters.jdbc import pg_copy
 
     url = postgres_server.create_database()
     _exec(url, "CREATE TABLE t (i INTEGER, s SMALLINT, big BIGINT, r REAL, f DOUBLE PRECISION, b BOOLEAN, "
@@ -282,14 +282,14 @@ def test_postgres_binary_copy_writes_exactly_or_falls_back(postgres_server: Post
           "CREATE TABLE n (id BIGINT, amount NUMERIC(10, 2), note TEXT)")
     data_store = add_data_store(store, url)
     used: list[bool] = []
-    encode = jdbc._pg_binary
+    encode = pg_copy._pg_binary
 
     def spy(*args: object) -> bytes | None:
         payload = encode(*args)  # type: ignore[arg-type]
         used.append(payload is not None)
         return payload
 
-    monkeypatch.setattr(jdbc, "_pg_binary", spy)
+    monkeypatch.setattr(pg_copy, "_pg_binary", spy)
     frame = pd.DataFrame({"i": [1, 2, None], "s": [3, -4, 5], "big": [2**40, -1, 0], "r": [0.5, None, 2.0],
                           "f": [1e-300, float("nan"), -2.5], "b": [True, None, False],
                           "v": ["", None, "\u00e9t\u00e9 \u2713"], "x": ["a\nb", "c,\"d\"", None]})

@@ -44,6 +44,7 @@ def test_every_type_round_trips_through_copy(postgres_server: PostgresServer, st
     """The same rows, sent as binary COPY (every column of a type psycopg's dumpers take) and as
     CSV (the fallback), store and read back the same values."""
     from reconciler.service.runner.adapters import jdbc
+    from reconciler.service.runner.adapters.jdbc import pg_copy
 
     url = postgres_server.create_database()
     engine = sa.create_engine(url)
@@ -52,7 +53,7 @@ def test_every_type_round_trips_through_copy(postgres_server: PostgresServer, st
     data_store = add_data_store(store, url)
     frame = _frame()
     sent: list[bool] = []
-    encode = jdbc._pg_binary
+    encode = pg_copy._pg_binary
 
     def spy(*args: object) -> object:
         if path == "csv":
@@ -61,7 +62,7 @@ def test_every_type_round_trips_through_copy(postgres_server: PostgresServer, st
         sent.append(values is not None)
         return values
 
-    monkeypatch.setattr(jdbc, "_pg_binary", spy)
+    monkeypatch.setattr(pg_copy, "_pg_binary", spy)
     output = _output(store, data_store, "t")
     output.write(frame)  # type: ignore[attr-defined]
     output.close()  # type: ignore[attr-defined]

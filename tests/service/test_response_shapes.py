@@ -1,22 +1,29 @@
-"""One source for response shapes: a definition's is the contract's ``api-definition-response``
-(the OpenAPI document refers to it; no pydantic copy), every rendered definition conforms to it
-and uses only its fields; the keys never answered are the schemas' ``writeOnly`` ones."""
+"""One source for response shapes: each resource's is a contract schema (``api-*-response``: a
+definition's, a job's, a deployment/credential/data store's, version, health, errors and the list
+envelope); the OpenAPI document refers to them (no pydantic copy), every rendered definition
+conforms to its schema and uses only its fields, the served answers of every JSON route conform
+to theirs, and the keys never answered are the schemas' ``writeOnly`` ones."""
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from reconciler.contract import keys, schemas
 from reconciler.contract.validators import validator
-from reconciler.service import models, render
+from reconciler.service import render
 from reconciler.service.app import create_app
 from reconciler.service.records import DefinitionRecord
 from reconciler.service.routes import resources
 from reconciler.service.store import Store
+
+from .helpers import body, refs
 
 USER = {"username": "u", "userId": "0" * 24, "fullName": None}
 NOW = "2026-01-02T03:04:05.000000Z"
@@ -51,7 +58,7 @@ def test_a_rendered_definition_is_the_contracts_response(record: DefinitionRecor
 
 
 def test_the_document_refers_to_the_contract_and_restates_nothing() -> None:
-    assert not hasattr(models, "DefinitionOut") and not hasattr(models, "ScheduleOut")
+    assert importlib.util.find_spec("reconciler.service.models") is None  # no second copy of the shapes
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/s.db")
         doc = create_app(store=store).openapi()
@@ -76,3 +83,88 @@ def test_credential_secrets_are_the_request_schemas_write_only_fields() -> None:
     assert {"user", "password", "awsSecretAccessKey", "gcpKey"} <= set(resources.SECRET_FIELDS)
     by_type = {key for fields in resources._SECRETS_BY_TYPE.values() for key in fields}
     assert by_type == set(resources.SECRET_FIELDS)  # every secret belongs to a type, every type's are secret
+
+
+def _conforms(name: str, answer: httpx.Response, status: int) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    data: dict[str, Any] = answer.json()
+    assert [error.message for error in validator(name).iter_errors(data)] == [], (name, data)
+    return data
+
+
+def _page(item: str, answer: httpx.Response) -> list[dict[str, Any]]:
+    page = _conforms("api-list-response", answer, 200)
+    assert page["data"], "a page with items, so that their shape is checked too"
+    for entry in page["data"]:
+        assert [error.message for error in validator(item).iter_errors(entry)] == [], (item, entry)
+    items: list[dict[str, Any]] = page["data"]
+    return items
+
+
+@pytest.fixture(scope="module")
+def client(local_service: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=local_service + "/api/v2/", follow_redirects=False, timeout=30) as c:
+        yield c
+
+
+def test_served_answers_conform_to_the_contracts_response_schemas(client: httpx.Client, local_service: str) -> None:
+    """Every JSON route of jobs, resources, definitions, version and health, and the errors, as
+    uvicorn serves them, against the schema the OpenAPI document names for them."""
+    _conforms("api-version-response", client.get("version/"), 200)
+    _conforms("api-health-response", httpx.get(local_service + "/healthz", timeout=30), 200)
+    ids = refs(client)
+    for path, key in (("deployments/", "deploymentId"), ("credentials/", "credentialId"),
+                      ("externalDataStores/", "dataStoreId")):
+        _conforms("api-resource-response", client.get(f"{path}{ids[key]}/"), 200)
+        _page("api-resource-response", client.get(path))
+    _conforms("api-resource-response", client.post("deployments/", json={"label": "shapes"}), 201)
+    made = _conforms("api-definition-response", client.post("batchPredictionJobDefinitions/", json=body(ids)), 202)
+    _page("api-definition-response", client.get("batchPredictionJobDefinitions/"))
+    local = {"deploymentId": ids["deploymentId"], "intakeSettings": {"type": "localFile"},
+             "outputSettings": {"type": "localFile"}}
+    job = _conforms("api-job-response", client.post("batchPredictions/", json=local), 202)
+    assert "csvUpload" in job["links"]  # a localFile job waits for its data
+    _conforms("api-job-response", client.get(f"batchPredictions/{job['id']}/"), 200)
+    run = _conforms("api-job-response", client.post("batchPredictions/fromJobDefinition/",
+                                                     json={"jobDefinitionId": made["id"]}), 202)
+    assert run["batchPredictionJobDefinition"]["id"] == made["id"]
+    _conforms("api-job-response", client.post("batchPredictions/fromExisting/", json={"predictionJobId": run["id"]}),
+              202)
+    _page("api-job-response", client.get("batchPredictions/"))
+    missing = _conforms("api-error-response", client.get(f"batchPredictions/{'f' * 24}/"), 404)
+    assert missing["message"]
+    invalid = _conforms("api-error-response", client.post("batchPredictions/", json={**local, "numConcurrent": "x"}),
+                        422)
+    assert invalid["errors"]
+
+
+def test_the_document_names_a_contract_schema_for_every_json_answer() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"sqlite:///{tmp}/s.db")
+        doc = create_app(store=store).openapi()
+        store.close()
+
+    def schema(path: str, method: str, status: str) -> Any:
+        return doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+    def ref(component: str) -> dict[str, str]:
+        return {"$ref": f"#/components/schemas/{component}"}
+
+    api = "/api/v2/"
+    assert schema(f"{api}version/", "get", "200") == ref("ApiVersionResponse")
+    assert schema("/healthz", "get", "200") == ref("ApiHealthResponse")
+    for path, status in (("batchPredictions/", "202"), ("batchPredictions/fromExisting/", "202"),
+                         ("batchPredictions/fromJobDefinition/", "202")):
+        assert schema(api + path, "post", status) == ref("ApiJobResponse")
+    assert schema(api + "batchPredictions/{job_id}/", "get", "200") == ref("ApiJobResponse")
+    for path in ("deployments/", "credentials/", "externalDataStores/"):
+        assert schema(api + path, "post", "201") == ref("ApiResourceResponse")
+        assert schema(api + path + "{resource_id}/", "get", "200") == ref("ApiResourceResponse")
+    for path, item in (("batchPredictions/", "ApiJobResponse"), ("deployments/", "ApiResourceResponse"),
+                       ("batchPredictionJobDefinitions/", "ApiDefinitionResponse")):
+        page = schema(api + path, "get", "200")
+        assert page["required"] == schemas.get("api-list-response")["required"]
+        assert page["properties"]["data"]["items"] == ref(item)
+    assert schema(api + "batchPredictions/", "post", "422") == ref("ApiErrorResponse")
+    for component, short in (("ApiJobResponse", "api-job-response"), ("ApiErrorResponse", "api-error-response")):
+        assert doc["components"]["schemas"][component]["required"] == schemas.get(short)["required"]

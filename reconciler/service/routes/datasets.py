@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from reconciler.extras import require
 from reconciler.service import errors, ids
 from reconciler.service.deps import PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
-from reconciler.service.models import ERROR_RESPONSES
+from reconciler.service.openapi import ERROR_RESPONSES
 from reconciler.service.records import DatasetRecord
 from reconciler.service.render import envelope
 from reconciler.service.responses import JSONResponse

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from reconciler.service import errors, ids, listing, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, page_link
-from reconciler.service.models import ERROR_RESPONSES
-from reconciler.service.openapi import body_schema, json_response
+from reconciler.service.openapi import ERROR_RESPONSES, body_schema, json_response
 from reconciler.service.params import DeploymentFilter, SearchName
 from reconciler.service.records import DefinitionRecord
 from reconciler.service.responses import JSONResponse

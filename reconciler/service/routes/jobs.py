@@ -29,8 +29,7 @@ from fastapi.responses import FileResponse
 from reconciler.extras import MissingExtra, require
 from reconciler.service import errors, ids, render, validation
 from reconciler.service.deps import JsonBody, PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
-from reconciler.service.models import ERROR_RESPONSES, JobList, JobOut
-from reconciler.service.openapi import body_schema
+from reconciler.service.openapi import ERROR_RESPONSES, body_schema, json_response
 from reconciler.service.params import DefinitionFilter, DeploymentFilter, JobOrder, StatusFilter
 from reconciler.service.records import DefinitionRecord, JobRecord, User
 from reconciler.service.responses import JSONResponse
@@ -41,6 +40,7 @@ from reconciler.service.settings import ServiceSettings, job_data_dir
 from reconciler.service.store import Store
 
 router = APIRouter(tags=["batch prediction jobs"])
+_SHAPE = "ApiJobResponse"  # the contract's api-job-response
 _HEX24 = re.compile(r"^[0-9a-fA-F]{24}$")
 JobIdPath = Annotated[str, Path(description="Batch prediction job id (24 hex digits).")]
 
@@ -126,12 +126,13 @@ def abort(request: Request, store: Store, settings: ServiceSettings, job_id: str
     return aborted
 
 
-route(router, "/batchPredictions/fromJobDefinition/", run_once, methods=["POST"], response_model=JobOut,
-      status_code=202, responses=ERROR_RESPONSES, summary="Run a job definition once", openapi_extra=RUN_ONCE_BODY)
-route(router, "/batchPredictions/", list_jobs, methods=["GET"], response_model=JobList, responses=ERROR_RESPONSES,
+route(router, "/batchPredictions/fromJobDefinition/", run_once, methods=["POST"],
+      status_code=202, responses={**ERROR_RESPONSES, **json_response(_SHAPE, status=202)}, summary="Run a job definition once", openapi_extra=RUN_ONCE_BODY)
+route(router, "/batchPredictions/", list_jobs, methods=["GET"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE, listed=True)},
       summary="List batch prediction jobs")
-route(router, "/batchPredictions/{job_id:hex24}/", get_job, methods=["GET"], response_model=JobOut,
-      responses=ERROR_RESPONSES, summary="Get a batch prediction job")
+route(router, "/batchPredictions/{job_id:hex24}/", get_job, methods=["GET"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE)}, summary="Get a batch prediction job")
 route(router, "/batchPredictions/{job_id:hex24}/", abort_job, methods=["DELETE"], status_code=204,
       responses=ERROR_RESPONSES, summary="Abort a batch prediction job", response_class=Response)
 
@@ -246,8 +247,8 @@ async def download(job_id: JobIdPath, store: StoreDep, settings: SettingsDep) ->
     return FileResponse(path, media_type="text/csv", filename=f"{job_id}.csv")
 
 
-route(router, "/batchPredictions/", create_job, methods=["POST"], response_model=JobOut, status_code=202,
-      responses=ERROR_RESPONSES, summary="Start an ad-hoc batch prediction job",
+route(router, "/batchPredictions/", create_job, methods=["POST"], status_code=202,
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE, status=202)}, summary="Start an ad-hoc batch prediction job",
       openapi_extra=body_schema("JobSpec"))
 CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {
     "type": "string", "description": "The job's input rows, as CSV with a header row (csvSettings apply)."}}}}}

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from reconciler.__about__ import __version__
 from reconciler.service.deps import StoreDep
-from reconciler.service.models import HealthOut, VersionOut
+from reconciler.service.openapi import json_response
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 
@@ -28,5 +28,7 @@ async def health(store: StoreDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "schemaVersion": store.version()})
 
 
-route(router, "/version/", version, methods=["GET"], response_model=VersionOut, summary="API version")
-route(health_router, "/healthz", health, methods=["GET"], response_model=HealthOut, summary="Health check")
+route(router, "/version/", version, methods=["GET"], responses=json_response("ApiVersionResponse"),
+      summary="API version")
+route(health_router, "/healthz", health, methods=["GET"], responses=json_response("ApiHealthResponse"),
+      summary="Health check")

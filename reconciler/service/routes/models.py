@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from reconciler.extras import MODEL_MODULES, require
 from reconciler.service import errors, ids
 from reconciler.service.deps import SettingsDep, StoreDep, UserDep
-from reconciler.service.models import ERROR_RESPONSES
+from reconciler.service.openapi import ERROR_RESPONSES
 from reconciler.service.records import MODEL_KINDS, ModelRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route

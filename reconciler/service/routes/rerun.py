@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 
 from reconciler.service import errors, ids, render
 from reconciler.service.deps import JsonBody, StoreDep, UserDep, api_root
-from reconciler.service.models import ERROR_RESPONSES, JobOut
+from reconciler.service.openapi import ERROR_RESPONSES, json_response
 from reconciler.service.records import JobRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
@@ -47,8 +47,8 @@ async def from_existing(request: Request, body: JsonBody, store: StoreDep, user:
     return JSONResponse(rendered, status_code=202, headers={"Location": rendered["links"]["self"]})
 
 
-route(router, "/batchPredictions/fromExisting/", from_existing, methods=["POST"], response_model=JobOut,
-      status_code=202, responses=ERROR_RESPONSES, summary="Run a previous job's spec again",
+route(router, "/batchPredictions/fromExisting/", from_existing, methods=["POST"],
+      status_code=202, responses={**ERROR_RESPONSES, **json_response("ApiJobResponse", status=202)}, summary="Run a previous job's spec again",
       openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
           "type": "object", "required": ["predictionJobId"], "additionalProperties": False,
           "properties": {"predictionJobId": {"type": "string", "pattern": "^[0-9a-fA-F]{24}$"}}}}}}})

@@ -19,13 +19,14 @@ from fastapi import APIRouter, Path, Request, Response
 from reconciler.contract.issues import suggest_key
 from reconciler.service import errors, ids, render
 from reconciler.service.deps import JsonBody, PagingDep, StoreDep, UserDep, page_link
-from reconciler.service.models import ERROR_RESPONSES, ResourceList, ResourceOut
+from reconciler.service.openapi import ERROR_RESPONSES, json_response
 from reconciler.service.records import ResourceRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 
 _ID = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$", "description": "Optional: choose the id (24 hex digits)."}
 
+_SHAPE = "ApiResourceResponse"  # the contract's api-resource-response
 KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
     # kind: (path, name field, request schema)
     "deployment": ("/deployments/", "label", {
@@ -179,12 +180,13 @@ def _router(kind: str) -> APIRouter:
         return Response(status_code=204)
 
     body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": _documented(kind)}}}}
-    route(router, path, list_, methods=["GET"], response_model=ResourceList, responses=ERROR_RESPONSES,
+    route(router, path, list_, methods=["GET"],
+          responses={**ERROR_RESPONSES, **json_response(_SHAPE, listed=True)},
           summary=f"List {path.strip('/')}", operation_id=f"list_{kind}")
-    route(router, path, create, methods=["POST"], response_model=ResourceOut, status_code=201,
-          responses=ERROR_RESPONSES, summary=f"Create a {kind}", openapi_extra=body_doc, operation_id=f"create_{kind}")
-    route(router, path + "{resource_id}/", get, methods=["GET"], response_model=ResourceOut,
-          responses=ERROR_RESPONSES, summary=f"Get a {kind}", operation_id=f"get_{kind}")
+    route(router, path, create, methods=["POST"], status_code=201,
+          responses={**ERROR_RESPONSES, **json_response(_SHAPE, status=201)}, summary=f"Create a {kind}", openapi_extra=body_doc, operation_id=f"create_{kind}")
+    route(router, path + "{resource_id}/", get, methods=["GET"],
+          responses={**ERROR_RESPONSES, **json_response(_SHAPE)}, summary=f"Get a {kind}", operation_id=f"get_{kind}")
     route(router, path + "{resource_id}/", delete, methods=["DELETE"], status_code=204, response_class=Response,
           responses=ERROR_RESPONSES, summary=f"Delete a {kind} (409 while definitions use it)",
           operation_id=f"delete_{kind}")
