@@ -161,7 +161,7 @@ def contract_components() -> dict[str, Any]:
         "description": "api-definition, with the job-spec fields the server requires on create; "
                        "enabled: true needs a schedule (as in definition-spec).",
         "allOf": [{"$ref": "#/components/schemas/ApiDefinition"},
-                  {"required": list(schemas.get("job-spec")["required"])},
+                  {"required": _create_required(schemas.get("job-spec"))},
                   {"if": spec["if"], "then": {"required": list(spec["then"]["required"])}}],
     }
     out["ApiDefinitionUpdate"] = {
@@ -172,6 +172,14 @@ def contract_components() -> dict[str, Any]:
         "$ref": "#/components/schemas/ApiDefinition",
     }
     return out
+
+
+def _create_required(job_spec: dict[str, Any]) -> list[str]:
+    """The job-spec fields a create must hold. A manifest may name its deployment by reference
+    (``deploymentId`` or ``deploymentRef``, job-spec's ``anyOf``); the client resolves it, and the
+    API takes only the id (the service answers 422 to a reference), so the id is required here."""
+    ids = {key for alt in job_spec.get("anyOf", ()) for key in alt.get("required", ()) if not key.endswith("Ref")}
+    return sorted({*ids, *job_spec["required"]})
 
 
 def _document_client_spellings(components: dict[str, Any]) -> None:
