@@ -61,19 +61,24 @@ def _matches(schema: Any, instance: Any) -> bool:
     return bool(hit[1].is_valid(instance))
 
 
+def _property_schemas(schema: dict[str, Any], instance: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each property's subschemas that apply to ``instance`` (refs, allOf members, taken branches)."""
+    props: dict[str, list[dict[str, Any]]] = {}
+    for sub in _applicable(schema, instance):
+        for key, prop in sub.get("properties", {}).items():
+            if isinstance(prop, dict):
+                props.setdefault(key, []).append(prop)
+    return props
+
+
 def fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
     """A copy of ``instance`` with every ``default`` the schema declares made explicit."""
     if not isinstance(instance, dict):
         if isinstance(instance, list):
             return [fill_defaults(item, _items_schema(schema, instance)) for item in instance]
         return instance
-    props: dict[str, list[dict[str, Any]]] = {}
-    for sub in _applicable(schema, instance):
-        for key, prop in sub.get("properties", {}).items():
-            if isinstance(prop, dict):
-                props.setdefault(key, []).append(prop)
     out = dict(instance)
-    for key, candidates in props.items():
+    for key, candidates in _property_schemas(schema, instance).items():
         if key not in out:
             for prop in candidates:
                 if "default" in prop:
@@ -100,13 +105,8 @@ def strip_defaults(instance: Any, schema: dict[str, Any]) -> Any:
     equals its default goes; an object that differs is walked. Lists are kept whole."""
     if not isinstance(instance, dict):
         return instance
-    props: dict[str, list[dict[str, Any]]] = {}
-    for sub in _applicable(schema, instance):
-        for key, prop in sub.get("properties", {}).items():
-            if isinstance(prop, dict):
-                props.setdefault(key, []).append(prop)
     out = dict(instance)
-    for key, candidates in props.items():
+    for key, candidates in _property_schemas(schema, instance).items():
         if key not in out:
             continue
         default = next((prop["default"] for prop in candidates if "default" in prop), _NO_DEFAULT)

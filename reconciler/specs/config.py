@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from reconciler import errors
-from reconciler.contract import validators
 from reconciler.specs.controls import Controls, config_issues, parse_controls
-from reconciler.specs.files import read_limited
-from reconciler.specs.load import PROJECT_CONFIG_NAMES, load_bytes, max_file_bytes
+from reconciler.specs.load import PROJECT_CONFIG_NAMES, read_one_document
 from reconciler.specs.policies import PolicySet, rules_from_config
 from reconciler.specs.scope import Scope
 
@@ -171,23 +169,8 @@ def parse_config(data: Mapping[str, Any], *, path: str | None = None) -> Project
 
 def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
     """Read and validate one config file."""
-    from reconciler.contract.issues import schema_issues
-
     file = str(path)
-    try:
-        raw = read_limited(path, limit=max_file_bytes(), what="project config")
-    except OSError as exc:
-        raise ConfigError([f"{file}: cannot read the project config: {exc.strerror}"]) from None
-    docs, load_errors = load_bytes(raw, file=file)
-    if load_errors:
-        raise ConfigError([f"{e.file}:{e.line}:{e.col}: {e.message}" for e in load_errors])
-    if len(docs) != 1:
-        raise ConfigError([f"{file}: expected exactly one YAML document, found {len(docs)}"])
-    doc = docs[0]
-    if doc.problems:
-        raise ConfigError([f"{e.file}:{e.line}:{e.col}: {e.field}: {e.message}" for e in doc.problems])
-    if not validators.validator("project").is_valid(doc.data):
-        raise ConfigError([i.format() for i in schema_issues(doc, schema_name="project")])
+    doc = read_one_document(path, what="project config", schema_name="project", error=ConfigError)
     if issues := config_issues(doc):
         raise ConfigError([i.format() for i in issues])
     try:

@@ -13,7 +13,7 @@ import dataclasses
 import gc
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -669,3 +669,28 @@ def _merged_pairs(node: yaml.MappingNode, path: Path_,
                 deduped.setdefault(k.value, (k, v))
         return [*deduped.values(), *local]
     return local
+
+
+def read_one_document(path: str | os.PathLike[str], *, what: str, schema_name: str,
+                      error: Callable[[list[str]], Exception], expected: str = "") -> LoadedDocument:
+    """One YAML document from a bounded read, valid against ``schemas/<schema_name>``: the project
+    config and policy files. Every problem is raised as ``error(["file:line:col: ..."])``."""
+    from reconciler.contract import validators
+    from reconciler.contract.issues import schema_issues
+
+    file = str(path)
+    try:
+        raw = read_limited(path, limit=max_file_bytes(), what=what)
+    except OSError as exc:
+        raise error([f"{file}: cannot read the {what}: {exc.strerror}"]) from None
+    docs, load_errors = load_bytes(raw, file=file)
+    if load_errors:
+        raise error([f"{e.file}:{e.line}:{e.col}: {e.message}" for e in load_errors])
+    if len(docs) != 1:
+        raise error([f"{file}: expected exactly one YAML document{expected}, found {len(docs)}"])
+    doc = docs[0]
+    if doc.problems:
+        raise error([f"{e.file}:{e.line}:{e.col}: {e.field}: {e.message}" for e in doc.problems])
+    if not validators.validator(schema_name).is_valid(doc.data):
+        raise error([i.format() for i in schema_issues(doc, schema_name=schema_name)])
+    return doc

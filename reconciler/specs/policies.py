@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reconciler import errors
-from reconciler.contract import validators
-from reconciler.specs.files import read_limited
-from reconciler.specs.load import LoadedDocument, load_bytes, max_file_bytes
+from reconciler.specs.load import LoadedDocument, read_one_document
 
 __all__ = ["PolicyError", "PolicyRule", "PolicySet", "PolicyTest", "load_policy_files", "rules_from_config"]
 
@@ -100,22 +98,8 @@ def _test(raw: Mapping[str, Any], doc: LoadedDocument, index: int) -> PolicyTest
 
 def _read_policy_file(path: Path) -> LoadedDocument:
     """One policy file: a bounded read, one YAML document, valid against policy.schema.json."""
-    from reconciler.contract.issues import schema_issues
-
-    file = str(path)
-    try:
-        raw = read_limited(path, limit=max_file_bytes(), what="policy file")
-    except OSError as exc:
-        raise PolicyError([f"{file}: cannot read the policy file: {exc.strerror}"]) from None
-    docs, load_errors = load_bytes(raw, file=file)
-    if load_errors:
-        raise PolicyError([f"{e.file}:{e.line}:{e.col}: {e.message}" for e in load_errors])
-    if len(docs) != 1:
-        raise PolicyError([f"{file}: expected exactly one YAML document (kind: Policy), found {len(docs)}"])
-    doc = docs[0]
-    if not validators.validator("policy").is_valid(doc.data):
-        raise PolicyError([i.format() for i in schema_issues(doc, schema_name="policy")])
-    return doc
+    return read_one_document(path, what="policy file", schema_name="policy", error=PolicyError,
+                             expected=" (kind: Policy)")
 
 
 def _check_unique(rules: Iterable[PolicyRule]) -> None:
