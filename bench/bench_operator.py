@@ -22,7 +22,9 @@ running), ``--resources 1200 --resync 120``: all Ready in 1,426 s (creation is t
 throughput on a starved CPU, ~0.85 resources/s), then 1,227 resync reconciles in 124 s cost 2 list
 calls (one list of 2 pages), 0 lookups and 0 writes; operator peak RSS 229 MiB. Without the cache
 (``--compare``, measured at 40 resources, resync 5 s): 89 lookups for 91 resync reconciles, against
-3 list calls for 95 with it. The 2,000-resource run did not fit the time on that machine.
+3 list calls for 95 with it. ``--resources 2000 --resync 120`` at load 2-4 (the suite running
+beside it): created in 29.8 s, all Ready in 223.1 s, then 2,064 resync reconciles in 126 s cost 2
+list GETs (one list of 2 pages), 0 lookups and 0 writes; operator peak RSS 313 MiB.
 """
 
 from __future__ import annotations
