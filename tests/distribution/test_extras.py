@@ -157,7 +157,7 @@ def test_watch_plans_without_any_extra(core: Without) -> None:
     try:
         _read_until(proc, "Plan: 11 to create")
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

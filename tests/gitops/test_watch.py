@@ -201,7 +201,7 @@ def _watch_command(project: Path, *args: str) -> Iterator[subprocess.Popen[str]]
     try:
         yield proc
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=60)  # Ctrl-C; generous for a loaded 2-core machine
     finally:
         if proc.poll() is None:
             proc.kill()
