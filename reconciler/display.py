@@ -13,7 +13,10 @@ it is.
 
 from __future__ import annotations
 
-__all__ = ["printable", "printable_lines"]
+import json
+from typing import Any
+
+__all__ = ["printable", "printable_lines", "value_text"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -42,3 +45,9 @@ def printable(text: str) -> str:
 def printable_lines(text: str) -> str:
     """A multi-line message made safe line by line: its own line breaks kept, all else escaped."""
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def value_text(value: Any) -> str:
+    """A field's value in a plan line: JSON, keys sorted, non-ASCII kept (``printable`` escapes
+    what a terminal must not see)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))

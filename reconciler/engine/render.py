@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from reconciler.display import printable
+from reconciler.display import printable, value_text
 from reconciler.engine import diff as diffs
 from reconciler.engine import render_controls as controls_view
 from reconciler.engine.plan import MARKERS, Action, ActionKind, Plan, to_dict
@@ -71,8 +71,7 @@ def _marked(text: str) -> Line:
     return Line(text, _MARKED.get(text.lstrip()[:1]))
 
 
-def _value(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+_value = value_text  # one value format for every plan line
 
 
 def _change_line(change: diffs.Change) -> str:

@@ -6,10 +6,9 @@ so that the views' common code stays small.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Final
+from typing import Final
 
-from reconciler.display import printable
+from reconciler.display import printable, value_text
 from reconciler.engine import diff as diffs
 from reconciler.engine.plan import Plan
 
@@ -18,8 +17,7 @@ __all__ = ["markdown_lines", "text_lines", "window_line"]
 LIMIT: Final = 50  # definitions listed per section
 
 
-def _value(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+_value = value_text  # one value format for every plan line
 
 
 def _change(change: diffs.Change) -> str:
