@@ -9,10 +9,12 @@ unlike in Python's ``==``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 __all__ = ["Change", "Op", "diff", "same"]
 
@@ -23,9 +25,11 @@ class Op(StrEnum):
     change = "change"  # present on both sides, different
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One field: ``old`` is the live value, ``new`` the desired one (``None`` when absent)."""
+class Change(NamedTuple):
+    """One field: ``old`` is the live value, ``new`` the desired one (``None`` when absent).
+
+    A named tuple, not a frozen dataclass: a plan of 100,000 creates holds 2.5 million of them,
+    and a frozen dataclass took 3.4 µs each to build (a tuple 0.5 µs) and more memory."""
 
     path: str
     op: Op
@@ -34,6 +38,10 @@ class Change:
 
     def as_tuple(self) -> tuple[str, str, Any, Any]:
         return (self.path, self.op.value, self.old, self.new)
+
+
+_ADD, _REMOVE, _CHANGE = Op.add, Op.remove, Op.change
+_new = tuple.__new__  # a Change without the Python-level __new__ of a named tuple (the hot loops)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -52,10 +60,48 @@ def same(a: Any, b: Any) -> bool:
 def diff(old: Mapping[str, Any], new: Mapping[str, Any], *, prefix: str = "") -> tuple[Change, ...]:
     """Changes turning ``old`` into ``new``, sorted by path; nested mappings are walked (an added or
     removed mapping becomes one change per leaf), lists and scalars compared whole. Paths are dotted: ``batchPredictionJob.intakeSettings.url``."""
+    if _surely_same(old, new):
+        return ()
     out: list[Change] = []
-    _walk(old, new, prefix, out)
-    out.sort(key=lambda c: c.path)
+    if not old:  # a create: every leaf is added
+        _added(new, prefix, out)
+    else:
+        _walk(old, new, prefix, out)
+    out.sort(key=_path)
     return tuple(out)
+
+
+_EXACT_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+_path = operator.itemgetter(0)
+
+
+def _surely_same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True only when :func:`diff` would find nothing, checked in C (most pairs of a plan are
+    equal: walking them in Python was most of planning). ``==`` settles the structure (a list is
+    never a tuple, keys are the same); the canonical JSON settles what ``==`` forgives (``True``
+    is ``1``) and is stricter than :func:`same` (``1`` and ``1.0`` differ: then the walk decides).
+    Anything orjson will not write as plain JSON (a subclass, a datetime, a big or non-string
+    key) raises, and the walk decides. (NaN is written as ``null``; two NaNs are never ``==``
+    unless one object is on both sides, which a manifest and a live body never share.)"""
+    if old != new:
+        return False
+    try:
+        return orjson.dumps(old, option=_EXACT_JSON) == orjson.dumps(new, option=_EXACT_JSON)
+    except TypeError:
+        return False
+
+
+def _added(new: Mapping[str, Any], prefix: str, out: list[Change]) -> None:
+    """:func:`_walk` from an empty mapping, without the comparisons."""
+    for key in sorted(new):
+        path = f"{prefix}.{key}" if prefix else key
+        value = new[key]
+        if isinstance(value, dict) and value:
+            _added(value, path, out)
+        else:
+            out.append(_new(Change, (path, _ADD, None, value)))
 
 
 def _walk(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, out: list[Change]) -> None:
@@ -65,15 +111,15 @@ def _walk(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, out: list
             if isinstance(old[key], dict) and old[key]:
                 _walk(old[key], {}, path, out)
             else:
-                out.append(Change(path, Op.remove, old[key], None))
+                out.append(_new(Change, (path, _REMOVE, old[key], None)))
         elif key not in old:
             if isinstance(new[key], dict) and new[key]:
                 _walk({}, new[key], path, out)
             else:
-                out.append(Change(path, Op.add, None, new[key]))
+                out.append(_new(Change, (path, _ADD, None, new[key])))
         else:
             a, b = old[key], new[key]
             if isinstance(a, dict) and isinstance(b, dict):
                 _walk(a, b, path, out)
             elif not same(a, b):
-                out.append(Change(path, Op.change, a, b))
+                out.append(_new(Change, (path, _CHANGE, a, b)))
