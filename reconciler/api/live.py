@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from reconciler.api.client import Client
+from reconciler.engine import collector
 from reconciler.engine.normalize import live_from_api
 from reconciler.engine.types import Live
 
@@ -25,8 +26,12 @@ async def fetch_live(client: Client, *, search_name: str | None = None) -> list[
     try:
         async for page in pages:
             for start in range(0, len(page), _NORMALIZE_SLICE):
-                out.extend(live_from_api(item) for item in page[start:start + _NORMALIZE_SLICE])
+                # the collector is paused only while a slice is normalized (acyclic forms, see
+                # engine.collector), never across an await: other tasks run with it as usual
+                with collector.paused():
+                    out.extend(live_from_api(item) for item in page[start:start + _NORMALIZE_SLICE])
                 await asyncio.sleep(0)
+            del page  # the raw page goes as soon as it is normalized
     finally:
         await pages.aclose()  # type: ignore[attr-defined]
     return out

@@ -37,6 +37,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from reconciler.display import printable
+from reconciler.engine import collector
 from reconciler.engine import diff as diffs
 from reconciler.engine import ignore as ignoring
 from reconciler.engine.normalize import compare_view
@@ -299,6 +300,7 @@ def _unclearable(change: diffs.Change) -> bool:
     return change.op is diffs.Op.remove and len(parts) == 2 and parts[0] == "batchPredictionJob"
 
 
+@collector.pausing  # one action and its changes per definition, all acyclic (engine.collector)
 def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope | None, prune: bool = False,
                force: bool = False, destroy: bool = False, max_delete_fraction: float = 0.5,
                selection: Selection | None = None, selected: Sequence[Desired] | None = None,
