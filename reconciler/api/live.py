@@ -23,15 +23,16 @@ async def fetch_live(client: Client, *, search_name: str | None = None) -> list[
     fetched while this one is normalized (the loop is given a turn every few items)."""
     out: list[Live] = []
     pages = client.iter_pages(search_name=search_name, prefetch=True)
+    # The collector is paused for the whole listing (the forms are acyclic: engine.collector);
+    # paused and resumed around each slice instead, it ran a full pass at nearly every resume.
+    # Other tasks of the loop run meanwhile without it; it runs again when the listing is done.
     try:
-        async for page in pages:
-            for start in range(0, len(page), _NORMALIZE_SLICE):
-                # the collector is paused only while a slice is normalized (acyclic forms, see
-                # engine.collector), never across an await: other tasks run with it as usual
-                with collector.paused():
+        with collector.paused():
+            async for page in pages:
+                for start in range(0, len(page), _NORMALIZE_SLICE):
                     out.extend(live_from_api(item) for item in page[start:start + _NORMALIZE_SLICE])
-                await asyncio.sleep(0)
-            del page  # the raw page goes as soon as it is normalized
+                    await asyncio.sleep(0)
+                del page  # the raw page goes as soon as it is normalized
     finally:
         await pages.aclose()  # type: ignore[attr-defined]
     return out
