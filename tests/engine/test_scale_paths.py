@@ -1,0 +1,172 @@
+"""The fast paths of planning give exactly what the plain paths give (issue #16: 100,000 definitions).
+
+Equal pairs are settled in C (``==`` and canonical JSON) before the walk, a create walks one side
+only, the collector is paused while planning and listing, fill_defaults keeps its per-schema work:
+each is checked here against the slow path it replaced, on the cases where they could differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.api.client import Client, _page_body
+from reconciler.api.live import fetch_live
+from reconciler.contract import defaults
+from reconciler.contract.export import writable_job
+from reconciler.contract.schemas import get
+from reconciler.engine import diff as diffs
+from reconciler.engine.normalize import live_from_api, object_hash
+from reconciler.engine.plan import build_plan
+from reconciler.engine.types import Scope
+from reconciler.service.testing import LocalServer
+
+from .helpers import CREDENTIAL, DATASTORE, DEPLOYMENT, desired, live
+
+
+def _walked(old: dict[str, Any], new: dict[str, Any]) -> tuple[diffs.Change, ...]:
+    """The diff by the plain walk alone (what diff did before its fast paths)."""
+    out: list[diffs.Change] = []
+    diffs._walk(old, new, "", out)
+    out.sort(key=lambda c: c.path)
+    return tuple(out)
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ({"a": True}, {"a": 1}),  # == forgives it; the diff does not
+    ({"a": {"b": [0]}}, {"a": {"b": [False]}}),
+    ({"a": 1}, {"a": 1.0}),  # canonical JSON differs, the walk finds no change
+    ({"a": [1]}, {"a": (1,)}),  # a tuple is not a list
+    ({"a": 2**70}, {"a": 2**70}),  # orjson refuses it: the walk decides
+    ({1: "x"}, {1: "x"}),  # a key that is not a string: the walk decides
+    ({"a": {"b": 1}}, {"a": {"b": 1}}),
+    ({}, {"a-b": 1, "a": {"x": 1, "y": {}}, "b": None}),  # a create: paths sort "a-b" before "a.x"
+    ({}, {}),
+])
+def test_diff_is_the_walk(old: dict[str, Any], new: dict[str, Any]) -> None:
+    assert diffs.diff(old, new) == _walked(old, new)
+    assert diffs.diff(new, old) == _walked(new, old)
+
+
+def test_a_change_is_a_named_tuple_with_its_fields() -> None:
+    change = diffs.diff({}, {"a": {"b": 1}})[0]
+    assert (change.path, change.op, change.old, change.new) == ("a.b", diffs.Op.add, None, 1)
+    assert change.as_tuple() == ("a.b", "add", None, 1) and isinstance(change, diffs.Change)
+
+
+@pytest.fixture
+def eager_collector() -> Iterator[list[str]]:
+    """The collector on with a tiny threshold, each of its passes recorded."""
+    passes: list[str] = []
+
+    def record(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            passes.append(str(info["generation"]))
+
+    threshold, enabled = gc.get_threshold(), gc.isenabled()
+    gc.enable()
+    gc.set_threshold(10, 1, 1)
+    gc.callbacks.append(record)
+    try:
+        yield passes
+    finally:
+        gc.callbacks.remove(record)
+        gc.set_threshold(*threshold)
+        if not enabled:
+            gc.disable()
+
+
+def test_planning_runs_no_collector_pass_and_turns_it_back_on(eager_collector: list[str]) -> None:
+    wanted = [desired(f"demo-{i}") for i in range(40)]
+    have = [live(d, id_=f"{i:024x}") for i, d in enumerate(wanted[:20])]
+    eager_collector.clear()
+    plan = build_plan(desired=wanted, live=have, scope=Scope(name_prefix="demo-"))
+    passes = list(eager_collector)
+    assert plan.summary.create == 20 and plan.summary.noop == 20
+    assert len(passes) <= 1  # the one when it is turned back on (with it on all along: hundreds)
+    assert gc.isenabled()
+    gc.disable()  # paused inside, it stays as the caller left it
+    build_plan(desired=wanted, live=have, scope=Scope(name_prefix="demo-"))
+    assert not gc.isenabled()
+
+
+def test_listing_runs_no_collector_pass_and_gives_what_the_pages_give(eager_collector: list[str]) -> None:
+    with LocalServer(separate_process=True) as server:
+        async def scenario() -> tuple[list[Any], list[dict[str, Any]], list[str]]:
+            async with Client(endpoint=server.api_url, page_size=7, check_scheme=False) as client:
+                for path, body in (("deployments/", {"id": DEPLOYMENT, "label": "dep"}),
+                                   ("credentials/", {"id": CREDENTIAL, "name": "cred"}),
+                                   ("externalDataStores/", {"id": DATASTORE, "canonicalName": "store"})):
+                    await client.request("POST", client.url(path), json=body)
+                for i in range(30):
+                    await client.create_definition(dict(desired(f"demo-{i:02d}").body))
+                raw = await client.list_definitions()
+                eager_collector.clear()
+                listed = await fetch_live(client)
+                return listed, raw, list(eager_collector)
+
+        listed, raw, passes = asyncio.run(scenario())
+    assert len(passes) <= 1  # the one when it is turned back on (paused per slice: one a slice)
+    assert gc.isenabled()
+    assert listed == [live_from_api(item) for item in raw] and len(listed) == 30
+
+
+def test_a_page_orjson_refuses_is_decoded_as_response_json_does() -> None:
+    for content in (b'{"data": [{"n": NaN}], "next": null}', b'{"data": [{"n": 123456789012345678901234}]}',
+                    '{"data": ["é"]}'.encode("utf-16")):
+        response = httpx.Response(200, content=content, headers={"content-type": "application/json"})
+        assert repr(_page_body(response)) == repr(response.json())
+    plain = httpx.Response(200, content=b'{"data": [{"a": 1.5, "b": "\\u00e9"}], "next": "x"}')
+    assert _page_body(plain) == plain.json()
+
+
+def test_the_hash_of_a_live_object_is_the_json_dumps_one() -> None:
+    comparable = {"b": [1, "é"], "a": {"z": True, "y": None}, "when": object}
+    text = json.dumps(["id-1", comparable], sort_keys=True, separators=(",", ":"), default=str)
+    assert object_hash("id-1", comparable) == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_writable_job_copies_every_container() -> None:
+    job = {"intakeSettings": {"type": "s3", "columns": [["a"]]}, "extra": {1, 2}, "numConcurrent": 2}
+    out = writable_job(job)
+    out["intakeSettings"]["columns"][0].append("b")
+    out["extra"].add(3)
+    assert job == {"intakeSettings": {"type": "s3", "columns": [["a"]]}, "extra": {1, 2}, "numConcurrent": 2}
+
+
+def _fresh_fill(job: dict[str, Any]) -> Any:
+    for table in (defaults._PLANS, defaults._CONDITIONS, defaults._ITEMS, defaults._ALL_OF):
+        table.clear()
+    return defaults.fill_defaults(job, get("job-spec"))
+
+
+def test_fill_defaults_answers_the_discriminators_without_a_validator() -> None:
+    defaults._IF_VALIDATORS.clear()
+    filled = _fresh_fill({"deploymentId": DEPLOYMENT, "intakeSettings": {"type": "jdbc", "dataStoreId": DATASTORE,
+                                                                        "table": "t"},
+                          "outputSettings": {"type": "jdbc", "dataStoreId": DATASTORE, "table": "s",
+                                             "statementType": "update", "updateColumns": ["a"]}})
+    assert filled["outputSettings"]["statementType"] == "update" and "csvSettings" in filled
+    assert defaults._IF_VALIDATORS == {}
+
+
+def test_fill_defaults_keeps_nothing_of_one_definition_for_another() -> None:
+    jobs = [{"deploymentId": DEPLOYMENT, "intakeSettings": {"type": kind, "url": "s3://b/x.csv"} if kind != "jdbc"
+             else {"type": "jdbc", "dataStoreId": DATASTORE, "table": "t"}, "outputSettings": {"type": out}}
+            for kind in ("s3", "jdbc", "localFile", "s3", "nonsense") for out in ("localFile", "s3", "azure")]
+    expected = [_fresh_fill(job) for job in jobs]
+    assert [defaults.fill_defaults(job, get("job-spec")) for job in jobs] == expected
+    assert [defaults.fill_defaults(job, get("job-spec")) for job in reversed(jobs)] == expected[::-1]
+
+
+def test_fill_defaults_memo_is_bounded() -> None:
+    for i in range(defaults._MEMO_LIMIT + 50):
+        defaults.fill_defaults({"intakeSettings": {"type": f"kind-{i}"}}, get("job-spec"))
+    assert len(defaults._PLANS) <= defaults._MEMO_LIMIT
