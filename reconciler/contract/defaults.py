@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 import jsonschema_rs
@@ -104,7 +104,7 @@ def _discriminator(schema: Any) -> tuple[str, frozenset[str]] | None:
 _MEMO_LIMIT = 4096
 # schema id -> (schema, the ``if`` nodes it can reach, their discriminator keys or None)
 _CONDITIONS: dict[int, tuple[Any, tuple[Any, ...], tuple[str, ...] | None]] = {}
-_PLANS: dict[tuple[Any, ...], tuple[Any, dict[str, list[dict[str, Any]]], tuple[Any, ...]]] = {}
+_PLANS: dict[tuple[Any, ...], tuple[Any, _Plan]] = {}
 _ITEMS: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
 _ALL_OF: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
 _SCALARS = (str, int, float, bool, type(None))
@@ -168,14 +168,23 @@ def _all_of(candidates: list[dict[str, Any]]) -> dict[str, Any]:
     return combined
 
 
-def _plan(schema: dict[str, Any], instance: dict[str, Any]) -> tuple[dict[str, list[dict[str, Any]]], tuple[Any, ...]]:
-    """Each property's subschemas that apply to ``instance`` (:func:`_property_schemas`), and the
-    same as ``(key, default or _NO_DEFAULT, is the default a scalar, the key's schema)`` steps.
-    The answer is shared: callers only read it."""
+class _Plan(NamedTuple):
+    """What applies at one location, worked out once: each property's subschemas (``props``),
+    the same as ``(key, default or _NO_DEFAULT, the key's schema)`` ``steps``, the keys with a
+    default in order (``defaults``: key, value, is it a scalar) and each key's schema (``subs``)."""
+
+    props: dict[str, list[dict[str, Any]]]
+    steps: tuple[tuple[str, Any, dict[str, Any]], ...]
+    defaults: tuple[tuple[str, Any, bool], ...]
+    subs: dict[str, dict[str, Any]]
+
+
+def _plan(schema: dict[str, Any], instance: dict[str, Any]) -> _Plan:
+    """The :class:`_Plan` for ``instance`` at ``schema``. Shared between calls: callers only read it."""
     key = _outcomes(schema, instance)
     hit = _PLANS.get(key)
     if hit is not None and hit[0] is schema:
-        return hit[1], hit[2]
+        return hit[1]
     props: dict[str, list[dict[str, Any]]] = {}
     for sub in _applicable(schema, instance):
         for name, prop in sub.get("properties", {}).items():
@@ -184,15 +193,18 @@ def _plan(schema: dict[str, Any], instance: dict[str, Any]) -> tuple[dict[str, l
     steps = []
     for name, candidates in props.items():
         default = next((prop["default"] for prop in candidates if "default" in prop), _NO_DEFAULT)
-        steps.append((name, default, isinstance(default, _SCALARS),
-                      candidates[0] if len(candidates) == 1 else _all_of(candidates)))
-    _remember(_PLANS, key, (schema, props, tuple(steps)))
-    return props, tuple(steps)
+        steps.append((name, default, candidates[0] if len(candidates) == 1 else _all_of(candidates)))
+    plan = _Plan(props=props, steps=tuple(steps),
+                 defaults=tuple((name, default, isinstance(default, _SCALARS)) for name, default, _ in steps
+                                if default is not _NO_DEFAULT),
+                 subs={name: sub for name, _, sub in steps})
+    _remember(_PLANS, key, (schema, plan))
+    return plan
 
 
 def _property_schemas(schema: dict[str, Any], instance: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Each property's subschemas that apply to ``instance`` (refs, allOf members, taken branches)."""
-    return _plan(schema, instance)[0]
+    return _plan(schema, instance).props
 
 
 def fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
@@ -202,13 +214,17 @@ def fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
             items = _items_schema(schema, instance)
             return [fill_defaults(item, items) for item in instance]
         return instance
+    plan = _plan(schema, instance)
     out = dict(instance)
-    for key, default, scalar, sub in _plan(schema, instance)[1]:
+    # the values present first (walked in place: the keys keep their order), then the defaults of
+    # the keys absent, in the schema's order: what one pass over the schema's properties gives
+    subs = plan.subs
+    for key, value in instance.items():
+        if isinstance(value, (dict, list)) and key in subs:
+            out[key] = fill_defaults(value, subs[key])
+    for key, default, scalar in plan.defaults:
         if key not in out:
-            if default is not _NO_DEFAULT:
-                out[key] = default if scalar else copy.deepcopy(default)
-        elif isinstance(out[key], (dict, list)):
-            out[key] = fill_defaults(out[key], sub)
+            out[key] = default if scalar else copy.deepcopy(default)
     return out
 
 
@@ -235,7 +251,7 @@ def strip_defaults(instance: Any, schema: dict[str, Any]) -> Any:
     if not isinstance(instance, dict):
         return instance
     out = dict(instance)
-    for key, default, _, sub in _plan(schema, instance)[1]:
+    for key, default, sub in _plan(schema, instance).steps:
         if key not in out:
             continue
         if default is not _NO_DEFAULT and out[key] == default and type(out[key]) is type(default):
