@@ -75,7 +75,7 @@ WRITES: Final = frozenset({ActionKind.create, ActionKind.update, ActionKind.adop
                            ActionKind.delete})
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)  # held once per definition: no __dict__ each
 class Action:
     """One step. ``name`` is the definition's name after the step; ``previous_name`` its live name
     for a rename; ``body`` the create/PATCH body with secret references only (never values)."""
@@ -114,7 +114,7 @@ def _differences(count: int) -> str:
     return f"{count} difference{'s' if count != 1 else ''}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)  # held once per definition: no __dict__ each
 class Suspended:
     """A definition whose manifest says ``suspend: true``: nothing is written for it. ``pending``
     is what apply would otherwise do (``create``, ``update``, ``rename``, ``delete``, or ``noop``)."""

@@ -16,7 +16,7 @@ from reconciler.specs.scope import Scope
 __all__ = ["Desired", "Live", "Resolved", "Scope"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)  # held once per definition: no __dict__ each
 class Desired:
     """One manifest, ready to pair, diff and send. ``body`` is the create/PATCH body with secret
     *references* (``apiKeyFrom``), safe to print or save; ``comparable`` is the normalized form."""
@@ -35,7 +35,7 @@ class Desired:
     suspend: bool = False  # out of reconciliation: nothing is written for it
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)  # held once per definition: no __dict__ each
 class Live:
     """One live definition: its id, name and normalized form (``comparable``)."""
 
