@@ -52,9 +52,9 @@ from reconciler.api.live import fetch_live
 from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
+from reconciler.engine import collector, policy, windows
 from reconciler.engine import ignore as ignoring
 from reconciler.engine import plan as plans
-from reconciler.engine import policy, windows
 from reconciler.engine import refs as engine_refs
 from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
@@ -274,7 +274,13 @@ class Session:
         return policy.with_manifest_issues(self._validated().report, self.policies, target=self.options.target)
 
     def load(self) -> Manifests:
-        """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid."""
+        """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid.
+        The collector is paused while loading and the manifests are then out of its reach
+        (:func:`reconciler.engine.collector.settled`): they stay as long as the command."""
+        with collector.settled():
+            return self._load()
+
+    def _load(self) -> Manifests:
         validated = self._validated(_desired_derivation(self.secret_roots))
         report = policy.with_manifest_issues(validated.report, self.policies, target=self.options.target)
         if not report.ok:

@@ -1,7 +1,7 @@
 """The fast paths of planning give exactly what the plain paths give (issue #16: 100,000 definitions).
 
 Equal pairs are settled in C (``==`` and canonical JSON) before the walk, a create walks one side
-only, the collector is paused while planning and listing, fill_defaults keeps its per-schema work:
+only, the collector is paused while planning and loading, fill_defaults keeps its per-schema work:
 each is checked here against the slow path it replaced, on the cases where they could differ.
 """
 
@@ -12,6 +12,7 @@ import gc
 import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from reconciler.engine.plan import build_plan
 from reconciler.engine.types import Scope
 from reconciler.service.testing import LocalServer
 
-from .helpers import CREDENTIAL, DATASTORE, DEPLOYMENT, desired, live
+from .helpers import CREDENTIAL, DATASTORE, DEPLOYMENT, desired, live, manifest_data
 
 
 def _walked(old: dict[str, Any], new: dict[str, Any]) -> tuple[diffs.Change, ...]:
@@ -97,9 +98,9 @@ def test_planning_runs_no_collector_pass_and_turns_it_back_on(eager_collector: l
     assert not gc.isenabled()
 
 
-def test_listing_runs_no_collector_pass_and_gives_what_the_pages_give(eager_collector: list[str]) -> None:
+def test_listing_gives_what_the_pages_give() -> None:
     with LocalServer(separate_process=True) as server:
-        async def scenario() -> tuple[list[Any], list[dict[str, Any]], list[str]]:
+        async def scenario() -> tuple[list[Any], list[dict[str, Any]]]:
             async with Client(endpoint=server.api_url, page_size=7, check_scheme=False) as client:
                 for path, body in (("deployments/", {"id": DEPLOYMENT, "label": "dep"}),
                                    ("credentials/", {"id": CREDENTIAL, "name": "cred"}),
@@ -108,13 +109,9 @@ def test_listing_runs_no_collector_pass_and_gives_what_the_pages_give(eager_coll
                 for i in range(30):
                     await client.create_definition(dict(desired(f"demo-{i:02d}").body))
                 raw = await client.list_definitions()
-                eager_collector.clear()
-                listed = await fetch_live(client)
-                return listed, raw, list(eager_collector)
+                return await fetch_live(client), raw
 
-        listed, raw, passes = asyncio.run(scenario())
-    assert len(passes) <= 1  # the one when it is turned back on (paused per slice: one a slice)
-    assert gc.isenabled()
+        listed, raw = asyncio.run(scenario())
     assert listed == [live_from_api(item) for item in raw] and len(listed) == 30
 
 
@@ -170,3 +167,25 @@ def test_fill_defaults_memo_is_bounded() -> None:
     for i in range(defaults._MEMO_LIMIT + 50):
         defaults.fill_defaults({"intakeSettings": {"type": f"kind-{i}"}}, get("job-spec"))
     assert len(defaults._PLANS) <= defaults._MEMO_LIMIT
+
+
+def test_loaded_manifests_are_out_of_the_collectors_reach(tmp_path: Path, eager_collector: list[str]) -> None:
+    from reconciler.session import InvalidManifests, Options, Session
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text("".join(f"---\n{json.dumps(manifest_data(f'demo-{i}'))}\n" for i in range(30)))
+    session = Session.open(Options(paths=(specs,), no_cache=True, environ={}))
+    gc.unfreeze()
+    eager_collector.clear()
+    manifests = session.load()
+    passes = len(eager_collector)
+    assert len(manifests.desired) == 30 and gc.isenabled()
+    assert passes <= 1  # the one when it is turned back on (with it on: dozens)
+    frozen = gc.get_freeze_count()
+    assert frozen > 0  # the manifests, and what else lived then: no pass walks them again
+    gc.unfreeze()
+    (specs / "b.yaml").write_text(json.dumps({**manifest_data("demo-x"), "spec": {}}))
+    with pytest.raises(InvalidManifests):
+        Session.open(Options(paths=(specs,), no_cache=True, environ={})).load()
+    assert gc.get_freeze_count() == 0 and gc.isenabled()  # a failed load freezes nothing
