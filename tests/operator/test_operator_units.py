@@ -174,6 +174,37 @@ def test_operator_command_refuses_bad_flags() -> None:
     assert "no Kubernetes cluster to talk to" in no_cluster.output and "/nonexistent/kubeconfig" in no_cluster.output
 
 
+def test_operator_flags_become_one_configuration(tmp_path: Path) -> None:
+    """``start.prepare`` checks the flags without a cluster and builds the scope, the webhook, the
+    controls and the peering priority from them."""
+    from reconciler.errors import ConfigError, UsageError
+    from reconciler.operator.start import Flags, prepare
+
+    config = tmp_path / "reconciler.yaml"
+    config.write_text("apiVersion: reconciler.io/v1alpha1\nkind: Project\nsyncWindows:\n"
+                      "  - {name: night, kind: deny, schedule: '0 1 * * *', duration: 1h}\n")
+    launch = prepare(Flags(secret="ops/api", namespace=("a", "b"), scope_prefix="team-", scope_name=("x",),
+                           webhook_port=9443, peering="p", log_level="debug", metrics_port=9090,
+                           project_config=config), environ={})
+    assert launch.config.secret == SecretRef("ops", "api") and launch.config.namespaces == ("a", "b")
+    assert launch.config.scope is not None and launch.config.scope.name_prefix == "team-"
+    assert launch.config.scope.names == frozenset({"x"})
+    assert launch.config.webhook is not None and launch.config.webhook.port == 9443
+    assert [w.name for w in launch.config.controls.windows] == ["night"]
+    assert launch.level == 10 and launch.metrics == ("127.0.0.1", 9090)
+    assert launch.priority is not None and launch.priority >= 1  # peering without --priority: random
+    plain = prepare(Flags(secret="ops/api", all_namespaces=True), environ={})
+    assert plain.config.scope is None and plain.config.webhook is None and plain.priority is None
+    for flags, message in ((Flags(secret="ops/api", namespace=("a",), webhook_host="h"), "need --webhook-port"),
+                           (Flags(secret="ops/api", namespace=("a",), webhook_port=1, webhook_cert_dir=tmp_path),
+                            "must hold tls.crt and tls.key"),
+                           (Flags(secret="ops/api", namespace=("a",), target="prod"), "--target needs --project-config")):
+        with pytest.raises(UsageError, match=message):
+            prepare(flags, environ={})
+    with pytest.raises(ConfigError, match="prod"):
+        prepare(Flags(secret="ops/api", namespace=("a",), project_config=config, target="prod"), environ={})
+
+
 def test_crd_command_reports_an_unwritable_output(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
