@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from reconciler.contract import schemas
+
 JOB_STATUSES: Final = ("INITIALIZING", "RUNNING", "COMPLETED", "ABORTED", "FAILED")
 
 
@@ -122,7 +124,8 @@ class DatasetRecord:
     created_by: dict[str, Any]
 
 
-MODEL_KINDS: Final = ("joblib", "onnx")  # how a model artifact is stored: a joblib pickle or ONNX
+# how a model artifact is stored: a joblib pickle or ONNX (the contract's enum)
+MODEL_KINDS: Final = tuple(schemas.get("api-model-response")["properties"]["kind"]["enum"])
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from reconciler.extras import MODEL_MODULES, require
 from reconciler.service import errors, ids
 from reconciler.service.deps import SettingsDep, StoreDep, UserDep
-from reconciler.service.openapi import ERROR_RESPONSES
+from reconciler.service.openapi import ERROR_RESPONSES, json_response
 from reconciler.service.records import MODEL_KINDS, ModelRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
@@ -43,6 +43,7 @@ _LABEL_MAX = int(KINDS["deployment"][2]["properties"]["label"]["maxLength"])
 
 
 def model_body(record: ModelRecord) -> dict[str, Any]:
+    """``schemas/api-model-response.schema.json``."""
     return {"deploymentId": record.deployment_id, "kind": record.kind, "targetType": record.task,
             "targetName": record.target_name, "classNames": record.class_names,
             "featureNames": record.feature_names, "sha256": record.sha256, "size": record.size,
@@ -122,10 +123,13 @@ async def get_model(deployment_id: DeploymentIdPath, store: StoreDep) -> JSONRes
     return JSONResponse(model_body(store.get_model(deployment_id)))
 
 
-route(router, "/deployments/{deployment_id}/model", put_model, methods=["PUT"], responses=ERROR_RESPONSES,
+_SHAPE = "ApiModelResponse"
+route(router, "/deployments/{deployment_id}/model", put_model, methods=["PUT"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE)},
       summary="Register the deployment's model (artifact bytes in the body; admin, trusted artifacts only)",
       openapi_extra={"requestBody": {"required": True,
                                      "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                          "format": "binary"}}}}})
-route(router, "/deployments/{deployment_id}/model", get_model, methods=["GET"], responses=ERROR_RESPONSES,
+route(router, "/deployments/{deployment_id}/model", get_model, methods=["GET"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE)},
       summary="Describe the deployment's model")
