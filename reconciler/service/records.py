@@ -128,15 +128,14 @@ class DatasetRecord:
 MODEL_KINDS: Final = tuple(schemas.get("api-model-response")["properties"]["kind"]["enum"])
 
 
-@dataclass(slots=True)
-class ModelRecord:
-    """The model behind a deployment (its artifact bytes are stored apart, fetched only to load).
+@dataclass(frozen=True, slots=True)
+class ModelDescription:
+    """What a model artifact was found to be when loaded (``runner.artifacts.describe``).
 
     ``task`` is regression / binary / multiclass; ``class_names`` are the model's classes as text,
     in the model's own order (empty for regression); ``feature_names`` the input columns it reads.
     """
 
-    deployment_id: str
     kind: str
     task: str
     target_name: str
@@ -144,6 +143,13 @@ class ModelRecord:
     feature_names: list[str]
     sha256: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord(ModelDescription):
+    """The model behind a deployment (its artifact bytes are stored apart, fetched only to load)."""
+
+    deployment_id: str
     created: str
     created_by: dict[str, Any]
 

@@ -10,8 +10,9 @@ and refused (403) otherwise. Register only artifacts from a trusted source.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -20,14 +21,11 @@ from reconciler.extras import MODEL_MODULES, require
 from reconciler.service import errors, ids
 from reconciler.service.deps import SettingsDep, StoreDep, UserDep
 from reconciler.service.openapi import ERROR_RESPONSES, json_response
-from reconciler.service.records import MODEL_KINDS, ModelRecord
+from reconciler.service.records import MODEL_KINDS, ModelDescription, ModelRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.routes.resources import KINDS
 from reconciler.service.settings import LOOPBACK_HOSTS
-
-if TYPE_CHECKING:
-    from reconciler.service.runner import artifacts
 
 router = APIRouter(tags=["deployment models"])
 
@@ -108,13 +106,11 @@ async def put_model(
     return JSONResponse(model_body(record), status_code=200)
 
 
-def register(store: Any, deployment_id: str, description: artifacts.Description, data: bytes, *,
+def register(store: Any, deployment_id: str, description: ModelDescription, data: bytes, *,
              label: str | None, user: dict[str, Any]) -> ModelRecord:
     """Store a described artifact as the deployment's model (shared by the route and the CLI)."""
-    record = ModelRecord(deployment_id=deployment_id, kind=description.kind, task=description.task,
-                         target_name=description.target_name, class_names=description.class_names,
-                         feature_names=description.feature_names, sha256=description.sha256,
-                         size=description.size, created=ids.iso(ids.utcnow()), created_by=user)
+    record = ModelRecord(**dataclasses.asdict(description), deployment_id=deployment_id,
+                         created=ids.iso(ids.utcnow()), created_by=user)
     result: ModelRecord = store.put_model(record, data, label=label)
     return result
 
