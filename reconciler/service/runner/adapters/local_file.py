@@ -27,8 +27,7 @@ from reconciler.service.runner import files
 from reconciler.service.runner.adapters.base import (
     AdapterContext,
     AdapterError,
-    register_intake,
-    register_output,
+    register,
 )
 
 __all__ = ["LocalFileIntake", "LocalFileOutput", "delimiter_of"]
@@ -203,11 +202,4 @@ class LocalFileOutput:
         self.path.unlink(missing_ok=True)
 
 
-@register_intake("localFile")
-def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> LocalFileIntake:
-    return LocalFileIntake(settings, ctx)
-
-
-@register_output("localFile")
-def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> LocalFileOutput:
-    return LocalFileOutput(settings, ctx)
+register("localFile", intake=LocalFileIntake, output=LocalFileOutput)
