@@ -567,10 +567,7 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
             if tag in (_FLOAT, _INT) and (problem := _unsendable(tag, node, value, path)) is not None:
                 problems.append(problem)
         else:
-            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
-                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
-                           field=_dotted(path))
+            raise _tag_refused(node, path)
         if doc is not None:
             assert doc._values is not None
             plain = not node.style  # the C composer says '' where the Python one says None
@@ -589,6 +586,14 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
         building.discard(id(node))
 
 
+def _tag_refused(node: yaml.Node, path: Path_) -> _Refused:
+    """A node whose tag (``!!python/object``, ``!!binary``, ...) a manifest may not use."""
+    return _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
+                    f"tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
+                    "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
+                    field=_dotted(path))
+
+
 def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget: list[int],
                           building: set[int], problems: list[LoadError], depth: int, root: yaml.Node) -> Any:
     tag = node.tag
@@ -597,18 +602,12 @@ def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | No
         doc._values[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.SequenceNode):
         if tag != _SEQ:
-            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
-                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
-                           field=_dotted(path))
+            raise _tag_refused(node, path)
         return [_construct(child, (*path, i), doc, budget, building, problems, depth + 1, root)
                 for i, child in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
         if tag != _MAP:
-            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
-                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
-                           field=_dotted(path))
+            raise _tag_refused(node, path)
         out: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
         for key_node, value_node in _merged_pairs(node, path):

@@ -106,6 +106,10 @@ def test_refusals_are_located() -> None:
     assert [(e.line, e.col) for e in errors] == [(2, 7)]
     _, errors = load_text("a: !!binary aGVsbG8=\n", file="b.yaml")
     assert errors[0].message == "tag !!binary is not allowed in a manifest"
+    for text, tag in (("a:\n  b: !!set {x: null}\n", "!!set"), ("a: !list [1]\n", "!list")):  # mapping, sequence
+        _, errors = load_text(text, file="t.yaml")
+        assert [(e.message, e.field) for e in errors] == [(f"tag {tag} is not allowed in a manifest", "a.b"
+                                                           if tag == "!!set" else "a")]
 
 
 def test_a_syntax_error_drops_every_document_of_the_file() -> None:
