@@ -21,6 +21,7 @@ from reconciler.engine import windows
 from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Plan
 from reconciler.engine.types import Desired, Live
+from reconciler.errors import ServiceError
 from reconciler.operator import cache as live_cache
 from reconciler.operator import controls as operator_controls
 from reconciler.operator.decide import ClaimedBy, Decision, Mode, decide, decide_finalize, nobody, written
@@ -35,7 +36,7 @@ __all__ = ["ApplyFailed", "Unresolved", "finalize", "find_candidates", "perform"
 log = logging.getLogger("reconciler.operator")
 
 
-class ApplyFailed(Exception):
+class ApplyFailed(ServiceError):
     """An API write failed; the message is the API's error text (never the token)."""
 
 

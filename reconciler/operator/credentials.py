@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.api import client as api_client
+from reconciler.errors import SecretError
 from reconciler.operator.config import SecretRef
 
 __all__ = ["Credentials", "CredentialsError", "SecretReader"]
 
 
-class CredentialsError(Exception):
+class CredentialsError(SecretError):
     """The Secret could not be read or lacks a key; the message never contains Secret data."""
 
 

@@ -18,13 +18,14 @@ from reconciler.engine import policy
 from reconciler.engine.plan import Plan
 from reconciler.engine.types import Desired, Live
 from reconciler.engine.verdicts import Verdict
+from reconciler.errors import PlanError
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.policies import load_policy_files
 
 __all__ = ["OperatorPolicies", "PolicyDenied", "load"]
 
 
-class PolicyDenied(Exception):
+class PolicyDenied(PlanError):
     """A deny rule refused this resource's manifest or its planned action; ``str()`` lists them."""
 
     def __init__(self, verdicts: Sequence[Verdict]) -> None:
