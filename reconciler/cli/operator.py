@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.console import exit_codes
+from reconciler.errors import UsageError
 
 __all__ = ["register"]
 
@@ -34,12 +35,12 @@ def register(app: typer.Typer) -> None:
         if output is None:
             sys.stdout.write(text)
             return
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            typer.echo(f"error: cannot write {output}: {exc.strerror} (check that the directory exists "
-                       "and is writable)", err=True)
-            raise typer.Exit(1) from None
+        with exit_codes():
+            try:
+                output.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write {output}: {exc.strerror} (check that the directory exists and is "
+                                 "writable)") from None
 
     @app.command("operator")
     def operator_command(
