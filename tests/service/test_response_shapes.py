@@ -160,6 +160,28 @@ def test_served_datasets_and_models_conform_to_their_response_schemas(client: ht
     assert _conforms("api-model-response", client.get(f"deployments/{deployment}/model"), 200) == put
 
 
+def test_an_untrusted_model_registration_is_a_documented_403(tmp_path: Any) -> None:
+    """Without a token, a PUT of a model from off this machine is refused (an artifact is code):
+    403 in the error shape, and the document lists 403 for that route."""
+    import asyncio
+
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    app = create_app(store=store)
+
+    async def put() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await c.put(f"/api/v2/deployments/{'a' * 24}/model", content=b"\x80 not checked")
+
+    try:
+        refused = _conforms("api-error-response", asyncio.run(put()), 403)
+        assert "needs a token" in refused["message"] and "Authorization" in refused["errors"]
+        put_doc = app.openapi()["paths"]["/api/v2/deployments/{deployment_id}/model"]["put"]["responses"]["403"]
+        assert put_doc["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiErrorResponse"}
+    finally:
+        store.close()
+
+
 def test_the_document_names_a_contract_schema_for_every_json_answer() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/s.db")

@@ -30,9 +30,6 @@ from reconciler.service.settings import LOOPBACK_HOSTS
 router = APIRouter(tags=["deployment models"])
 
 
-class Forbidden(errors.ServiceError):
-    status_code = 403
-
 DeploymentIdPath = Annotated[str, Path(description="Deployment id (24 hex digits).", pattern="^[0-9a-fA-F]{24}$")]
 ModelKind = enum.StrEnum("ModelKind", {kind: kind for kind in MODEL_KINDS})  # type: ignore[misc]
 # Query limits (published in /docs): a column name, a comma-separated list of them, a deployment label.
@@ -62,9 +59,9 @@ def _check_trusted(request: Request, token: str | None) -> None:
     client = request.scope.get("client")
     local = (server is None or server[0] in LOOPBACK_HOSTS) and (client is None or client[0] in LOOPBACK_HOSTS)
     if not local:
-        raise Forbidden("registering a model needs a token when the service is reachable off this "
-                                  "machine: a joblib artifact is code", errors={"Authorization": "start the "
-                                  "service with --token-file or $RECONCILER_SERVICE_TOKEN"})
+        raise errors.Forbidden("registering a model needs a token when the service is reachable off this machine: "
+                               "a joblib artifact is code", errors={"Authorization": "start the service with "
+                                                                    "--token-file or $RECONCILER_SERVICE_TOKEN"})
 
 
 async def put_model(
@@ -121,7 +118,7 @@ async def get_model(deployment_id: DeploymentIdPath, store: StoreDep) -> JSONRes
 
 _SHAPE = "ApiModelResponse"
 route(router, "/deployments/{deployment_id}/model", put_model, methods=["PUT"],
-      responses={**ERROR_RESPONSES, **json_response(_SHAPE)},
+      responses={**ERROR_RESPONSES, 403: ERROR_RESPONSES[400], **json_response(_SHAPE)},
       summary="Register the deployment's model (artifact bytes in the body; admin, trusted artifacts only)",
       openapi_extra={"requestBody": {"required": True,
                                      "content": {"application/octet-stream": {"schema": {"type": "string",
