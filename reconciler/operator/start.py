@@ -22,7 +22,7 @@ from pathlib import Path
 
 from reconciler.errors import UsageError
 from reconciler.notify.send import channels_from_env
-from reconciler.operator.config import OperatorConfig, SecretRef, Webhook
+from reconciler.operator.config import ApiSecret, OperatorConfig, Webhook
 from reconciler.specs.config import load_config
 from reconciler.specs.controls import Controls
 from reconciler.specs.scope import Scope
@@ -81,7 +81,7 @@ def prepare(flags: Flags, environ: Mapping[str, str] = os.environ) -> Launch:
     :class:`UsageError` (or the project config's ``ConfigError``) naming the flag at fault.
     Reads only the project config and the policy-notification environment: no cluster yet."""
     try:
-        ref = SecretRef.parse(flags.secret)
+        ref = ApiSecret.parse(flags.secret)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if not flags.namespace and not flags.all_namespaces:

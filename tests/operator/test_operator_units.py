@@ -10,7 +10,7 @@ import yaml
 
 from reconciler.contract import schemas
 from reconciler.operator import crd, decide
-from reconciler.operator.config import OperatorConfig, SecretRef
+from reconciler.operator.config import ApiSecret, OperatorConfig
 from reconciler.operator.status import Outcome, Result, conditions, status_patch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,11 +129,11 @@ def test_status_patch_reads_run_times_and_skips_the_never_sentinel() -> None:
 
 
 def test_config_parses_the_secret_and_backs_off_exponentially() -> None:
-    assert SecretRef.parse("ops/api") == SecretRef(namespace="ops", name="api")
+    assert ApiSecret.parse("ops/api") == ApiSecret(namespace="ops", name="api")
     for bad in ("api", "/api", "ops/", "a/b/c"):
         with pytest.raises(ValueError):
-            SecretRef.parse(bad)
-    config = OperatorConfig(secret=SecretRef("ops", "api"), backoff_initial=1, backoff_max=10)
+            ApiSecret.parse(bad)
+    config = OperatorConfig(secret=ApiSecret("ops", "api"), backoff_initial=1, backoff_max=10)
     assert [config.backoff(r) for r in range(6)] == [1, 2, 4, 8, 10, 10]
 
 
@@ -186,7 +186,7 @@ def test_operator_flags_become_one_configuration(tmp_path: Path) -> None:
     launch = prepare(Flags(secret="ops/api", namespace=("a", "b"), scope_prefix="team-", scope_name=("x",),
                            webhook_port=9443, peering="p", log_level="debug", metrics_port=9090,
                            project_config=config), environ={})
-    assert launch.config.secret == SecretRef("ops", "api") and launch.config.namespaces == ("a", "b")
+    assert launch.config.secret == ApiSecret("ops", "api") and launch.config.namespaces == ("a", "b")
     assert launch.config.scope is not None and launch.config.scope.name_prefix == "team-"
     assert launch.config.scope.names == frozenset({"x"})
     assert launch.config.webhook is not None and launch.config.webhook.port == 9443
