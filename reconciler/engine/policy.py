@@ -115,10 +115,10 @@ class Policies:
     # the rules that apply to an input, as ONE program returning their results as a list, compiled
     # on first use per set of rules: a CEL evaluation converts its whole input, so one evaluation
     # per input instead of one per rule (docs/policies.md has the measurements)
-    combined: dict[tuple[int, ...], tuple[Any, frozenset[str]]] = field(default_factory=dict, repr=False,
+    combined: dict[int | tuple[int, ...], tuple[Any, Any, frozenset[str]]] = field(default_factory=dict, repr=False,
                                                                          compare=False)
     # the rules of a kind grouped by selection (targets and selector), made on first use
-    groups: dict[int, tuple[Sequence[CompiledRule], list[tuple[Any, set[int]]]]] = field(
+    groups: dict[int, tuple[tuple[CompiledRule, ...], list[tuple[Any, set[int]]]]] = field(
         default_factory=dict, repr=False, compare=False)
 
     def __bool__(self) -> bool:
@@ -127,7 +127,8 @@ class Policies:
     def of_file(self, file: str) -> Policies:
         """Only the rules written in ``file`` (a policy file's test cases judge its own rules)."""
         return replace(self, manifest_rules=tuple(r for r in self.manifest_rules if r.rule.file == file),
-                       action_rules=tuple(r for r in self.action_rules if r.rule.file == file))
+                       action_rules=tuple(r for r in self.action_rules if r.rule.file == file), combined={},
+                       groups={})  # caches of its own: they are keyed by the ids of its rules
 
 
 @functools.cache
@@ -255,33 +256,43 @@ def _subject(manifest: Mapping[str, Any] | None) -> str:
 
 def _combined(policies: Policies, env: Any, rules: Sequence[CompiledRule]) -> tuple[Any, frozenset[str]]:
     """The program returning the results of ``rules`` as one list, and the variables they read."""
-    key = tuple(map(id, rules))  # the rules outlive the cache: it belongs to the Policies holding them
+    # the rules outlive the cache (it belongs to the Policies holding them); all of a kind's rules
+    # (the usual case) are keyed by their tuple's id, a subset by the ids of its rules
+    key: Any = id(rules) if isinstance(rules, tuple) else tuple(map(id, rules))
     found = policies.combined.get(key)
-    if found is None:
+    if found is None or (isinstance(rules, tuple) and found[0] is not rules):
         # each expression on lines of its own: a trailing // comment cannot swallow the next one
         program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
-        found = policies.combined[key] = (program, frozenset().union(*(r.reads for r in rules)))
-    return found
+        found = policies.combined[key] = (rules if isinstance(rules, tuple) else None, program,
+                                          frozenset().union(*(r.reads for r in rules)))
+    return found[1], found[2]
 
 
-def _applicable(policies: Policies, rules: Sequence[CompiledRule], *, target: str | None,
-                labels: Mapping[str, Any]) -> list[CompiledRule]:
-    """The rules whose targets and selector take this input: each distinct selection checked once."""
+_EVERYWHERE: tuple[None, tuple[()]] = (None, ())  # no targets, no selector: applies to every input
+
+
+def _applicable(policies: Policies, rules: tuple[CompiledRule, ...], *, target: str | None,
+                labels: Mapping[str, Any]) -> Sequence[CompiledRule]:
+    """The rules whose targets and selector take this input: each distinct selection checked once;
+    ``rules`` itself when they all do."""
     groups = policies.groups.get(id(rules))
     if groups is None or groups[0] is not rules:
         by_selection: dict[Any, list[CompiledRule]] = {}
         for compiled in rules:
             by_selection.setdefault(compiled.selection, []).append(compiled)
-        groups = policies.groups[id(rules)] = (rules, [(sel, set(map(id, members)))
-                                                        for sel, members in by_selection.items()])
-    taken: set[int] = set()
+        groups = policies.groups[id(rules)] = (rules, [(sel, {id(r) for r in members})
+                                                        for sel, members in by_selection.items()
+                                                        if sel != _EVERYWHERE])
+    if not groups[1]:
+        return rules
+    left_out: set[int] = set()
     for selection, members in groups[1]:
-        if _selected(selection, target=target, labels=labels):
-            taken |= members
-    return [r for r in rules if id(r) in taken] if len(taken) < len(rules) else list(rules)
+        if not _selected(selection, target=target, labels=labels):
+            left_out |= members
+    return [r for r in rules if id(r) not in left_out] if left_out else rules
 
 
-def _judge(policies: Policies, rules: Sequence[CompiledRule], env: Any, data: dict[str, Any], *,
+def _judge(policies: Policies, rules: tuple[CompiledRule, ...], env: Any, data: dict[str, Any], *,
            target: str | None, labels: Mapping[str, Any], subject: str, kind: str | None,
            source: str | None, one_by_one: bool = False) -> list[Verdict]:
     """The verdicts of ``rules`` on one input. ``data`` lacks ``schedule``, which is worked out

@@ -151,6 +151,20 @@ def test_the_fast_path_gives_the_verdicts_of_each_rule_judged_on_its_own() -> No
         assert {"no-delete", "bad"} <= {v.rule for v in fast}
 
 
+def test_the_rules_of_one_file_never_get_another_files_program() -> None:
+    """The combined programs are cached by the ids of the rules: the Policies of one file (made
+    again for each test case, ids reused once freed) must never meet another's program."""
+    both = policy.compile_policies([
+        PolicyRule(name="a1", expression="manifest.metadata.name == 'a'", message="a1", file="a.yaml"),
+        PolicyRule(name="a2", expression="true", message="a2", file="a.yaml"),
+        PolicyRule(name="b1", expression="manifest.metadata.name == 'b'", message="b1", file="b.yaml"),
+        PolicyRule(name="b2", expression="false", message="b2", file="b.yaml")])
+    doc = manifest_data("a")
+    for _ in range(50):
+        assert [v.rule for v in policy.manifest_verdicts(both.of_file("a.yaml"), doc, target=None)] == []
+        assert [v.rule for v in policy.manifest_verdicts(both.of_file("b.yaml"), doc, target=None)] == ["b1", "b2"]
+
+
 def test_the_schedule_is_worked_out_only_when_a_rule_reads_it() -> None:
     doc = manifest_data("demo-s", schedule={"minute": [7], "hour": [3], "dayOfMonth": ["*"], "month": ["*"],
                                             "dayOfWeek": ["tue"]})
