@@ -5,7 +5,8 @@
 A custom resource's manifest is judged by the manifest rules before anything is planned; its one
 planned action by the action rules before anything is written. A deny stops there with the
 resource's ``Synced`` condition ``PolicyDenied`` naming the rule (nothing written); it is judged
-again at the next change or resync. A warn is logged and posted as a ``PolicyWarning`` Event.
+again at the next change or resync. A warn is logged, posted as a Warning Event (reason
+``PolicyWarning``, once per new set of warnings) and shown as the ``PolicyWarning`` condition.
 """
 
 from __future__ import annotations

@@ -115,6 +115,29 @@ def test_conditions_keep_their_transition_time_until_the_status_changes() -> Non
                          "lastTransitionTime": "2026-01-03T00:00:00Z", "observedGeneration": 2}
 
 
+def test_the_policy_warning_condition_says_what_warns_until_nothing_does() -> None:
+    """Absent until a rule warns; True with the rules' lines; kept as it was by an outcome that did
+    not judge the policies (a failure, a suspend); False once a judged reconcile has no warning."""
+    from reconciler.operator.status import policy_warning_is_new
+
+    line = "policy nightly-only warns on x: runs outside the night"
+    plain = Outcome(result=Result.unchanged, message="no changes", definition_id="d1")
+    assert [c["type"] for c in conditions(plain, [], generation=1, now="t1")] == ["Ready", "Synced"]
+    warned = Outcome(result=Result.created, message="created", definition_id="d1", warnings=(line,))
+    first = conditions(warned, [], generation=1, now="t1")
+    assert first[2] == {"type": "PolicyWarning", "status": "True", "reason": "PolicyWarning", "message": line,
+                        "lastTransitionTime": "t1", "observedGeneration": 1}
+    assert policy_warning_is_new(warned, {}) and not policy_warning_is_new(warned, {"conditions": first})
+    failed = conditions(Outcome(result=Result.api_error, message="503"), first, generation=2, now="t2")
+    assert failed[2] == first[2]
+    suspended = conditions(Outcome(result=Result.suspended, message="suspended"), first, generation=2, now="t2")
+    assert suspended[-1] == first[2]
+    cleared = conditions(plain, failed, generation=3, now="t3")
+    assert cleared[2] == {"type": "PolicyWarning", "status": "False", "reason": "NoWarnings",
+                          "message": "no policy rule warns", "lastTransitionTime": "t3", "observedGeneration": 3}
+    assert status_patch(warned, {"conditions": cleared}, generation=4, now="t4")["conditions"][2]["status"] == "True"
+
+
 def test_status_patch_reads_run_times_and_skips_the_never_sentinel() -> None:
     live = {"enabled": True, "nextScheduledRunTime": "2026-01-02T02:00:00Z",
             "lastStartedJobTime": None, "lastScheduledRunTime": "1900-01-01T00:00:00.000000Z"}

@@ -290,3 +290,38 @@ def test_symlinked_directories_are_followed_once_and_link_loops_end(tmp_path: Pa
     assert found == ["a/x.yaml", "team/y.yaml"]
     assert [(Path(e.file).name, e.message.split(":")[0]) for e in errors] == [
         ("moved", "broken symbolic link (to " + str(tmp_path / "not-there") + ")")]
+
+
+_NAMES = """\
+metadata: {name: first}
+spec: {}
+---
+# a comment
+metadata:
+  labels: {team: a}
+  name: "second"
+---
+base: &base {name: merged}
+metadata:
+  <<: *base
+---
+metadata:
+  name: [not, a, string]
+---
+metadata:
+  name: 42
+"""
+
+
+def test_metadata_name_is_located_without_reading_the_file_again() -> None:
+    """Policy verdicts are located at metadata.name: noted while the document is built, it is the
+    mark the position tables give, and asking for it composes nothing again (a merge key or a
+    name that is not a scalar falls back to the tables)."""
+    docs, errors = load_text(_NAMES, file="names.yaml")
+    assert errors == []
+    fast = [doc.mark(("metadata", "name")) for doc in docs]
+    assert [doc._values is None for doc in docs] == [True, True, False, False, True]
+    again, _ = load_text(_NAMES, file="names.yaml")
+    tables = [doc.values[("metadata", "name")] for doc in again]
+    assert fast == tables
+    assert [(m.line, m.col) for m in fast] == [(1, 18), (7, 9), (9, 20), (14, 9), (17, 9)]
