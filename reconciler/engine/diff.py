@@ -36,9 +36,6 @@ class Change(NamedTuple):
     old: Any = None
     new: Any = None
 
-    def as_tuple(self) -> tuple[str, str, Any, Any]:
-        return (self.path, self.op.value, self.old, self.new)
-
 
 _ADD, _REMOVE, _CHANGE = Op.add, Op.remove, Op.change
 _new = tuple.__new__  # a Change without the Python-level __new__ of a named tuple (the hot loops)
