@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import pytest
 
@@ -95,7 +94,7 @@ def test_a_real_change_shows_with_its_path() -> None:
     item = api_item(d, id_="a" * 24)
     item["batchPredictionJob"]["intakeSettings"]["url"] = "s3://old/x.csv"
     item["batchPredictionJob"]["numConcurrent"] = 9  # server-chosen and not in the manifest: ignored
-    assert [dataclasses.astuple(c) for c in _changes(d, item)] == [
+    assert [tuple(c) for c in _changes(d, item)] == [
         ("batchPredictionJob.intakeSettings.url", "change", "s3://old/x.csv", "s3://bucket/demo-a.csv")]
 
 

@@ -59,7 +59,7 @@ def test_diff_is_the_walk(old: dict[str, Any], new: dict[str, Any]) -> None:
 def test_a_change_is_a_named_tuple_with_its_fields() -> None:
     change = diffs.diff({}, {"a": {"b": 1}})[0]
     assert (change.path, change.op, change.old, change.new) == ("a.b", diffs.Op.add, None, 1)
-    assert change.as_tuple() == ("a.b", "add", None, 1) and isinstance(change, diffs.Change)
+    assert tuple(change) == ("a.b", "add", None, 1) and isinstance(change, diffs.Change)
 
 
 @pytest.fixture
