@@ -555,8 +555,9 @@ def open_client(target: Connection, *, concurrency: int = DEFAULT_CONCURRENCY, r
     return client
 
 
-# 19 digits in a row: maybe an integer past 64 bits, which orjson reads as a float
-_LONG_NUMBER: Final = re.compile(rb"[0-9]{19}")
+# a number of 19 digits or more (where a JSON value starts, so not the zeros of an id string):
+# maybe an integer past 64 bits, which orjson reads as a float
+_LONG_NUMBER: Final = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19}")
 
 
 def _page_body(response: httpx.Response) -> Any:

@@ -117,6 +117,8 @@ def test_listing_gives_what_the_pages_give() -> None:
 
 def test_a_page_orjson_refuses_is_decoded_as_response_json_does() -> None:
     for content in (b'{"data": [{"n": NaN}], "next": null}', b'{"data": [{"n": 123456789012345678901234}]}',
+                    b'{"data": [{"userId": "000000000000000000000000", "n": [1, -12345678901234567890]}]}',
+                    b'12345678901234567890123',
                     '{"data": ["é"]}'.encode("utf-16")):
         response = httpx.Response(200, content=content, headers={"content-type": "application/json"})
         assert repr(_page_body(response)) == repr(response.json())
