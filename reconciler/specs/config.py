@@ -171,7 +171,7 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
     """Read and validate one config file."""
     file = str(path)
     doc = read_one_document(path, what="project config", schema_name="project", error=ConfigError)
-    if issues := config_issues(doc):
+    if issues := [i for i in config_issues(doc) if i.severity == "error"]:  # warnings: validate's
         raise ConfigError([i.format() for i in issues])
     try:
         parsed = parse_config(doc.data, path=file)
