@@ -3,6 +3,7 @@ advanced and finished by runners under a lease, each move mirrored on the job's 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -223,19 +224,25 @@ class Jobs(Database):
         return self._job(row)
 
     def fail_abandoned_jobs(self, *, lease_expired_before: str, now: str, details: str,
-                            runner_id: str | None = None) -> list[str]:
+                            runner_id: str | None = None) -> list[JobRecord]:
         """FAIL jobs left RUNNING by a runner that is gone: its lease (heartbeat) expired, or
-        (``runner_id``) it is this process's own runner shutting down. Returns their ids."""
+        (``runner_id``) it is this process's own runner shutting down. Returns the jobs this call
+        failed, as now recorded (the caller tells job.failed about them)."""
+        failed: list[JobRecord] = []
         with self._write() as conn:
             stale = sa.or_(jobs.c.heartbeat.is_(None), jobs.c.heartbeat < lease_expired_before)
             where = [jobs.c.status == "RUNNING", stale if runner_id is None else jobs.c.runner == runner_id]
             # in id order: two replicas failing the same jobs lock them in the same order (no deadlock)
             rows = conn.execute(sa.select(jobs).where(*where).order_by(jobs.c.id).with_for_update()).all()
             for row in rows:
-                conn.execute(sa.update(jobs).where(jobs.c.id == row.id, *where).values(
+                moved = conn.execute(sa.update(jobs).where(jobs.c.id == row.id, *where).values(
                     status="FAILED", status_details=details, updated=now))
+                if moved.rowcount != 1:  # another replica failed it first: it tells, not this one
+                    continue
                 self._mirror_on_definition(conn, row, "FAILED", now)
-        return [row.id for row in rows]
+                failed.append(dataclasses.replace(self._job(row), status="FAILED", status_details=details,
+                                                  updated=now))
+        return failed
 
     @staticmethod
     def _mirror_on_definition(conn: Connection, row: Any, status: str, now: str) -> None:
