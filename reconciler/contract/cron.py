@@ -117,6 +117,13 @@ def _translate(expression: str) -> dict[str, ScheduleValue]:
             raise CronError(f"unknown macro '{text}'", lead, f"use one of {', '.join(sorted(MACROS))}")
         text, lead = MACROS[text.lower()], 0
     parts = text.split()
+    if parts and "=" in parts[0]:  # cronie's CRON_TZ=Europe/Paris, Kubernetes' TZ=...: no zone here
+        raise CronError(f"a time zone prefix ('{parts[0]}') is not supported: schedules are in UTC", lead,
+                        f"remove '{parts[0]}' and write the times in UTC")
+    zone = next((p for p in parts[5:] if p.upper() in ("UTC", "GMT", "Z") or ("/" in p and p[:1].isalpha())), None)
+    if zone is not None:  # "0 22 * * 5 Europe/Paris"
+        raise CronError(f"a time zone ('{zone}') is not supported: schedules are in UTC", expression.find(zone),
+                        f"remove '{zone}' and write the times in UTC")
     if len(parts) != 5:
         raise CronError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}", lead,
                         "a seconds or year field is not supported" if len(parts) in (6, 7) else None)

@@ -217,13 +217,28 @@ def _subject(manifest: Mapping[str, Any] | None) -> str:
 
 
 def _combined(policies: Policies, env: Any, rules: Sequence[CompiledRule]) -> Any:
+    """The rules as one program; None when they cannot be one (together they pass the runtime's
+    limit on an expression's size or depth, though each compiles alone): judged one by one then."""
     key = (rules[0].rule.on, *(r.rule.name for r in rules))
-    program = policies.combined.get(key)
-    if program is None:
-        # each expression on lines of its own: a trailing // comment cannot swallow the next one
-        program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
+    if key not in policies.combined:
+        try:
+            # each expression on lines of its own: a trailing // comment cannot swallow the next one
+            program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
+        except RuntimeError:
+            program = None
         policies.combined[key] = program
-    return program
+    return policies.combined[key]
+
+
+def _evaluated(program: Any, activation: Any, cel: Any) -> tuple[Any, bool]:
+    """The program's value on the input and whether it failed. The runtime raises (rather than
+    returning an error value) when an evaluation passes its iteration budget or recursion limit,
+    e.g. nested comprehensions over lists: a failure like any other, so the rule says no."""
+    try:
+        result = program.eval(activation)
+    except RuntimeError as exc:
+        return str(exc), True
+    return result.value(), result.type() == cel.Type.ERROR
 
 
 def _judge(policies: Policies, rules: Iterable[CompiledRule], env: Any, data: Mapping[str, Any], *,
@@ -235,17 +250,19 @@ def _judge(policies: Policies, rules: Iterable[CompiledRule], env: Any, data: Ma
     cel = _runtime()
     activation = env.Activation(data=data)  # built once per input
     values: list[Any] | None = None
-    if len(applicable) > 1:
-        together = _combined(policies, env, applicable).eval(activation)
-        if together.type() != cel.Type.ERROR:  # an error in any rule: judge them one by one for the reason
+    if len(applicable) > 1 and (program := _combined(policies, env, applicable)) is not None:
+        try:
+            together = program.eval(activation)
+        except RuntimeError:  # over a budget: judge them one by one for the rule and the reason
+            together = None
+        if together is not None and together.type() != cel.Type.ERROR:  # an error: one by one, for the reason
             values = together.plain_value()
     out = []
     for index, compiled in enumerate(applicable):
         if values is not None:
             value, failed = values[index], False
         else:
-            result = compiled.program.eval(activation)
-            value, failed = result.value(), result.type() == cel.Type.ERROR
+            value, failed = _evaluated(compiled.program, activation, cel)
         if value is True:
             continue
         rule = compiled.rule

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from reconciler import errors
 from reconciler.specs.controls import Controls, config_issues, parse_controls
+from reconciler.specs.notifications import notification_file_issues
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, read_one_document
 from reconciler.specs.policies import PolicySet, rules_from_config
 from reconciler.specs.scope import Scope
@@ -171,7 +172,8 @@ def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
     """Read and validate one config file."""
     file = str(path)
     doc = read_one_document(path, what="project config", schema_name="project", error=ConfigError)
-    if issues := [i for i in config_issues(doc) if i.severity == "error"]:  # warnings: validate's
+    found = [*config_issues(doc), *notification_file_issues(doc)]
+    if issues := [i for i in found if i.severity == "error"]:  # warnings: validate's
         raise ConfigError([i.format() for i in issues])
     try:
         parsed = parse_config(doc.data, path=file)
