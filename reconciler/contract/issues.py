@@ -292,8 +292,8 @@ def _explain(error: jsonschema.ValidationError, doc: Located, base: Path_, *,
         where = dotted(path[-2:-1] if field else path[-1:])
         expected = custom or ("expected a string" if field else "expected a reference {env: NAME} or {file: PATH}")
         return [issue_at(doc, path, f"{expected}, got {_redacted(value)}",
-                         f"never write the secret itself: keep it in an environment variable or a file and write "
-                         f"{where}: {{env: NAME}} or {where}: {{file: path/to/secret}}")]
+                         f"write {where}: {{env: NAME}} (NAME: the environment variable holding the value) or "
+                         f"{where}: {{file: path/to/secret}}; never the secret itself")]
 
     if "propertyNames" in error.relative_schema_path and isinstance(value, str):
         # the error is about a key: point at it, and name it in the field path

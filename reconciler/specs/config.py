@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from reconciler import errors
 from reconciler.specs.controls import Controls, config_issues, parse_controls
-from reconciler.specs.notifications import notification_file_issues
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, read_one_document
+from reconciler.specs.notifications import notification_file_issues
 from reconciler.specs.policies import PolicySet, rules_from_config
 from reconciler.specs.scope import Scope
 
