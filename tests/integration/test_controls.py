@@ -296,3 +296,14 @@ def test_a_deny_window_that_never_closes_is_a_freeze_with_a_warning(server: Loca
     assert "OK: 1 manifest(s) in 1 file(s): 0 error(s), 1 warning(s)" in out
     refused = _cli(_env(server, tmp_path), "apply", "-p", str(root), "--auto-approve", code=1)
     assert "apply refused: deny window freeze is open and does not close within 400 days" in refused.stderr
+
+
+def test_more_windows_than_a_list_may_hold_is_a_located_error(tmp_path: Path) -> None:
+    """Each window is walked at every decision (plan, apply, the operator): 100 per list at most, so
+    a generated config cannot make one plan take minutes (1,500 windows took over 5 minutes)."""
+    windows_ = "".join(f"  - {{kind: deny, schedule: '{i % 60} {i // 60} * * 1', duration: 30m}}\n" for i in range(101))
+    root = write_specs(tmp_path / "specs", [manifest("demo-a")], project=PROJECT + "syncWindows:\n" + windows_)
+    result = _cli({"NO_COLOR": "1"}, "validate", str(root), code=3)
+    assert f"{root / 'reconciler.yaml'}:8:3: syncWindows: expected at most 100 item(s), got 101" in result.stdout
+    write_specs(root, [manifest("demo-a")], project=PROJECT + "syncWindows:\n" + windows_.split("\n", 1)[1])
+    _cli({"NO_COLOR": "1"}, "validate", str(root), code=0)
