@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,11 +45,10 @@ from typing import Any
 
 import httpx
 import kubernetes
-from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.operator import crd
 from reconciler.service.settings import TOKEN_ENV
-from reconciler.service.testing import wait_until_healthy
+from reconciler.service.testing import counter_sum, free_port, requests_by_route, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = next((p for p in (ROOT / ".." / "shared" / "tools" / "k8s-test-cluster.sh",
@@ -62,30 +60,13 @@ DEPLOYMENT = "64b0c0ffee000000000d0001"
 CREDENTIAL = "64b0c0ffee000000000c0001"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def samples(url: str, headers: dict[str, str] | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(url, headers=headers or {}, timeout=30).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
 def requests(server: Service) -> dict[tuple[str, str], int]:
-    found: dict[tuple[str, str], int] = {}
-    for (name, labels), value in samples(f"{server.url}/metrics", server.headers()).items():
-        if name == "reconciler_http_requests_total":
-            key = (dict(labels)["method"], dict(labels)["route"])
-            found[key] = found.get(key, 0) + int(value)
-    return found
+    return requests_by_route(server.url, server.headers())
 
 
 def resyncs(port: int) -> int:
-    return int(sum(v for (name, labels), v in samples(f"http://127.0.0.1:{port}/metrics").items()
-                   if name == "reconciler_operator_reconciles_total" and ("mode", "resync") in labels))
+    return counter_sum(f"http://127.0.0.1:{port}/metrics", "reconciler_operator_reconciles_total",
+                       label=("mode", "resync"))
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 DEPLOYMENT = "5dc5b1015e6e762a6241f9aa"
 CREDENTIAL = "5a8ac9ab07a57a0001be501f"
@@ -102,26 +101,32 @@ class Server:
 
 # -- manifests ----------------------------------------------------------------------------------
 
-def job(i: int, *, version: int = 0) -> dict[str, Any]:
+def job(i: int) -> dict[str, Any]:
+    """The job spec of manifest ``i`` as :func:`write_specs` writes it (for the SDK's comparison)."""
     return {"deploymentId": DEPLOYMENT,
-            "intakeSettings": {"type": "s3", "url": f"s3://bench/in-{i}-v{version}.csv", "credentialId": CREDENTIAL},
+            "intakeSettings": {"type": "s3", "url": f"s3://bench/in-{i}-v0.csv", "credentialId": CREDENTIAL},
             "outputSettings": {"type": "s3", "url": f"s3://bench/out-{i}/", "credentialId": CREDENTIAL},
             "numConcurrent": 1 + i % 4}
 
 
-def write_specs(root: Path, count: int, *, changed: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+def write_specs(root: Path, count: int, *, changed: frozenset[int] = frozenset()) -> None:
+    """``count`` manifests (those in ``changed`` with another intake url), ``PER_FILE`` to a file,
+    written from a template: safe_dump of 100,000 documents takes minutes on this machine."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "reconciler.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: Project\n"
                                           "scope: {namePrefix: bench-}\n")
     for start in range(0, count, PER_FILE):
         docs = []
         for i in range(start, min(start + PER_FILE, count)):
-            spec: dict[str, Any] = {"batchPredictionJob": job(i, version=1 if i in changed else 0)}
-            if i % 3 == 0:
-                spec |= {"enabled": True, "schedule": {"cron": f"{i % 60} {i % 24} * * mon-fri"}}
-            docs.append({"apiVersion": "reconciler.io/v1alpha1", "kind": "BatchPredictionJobDefinition",
-                         "metadata": {"name": f"bench-{i:05d}"}, "spec": spec})
-        (root / f"bench-{start:05d}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
+            scheduled = (f"  enabled: true\n  schedule:\n    cron: {i % 60} {i % 24} * * mon-fri\n"
+                         if i % 3 == 0 else "")
+            docs.append(f"apiVersion: reconciler.io/v1alpha1\nkind: BatchPredictionJobDefinition\nmetadata:\n"
+                        f"  name: bench-{i:05d}\nspec:\n  batchPredictionJob:\n    deploymentId: '{DEPLOYMENT}'\n"
+                        f"    intakeSettings:\n      type: s3\n      url: s3://bench/in-{i}-v{int(i in changed)}.csv\n"
+                        f"      credentialId: '{CREDENTIAL}'\n    outputSettings:\n      type: s3\n"
+                        f"      url: s3://bench/out-{i}/\n      credentialId: '{CREDENTIAL}'\n"
+                        f"    numConcurrent: {1 + i % 4}\n{scheduled}")
+        (root / f"bench-{start:05d}.yaml").write_text("---\n".join(docs))
 
 
 # -- ours ---------------------------------------------------------------------------------------
@@ -227,26 +232,6 @@ def sdk_naive(api_url: str, count: int) -> dict[str, Any]:
 
 
 # -- scale (issue #16): every step, cold and warm, at two counts -------------------------------
-
-def write_specs_fast(root: Path, count: int) -> None:
-    """The manifests of :func:`write_specs` (same documents), written from a template: safe_dump of
-    100,000 documents takes minutes on this machine."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "reconciler.yaml").write_text("apiVersion: reconciler.io/v1alpha1\nkind: Project\n"
-                                          "scope: {namePrefix: bench-}\n")
-    for start in range(0, count, PER_FILE):
-        docs = []
-        for i in range(start, min(start + PER_FILE, count)):
-            scheduled = (f"  enabled: true\n  schedule:\n    cron: {i % 60} {i % 24} * * mon-fri\n"
-                         if i % 3 == 0 else "")
-            docs.append(f"apiVersion: reconciler.io/v1alpha1\nkind: BatchPredictionJobDefinition\nmetadata:\n"
-                        f"  name: bench-{i:05d}\nspec:\n  batchPredictionJob:\n    deploymentId: '{DEPLOYMENT}'\n"
-                        f"    intakeSettings:\n      type: s3\n      url: s3://bench/in-{i}-v0.csv\n"
-                        f"      credentialId: '{CREDENTIAL}'\n    outputSettings:\n      type: s3\n"
-                        f"      url: s3://bench/out-{i}/\n      credentialId: '{CREDENTIAL}'\n"
-                        f"    numConcurrent: {1 + i % 4}\n{scheduled}")
-        (root / f"bench-{start:05d}.yaml").write_text("---\n".join(docs))
-
 
 def seed_live(db_url: str, specs: Path) -> int:
     """The live state ``apply`` would leave: every manifest's create body through the service's
@@ -360,7 +345,7 @@ def scale(counts: list[int], keep: Path | None, before: Path | None) -> None:
             work = (keep or Path(tmp)) / f"n{n}"
             specs = work / "specs"
             if not (specs / "reconciler.yaml").exists():
-                write_specs_fast(specs, n)
+                write_specs(specs, n)
             print(f"{n:,} manifests in {-(-n // PER_FILE):,} files; load average {os.getloadavg()}", flush=True)
             cache = work / "cache"
             shutil.rmtree(cache, ignore_errors=True)
@@ -433,7 +418,7 @@ def main() -> None:
                     command = cli_plan(server.api_url, specs)
                     print(f"(a) `reconciler plan --detailed-exitcode` as a command, {latency:g} ms latency: {command}  "
                           "[exit 0 = no changes; target < 10 s, < 500 MB]", flush=True)
-                    changed = set(range(0, n, 100))
+                    changed = frozenset(range(0, n, 100))
                     write_specs(specs, n, changed=changed)
                     one = ours(server.api_url, specs, concurrency=args.concurrency, apply=True)
                     print(f"(c) apply after changing {len(changed)} (1%): {one}  "

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ class WatchState:
     good_documents: int | None = None
     plan: PlanView | None = None
     summary: str = ""
-    seen_blocks: tuple[str, ...] = field(default=())
     seen: tuple[tuple[str, str], ...] = ()  # (identity, block) of the last plan shown
 
 
@@ -122,14 +121,14 @@ def step(previous: WatchState, observation: Observation, *,
         lines.append(plan.summary)
     if not moved and plan.summary == previous.summary:
         lines.append("no change since the last run")
-    state = replace(state, plan=plan, summary=plan.summary, seen_blocks=plan.blocks, seen=tuple(now.items()))
+    state = replace(state, plan=plan, summary=plan.summary, seen=tuple(now.items()))
     return state, lines, apply and plan.has_changes and not plan.errored
 
 
 def after_apply(state: WatchState, *, result_lines: Sequence[str], ok: bool) -> tuple[WatchState, list[str]]:
     """After an apply: print its results and forget the plan, so the next one is shown in full. Pure."""
     lines = [*result_lines, "applied" if ok else "apply failed; the next change plans again"]
-    return replace(state, plan=None, summary="", seen_blocks=(), seen=()), lines
+    return replace(state, plan=None, summary="", seen=()), lines
 
 
 def identity(action: Any) -> str:

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from reconciler.cli.console import exit_codes
+from reconciler.errors import ServiceError, UsageError
 from reconciler.service.settings import DEFAULT_DB_URL
 
 __all__ = ["register"]
@@ -38,52 +40,48 @@ def register(app: typer.Typer) -> None:
         class_names: Annotated[str | None, typer.Option("--class-names", help="Comma-separated class names, for "
                                                         "ONNX classifiers without labels.")] = None,
     ) -> None:
-        import hashlib
-        import re
+        with exit_codes():
+            import hashlib
+            import re
 
-        from reconciler.extras import MODEL_MODULES, MissingExtra, require
-        from reconciler.service.serving import redacted_url
+            from reconciler.extras import MODEL_MODULES, MissingExtra, require
+            from reconciler.service.serving import redacted_url
 
-        require("models", "reconciler models register", modules=MODEL_MODULES)
-        from reconciler.service.routes.models import register as store_model
-        from reconciler.service.runner import artifacts
-        from reconciler.service.store import Store
+            require("models", "reconciler models register", modules=MODEL_MODULES)
+            from reconciler.service.routes.models import register as store_model
+            from reconciler.service.runner import artifacts
+            from reconciler.service.store import Store
 
-        if not re.fullmatch(r"[0-9a-fA-F]{24}", deployment_id):
-            typer.echo("error: --deployment-id must be 24 hex digits", err=True)
-            raise typer.Exit(1)
-        if kind is not None and kind not in artifacts.KINDS:
-            typer.echo(f"error: --kind must be one of {', '.join(artifacts.KINDS)}", err=True)
-            raise typer.Exit(1)
+            if not re.fullmatch(r"[0-9a-fA-F]{24}", deployment_id):
+                raise UsageError("--deployment-id must be 24 hex digits")
+            if kind is not None and kind not in artifacts.KINDS:
+                raise UsageError(f"--kind must be one of {', '.join(artifacts.KINDS)}")
 
-        def names(text: str | None) -> list[str] | None:
-            found = [p.strip() for p in (text or "").split(",") if p.strip()]
-            return found or None
+            def names(text: str | None) -> list[str] | None:
+                found = [p.strip() for p in (text or "").split(",") if p.strip()]
+                return found or None
 
-        data = artifact.read_bytes()
-        try:
-            description = artifacts.describe(data, kind=kind, target_name=target_name,
-                                             feature_names=names(feature_names), class_names=names(class_names))
-        except artifacts.ArtifactError as exc:
-            typer.echo(f"error: cannot use {artifact}: {exc}", err=True)
-            raise typer.Exit(1) from None
-        user = {"username": "admin", "userId": hashlib.sha256(b"admin").hexdigest()[:24], "fullName": None}
-        try:
-            store = Store(db)
-        except MissingExtra:
-            raise
-        except Exception as exc:
-            typer.echo(f"error: cannot open the database {redacted_url(db)}: {exc}", err=True)
-            raise typer.Exit(1) from None
-        try:
-            record = store_model(store, deployment_id, description, data, label=label, user=user)
-        except Exception as exc:
-            message = getattr(exc, "message", str(exc))
-            hints = "; ".join(getattr(exc, "errors", {}).values())
-            typer.echo(f"error: {message}" + (f" ({hints})" if hints else ""), err=True)
-            raise typer.Exit(1) from None
-        finally:
-            store.close()
-        classes = f", classes {', '.join(record.class_names)}" if record.class_names else ""
-        typer.echo(f"deployment {deployment_id}: {record.kind} {record.task} model, target {record.target_name!r}"
-                   f"{classes}, {len(record.feature_names)} feature(s)", err=True)
+            data = artifact.read_bytes()
+            try:
+                description = artifacts.describe(data, kind=kind, target_name=target_name,
+                                                 feature_names=names(feature_names), class_names=names(class_names))
+            except artifacts.ArtifactError as exc:
+                raise UsageError(f"cannot use {artifact}: {exc}") from None
+            user = {"username": "admin", "userId": hashlib.sha256(b"admin").hexdigest()[:24], "fullName": None}
+            try:
+                store = Store(db)
+            except MissingExtra:
+                raise
+            except Exception as exc:
+                raise ServiceError(f"cannot open the database {redacted_url(db)}: {exc}") from None
+            try:
+                record = store_model(store, deployment_id, description, data, label=label, user=user)
+            except Exception as exc:
+                message = getattr(exc, "message", str(exc))
+                hints = "; ".join(getattr(exc, "errors", {}).values())
+                raise ServiceError(message + (f" ({hints})" if hints else "")) from None
+            finally:
+                store.close()
+            classes = f", classes {', '.join(record.class_names)}" if record.class_names else ""
+            typer.echo(f"deployment {deployment_id}: {record.kind} {record.task} model, target {record.target_name!r}"
+                       f"{classes}, {len(record.feature_names)} feature(s)", err=True)

@@ -8,6 +8,7 @@ import functools
 import inspect
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,8 +17,16 @@ import typer
 from reconciler.session import ChangesFinder, Options
 
 __all__ = ["AllowHttpOpt", "CacheDirOpt", "ChangedSinceOpt", "ConcurrencyOpt", "ConfigOpt", "EndpointOpt",
-           "NoCacheOpt", "NoColorOpt", "OnlyOpt", "PathsArg", "SelectorOpt", "TargetOpt", "TokenFileOpt", "VerboseOpt",
+           "NoCacheOpt", "NoColorOpt", "OnlyOpt", "PathsArg", "SelectorOpt", "TargetOpt", "TextOrJson", "TokenFileOpt",
+           "VerboseOpt",
            "api_flags", "session_options"]
+
+class TextOrJson(StrEnum):
+    """``--output`` of the commands whose report is text for people or JSON for programs."""
+
+    text = "text"
+    json = "json"
+
 
 PathsArg = Annotated[list[Path] | None, typer.Argument(help="Manifest files or directories (default: specs/).")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Project config (default: reconciler.yaml "

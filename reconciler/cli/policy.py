@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,12 +19,7 @@ from reconciler.errors import UsageError
 __all__ = ["register"]
 
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-def _policy_test(files: list[Path], *, config: Path | None, output: OutputFormat, no_color: bool) -> None:
+def _policy_test(files: list[Path], *, config: Path | None, output: o.TextOrJson, no_color: bool) -> None:
     from reconciler.engine import policy
     from reconciler.specs.config import find_config, load_config
     from reconciler.specs.policies import load_policy_files
@@ -47,7 +41,7 @@ def _policy_test(files: list[Path], *, config: Path | None, output: OutputFormat
             raise UsageError(f"no test cases in {where}: add `tests:` to a policy file (kind: Policy)")
         outcomes = policy.run_tests(policy.compile_policies(policies.rules), policies.tests)
     failed = [r for r in outcomes if not r.passed]
-    if output is OutputFormat.json:
+    if output is o.TextOrJson.json:
         sys.stdout.write(json.dumps({
             "passed": len(outcomes) - len(failed), "failed": len(failed),
             "tests": [{"name": r.test.name, "file": r.test.file, "line": r.test.line, "passed": r.passed,
@@ -77,7 +71,7 @@ def register(app: typer.Typer) -> None:
         files: Annotated[list[Path] | None, typer.Argument(
             help="Policy files (kind: Policy). Default: the project's (policies.files of reconciler.yaml).")] = None,
         config: o.ConfigOpt = None,
-        output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = OutputFormat.text,
+        output: Annotated[o.TextOrJson, typer.Option("--output", "-o", help="text or json.")] = o.TextOrJson.text,
         no_color: o.NoColorOpt = False,
     ) -> None:
         """Run the test cases of policy files against their rules; exit 1 on any mismatch.

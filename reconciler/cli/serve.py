@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from reconciler.cli.console import exit_codes
+from reconciler.errors import ServiceError, UsageError
 from reconciler.notify.send import channels_from_env
 from reconciler.service.settings import DEFAULT_DB_URL, TOKEN_ENV
 
@@ -50,55 +52,52 @@ def register(app: typer.Typer) -> None:
                                                          "in this process.", min=1)] = 1_000_000,
     ) -> None:
         """Serve the local job-definitions API (DataRobot-compatible) on HTTP; docs at /docs."""
-        from reconciler.extras import MissingExtra, require
-        from reconciler.service import serving
-        from reconciler.service.app import create_app
-        from reconciler.service.runner.cluster.config import ExecutorError, executor_config
-        from reconciler.service.settings import ServiceSettings, read_token
+        with exit_codes():
+            from reconciler.extras import MissingExtra, require
+            from reconciler.service import serving
+            from reconciler.service.app import create_app
+            from reconciler.service.runner.cluster.config import ExecutorError, executor_config
+            from reconciler.service.settings import ServiceSettings, read_token
 
-        try:
-            executor_setting = executor_config(executor, dask_scheduler)
-        except ExecutorError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        if run_jobs:
-            require("runner", "running batch prediction jobs (reconciler serve)",
-                    alternative=" (or serve the API alone with --no-run-jobs)")
-            if executor_setting.is_dask:
-                require("dask", "scoring jobs on a Dask cluster (--executor dask)",
-                        alternative=" (or score them in this process: drop --executor/--dask-scheduler)")
+            try:
+                executor_setting = executor_config(executor, dask_scheduler)
+            except ExecutorError as exc:
+                raise UsageError(str(exc)) from None
+            if run_jobs:
+                require("runner", "running batch prediction jobs (reconciler serve)",
+                        alternative=" (or serve the API alone with --no-run-jobs)")
+                if executor_setting.is_dask:
+                    require("dask", "scoring jobs on a Dask cluster (--executor dask)",
+                            alternative=" (or score them in this process: drop --executor/--dask-scheduler)")
 
-        try:
-            token = read_token(token_file=token_file)
-        except (OSError, ValueError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        refusal = serving.check_bind(host, token)
-        if refusal:
-            typer.echo(f"error: {refusal}", err=True)
-            raise typer.Exit(1)
-        serving.configure_logging(access_log)
-        try:
-            application = create_app(ServiceSettings(db_url=db, token=token, scheduler_interval=scheduler_interval,
-                                                     run_jobs=run_jobs, max_running_jobs=max_running_jobs,
-                                                     job_lease_seconds=job_lease_seconds,
-                                                     data_dir=None if data_dir is None else str(data_dir),
-                                                     metrics_public=metrics_without_token, ui=ui,
-                                                     executor=executor_setting.kind,
-                                                     dask_scheduler=dask_scheduler,
-                                                     dask_partition_bytes=dask_partition_bytes,
-                                                     dask_partition_rows=dask_partition_rows,
-                                                     notify=channels_from_env(os.environ, events=frozenset({"job.failed"}))))
-        except MissingExtra:
-            raise
-        except Exception as exc:
-            typer.echo(f"error: cannot open the database {serving.redacted_url(db)}: {exc}\n"
-                       "hint: check the URL, that the server is running, and that the directory is writable", err=True)
-            raise typer.Exit(1) from None
-        shown = f"[{host}]" if ":" in host else host
-        auth = "token required" if token else "no token: loopback only"
-        scoring = f"; jobs scored on {executor_setting.describe()}" if run_jobs and executor_setting.is_dask else ""
-        typer.echo(f"reconciler service on http://{shown}:{port}/api/v2/ ({auth}); database {serving.redacted_url(db)}; "
-                   f"docs at http://{shown}:{port}/docs{scoring}"
-                   + (f"; dashboard at http://{shown}:{port}/ui/" if ui else ""), err=True)
-        serving.run(application, host=host, port=port)
+            try:
+                token = read_token(token_file=token_file)
+            except (OSError, ValueError) as exc:
+                raise UsageError(str(exc)) from None
+            refusal = serving.check_bind(host, token)
+            if refusal:
+                raise UsageError(refusal)
+            serving.configure_logging(access_log)
+            try:
+                application = create_app(ServiceSettings(db_url=db, token=token, scheduler_interval=scheduler_interval,
+                                                         run_jobs=run_jobs, max_running_jobs=max_running_jobs,
+                                                         job_lease_seconds=job_lease_seconds,
+                                                         data_dir=None if data_dir is None else str(data_dir),
+                                                         metrics_public=metrics_without_token, ui=ui,
+                                                         executor=executor_setting.kind,
+                                                         dask_scheduler=dask_scheduler,
+                                                         dask_partition_bytes=dask_partition_bytes,
+                                                         dask_partition_rows=dask_partition_rows,
+                                                         notify=channels_from_env(os.environ, events=frozenset({"job.failed"}))))
+            except MissingExtra:
+                raise
+            except Exception as exc:
+                raise ServiceError(f"cannot open the database {serving.redacted_url(db)}: {exc}\nhint: check the URL, "
+                                   "that the server is running, and that the directory is writable") from None
+            shown = f"[{host}]" if ":" in host else host
+            auth = "token required" if token else "no token: loopback only"
+            scoring = f"; jobs scored on {executor_setting.describe()}" if run_jobs and executor_setting.is_dask else ""
+            typer.echo(f"reconciler service on http://{shown}:{port}/api/v2/ ({auth}); database {serving.redacted_url(db)}; "
+                       f"docs at http://{shown}:{port}/docs{scoring}"
+                       + (f"; dashboard at http://{shown}:{port}/ui/" if ui else ""), err=True)
+            serving.run(application, host=host, port=port)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,12 +23,7 @@ from reconciler.cli.console import (
 __all__ = ["register"]
 
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, config: Path | None,
+def _validate(targets: list[Path], *, output: o.TextOrJson, target: str | None, config: Path | None,
               no_color: bool) -> None:
     from reconciler.engine import policy
     from reconciler.specs import environments, secrets
@@ -58,7 +52,7 @@ def _validate(targets: list[Path], *, output: OutputFormat, target: str | None, 
                                                      target=target)
     if config_issues:
         report.issues = sorted([*config_issues, *report.issues], key=lambda i: (i.file, i.line, i.col, i.field))
-    if output is OutputFormat.json:
+    if output is o.TextOrJson.json:
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
     else:
         out = stdout_console(no_color)
@@ -79,7 +73,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def validate(
         paths: o.PathsArg = None,
-        output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = OutputFormat.text,
+        output: Annotated[o.TextOrJson, typer.Option("--output", "-o", help="text or json.")] = o.TextOrJson.text,
         target: o.TargetOpt = None, config: o.ConfigOpt = None, no_color: o.NoColorOpt = False,
     ) -> None:
         """Check manifests against the schemas and report every problem with file:line:col.

@@ -216,7 +216,7 @@ async def apply_plan(plan: Plan, *, client: DefinitionWriter, resolve: SecretRes
         raise PlanRefusedError("nothing was applied: secret references do not resolve: " + "; ".join(unresolved)
                                + " (set the variables or create the files, then apply again)")
     first = [a for a in plan.writes if a.kind is not ActionKind.delete]
-    deletes = [a for a in plan.writes if a.kind is ActionKind.delete]
+    deletes = plan.of_kind(ActionKind.delete)
     gate = asyncio.Semaphore(client.concurrency)
     results: list[ActionResult] = []
     halt: list[str] = []  # set once: why nothing more is started

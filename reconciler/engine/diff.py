@@ -32,9 +32,6 @@ class Change:
     old: Any = None
     new: Any = None
 
-    def as_tuple(self) -> tuple[str, str, Any, Any]:
-        return (self.path, self.op.value, self.old, self.new)
-
 
 def same(a: Any, b: Any) -> bool:
     """Structural equality where a bool never equals a number and 1 == 1.0."""

@@ -32,6 +32,7 @@ import functools
 import hashlib
 import json
 import platform
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -72,11 +73,35 @@ class CompiledRule:
     rule: PolicyRule
     program: Any  # cel_expr_python's Expression
     labels: tuple[tuple[str, str, bool], ...] = ()
+    # the variables the expression names (a superset: a word in a string or comment counts too);
+    # ``schedule`` is worked out only for inputs that a rule reading it judges
+    reads: frozenset[str] = frozenset(ACTION_VARIABLES)
+
+    @property
+    def selection(self) -> tuple[tuple[str, ...] | None, tuple[tuple[str, str, bool], ...]]:
+        """What decides whether the rule applies: rules with the same selection are checked once."""
+        return self.rule.targets, self.labels
 
     def applies(self, *, target: str | None, labels: Mapping[str, Any]) -> bool:
-        if self.rule.targets is not None and target not in self.rule.targets:
-            return False
-        return all((str(labels.get(k)) == v if k in labels else False) == eq for k, v, eq in self.labels)
+        return _selected(self.selection, target=target, labels=labels)
+
+
+def _selected(selection: tuple[tuple[str, ...] | None, tuple[tuple[str, str, bool], ...]], *, target: str | None,
+              labels: Mapping[str, Any]) -> bool:
+    targets, wanted = selection
+    if targets is not None and target not in targets:
+        return False
+    return all((str(labels.get(k)) == v if k in labels else False) == eq for k, v, eq in wanted)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _reads(expression: str, names: Sequence[str]) -> frozenset[str]:
+    """The variables among ``names`` that ``expression`` can read. CEL names a variable only by
+    writing it, so a name absent from the text is not read (present in a string literal or a
+    comment, it only costs the work of computing it)."""
+    return frozenset(names).intersection(_WORD.findall(expression))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +115,11 @@ class Policies:
     # the rules that apply to an input, as ONE program returning their results as a list, compiled
     # on first use per set of rules: a CEL evaluation converts its whole input, so one evaluation
     # per input instead of one per rule (docs/policies.md has the measurements)
-    combined: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+    combined: dict[int | tuple[int, ...], tuple[Any, Any, frozenset[str]]] = field(default_factory=dict, repr=False,
+                                                                         compare=False)
+    # the rules of a kind grouped by selection (targets and selector), made on first use
+    groups: dict[int, tuple[tuple[CompiledRule, ...], list[tuple[Any, set[int]]]]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return bool(self.manifest_rules or self.action_rules)
@@ -98,7 +127,8 @@ class Policies:
     def of_file(self, file: str) -> Policies:
         """Only the rules written in ``file`` (a policy file's test cases judge its own rules)."""
         return replace(self, manifest_rules=tuple(r for r in self.manifest_rules if r.rule.file == file),
-                       action_rules=tuple(r for r in self.action_rules if r.rule.file == file))
+                       action_rules=tuple(r for r in self.action_rules if r.rule.file == file), combined={},
+                       groups={})  # caches of its own: they are keyed by the ids of its rules
 
 
 @functools.cache
@@ -149,7 +179,9 @@ def compile_policies(rules: Sequence[PolicyRule]) -> Policies:
         except SelectionError as exc:
             problems.append(f"{rule.where}: selector of rule {rule.name!r}: {str(exc).replace('--selector ', '')}")
             continue
-        compiled[rule.on].append(CompiledRule(rule=rule, program=program, labels=labels))
+        compiled[rule.on].append(CompiledRule(
+            rule=rule, program=program, labels=labels,
+            reads=_reads(rule.expression, MANIFEST_VARIABLES if rule.on == "manifest" else ACTION_VARIABLES)))
     if problems:
         raise PolicyCompileError(problems)
     return Policies(manifest_rules=tuple(compiled["manifest"]), action_rules=tuple(compiled["action"]), envs=envs,
@@ -173,12 +205,14 @@ _VIEW_NAMES = {"minute": "minutes", "hour": "hours", "dayOfMonth": "daysOfMonth"
                "dayOfWeek": "daysOfWeek"}
 
 
-@functools.lru_cache(maxsize=4096)
-def _expanded(key: str) -> dict[str, list[int]] | None:
-    raw = json.loads(key)
+_VIEWS: dict[str, dict[str, list[int]] | None] = {}  # by the schedule's repr (plain YAML data)
+_VIEWS_LIMIT = 16_384
+
+
+def _expanded(schedule: Mapping[str, Any]) -> dict[str, list[int]] | None:
     try:
-        lists = (cron.cron_to_schedule(raw["cron"]) if "cron" in raw
-                 else cron.normalize_schedule({f: list(raw[f]) for f in cron.FIELDS}))
+        lists = (cron.cron_to_schedule(schedule["cron"]) if "cron" in schedule
+                 else cron.normalize_schedule({f: list(schedule[f]) for f in cron.FIELDS}))
     except (cron.CronError, KeyError, TypeError, ValueError):
         return None  # validation reports the schedule itself
     view = {_VIEW_NAMES[f]: (_FULL[f] if lists[f] == ["*"] else [int(v) for v in lists[f]]) for f in cron.FIELDS}
@@ -188,15 +222,19 @@ def _expanded(key: str) -> dict[str, list[int]] | None:
 
 
 def schedule_view(manifest: Mapping[str, Any] | None) -> dict[str, list[int]] | None:
-    """The ``schedule`` variable: the manifest's schedule with every list expanded (see above)."""
+    """The ``schedule`` variable: the manifest's schedule with every list expanded (see above).
+    Remembered by the schedule's ``repr``, which tells apart what JSON would (1, 1.0, True, "1")."""
     spec = (manifest or {}).get("spec")
     schedule = spec.get("schedule") if isinstance(spec, Mapping) else None
     if not isinstance(schedule, Mapping):
         return None
-    cron_text = schedule.get("cron")
-    if isinstance(cron_text, str) and len(schedule) == 1:
-        return _expanded(json.dumps({"cron": cron_text}))
-    return _expanded(json.dumps(schedule, sort_keys=True, default=str))
+    key = repr(schedule)
+    if key in _VIEWS:
+        return _VIEWS[key]
+    if len(_VIEWS) >= _VIEWS_LIMIT:
+        _VIEWS.clear()
+    view = _VIEWS[key] = _expanded(schedule)
+    return view
 
 
 # -- judging -------------------------------------------------------------------------------------
@@ -216,18 +254,23 @@ def _subject(manifest: Mapping[str, Any] | None) -> str:
     return str(name or "<unnamed>")
 
 
-def _combined(policies: Policies, env: Any, rules: Sequence[CompiledRule]) -> Any:
-    """The rules as one program; None when they cannot be one (together they pass the runtime's
-    limit on an expression's size or depth, though each compiles alone): judged one by one then."""
-    key = (rules[0].rule.on, *(r.rule.name for r in rules))
-    if key not in policies.combined:
+def _combined(policies: Policies, env: Any, rules: Sequence[CompiledRule]) -> tuple[Any, frozenset[str]]:
+    """The program returning the results of ``rules`` as one list (None when they cannot be one:
+    together they pass the runtime's limit on an expression's size or depth, though each compiles
+    alone; judged one by one then), and the variables they read."""
+    # the rules outlive the cache (it belongs to the Policies holding them); all of a kind's rules
+    # (the usual case) are keyed by their tuple's id, a subset by the ids of its rules
+    key: Any = id(rules) if isinstance(rules, tuple) else tuple(map(id, rules))
+    found = policies.combined.get(key)
+    if found is None or (isinstance(rules, tuple) and found[0] is not rules):
         try:
             # each expression on lines of its own: a trailing // comment cannot swallow the next one
             program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
         except RuntimeError:
             program = None
-        policies.combined[key] = program
-    return policies.combined[key]
+        found = policies.combined[key] = (rules if isinstance(rules, tuple) else None, program,
+                                          frozenset().union(*(r.reads for r in rules)))
+    return found[1], found[2]
 
 
 def _evaluated(program: Any, activation: Any, cel: Any) -> tuple[Any, bool]:
@@ -241,22 +284,58 @@ def _evaluated(program: Any, activation: Any, cel: Any) -> tuple[Any, bool]:
     return result.value(), result.type() == cel.Type.ERROR
 
 
-def _judge(policies: Policies, rules: Iterable[CompiledRule], env: Any, data: Mapping[str, Any], *,
+_EVERYWHERE: tuple[None, tuple[()]] = (None, ())  # no targets, no selector: applies to every input
+
+
+def _applicable(policies: Policies, rules: tuple[CompiledRule, ...], *, target: str | None,
+                labels: Mapping[str, Any]) -> Sequence[CompiledRule]:
+    """The rules whose targets and selector take this input: each distinct selection checked once;
+    ``rules`` itself when they all do."""
+    groups = policies.groups.get(id(rules))
+    if groups is None or groups[0] is not rules:
+        by_selection: dict[Any, list[CompiledRule]] = {}
+        for compiled in rules:
+            by_selection.setdefault(compiled.selection, []).append(compiled)
+        groups = policies.groups[id(rules)] = (rules, [(sel, {id(r) for r in members})
+                                                        for sel, members in by_selection.items()
+                                                        if sel != _EVERYWHERE])
+    if not groups[1]:
+        return rules
+    left_out: set[int] = set()
+    for selection, members in groups[1]:
+        if not _selected(selection, target=target, labels=labels):
+            left_out |= members
+    return [r for r in rules if id(r) not in left_out] if left_out else rules
+
+
+def _judge(policies: Policies, rules: tuple[CompiledRule, ...], env: Any, data: dict[str, Any], *,
            target: str | None, labels: Mapping[str, Any], subject: str, kind: str | None,
-           source: str | None) -> list[Verdict]:
-    applicable = [r for r in rules if r.applies(target=target, labels=labels)]
+           source: str | None, one_by_one: bool = False) -> list[Verdict]:
+    """The verdicts of ``rules`` on one input. ``data`` lacks ``schedule``, which is worked out
+    here when a rule that applies reads it. Together (the default), the rules that apply run as
+    ONE program over one activation holding only the variables they read: a CEL evaluation
+    converts its whole input, and each evaluation has a fixed cost. ``one_by_one``: each rule's
+    own program over every variable, the reference the combined program is tested against."""
+    applicable = _applicable(policies, rules, target=target, labels=labels)
     if not applicable:
         return []
     cel = _runtime()
-    activation = env.Activation(data=data)  # built once per input
     values: list[Any] | None = None
-    if len(applicable) > 1 and (program := _combined(policies, env, applicable)) is not None:
-        try:
-            together = program.eval(activation)
-        except RuntimeError:  # over a budget: judge them one by one for the rule and the reason
-            together = None
-        if together is not None and together.type() != cel.Type.ERROR:  # an error: one by one, for the reason
-            values = together.plain_value()
+    if one_by_one:
+        data["schedule"] = schedule_view(data["manifest"])
+        activation = env.Activation(data=data)
+    else:
+        program, reads = _combined(policies, env, applicable)
+        if "schedule" in reads:
+            data["schedule"] = schedule_view(data["manifest"])
+        activation = env.Activation(data={name: data[name] for name in reads})
+        if len(applicable) > 1 and program is not None:
+            try:
+                together = program.eval(activation)
+            except RuntimeError:  # over the runtime's budget: one by one, for the rule and the reason
+                together = None
+            if together is not None and together.type() != cel.Type.ERROR:  # an error: one by one, for the reason
+                values = together.plain_value()
     out = []
     for index, compiled in enumerate(applicable):
         if values is not None:
@@ -277,14 +356,14 @@ def _judge(policies: Policies, rules: Iterable[CompiledRule], env: Any, data: Ma
 
 
 def manifest_verdicts(policies: Policies, manifest: Mapping[str, Any], *, target: str | None,
-                      source: str | None = None) -> list[Verdict]:
-    """The manifest rules' verdicts on one manifest document."""
+                      source: str | None = None, one_by_one: bool = False) -> list[Verdict]:
+    """The manifest rules' verdicts on one manifest document (``one_by_one``: see :func:`_judge`)."""
     if not policies.manifest_rules:
         return []
     labels = _labels(manifest)
-    data = {"manifest": manifest, "target": target or "", "schedule": schedule_view(manifest), "labels": labels}
+    data = {"manifest": manifest, "target": target or "", "labels": labels}
     return _judge(policies, policies.manifest_rules, policies.envs["manifest"], data, target=target,
-                  labels=labels, subject=_subject(manifest), kind=None, source=source)
+                  labels=labels, subject=_subject(manifest), kind=None, source=source, one_by_one=one_by_one)
 
 
 def manifest_issues(policies: Policies, documents: Iterable[LoadedDocument], *, target: str | None) -> list[Issue]:
@@ -312,15 +391,16 @@ def with_manifest_issues(report: ValidationReport, policies: Policies, *, target
 
 def action_verdicts(policies: Policies, action: Mapping[str, Any], *, manifest: Mapping[str, Any] | None,
                     desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None, target: str | None,
-                    source: str | None = None, labels: Mapping[str, Any] | None = None) -> list[Verdict]:
+                    source: str | None = None, labels: Mapping[str, Any] | None = None,
+                    one_by_one: bool = False) -> list[Verdict]:
     """The action rules' verdicts on one planned write; ``labels`` default: the manifest's."""
     if not policies.action_rules:
         return []
     labels = _labels(manifest) if labels is None else labels
-    data = {"manifest": manifest, "target": target or "", "schedule": schedule_view(manifest), "labels": labels,
-            "action": action, "desired": desired, "live": live}
+    data = {"manifest": manifest, "target": target or "", "labels": labels, "action": action, "desired": desired,
+            "live": live}
     return _judge(policies, policies.action_rules, policies.envs["action"], data, target=target, labels=labels,
-                  subject=str(action.get("name")), kind=str(action.get("kind")), source=source)
+                  subject=str(action.get("name")), kind=str(action.get("kind")), source=source, one_by_one=one_by_one)
 
 
 def _action_data(action: Action) -> dict[str, Any]:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import httpx
 
-from reconciler.errors import ServiceError
+from reconciler.gitops.sticky import CommentResult, ForgeError, marker, plan_body
 from reconciler.specs.files import read_limited
 
 __all__ = ["DEFAULT_API_URL", "MAX_BODY", "CommentResult", "GitHubError", "marker", "post_plan_comment",
@@ -30,35 +29,15 @@ __all__ = ["DEFAULT_API_URL", "MAX_BODY", "CommentResult", "GitHubError", "marke
 DEFAULT_API_URL: Final = "https://api.github.com"
 MAX_BODY: Final = 65_536  # GitHub refuses longer comment bodies
 MAX_EVENT_BYTES: Final = 16 * 1024 * 1024  # GITHUB_EVENT_PATH is read no further
-_TRUNCATED = "\n\n_The plan is too long for one comment and was cut here; see the job log for all of it._\n"
 
 
-class GitHubError(ServiceError):
+class GitHubError(ForgeError):
     """A GitHub call failed; the message is safe to print (it never contains the token)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True, kw_only=True)
-class CommentResult:
-    action: Literal["created", "updated", "unchanged"]
-    comment_id: int
-    url: str | None
-
-
-def marker(target: str | None = None) -> str:
-    """The hidden line that identifies our comment; one per target so that plans do not overwrite each other."""
-    return f"<!-- reconciler-plan target={target} -->" if target else "<!-- reconciler-plan -->"
 
 
 def comment_body(plan_markdown: str, *, target: str | None) -> str:
     """The marker, then the plan, cut to GitHub's limit with a note when too long."""
-    body = f"{marker(target)}\n{plan_markdown.rstrip()}\n"
-    if len(body) > MAX_BODY:
-        body = body[: MAX_BODY - len(_TRUNCATED)] + _TRUNCATED
-    return body
+    return plan_body(plan_markdown, target=target, limit=MAX_BODY, noun="comment")
 
 
 def _github_message(response: httpx.Response) -> str:

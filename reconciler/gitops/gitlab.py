@@ -21,25 +21,19 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from reconciler.errors import ServiceError
-from reconciler.gitops.github import CommentResult, marker
+from reconciler.gitops.sticky import CommentResult, ForgeError, marker, plan_body
 
 __all__ = ["MAX_BODY", "GitLabError", "GitLabSettings", "merge_request_from_environment", "note_body",
            "post_plan_note", "settings_from_environment", "upsert_note"]
 
 MAX_BODY: Final = 1_000_000  # GitLab refuses longer note bodies
 MAX_PAGES: Final = 100  # 10,000 notes at 100 a page: a merge request beyond that is not searched further
-_TRUNCATED = "\n\n_The plan is too long for one note and was cut here; see the job log for all of it._\n"
 _TOKEN_HELP = ("create a project access token with the `api` scope and at least the Reporter role (Settings > Access "
                "tokens) and give it to the job as a masked CI/CD variable GITLAB_TOKEN")
 
 
-class GitLabError(ServiceError):
+class GitLabError(ForgeError):
     """A GitLab call failed; the message is safe to print (it never contains a token)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,10 +47,7 @@ class GitLabSettings:
 
 def note_body(plan_markdown: str, *, target: str | None) -> str:
     """The marker, then the plan, cut to GitLab's limit with a note when too long."""
-    body = f"{marker(target)}\n{plan_markdown.rstrip()}\n"
-    if len(body) > MAX_BODY:
-        body = body[: MAX_BODY - len(_TRUNCATED)] + _TRUNCATED
-    return body
+    return plan_body(plan_markdown, target=target, limit=MAX_BODY, noun="note")
 
 
 def settings_from_environment(environ: Mapping[str, str]) -> GitLabSettings:

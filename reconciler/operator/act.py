@@ -21,6 +21,7 @@ from reconciler.engine import windows
 from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Plan
 from reconciler.engine.types import Desired, Live
+from reconciler.errors import ServiceError
 from reconciler.operator import cache as live_cache
 from reconciler.operator import controls as operator_controls
 from reconciler.operator.decide import ClaimedBy, Decision, Mode, decide, decide_finalize, nobody, written
@@ -35,7 +36,7 @@ __all__ = ["ApplyFailed", "Unresolved", "finalize", "find_candidates", "perform"
 log = logging.getLogger("reconciler.operator")
 
 
-class ApplyFailed(Exception):
+class ApplyFailed(ServiceError):
     """An API write failed; the message is the API's error text (never the token)."""
 
 
@@ -105,7 +106,7 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
     :class:`~reconciler.operator.decide.Conflict` when the matching definition is managed by
     another resource, :class:`Unresolved` when a reference by name names nothing (or several), and
     :class:`~reconciler.operator.policies.PolicyDenied` when a deny policy refuses the manifest or its
-    write (nothing is written). ``cache``: the candidates come from the shared live snapshot
+    write (nothing is written); the warn verdicts' lines are the outcome's ``warnings``. ``cache``: the candidates come from the shared live snapshot
     (cache.py)."""
     controls = controls or Controls()  # the project's ignore rules and sync windows (operator.controls)
     # references by name -> ids, as the session resolves them (one list call per kind)
@@ -114,9 +115,11 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
         raise Unresolved("\n".join(resolved.errors))
     desired = operator_controls.with_project_rules(resolved.desired[0], manifest, controls)
     document = LoadedDocument(file=desired.source or desired.name, index=0, data=manifest.to_data(), line=1, col=1)
+    warned: list[str] = []  # the warn verdicts' lines: the outcome carries them to the resource's status
     if policies is not None:
         for verdict in policies.manifest(document.data, source=document.file):
             log.warning("%s", verdict.line())
+            warned.append(verdict.line())
     if cache is None:
         candidates, raw = await find_candidates(client, desired, recorded_id)
     else:
@@ -128,7 +131,9 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
     if policies is not None and decision.writes and decision.plan is not None:
         for verdict in policies.action(decision.plan, document=document, desired=desired, live=candidates):
             log.warning("%s", verdict.line())
-    return await perform(client, decision, name=desired.name, raw=raw, cache=cache)
+            warned.append(verdict.line())
+    outcome = await perform(client, decision, name=desired.name, raw=raw, cache=cache)
+    return dataclasses.replace(outcome, warnings=tuple(warned)) if warned else outcome
 
 
 async def finalize(client: Client, *, recorded_id: str | None, name: str, deletion_policy: str,

@@ -36,7 +36,7 @@ from reconciler.operator.ownership import outside_scope
 from reconciler.specs.scope import Scope
 from reconciler.specs.validate import validate_documents
 
-__all__ = ["HANDLER_ID", "RefusalsAreWarnings", "Verdict", "configure", "register", "review", "self_signed", "server"]
+__all__ = ["HANDLER_ID", "AdmissionAnswer", "RefusalsAreWarnings", "configure", "register", "review", "self_signed", "server"]
 
 HANDLER_ID = "validate"  # also the URL path (kopf serves each handler at /<id>)
 # An AdmissionReview status message goes back to kubectl whole; kopf's 30 s timeout is the bound in time.
@@ -44,7 +44,7 @@ _MAX_MESSAGE = 8192
 
 
 @dataclass(frozen=True)
-class Verdict:
+class AdmissionAnswer:
     """``denied``: the message kubectl shows (None: allowed); ``warnings``: kubectl's ``Warning:`` lines."""
 
     denied: str | None = None
@@ -59,14 +59,14 @@ def _changed(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
 
 
 def review(operation: str, new: Mapping[str, Any] | None, old: Mapping[str, Any] | None, *,
-           scope: Scope | None = None) -> Verdict:
+           scope: Scope | None = None) -> AdmissionAnswer:
     """Allow or deny one CREATE or UPDATE of a resource. Pure (no API call: the webhook must answer
     within the API server's timeout, and a definition's live state is the operator's business)."""
     if operation not in ("CREATE", "UPDATE") or new is None:
-        return Verdict()
+        return AdmissionAnswer()
     meta = new.get("metadata") or {}
     if meta.get("deletionTimestamp") or not _changed(new, old):
-        return Verdict()  # the operator's own metadata writes, or a finalizer going away
+        return AdmissionAnswer()  # the operator's own metadata writes, or a finalizer going away
     where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     try:
         manifest = decide.parse(new)
@@ -74,13 +74,13 @@ def review(operation: str, new: Mapping[str, Any] | None, old: Mapping[str, Any]
         problems = str(exc).splitlines()
         message = (f"{keys.kind()} {where}: {len(problems)} error(s), the checks of `reconciler validate`:\n"
                    + "\n".join(problems))
-        return Verdict(denied=message[:_MAX_MESSAGE])
+        return AdmissionAnswer(denied=message[:_MAX_MESSAGE])
     report = validate_documents([decide.document_from_body(new)], files=1)
     warnings = [f"{w.field}: {w.message}" if w.field else w.message for w in report.warnings]
     conflict = outside_scope(manifest.definition_name, manifest.spec.previousNames, scope)
     if conflict is not None:
         warnings.append(f"the operator will not reconcile this resource (condition Conflict): {conflict}")
-    return Verdict(warnings=tuple(w[:1024] for w in warnings))
+    return AdmissionAnswer(warnings=tuple(w[:1024] for w in warnings))
 
 
 class RefusalsAreWarnings(logging.Filter):

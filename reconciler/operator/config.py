@@ -13,18 +13,18 @@ from reconciler.notify.send import Channel
 from reconciler.specs.controls import Controls
 from reconciler.specs.scope import Scope
 
-__all__ = ["OperatorConfig", "SecretRef", "Webhook"]
+__all__ = ["ApiSecret", "OperatorConfig", "Webhook"]
 
 
 @dataclass(frozen=True, slots=True)
-class SecretRef:
+class ApiSecret:
     """The Secret holding ``endpoint`` and ``token``: never the custom resource, never a flag value."""
 
     namespace: str
     name: str
 
     @classmethod
-    def parse(cls, text: str) -> SecretRef:
+    def parse(cls, text: str) -> ApiSecret:
         """``NAMESPACE/NAME``."""
         namespace, sep, name = text.partition("/")
         if not sep or not namespace or not name or "/" in name:
@@ -54,7 +54,7 @@ class Webhook:
 
 @dataclass(frozen=True, kw_only=True)
 class OperatorConfig:
-    secret: SecretRef
+    secret: ApiSecret
     namespaces: tuple[str, ...] = ()
     clusterwide: bool = False
     resync_interval: float = 300.0

@@ -228,7 +228,8 @@ def _status_schema() -> Schema:
         "type": "object",
         "required": ["type", "status"],
         "properties": {
-            "type": {"type": "string", "description": "Ready, Synced or Suspended."},
+            "type": {"type": "string",
+                     "description": "Ready, Synced, Suspended, Conflict or PolicyWarning."},
             "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
             "reason": {"type": "string", "description": "One CamelCase word, e.g. Synced, Invalid, ApiError."},
             "message": {"type": "string", "description": "Human-readable detail; the API's error text on failure."},

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.api import client as api_client
-from reconciler.operator.config import SecretRef
+from reconciler.errors import SecretError
+from reconciler.operator.config import ApiSecret
 
 __all__ = ["Credentials", "CredentialsError", "SecretReader"]
 
 
-class CredentialsError(Exception):
+class CredentialsError(SecretError):
     """The Secret could not be read or lacks a key; the message never contains Secret data."""
 
 
@@ -50,7 +51,7 @@ def _core_api() -> Any:
 class SecretReader:
     """Reads one Secret (cached for ``ttl`` seconds) through the kubernetes client, off the event loop."""
 
-    def __init__(self, ref: SecretRef, *, ttl: float = 30.0) -> None:
+    def __init__(self, ref: ApiSecret, *, ttl: float = 30.0) -> None:
         self.ref = ref
         self.ttl = ttl
         self._api: Any = None

@@ -32,6 +32,7 @@ from reconciler.contract import keys
 from reconciler.engine.plan import Action, ActionKind, Plan, build_plan
 from reconciler.engine.types import Desired, Live, Scope
 from reconciler.engine.windows import WindowState
+from reconciler.errors import InvalidInput, PlanError
 from reconciler.operator import controls as operator_controls
 from reconciler.operator.status import Outcome, Result
 from reconciler.specs.load import LoadedDocument
@@ -75,11 +76,11 @@ class Verdict(StrEnum):
     defer = "defer"  # a write waits for a sync window (operator.controls)
 
 
-class Invalid(Exception):
+class Invalid(InvalidInput):
     """The resource's spec fails validation; ``str()`` lists every problem, one per line."""
 
 
-class Conflict(Exception):
+class Conflict(PlanError):
     """The live definition this resource would take belongs to another resource."""
 
 

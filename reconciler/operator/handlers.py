@@ -35,7 +35,7 @@ from reconciler.operator.credentials import Credentials, CredentialsError, Secre
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.notices import Notices
 from reconciler.operator.policies import PolicyDenied
-from reconciler.operator.status import Outcome, Result, status_patch
+from reconciler.operator.status import POLICY_WARNING, Outcome, Result, policy_warning_is_new, status_patch
 
 __all__ = ["Runtime", "build_registry", "configure_settings"]
 
@@ -196,6 +196,10 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
         _fail(runtime, body, patch, status, generation, retry, logger, Result.internal_error,
               f"{type(exc).__name__}: {exc}")
     else:
+        if policy_warning_is_new(outcome, status):  # shown as the PolicyWarning condition too (status.py)
+            message = "; ".join(outcome.warnings)
+            logger.warning("policy warning: %s", message)
+            kopf.event(body, type="Warning", reason=POLICY_WARNING, message=message[:1024])
         if outcome.result is Result.deferred:  # a sync window is closed: retried when writes are allowed
             if not _same_as_before(outcome, status):
                 logger.info("%s", outcome.message)

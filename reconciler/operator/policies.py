@@ -5,7 +5,8 @@
 A custom resource's manifest is judged by the manifest rules before anything is planned; its one
 planned action by the action rules before anything is written. A deny stops there with the
 resource's ``Synced`` condition ``PolicyDenied`` naming the rule (nothing written); it is judged
-again at the next change or resync. A warn is logged and posted as a ``PolicyWarning`` Event.
+again at the next change or resync. A warn is logged, posted as a Warning Event (reason
+``PolicyWarning``, once per new set of warnings) and shown as the ``PolicyWarning`` condition.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from reconciler.engine import policy
 from reconciler.engine.plan import Plan
 from reconciler.engine.types import Desired, Live
 from reconciler.engine.verdicts import Verdict
+from reconciler.errors import PlanError
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.policies import load_policy_files
 
 __all__ = ["OperatorPolicies", "PolicyDenied", "load"]
 
 
-class PolicyDenied(Exception):
+class PolicyDenied(PlanError):
     """A deny rule refused this resource's manifest or its planned action; ``str()`` lists them."""
 
     def __init__(self, verdicts: Sequence[Verdict]) -> None:

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["NEVER", "Outcome", "Result", "conditions", "now_iso", "status_patch"]
+__all__ = ["JUDGED", "NEVER", "POLICY_WARNING", "Outcome", "Result", "conditions", "now_iso",
+           "policy_warning_is_new", "status_patch"]
 
 # The API's "never" sentinel for run times (api-contract §5).
 NEVER = "1900-01-01T00:00:00.000000Z"
@@ -42,6 +43,10 @@ class Result(StrEnum):
 
 SUCCESS = frozenset({Result.created, Result.updated, Result.adopted, Result.renamed, Result.unchanged,
                      Result.drift_corrected})
+# the outcomes of a reconcile that judged the policies to its end: only they say whether a rule
+# warns now (after a failure, the PolicyWarning condition stays as the last judgement left it)
+JUDGED = SUCCESS | {Result.drift_reported, Result.missing_reported, Result.deferred}
+POLICY_WARNING = "PolicyWarning"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +60,8 @@ class Outcome:
     live: Mapping[str, Any] | None = None  # the definition as the API returned it last
     drift: tuple[str, ...] = ()  # paths that differ (reported, or just corrected)
     retry_after: float | None = None  # deferred: seconds until writes are allowed again
+    # the lines of the policy rules that warn on this manifest or its write (judged: JUDGED)
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -83,13 +90,15 @@ def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, gener
     """``Ready``: the live definition exists and matches the spec. ``Synced``: the last reconcile
     did what the spec asks (False with the reason and the API's text when it did not).
     ``Suspended``: True while ``spec.suspend`` is (then Ready and Synced are left as they were),
-    False once resumed."""
+    False once resumed. ``PolicyWarning``: True while a policy rule of severity warn warns on the
+    manifest or its write (the message lists them), False once none does."""
     before = {c.get("type"): c for c in previous if isinstance(c, Mapping)}
     r = outcome.result
     if r is Result.suspended:  # Ready and Synced stay as the last reconcile left them
         return [*(dict(before[k]) for k in ("Ready", "Synced") if k in before),
                 _condition("Suspended", True, r.value, outcome.message, before.get("Suspended"),
-                           generation=generation, now=now)]
+                           generation=generation, now=now),
+                *([dict(before[POLICY_WARNING])] if POLICY_WARNING in before else [])]
     if r is Result.deferred and outcome.definition_id:
         ready = (True, "Exists", f"definition {outcome.definition_id} exists; changes wait for the sync window")
         synced = (False, r.value, outcome.message)
@@ -112,7 +121,33 @@ def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, gener
     if "Suspended" in before:  # resumed
         out.append(_condition("Suspended", False, "Resumed", "spec.suspend is false: reconciled again",
                               before.get("Suspended"), generation=generation, now=now))
+    warned = _policy_warning(outcome, before.get(POLICY_WARNING), generation=generation, now=now)
+    if warned is not None:
+        out.append(warned)
     return out
+
+
+def _policy_warning(outcome: Outcome, previous: Mapping[str, Any] | None, *, generation: int | None,
+                    now: str) -> dict[str, Any] | None:
+    """The PolicyWarning condition: absent until a rule first warns, then kept (False once none does)."""
+    if outcome.result not in JUDGED:
+        return dict(previous) if previous is not None else None
+    if outcome.warnings:
+        return _condition(POLICY_WARNING, True, POLICY_WARNING, "; ".join(outcome.warnings), previous,
+                          generation=generation, now=now)
+    if previous is None:
+        return None
+    return _condition(POLICY_WARNING, False, "NoWarnings", "no policy rule warns", previous,
+                      generation=generation, now=now)
+
+
+def policy_warning_is_new(outcome: Outcome, status: Mapping[str, Any]) -> bool:
+    """Whether ``outcome`` warns of something status does not say yet (then one Warning Event)."""
+    if not outcome.warnings:
+        return False
+    message = "; ".join(outcome.warnings)
+    return not any(c.get("type") == POLICY_WARNING and c.get("status") == "True" and c.get("message") == message
+                   for c in status.get("conditions") or [] if isinstance(c, Mapping))
 
 
 def _run_time(value: Any) -> str | None:

@@ -42,7 +42,8 @@ RESPONSE_SCHEMAS: Final = {
     "ApiDefinitionResponse": "api-definition-response", "ApiJobResponse": "api-job-response",
     "ApiResourceResponse": "api-resource-response", "ApiVersionResponse": "api-version-response",
     "ApiHealthResponse": "api-health-response", "ApiErrorResponse": "api-error-response",
-    "ApiListResponse": "api-list-response",
+    "ApiListResponse": "api-list-response", "ApiDatasetResponse": "api-dataset-response",
+    "ApiModelResponse": "api-model-response",
 }
 NO_NUL: Final = "^[^\\x00]*$"
 _COMPOSITION: Final = ("$ref", "allOf", "anyOf", "oneOf", "if", "not", "unevaluatedProperties")

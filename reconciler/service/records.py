@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from reconciler.contract import schemas
+
 JOB_STATUSES: Final = ("INITIALIZING", "RUNNING", "COMPLETED", "ABORTED", "FAILED")
 
 
@@ -122,18 +124,18 @@ class DatasetRecord:
     created_by: dict[str, Any]
 
 
-MODEL_KINDS: Final = ("joblib", "onnx")  # how a model artifact is stored: a joblib pickle or ONNX
+# how a model artifact is stored: a joblib pickle or ONNX (the contract's enum)
+MODEL_KINDS: Final = tuple(schemas.get("api-model-response")["properties"]["kind"]["enum"])
 
 
-@dataclass(slots=True)
-class ModelRecord:
-    """The model behind a deployment (its artifact bytes are stored apart, fetched only to load).
+@dataclass(frozen=True, slots=True)
+class ModelDescription:
+    """What a model artifact was found to be when loaded (``runner.artifacts.describe``).
 
     ``task`` is regression / binary / multiclass; ``class_names`` are the model's classes as text,
     in the model's own order (empty for regression); ``feature_names`` the input columns it reads.
     """
 
-    deployment_id: str
     kind: str
     task: str
     target_name: str
@@ -141,6 +143,13 @@ class ModelRecord:
     feature_names: list[str]
     sha256: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord(ModelDescription):
+    """The model behind a deployment (its artifact bytes are stored apart, fetched only to load)."""
+
+    deployment_id: str
     created: str
     created_by: dict[str, Any]
 

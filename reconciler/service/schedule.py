@@ -40,8 +40,3 @@ def next_run_iso(schedule: Schedule, *, after: datetime) -> str | None:
 def _next_iso(lists_key: tuple[tuple[int | str, ...], ...], moment: datetime) -> str | None:
     found = firings.next_firing(dict(zip(cron.FIELDS, lists_key, strict=True)), after=moment)
     return None if found is None else ids.iso(found)
-
-
-def next_runs(schedule: Schedule, *, after: datetime, count: int) -> list[datetime]:
-    """The next ``count`` run times, e.g. for a preview."""
-    return firings.next_firings(schedule, after=after, count=count)

@@ -44,6 +44,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def metric_samples(url: str, headers: dict[str, str] | None = None, *, timeout: float = 30.0) -> Samples:
+    """Every sample a Prometheus endpoint serves: (name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url, headers=headers or {}, timeout=timeout).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def requests_by_route(service_url: str, headers: dict[str, str] | None = None) -> dict[tuple[str, str], int]:
+    """(method, route template) -> requests the service at ``service_url`` answered so far (its /metrics)."""
+    found: dict[tuple[str, str], int] = {}
+    for (name, labels), value in metric_samples(f"{service_url}/metrics", headers).items():
+        if name == "reconciler_http_requests_total":
+            key = (dict(labels)["method"], dict(labels)["route"])
+            found[key] = found.get(key, 0) + int(value)
+    return found
+
+
+def counter_sum(url: str, name: str, *, label: tuple[str, str]) -> int:
+    """The sum of counter ``name``'s samples that carry ``label`` (e.g. the operator's resync reconciles)."""
+    return int(sum(value for (found, labels), value in metric_samples(url).items()
+                   if found == name and label in labels))
+
+
 def wait_until_healthy(url: str, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
     """Poll ``{url}/healthz`` until it answers 200; fail early if ``process`` died."""
     deadline = time.monotonic() + timeout

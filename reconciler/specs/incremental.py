@@ -18,7 +18,7 @@ import gc
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class Validated:
     derived: list[Any] | None = None
     hits: int = 0
     misses: int = 0
-    cached: bool = field(default=True)  # False: the run was validated without the cache
 
 
 def _target(targets: Mapping[str, TargetConfig] | None, target_name: str | None,
@@ -117,7 +116,7 @@ def _validate(paths: list[str | os.PathLike[str]], *, targets: Mapping[str, Targ
     report = environments.validate_for(paths, targets=targets, target_name=target_name, overlays_root=overlays_root,
                                        secret_roots=secret_roots)
     derived = [derivation.revive(derivation.make(doc)) for doc in report.documents] if derivation else None
-    return Validated(report=report, derived=derived, cached=False)
+    return Validated(report=report, derived=derived)
 
 
 def _target_context(target: TargetConfig | None, directory: Path | None, overlays: list[list[str]]) -> Any:

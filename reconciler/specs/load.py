@@ -109,6 +109,10 @@ class LoadedDocument:
     problems: tuple[LoadError, ...] = field(default=(), repr=False, compare=False)
     _values: dict[Path_, Mark] | None = field(default=None, repr=False, compare=False)
     _keys: dict[Path_, Mark] | None = field(default=None, repr=False, compare=False)
+    # where ``metadata.name``'s value starts, noted while the document is built (its nodes are at
+    # hand then): policy verdicts and other per-manifest issues are located there, and working out
+    # every position of the file again for each of them cost milliseconds per document
+    _name_mark: Mark | None = field(default=None, repr=False, compare=False)
 
     @property
     def values(self) -> dict[Path_, Mark]:
@@ -138,6 +142,8 @@ class LoadedDocument:
     def mark(self, path: Path_, *, key: bool = False) -> Mark:
         """The closest known position for ``path``: its key or value, else its nearest parent."""
         probe = tuple(path)
+        if not key and probe == _NAME_PATH and self._name_mark is not None:
+            return self._name_mark  # the same mark the position tables hold for it
         keys, values = self.keys, self.values
         table = keys if key else values
         while probe:
@@ -482,7 +488,36 @@ def _build_document(node: yaml.Node, *, file: str, index: int, text: str) -> Loa
     data = _construct(node, (), None, [MAX_NODES_PER_DOCUMENT], set(), problems)
     assert isinstance(data, dict)
     return LoadedDocument(file=file, index=index, data=data, line=line, col=col, text=text,
-                          problems=tuple(dataclasses.replace(p, file=file) for p in problems))
+                          problems=tuple(dataclasses.replace(p, file=file) for p in problems),
+                          _name_mark=_name_mark(node))
+
+
+_NAME_PATH: Path_ = ("metadata", "name")
+
+
+def _child(node: yaml.Node, key: str) -> yaml.Node | None:
+    """The value node of ``key`` in a mapping node written without merge keys; None otherwise
+    (then :meth:`LoadedDocument.mark` works the position out from the whole document)."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    found = None
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+            return None
+        if key_node.value == key and key_node.tag == _STR:
+            found = value_node
+    return found
+
+
+def _name_mark(root: yaml.Node) -> Mark | None:
+    """Where ``metadata.name``'s value starts, as :func:`_construct` records it (scalars only)."""
+    metadata = _child(root, "metadata")
+    name = _child(metadata, "name") if metadata is not None else None
+    if not isinstance(name, yaml.ScalarNode):
+        return None
+    return Mark(name.start_mark.line + 1, name.start_mark.column + 1,
+                raw=name.value if not name.style and name.tag != _STR else None,
+                quoted=name.style in ("'", '"'), block=name.style in ("|", ">"))
 
 
 def _budget_refusal(root: yaml.Node, node: yaml.Node, path: Path_) -> _Refused:
@@ -567,10 +602,7 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
             if tag in (_FLOAT, _INT) and (problem := _unsendable(tag, node, value, path)) is not None:
                 problems.append(problem)
         else:
-            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
-                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
-                           field=_dotted(path))
+            raise _tag_refused(node, path)
         if doc is not None:
             assert doc._values is not None
             plain = not node.style  # the C composer says '' where the Python one says None
@@ -589,6 +621,14 @@ def _construct(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget:
         building.discard(id(node))
 
 
+def _tag_refused(node: yaml.Node, path: Path_) -> _Refused:
+    """A node whose tag (``!!python/object``, ``!!binary``, ...) a manifest may not use."""
+    return _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
+                    f"tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
+                    "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
+                    field=_dotted(path))
+
+
 def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | None, budget: list[int],
                           building: set[int], problems: list[LoadError], depth: int, root: yaml.Node) -> Any:
     tag = node.tag
@@ -597,18 +637,12 @@ def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | No
         doc._values[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.SequenceNode):
         if tag != _SEQ:
-            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
-                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
-                           field=_dotted(path))
+            raise _tag_refused(node, path)
         return [_construct(child, (*path, i), doc, budget, building, problems, depth + 1, root)
                 for i, child in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
         if tag != _MAP:
-            raise _Refused(node.start_mark.line + 1, node.start_mark.column + 1,
-                           f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in a manifest",
-                           "remove the tag; manifests hold plain strings, numbers, booleans, lists and mappings",
-                           field=_dotted(path))
+            raise _tag_refused(node, path)
         out: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
         for key_node, value_node in _merged_pairs(node, path):

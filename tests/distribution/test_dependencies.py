@@ -55,6 +55,7 @@ def _closure(extra: str | None) -> dict[str, Requirement]:
     return found
 
 
+@cache
 def _imported_modules(*roots: Path) -> dict[str, set[str]]:
     """Top-level third-party module -> files that import it."""
     found: dict[str, set[str]] = defaultdict(set)
@@ -76,8 +77,13 @@ def _imported_modules(*roots: Path) -> dict[str, set[str]]:
 
 
 @cache
+def _module_distributions() -> dict[str, list[str]]:
+    """Read once: it walks every installed distribution's file list (about a second each call)."""
+    return packages_distributions()
+
+
 def _distributions_of(module: str) -> set[str]:
-    return {canonicalize_name(d) for d in packages_distributions().get(module, [])}
+    return {canonicalize_name(d) for d in _module_distributions().get(module, [])}
 
 
 def _local_test_modules() -> set[str]:

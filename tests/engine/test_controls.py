@@ -36,7 +36,7 @@ def test_an_ignored_field_is_counted_not_planned_and_a_noop_stays_a_noop() -> No
     plan, _ = _disabled_live("demo-a", ignoreChanges=["enabled"])
     (action,) = plan.actions
     assert action.kind is ActionKind.noop and action.changes == ()
-    assert [c.as_tuple() for c in action.ignored] == [("enabled", "change", False, True)]
+    assert [dataclasses.astuple(c) for c in action.ignored] == [("enabled", "change", False, True)]
     assert plan.summary.ignored == 1 and not plan.has_changes
     assert plan.summary.text == "No changes. Live definitions match the manifests. 1 difference ignored."
     # without the rule the same state is an update that would enable it again

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler.engine.diff import Op, diff, same
 from reconciler.engine.pair import MatchBy, pair
 
@@ -11,7 +13,7 @@ from .helpers import desired, live
 def test_diff_paths_ops_and_order() -> None:
     old = {"a": 1, "b": {"x": True, "y": [1, 2]}, "gone": "v"}
     new = {"a": 1.0, "b": {"x": 1, "y": [2, 1], "z": {"k": "v"}}, "c": None}
-    assert [c.as_tuple() for c in diff(old, new)] == [
+    assert [dataclasses.astuple(c) for c in diff(old, new)] == [
         ("b.x", "change", True, 1),
         ("b.y", "change", [1, 2], [2, 1]),
         ("b.z.k", "add", None, "v"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_a_real_change_shows_with_its_path() -> None:
     item = api_item(d, id_="a" * 24)
     item["batchPredictionJob"]["intakeSettings"]["url"] = "s3://old/x.csv"
     item["batchPredictionJob"]["numConcurrent"] = 9  # server-chosen and not in the manifest: ignored
-    assert [c.as_tuple() for c in _changes(d, item)] == [
+    assert [dataclasses.astuple(c) for c in _changes(d, item)] == [
         ("batchPredictionJob.intakeSettings.url", "change", "s3://old/x.csv", "s3://bucket/demo-a.csv")]
 
 

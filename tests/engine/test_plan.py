@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -27,7 +28,7 @@ def test_create_update_noop_and_order() -> None:
     assert _kinds(p) == [("update", "demo-b"), ("create", "demo-c"), ("noop", "demo-a")]
     assert p.summary.text == "Plan: 1 to create, 1 to update, 0 to delete."
     (change,) = p.actions[0].changes
-    assert change.as_tuple() == ("batchPredictionJob.intakeSettings.url", "change", "s3://old.csv", "s3://bucket/demo-b.csv")
+    assert dataclasses.astuple(change) == ("batchPredictionJob.intakeSettings.url", "change", "s3://old.csv", "s3://bucket/demo-b.csv")
     assert p.actions[0].id == "b" * 24 and p.actions[0].body is not None
     assert p.applyable and p.has_changes
 
@@ -91,7 +92,7 @@ def test_rename_is_an_update_of_the_same_id() -> None:
     p = build_plan(desired=[new], live=[old_live], scope=SCOPE, prune=True)
     (action,) = p.actions
     assert (action.kind, action.id, action.previous_name) == (ActionKind.rename, "7" * 24, "demo-old")
-    assert [c.as_tuple() for c in action.changes] == [("name", "change", "demo-old", "demo-new")]
+    assert [dataclasses.astuple(c) for c in action.changes] == [("name", "change", "demo-old", "demo-new")]
     assert p.summary.text == "Plan: 0 to create, 1 to update, 0 to delete."
     assert p.summary.rename == 1
 

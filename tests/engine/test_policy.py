@@ -103,6 +103,82 @@ def test_one_program_for_many_rules_gives_what_each_rule_gives_alone() -> None:
     assert len(together.combined) == 1
 
 
+def test_the_fast_path_gives_the_verdicts_of_each_rule_judged_on_its_own() -> None:
+    """The combined program, the variables trimmed to what the rules read and the selections
+    checked once per group give exactly what each rule's own program gives over every variable:
+    with a rule that cannot be evaluated, one that is not a bool, targets and selectors."""
+    rules = [rule("prefix", "manifest.metadata.name.startsWith('demo-')"),
+             rule("concurrency", "manifest.spec.batchPredictionJob.numConcurrent <= 8", targets=("prod",)),
+             rule("office", OFFICE, severity="warn"),
+             rule("tier-is-text", "labels.tier", selector="tier!=gold"),  # a string, not a bool
+             rule("critical-off", "manifest.spec.enabled == false", selector="tier=critical"),
+             rule("not-bronze", "target != 'prod' || labels.tier != 'bronze'", selector="tier!=gold"),
+             rule("id", "manifest.spec.batchPredictionJob.deploymentId.matches('^[0-9a-f]{24}$')",
+                  targets=("prod",), severity="warn")]
+    compiled = policy.compile_policies(rules)
+    assert [sorted(r.reads) for r in compiled.manifest_rules] == [
+        ["manifest"], ["manifest"], ["schedule"], ["labels"], ["manifest"], ["labels", "target"], ["manifest"]]
+    docs = []
+    for i, (tier, schedule) in enumerate([(None, None), ("critical", {"cron": "0 9 * * 1-5"}),
+                                          ("bronze", {"cron": "0 2 * * *"}), ("gold", {"cron": "0 12 1 * *"})]):
+        doc = manifest_data(f"demo-{i}" if i % 2 else f"x{i}", enabled=bool(i % 2),
+                            **({"schedule": schedule} if schedule else {}))
+        if tier:
+            doc["metadata"]["labels"] = {"tier": tier}
+        if i != 2:  # i == 2 has none: the concurrency rule cannot be evaluated there
+            doc["spec"]["batchPredictionJob"]["numConcurrent"] = 4 * i
+        docs.append(doc)
+    seen = set()
+    for doc in docs:
+        for target in (None, "prod", "dev"):
+            fast = policy.manifest_verdicts(compiled, doc, target=target)
+            assert fast == policy.manifest_verdicts(compiled, doc, target=target, one_by_one=True)
+            alone = [v for r in rules for v in policy.manifest_verdicts(policy.compile_policies([r]), doc,
+                                                                        target=target, one_by_one=True)]
+            assert fast == alone
+            seen |= {v.message for v in fast}
+    assert "tier-is-text says no (the rule evaluated to 'critical', not a bool)" in seen
+    assert any(m.startswith("concurrency says no (the rule could not be evaluated: ") for m in seen)
+
+    both = policy.compile_policies([rule("no-delete", "action.kind != 'delete'", on="action"),
+                                    rule("night", OFFICE, on="action", severity="warn"),
+                                    rule("bad", "live.missing", on="action")])  # no such key
+    act: dict[str, object] = {"kind": "delete", "name": "demo-1", "id": "x", "previous_name": None, "changes": []}
+    for doc in docs:
+        kw = {"manifest": doc, "desired": None, "live": {"name": "demo-1"}, "target": "prod"}
+        fast = policy.action_verdicts(both, act, **kw)  # type: ignore[arg-type]
+        assert fast == policy.action_verdicts(both, act, one_by_one=True, **kw)  # type: ignore[arg-type]
+        assert {"no-delete", "bad"} <= {v.rule for v in fast}
+
+
+def test_the_rules_of_one_file_never_get_another_files_program() -> None:
+    """The combined programs are cached by the ids of the rules: the Policies of one file (made
+    again for each test case, ids reused once freed) must never meet another's program."""
+    both = policy.compile_policies([
+        PolicyRule(name="a1", expression="manifest.metadata.name == 'a'", message="a1", file="a.yaml"),
+        PolicyRule(name="a2", expression="true", message="a2", file="a.yaml"),
+        PolicyRule(name="b1", expression="manifest.metadata.name == 'b'", message="b1", file="b.yaml"),
+        PolicyRule(name="b2", expression="false", message="b2", file="b.yaml")])
+    doc = manifest_data("a")
+    for _ in range(50):
+        assert [v.rule for v in policy.manifest_verdicts(both.of_file("a.yaml"), doc, target=None)] == []
+        assert [v.rule for v in policy.manifest_verdicts(both.of_file("b.yaml"), doc, target=None)] == ["b1", "b2"]
+
+
+def test_the_schedule_is_worked_out_only_when_a_rule_reads_it() -> None:
+    doc = manifest_data("demo-s", schedule={"minute": [7], "hour": [3], "dayOfMonth": ["*"], "month": ["*"],
+                                            "dayOfWeek": ["tue"]})
+    # a word in a string is read as a use (a superset is safe): only 'plain' does not read it
+    plain = policy.compile_policies([rule("plain", "manifest.metadata.name != 'x'"),
+                                     rule("quoted", "manifest.metadata.name != 'schedule'")])
+    assert [sorted(r.reads) for r in plain.manifest_rules] == [["manifest"], ["manifest", "schedule"]]
+    policy._VIEWS.clear()
+    assert policy.manifest_verdicts(plain.of_file("reconciler.yaml").of_file("x"), doc, target=None) == []
+    only_plain = policy.Policies(manifest_rules=plain.manifest_rules[:1], envs=plain.envs)
+    assert policy.manifest_verdicts(only_plain, doc, target=None) == [] and policy._VIEWS == {}
+    assert policy.manifest_verdicts(plain, doc, target=None) == [] and len(policy._VIEWS) == 1
+
+
 def test_manifest_issues_are_located_at_the_manifest() -> None:
     text = ("apiVersion: reconciler.io/v1alpha1\nkind: BatchPredictionJobDefinition\nmetadata:\n"
             "  name: demo-a\nspec: {batchPredictionJob: {deploymentId: d1}}\n")

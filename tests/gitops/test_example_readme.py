@@ -10,10 +10,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from reconciler.service.testing import wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gitops-repo"
@@ -70,14 +71,8 @@ def test_try_it_locally_runs_as_written(tmp_path: Path) -> None:
     server = subprocess.Popen([*serve.split("#")[0].replace("8080", str(port)).split(), "--scheduler-interval", "0"],
                               cwd=copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/api/v2/batchPredictionJobDefinitions/", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "reconciler serve did not start"
-                time.sleep(0.2)
+        # a loaded 2-core machine took over 30 s to start it once; fail at once if it exits instead
+        wait_until_healthy(f"http://127.0.0.1:{port}", timeout=120, process=server)
         listed = _bash("reconciler list --target local --output json", cwd=copy, env=env)
         ident = next(d["id"] for d in json.loads(listed.stdout) if d["name"] == "acme-fraud-hourly")
         rest = "\n".join(line for line in lines if line is not serve).replace("8080", str(port)).replace("/ID/", f"/{ident}/")

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from .forge import JsonHandler, Ran, run_comment, run_comment_process, serve
+
 TOKEN = "ghs_test-token-0123456789abcdef"
 REPO = "acme/specs"
 PR = 7
-RECONCILER = [sys.executable, "-c", "from reconciler.cli import main; main()"]
 
 
 @dataclass
@@ -42,25 +40,11 @@ class FakeGitHub:
 
 
 def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
 
         def _record(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
             entry = {"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"),
-                     "body": json.loads(raw) if raw else None}
+                     "body": self._json_body()}
             state.requests.append(entry)
             return entry
 
@@ -111,20 +95,9 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
     state = FakeGitHub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
+    with serve(_handler(state)) as base:
+        state.base = base
+        yield state
 
 
 def _env(github: FakeGitHub, extra_env: dict[str, str] | None) -> dict[str, str | None]:
@@ -136,20 +109,12 @@ def _env(github: FakeGitHub, extra_env: dict[str, str] | None) -> dict[str, str 
 
 def _run(github: FakeGitHub, *args: str, stdin: str = "", extra_env: dict[str, str] | None = None) -> Ran:
     """The command in-process (typer's runner), against the loopback server."""
-    from typer.testing import CliRunner
-
-    from reconciler.cli import app
-
-    result = CliRunner().invoke(app, ["ci", "comment", *args], input=stdin, env=_env(github, extra_env))
-    return Ran(result.exit_code, result.stdout, result.stderr)
+    return run_comment(args, stdin=stdin, env=_env(github, extra_env))
 
 
 def _run_process(github: FakeGitHub, *args: str, stdin: str = "") -> Ran:
     """The installed command line in a real process, as CI runs it."""
-    env = {k: v for k, v in {**os.environ, **_env(github, None)}.items() if v is not None}
-    done = subprocess.run([*RECONCILER, "ci", "comment", *args], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=60)
-    return Ran(done.returncode, done.stdout, done.stderr)
+    return run_comment_process(args, stdin=stdin, env=_env(github, None))
 
 
 def _assert_no_token(result: Ran) -> None:

@@ -3,26 +3,23 @@ API v4 notes routes (GET with Link/X-Next-Page pagination, POST, PUT), as GitLab
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from .forge import JsonHandler, Ran, run_comment, run_comment_process, serve
+
 TOKEN = "glpat-test-token-0123456789ab"
 JOB_TOKEN = "glcbt-job-token-9876543210"
 PROJECT = "4242"
 MR = 12
 NOTES = f"/api/v4/projects/{PROJECT}/merge_requests/{MR}/notes"
-RECONCILER = [sys.executable, "-c", "from reconciler.cli import main; main()"]
 
 
 @dataclass
@@ -43,25 +40,11 @@ class FakeGitLab:
 
 
 def _handler(state: FakeGitLab) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *_: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
 
         def _authorized(self) -> dict[str, Any] | None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
             entry = {"method": self.command, "path": self.path, "private": self.headers.get("PRIVATE-TOKEN"),
-                     "job": self.headers.get("JOB-TOKEN"), "body": json.loads(raw) if raw else None}
+                     "job": self.headers.get("JOB-TOKEN"), "body": self._json_body()}
             state.requests.append(entry)
             if entry["private"] == TOKEN:
                 return entry
@@ -118,20 +101,9 @@ def _handler(state: FakeGitLab) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def gitlab() -> Iterator[FakeGitLab]:
     state = FakeGitLab()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
+    with serve(_handler(state)) as base:
+        state.base = base
+        yield state
 
 
 def _env(gitlab: FakeGitLab, extra: dict[str, str] | None = None) -> dict[str, str | None]:
@@ -143,19 +115,13 @@ def _env(gitlab: FakeGitLab, extra: dict[str, str] | None = None) -> dict[str, s
 
 
 def _run(gitlab: FakeGitLab, *args: str, stdin: str = "", extra: dict[str, str] | None = None) -> Ran:
-    from typer.testing import CliRunner
-
-    from reconciler.cli import app
-
-    result = CliRunner().invoke(app, ["ci", "comment", *args], input=stdin, env=_env(gitlab, extra))
-    return Ran(result.exit_code, result.stdout, result.stderr)
+    """The command in-process (typer's runner), against the loopback server."""
+    return run_comment(args, stdin=stdin, env=_env(gitlab, extra))
 
 
 def _run_process(gitlab: FakeGitLab, *args: str, stdin: str = "") -> Ran:
-    env = {k: v for k, v in {**os.environ, **_env(gitlab)}.items() if v is not None}
-    done = subprocess.run([*RECONCILER, "ci", "comment", *args], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=60)
-    return Ran(done.returncode, done.stdout, done.stderr)
+    """The installed command line in a real process, as CI runs it."""
+    return run_comment_process(args, stdin=stdin, env=_env(gitlab))
 
 
 def _no_token(result: Ran) -> None:

@@ -50,7 +50,7 @@ def test_invalid_edit_keeps_last_good_state_and_never_applies() -> None:
     bad, lines, do_apply = step(good, Observation(issues=(error,), errors=1, documents=1), apply=True)
     assert do_apply is False
     assert lines == [error, "INVALID: 1 error(s); keeping the last good state (2 manifest(s)); nothing planned or applied"]
-    assert bad.plan == good.plan and bad.seen_blocks == good.seen_blocks and bad.valid is False
+    assert bad.plan == good.plan and bad.valid is False
     again, lines, _ = step(bad, Observation(issues=(error,), errors=1, documents=1))
     assert lines[0].startswith("INVALID")  # the same error is not printed twice
     _fixed, lines, do_apply = step(again, _valid(CREATE), apply=True)
@@ -72,7 +72,7 @@ def test_refused_plan_or_planning_failure_never_applies() -> None:
 def test_after_apply_shows_the_next_plan_in_full() -> None:
     state, _, _ = step(WatchState(), _valid(CREATE), apply=True)
     state, lines = after_apply(state, result_lines=["created demo-a"], ok=True)
-    assert lines == ["created demo-a", "applied"] and state.seen_blocks == ()
+    assert lines == ["created demo-a", "applied"] and state.plan is None
     _, lines, _ = step(state, _valid(summary="No changes. Live definitions match the manifests."))
     assert lines == ["No changes. Live definitions match the manifests."]
 

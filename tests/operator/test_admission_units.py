@@ -45,7 +45,7 @@ def test_an_unknown_field_and_an_impossible_cron_are_denied_with_every_message()
 
 def test_a_valid_resource_and_the_operators_own_updates_pass() -> None:
     good = _body()
-    assert admission.review("CREATE", good, None) == admission.Verdict()
+    assert admission.review("CREATE", good, None) == admission.AdmissionAnswer()
     # stored before the webhook existed, invalid: the operator's finalizer/annotation writes still pass
     invalid = _body(schedule={"cron": "* * * 13 *"})
     annotated = copy.deepcopy(invalid)

@@ -1,6 +1,7 @@
 """Policies in the operator: the same rule files as the CLI, given with --policy, judged on the
 real kube-apiserver with the local service over HTTP; a deny writes nothing and shows as
-Ready=False PolicyDenied. Also the operator's pipeline alone against the served service."""
+Ready=False PolicyDenied, a warn as the PolicyWarning condition and a Warning Event. Also the
+operator's pipeline alone against the served service."""
 
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def _concurrency(body: dict[str, Any], value: int) -> dict[str, Any]:
     return body
 
 
-def test_the_operator_refuses_what_a_policy_denies_and_writes_nothing(namespace: Namespace, service: Service,
-                                                                      start_operator: Any, tmp_path: Path) -> None:
+def test_the_operator_refuses_what_a_policy_denies_and_shows_what_it_warns_of(
+        namespace: Namespace, service: Service, start_operator: Any, tmp_path: Path) -> None:
     op = start_operator(namespace, "--policy", str(_policy_file(tmp_path)), "--policy-target", "prod")
     big = f"{namespace.name}-big"
     namespace.apply(_concurrency(manifest(big), 16))
@@ -71,6 +72,19 @@ def test_the_operator_refuses_what_a_policy_denies_and_writes_nothing(namespace:
                     what="the update refused by the action rule")
     assert "policy frozen-concurrency denied update" in cond["message"]
     assert service.get(created["id"])["batchPredictionJob"]["numConcurrent"] == 4  # type: ignore[index]
+
+    # a warn writes, and shows on the resource: a PolicyWarning condition and a Warning Event
+    late = f"{namespace.name}-late"
+    namespace.apply(manifest(late, schedule={"cron": "0 14 * * *"}))
+    cond = wait_for(lambda: (c := namespace.condition(late, "PolicyWarning")) and c["status"] == "True" and c,
+                    what="PolicyWarning=True")
+    assert cond["message"] == f"policy nightly-only warns on {late}: runs outside the night"
+    assert namespace.condition(late, "Ready")["status"] == "True" and service.find(late)  # type: ignore[index]
+    (event,) = [e for e in namespace.events(late) if e.reason == "PolicyWarning"]
+    assert event.type == "Warning" and event.message == cond["message"]
+    namespace.patch_spec(late, {"schedule": {"cron": "0 3 * * *"}})
+    wait_for(lambda: (c := namespace.condition(late, "PolicyWarning")) and c["status"] == "False"
+             and c["reason"] == "NoWarnings", what="PolicyWarning=False once nothing warns")
     op.stop()
 
 

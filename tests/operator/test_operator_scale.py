@@ -4,42 +4,28 @@ paginated list per resync interval and no writes, counted by the local service p
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from operator_harness import RESYNC, TOKEN, Namespace, manifest, seed, wait_for
-from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.operator import crd
-from reconciler.service.testing import LocalServer
+from reconciler.service.testing import LocalServer, counter_sum, free_port, requests_by_route
 
 RESOURCES = 50
 LIST = "/api/v2/batchPredictionJobDefinitions/"
 ONE = "/api/v2/batchPredictionJobDefinitions/{definition_id}/"
 
 
-def samples(url: str, headers: dict[str, str] | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(url, headers=headers or {}, timeout=10).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+def resyncs(port: int) -> int:
+    return counter_sum(f"http://127.0.0.1:{port}/metrics", "reconciler_operator_reconciles_total",
+                       label=("mode", "resync"))
 
 
 def requests(server: LocalServer) -> dict[tuple[str, str], int]:
     """(method, route template) -> requests the service answered so far."""
-    found: dict[tuple[str, str], int] = {}
-    for (name, labels), value in samples(f"{server.url}/metrics", server.headers()).items():
-        if name == "reconciler_http_requests_total":
-            key = (dict(labels)["method"], dict(labels)["route"])
-            found[key] = found.get(key, 0) + int(value)
-    return found
-
-
-def resyncs(port: int) -> int:
-    return int(sum(v for (name, labels), v in samples(f"http://127.0.0.1:{port}/metrics").items()
-                   if name == "reconciler_operator_reconciles_total" and ("mode", "resync") in labels))
+    return requests_by_route(server.url, server.headers())
 
 
 def all_ready(ns: Namespace) -> bool:
@@ -54,9 +40,7 @@ def test_a_resync_of_many_unchanged_resources_costs_list_pages_not_lookups(
     with LocalServer(token=TOKEN) as server:  # its own service: the counts are this test's alone
         seed(server.api_url, TOKEN)
         namespace.set_secret(endpoint=server.api_url, token=TOKEN)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         operator = start_operator(namespace, "--metrics-port", str(port), "--log-level", "info")
         for n in range(RESOURCES):
             namespace.apply(manifest(f"{namespace.name}-{n:03d}"))

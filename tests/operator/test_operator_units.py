@@ -10,7 +10,7 @@ import yaml
 
 from reconciler.contract import schemas
 from reconciler.operator import crd, decide
-from reconciler.operator.config import OperatorConfig, SecretRef
+from reconciler.operator.config import ApiSecret, OperatorConfig
 from reconciler.operator.status import Outcome, Result, conditions, status_patch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,6 +115,29 @@ def test_conditions_keep_their_transition_time_until_the_status_changes() -> Non
                          "lastTransitionTime": "2026-01-03T00:00:00Z", "observedGeneration": 2}
 
 
+def test_the_policy_warning_condition_says_what_warns_until_nothing_does() -> None:
+    """Absent until a rule warns; True with the rules' lines; kept as it was by an outcome that did
+    not judge the policies (a failure, a suspend); False once a judged reconcile has no warning."""
+    from reconciler.operator.status import policy_warning_is_new
+
+    line = "policy nightly-only warns on x: runs outside the night"
+    plain = Outcome(result=Result.unchanged, message="no changes", definition_id="d1")
+    assert [c["type"] for c in conditions(plain, [], generation=1, now="t1")] == ["Ready", "Synced"]
+    warned = Outcome(result=Result.created, message="created", definition_id="d1", warnings=(line,))
+    first = conditions(warned, [], generation=1, now="t1")
+    assert first[2] == {"type": "PolicyWarning", "status": "True", "reason": "PolicyWarning", "message": line,
+                        "lastTransitionTime": "t1", "observedGeneration": 1}
+    assert policy_warning_is_new(warned, {}) and not policy_warning_is_new(warned, {"conditions": first})
+    failed = conditions(Outcome(result=Result.api_error, message="503"), first, generation=2, now="t2")
+    assert failed[2] == first[2]
+    suspended = conditions(Outcome(result=Result.suspended, message="suspended"), first, generation=2, now="t2")
+    assert suspended[-1] == first[2]
+    cleared = conditions(plain, failed, generation=3, now="t3")
+    assert cleared[2] == {"type": "PolicyWarning", "status": "False", "reason": "NoWarnings",
+                          "message": "no policy rule warns", "lastTransitionTime": "t3", "observedGeneration": 3}
+    assert status_patch(warned, {"conditions": cleared}, generation=4, now="t4")["conditions"][2]["status"] == "True"
+
+
 def test_status_patch_reads_run_times_and_skips_the_never_sentinel() -> None:
     live = {"enabled": True, "nextScheduledRunTime": "2026-01-02T02:00:00Z",
             "lastStartedJobTime": None, "lastScheduledRunTime": "1900-01-01T00:00:00.000000Z"}
@@ -129,11 +152,11 @@ def test_status_patch_reads_run_times_and_skips_the_never_sentinel() -> None:
 
 
 def test_config_parses_the_secret_and_backs_off_exponentially() -> None:
-    assert SecretRef.parse("ops/api") == SecretRef(namespace="ops", name="api")
+    assert ApiSecret.parse("ops/api") == ApiSecret(namespace="ops", name="api")
     for bad in ("api", "/api", "ops/", "a/b/c"):
         with pytest.raises(ValueError):
-            SecretRef.parse(bad)
-    config = OperatorConfig(secret=SecretRef("ops", "api"), backoff_initial=1, backoff_max=10)
+            ApiSecret.parse(bad)
+    config = OperatorConfig(secret=ApiSecret("ops", "api"), backoff_initial=1, backoff_max=10)
     assert [config.backoff(r) for r in range(6)] == [1, 2, 4, 8, 10, 10]
 
 
@@ -172,6 +195,37 @@ def test_operator_command_refuses_bad_flags() -> None:
                                env={"KUBECONFIG": "/nonexistent/kubeconfig", "KUBERNETES_SERVICE_HOST": ""})
     assert no_cluster.exit_code == 1 and "Traceback" not in no_cluster.output
     assert "no Kubernetes cluster to talk to" in no_cluster.output and "/nonexistent/kubeconfig" in no_cluster.output
+
+
+def test_operator_flags_become_one_configuration(tmp_path: Path) -> None:
+    """``start.prepare`` checks the flags without a cluster and builds the scope, the webhook, the
+    controls and the peering priority from them."""
+    from reconciler.errors import ConfigError, UsageError
+    from reconciler.operator.start import Flags, prepare
+
+    config = tmp_path / "reconciler.yaml"
+    config.write_text("apiVersion: reconciler.io/v1alpha1\nkind: Project\nsyncWindows:\n"
+                      "  - {name: night, kind: deny, schedule: '0 1 * * *', duration: 1h}\n")
+    launch = prepare(Flags(secret="ops/api", namespace=("a", "b"), scope_prefix="team-", scope_name=("x",),
+                           webhook_port=9443, peering="p", log_level="debug", metrics_port=9090,
+                           project_config=config), environ={})
+    assert launch.config.secret == ApiSecret("ops", "api") and launch.config.namespaces == ("a", "b")
+    assert launch.config.scope is not None and launch.config.scope.name_prefix == "team-"
+    assert launch.config.scope.names == frozenset({"x"})
+    assert launch.config.webhook is not None and launch.config.webhook.port == 9443
+    assert [w.name for w in launch.config.controls.windows] == ["night"]
+    assert launch.level == 10 and launch.metrics == ("127.0.0.1", 9090)
+    assert launch.priority is not None and launch.priority >= 1  # peering without --priority: random
+    plain = prepare(Flags(secret="ops/api", all_namespaces=True), environ={})
+    assert plain.config.scope is None and plain.config.webhook is None and plain.priority is None
+    for flags, message in ((Flags(secret="ops/api", namespace=("a",), webhook_host="h"), "need --webhook-port"),
+                           (Flags(secret="ops/api", namespace=("a",), webhook_port=1, webhook_cert_dir=tmp_path),
+                            "must hold tls.crt and tls.key"),
+                           (Flags(secret="ops/api", namespace=("a",), target="prod"), "--target needs --project-config")):
+        with pytest.raises(UsageError, match=message):
+            prepare(flags, environ={})
+    with pytest.raises(ConfigError, match="prod"):
+        prepare(Flags(secret="ops/api", namespace=("a",), project_config=config, target="prod"), environ={})
 
 
 def test_crd_command_reports_an_unwritable_output(tmp_path: Path) -> None:

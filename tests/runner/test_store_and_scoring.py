@@ -202,3 +202,20 @@ def test_register_through_the_cli(tmp_path: Path, models: Models) -> None:
     loaded = artifacts.load(record.kind, data)
     frame = make_frame(10)[FEATURES]
     assert np.allclose(loaded.predict_proba(frame.to_numpy()), models.multiclass.predict_proba(frame))
+
+
+def test_register_through_the_cli_reports_each_refusal_as_one_line(tmp_path: Path, models: Models) -> None:
+    """Bad flags, an unusable file and a store refusal: exit 1, one ``error:`` line, no traceback."""
+    path = tmp_path / "model.joblib"
+    path.write_bytes(artifact(models.multiclass))
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not a model")
+    base = ["models", "register", "--db", f"sqlite:///{tmp_path}/cli.db"]
+    for args, message in ((["--deployment-id", "nope", "--artifact", str(path)], "--deployment-id must be 24 hex"),
+                          (["--deployment-id", ids.new_id(), "--artifact", str(path), "--kind", "pmml"],
+                           "--kind must be one of joblib, onnx"),
+                          (["--deployment-id", ids.new_id(), "--artifact", str(junk)], f"cannot use {junk}"),
+                          (["--deployment-id", ids.new_id(), "--artifact", str(path)], "no deployment with id")):
+        result = CliRunner().invoke(cli_app, [*base, *args])
+        assert result.exit_code == 1 and f"error: {message}" in result.output, result.output
+        assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -107,3 +108,22 @@ class DaskProcesses:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def worker_counts(client: Any) -> dict[str, dict[str, dict[str, int]]]:
+    """Every worker's model counters (``cluster.worker.counts``): how often it received and loaded each model."""
+    from reconciler.service.runner.cluster.worker import counts
+
+    return dict(client.run(counts))
+
+
+def wait_idle(client: Any, job_id: str, timeout: float = 10.0) -> bool:
+    """True once the scheduler holds no task of ``job_id`` (its futures were released or cancelled)."""
+    prefix = f"reconciler-{job_id}-"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        keys = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+        if not any(k.startswith(prefix) for k in keys):
+            return True
+        time.sleep(0.1)
+    return False

@@ -14,10 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from reconciler.service import ids
-from reconciler.service.runner.cluster.driver import wait_idle, worker_counts
 from reconciler.service.testing import PostgresServer, wait_for_job
 
-from .cluster import DaskProcesses
+from .cluster import DaskProcesses, wait_idle, worker_counts
 from .conftest import Service, artifact, dask_settings, eventually_gone, frame, job_dir, serve
 from .slow_model import SlowBinary
 

@@ -16,10 +16,9 @@ import sqlalchemy as sa
 from sklearn.linear_model import LogisticRegression
 
 from reconciler.service import ids
-from reconciler.service.runner.cluster.driver import worker_counts
 from reconciler.service.testing import PostgresServer
 
-from .cluster import DaskProcesses
+from .cluster import DaskProcesses, worker_counts
 from .conftest import FEATURES, PARTITION_BYTES, Service, artifact, eventually_gone, frame, job_dir
 
 # one test process (pytest-xdist) for the tests of the session's scheduler and worker processes

@@ -157,7 +157,9 @@ def test_last_run_times_follow_job_outcomes(tmp_path: object) -> None:
         assert stored.last_started_job_status == "COMPLETED"
         assert stored.last_successful_run_time == "2026-01-05T10:00:50.000000Z"
         assert stored.last_failed_run_time is None
-        store.record_job_outcome(definition.id, "FAILED", "2026-01-05T10:01:20.000000Z")
+        clock.now = T0 + timedelta(seconds=100)  # the next minute's run fails
+        (failing,) = Scheduler(store, clock=clock).tick()
+        store.set_job_status(failing.id, status="FAILED", details="broken", now="2026-01-05T10:01:20.000000Z")
         stored = store.get_definition(definition.id)
         assert stored.last_started_job_status == "FAILED"
         assert stored.last_failed_run_time == "2026-01-05T10:01:20.000000Z"

@@ -1,6 +1,6 @@
 """One source for response shapes: each resource's is a contract schema (``api-*-response``: a
-definition's, a job's, a deployment/credential/data store's, version, health, errors and the list
-envelope); the OpenAPI document refers to them (no pydantic copy), every rendered definition
+definition's, a job's, a deployment/credential/data store's, a dataset's, a deployment model's,
+version, health, errors and the list envelope); the OpenAPI document refers to them (no pydantic copy), every rendered definition
 conforms to its schema and uses only its fields, the served answers of every JSON route conform
 to theirs, and the keys never answered are the schemas' ``writeOnly`` ones."""
 
@@ -138,6 +138,50 @@ def test_served_answers_conform_to_the_contracts_response_schemas(client: httpx.
     assert invalid["errors"]
 
 
+def test_served_datasets_and_models_conform_to_their_response_schemas(client: httpx.Client) -> None:
+    """The AI Catalog slice (an upload as the SDK sends it, then GET and list) and a deployment's
+    model (PUT the artifact, then GET), as uvicorn serves them."""
+    import io
+
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    upload = client.post("datasets/fromFile/", files={"file": ("shapes.csv", b"a,b\n1,2\n3,4\n", "text/csv")})
+    assert upload.status_code == 202, upload.text
+    dataset = _conforms("api-dataset-response", client.get(f"datasets/{upload.json()['catalogId']}/"), 200)
+    assert (dataset["rowCount"], dataset["columns"]) == (2, ["a", "b"])
+    _page("api-dataset-response", client.get("datasets/"))
+    buffer = io.BytesIO()
+    joblib.dump(LinearRegression().fit([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]], [0.0, 1.0, 3.0]), buffer)
+    deployment = client.post("deployments/", json={"label": "shapes-model"}).json()["id"]
+    put = _conforms("api-model-response", client.put(f"deployments/{deployment}/model", content=buffer.getvalue(),
+                                                     params={"featureNames": "a,b"}), 200)
+    assert put["kind"] == "joblib" and put["targetType"] == "regression" and put["featureNames"] == ["a", "b"]
+    assert _conforms("api-model-response", client.get(f"deployments/{deployment}/model"), 200) == put
+
+
+def test_an_untrusted_model_registration_is_a_documented_403(tmp_path: Any) -> None:
+    """Without a token, a PUT of a model from off this machine is refused (an artifact is code):
+    403 in the error shape, and the document lists 403 for that route."""
+    import asyncio
+
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    app = create_app(store=store)
+
+    async def put() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await c.put(f"/api/v2/deployments/{'a' * 24}/model", content=b"\x80 not checked")
+
+    try:
+        refused = _conforms("api-error-response", asyncio.run(put()), 403)
+        assert "needs a token" in refused["message"] and "Authorization" in refused["errors"]
+        put_doc = app.openapi()["paths"]["/api/v2/deployments/{deployment_id}/model"]["put"]["responses"]["403"]
+        assert put_doc["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiErrorResponse"}
+    finally:
+        store.close()
+
+
 def test_the_document_names_a_contract_schema_for_every_json_answer() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/s.db")
@@ -161,10 +205,15 @@ def test_the_document_names_a_contract_schema_for_every_json_answer() -> None:
         assert schema(api + path, "post", "201") == ref("ApiResourceResponse")
         assert schema(api + path + "{resource_id}/", "get", "200") == ref("ApiResourceResponse")
     for path, item in (("batchPredictions/", "ApiJobResponse"), ("deployments/", "ApiResourceResponse"),
-                       ("batchPredictionJobDefinitions/", "ApiDefinitionResponse")):
+                       ("batchPredictionJobDefinitions/", "ApiDefinitionResponse"),
+                       ("datasets/", "ApiDatasetResponse")):
         page = schema(api + path, "get", "200")
         assert page["required"] == schemas.get("api-list-response")["required"]
         assert page["properties"]["data"]["items"] == ref(item)
+    assert schema(api + "datasets/{dataset_id}/", "get", "200") == ref("ApiDatasetResponse")
+    model = api + "deployments/{deployment_id}/model"
+    assert schema(model, "get", "200") == ref("ApiModelResponse") == schema(model, "put", "200")
     assert schema(api + "batchPredictions/", "post", "422") == ref("ApiErrorResponse")
-    for component, short in (("ApiJobResponse", "api-job-response"), ("ApiErrorResponse", "api-error-response")):
+    for component, short in (("ApiJobResponse", "api-job-response"), ("ApiErrorResponse", "api-error-response"),
+                             ("ApiDatasetResponse", "api-dataset-response"), ("ApiModelResponse", "api-model-response")):
         assert doc["components"]["schemas"][component]["required"] == schemas.get(short)["required"]

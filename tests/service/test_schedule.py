@@ -17,6 +17,7 @@ from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.contract import firings
 from reconciler.service import ids, schedule
 
 RANGES = {"minute": (0, 59), "hour": (0, 23), "dayOfMonth": (1, 31), "month": (1, 12), "dayOfWeek": (0, 6)}
@@ -162,7 +163,7 @@ def test_day_fields_are_a_union_when_both_restricted() -> None:
     sched = {"minute": [0], "hour": [0], "dayOfMonth": [15], "month": ["*"], "dayOfWeek": ["mon"]}
     # 2025-01-01 is a Wednesday: the next Monday (6th) comes before the 15th
     assert schedule.next_run(sched, after=at(2025, 1, 1)) == at(2025, 1, 6)
-    assert schedule.next_runs(sched, after=at(2025, 1, 1), count=4) == [
+    assert firings.next_firings(sched, after=at(2025, 1, 1), count=4) == [
         at(2025, 1, 6), at(2025, 1, 13), at(2025, 1, 15), at(2025, 1, 20)]
 
 

@@ -100,6 +100,8 @@ def test_serve_refuses_a_public_host_without_token(monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(cli_app, ["serve", "--host", "0.0.0.0", "--port", "1"])
     assert result.exit_code == 1
     assert "refusing to listen on 0.0.0.0 without a token" in result.output
+    unknown = CliRunner().invoke(cli_app, ["serve", "--executor", "nowhere", "--port", "1"])
+    assert unknown.exit_code == 1 and unknown.output.startswith("error: ") and "nowhere" in unknown.output
 
 
 def test_read_token_prefers_the_file(tmp_path: Path) -> None:

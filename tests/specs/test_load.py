@@ -106,6 +106,10 @@ def test_refusals_are_located() -> None:
     assert [(e.line, e.col) for e in errors] == [(2, 7)]
     _, errors = load_text("a: !!binary aGVsbG8=\n", file="b.yaml")
     assert errors[0].message == "tag !!binary is not allowed in a manifest"
+    for text, tag in (("a:\n  b: !!set {x: null}\n", "!!set"), ("a: !list [1]\n", "!list")):  # mapping, sequence
+        _, errors = load_text(text, file="t.yaml")
+        assert [(e.message, e.field) for e in errors] == [(f"tag {tag} is not allowed in a manifest", "a.b"
+                                                           if tag == "!!set" else "a")]
 
 
 def test_a_syntax_error_drops_every_document_of_the_file() -> None:
@@ -286,3 +290,38 @@ def test_symlinked_directories_are_followed_once_and_link_loops_end(tmp_path: Pa
     assert found == ["a/x.yaml", "team/y.yaml"]
     assert [(Path(e.file).name, e.message.split(":")[0]) for e in errors] == [
         ("moved", "broken symbolic link (to " + str(tmp_path / "not-there") + ")")]
+
+
+_NAMES = """\
+metadata: {name: first}
+spec: {}
+---
+# a comment
+metadata:
+  labels: {team: a}
+  name: "second"
+---
+base: &base {name: merged}
+metadata:
+  <<: *base
+---
+metadata:
+  name: [not, a, string]
+---
+metadata:
+  name: 42
+"""
+
+
+def test_metadata_name_is_located_without_reading_the_file_again() -> None:
+    """Policy verdicts are located at metadata.name: noted while the document is built, it is the
+    mark the position tables give, and asking for it composes nothing again (a merge key or a
+    name that is not a scalar falls back to the tables)."""
+    docs, errors = load_text(_NAMES, file="names.yaml")
+    assert errors == []
+    fast = [doc.mark(("metadata", "name")) for doc in docs]
+    assert [doc._values is None for doc in docs] == [True, True, False, False, True]
+    again, _ = load_text(_NAMES, file="names.yaml")
+    tables = [doc.values[("metadata", "name")] for doc in again]
+    assert fast == tables
+    assert [(m.line, m.col) for m in fast] == [(1, 18), (7, 9), (9, 20), (14, 9), (17, 9)]

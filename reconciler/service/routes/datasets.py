@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from reconciler.extras import require
 from reconciler.service import errors, ids
 from reconciler.service.deps import PagingDep, SettingsDep, StoreDep, UserDep, api_root, page_link
-from reconciler.service.openapi import ERROR_RESPONSES
+from reconciler.service.openapi import ERROR_RESPONSES, json_response
 from reconciler.service.records import DatasetRecord
 from reconciler.service.render import envelope
 from reconciler.service.responses import JSONResponse
@@ -41,7 +41,8 @@ _MAX_PART_HEADERS = 16 * 1024
 
 
 def render_dataset(record: DatasetRecord) -> dict[str, Any]:
-    """The fields the SDK's ``Dataset`` parser requires, plus sizes and columns."""
+    """The fields the SDK's ``Dataset`` parser requires, plus sizes and columns
+    (``schemas/api-dataset-response.schema.json``)."""
     return {
         "datasetId": record.id, "versionId": record.version_id, "name": record.name,
         "categories": record.categories, "creationDate": record.created,
@@ -190,9 +191,11 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
                             "description": "A comma-separated UTF-8 file with a header row (422 otherwise)."}}}}}}}
 route(router, "/datasets/fromFile/", upload_from_file, methods=["POST"], status_code=202,
       responses=ERROR_RESPONSES, summary="Upload a dataset file (multipart, part 'file')", openapi_extra=UPLOAD_BODY)
-route(router, "/datasets/", list_datasets, methods=["GET"], responses=ERROR_RESPONSES, summary="List datasets")
-route(router, "/datasets/{dataset_id:hex24}/", get_dataset, methods=["GET"], responses=ERROR_RESPONSES,
-      summary="Get a dataset")
+_SHAPE = "ApiDatasetResponse"
+route(router, "/datasets/", list_datasets, methods=["GET"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE, listed=True)}, summary="List datasets")
+route(router, "/datasets/{dataset_id:hex24}/", get_dataset, methods=["GET"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE)}, summary="Get a dataset")
 route(router, "/datasets/{dataset_id:hex24}/", delete_dataset, methods=["DELETE"], status_code=204,
       response_class=Response, responses=ERROR_RESPONSES, summary="Delete a dataset and its file")
 route(router, "/datasets/{dataset_id:hex24}/uploadStatus/", upload_status, methods=["GET"], status_code=303,

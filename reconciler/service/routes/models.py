@@ -10,8 +10,9 @@ and refused (403) otherwise. Register only artifacts from a trusted source.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -19,21 +20,15 @@ from starlette.concurrency import run_in_threadpool
 from reconciler.extras import MODEL_MODULES, require
 from reconciler.service import errors, ids
 from reconciler.service.deps import SettingsDep, StoreDep, UserDep
-from reconciler.service.openapi import ERROR_RESPONSES
-from reconciler.service.records import MODEL_KINDS, ModelRecord
+from reconciler.service.openapi import ERROR_RESPONSES, json_response
+from reconciler.service.records import MODEL_KINDS, ModelDescription, ModelRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 from reconciler.service.routes.resources import KINDS
 from reconciler.service.settings import LOOPBACK_HOSTS
 
-if TYPE_CHECKING:
-    from reconciler.service.runner import artifacts
-
 router = APIRouter(tags=["deployment models"])
 
-
-class Forbidden(errors.ServiceError):
-    status_code = 403
 
 DeploymentIdPath = Annotated[str, Path(description="Deployment id (24 hex digits).", pattern="^[0-9a-fA-F]{24}$")]
 ModelKind = enum.StrEnum("ModelKind", {kind: kind for kind in MODEL_KINDS})  # type: ignore[misc]
@@ -43,6 +38,7 @@ _LABEL_MAX = int(KINDS["deployment"][2]["properties"]["label"]["maxLength"])
 
 
 def model_body(record: ModelRecord) -> dict[str, Any]:
+    """``schemas/api-model-response.schema.json``."""
     return {"deploymentId": record.deployment_id, "kind": record.kind, "targetType": record.task,
             "targetName": record.target_name, "classNames": record.class_names,
             "featureNames": record.feature_names, "sha256": record.sha256, "size": record.size,
@@ -63,9 +59,9 @@ def _check_trusted(request: Request, token: str | None) -> None:
     client = request.scope.get("client")
     local = (server is None or server[0] in LOOPBACK_HOSTS) and (client is None or client[0] in LOOPBACK_HOSTS)
     if not local:
-        raise Forbidden("registering a model needs a token when the service is reachable off this "
-                                  "machine: a joblib artifact is code", errors={"Authorization": "start the "
-                                  "service with --token-file or $RECONCILER_SERVICE_TOKEN"})
+        raise errors.Forbidden("registering a model needs a token when the service is reachable off this machine: "
+                               "a joblib artifact is code", errors={"Authorization": "start the service with "
+                                                                    "--token-file or $RECONCILER_SERVICE_TOKEN"})
 
 
 async def put_model(
@@ -107,13 +103,11 @@ async def put_model(
     return JSONResponse(model_body(record), status_code=200)
 
 
-def register(store: Any, deployment_id: str, description: artifacts.Description, data: bytes, *,
+def register(store: Any, deployment_id: str, description: ModelDescription, data: bytes, *,
              label: str | None, user: dict[str, Any]) -> ModelRecord:
     """Store a described artifact as the deployment's model (shared by the route and the CLI)."""
-    record = ModelRecord(deployment_id=deployment_id, kind=description.kind, task=description.task,
-                         target_name=description.target_name, class_names=description.class_names,
-                         feature_names=description.feature_names, sha256=description.sha256,
-                         size=description.size, created=ids.iso(ids.utcnow()), created_by=user)
+    record = ModelRecord(**dataclasses.asdict(description), deployment_id=deployment_id,
+                         created=ids.iso(ids.utcnow()), created_by=user)
     result: ModelRecord = store.put_model(record, data, label=label)
     return result
 
@@ -122,10 +116,13 @@ async def get_model(deployment_id: DeploymentIdPath, store: StoreDep) -> JSONRes
     return JSONResponse(model_body(store.get_model(deployment_id)))
 
 
-route(router, "/deployments/{deployment_id}/model", put_model, methods=["PUT"], responses=ERROR_RESPONSES,
+_SHAPE = "ApiModelResponse"
+route(router, "/deployments/{deployment_id}/model", put_model, methods=["PUT"],
+      responses={**ERROR_RESPONSES, 403: ERROR_RESPONSES[400], **json_response(_SHAPE)},
       summary="Register the deployment's model (artifact bytes in the body; admin, trusted artifacts only)",
       openapi_extra={"requestBody": {"required": True,
                                      "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                          "format": "binary"}}}}})
-route(router, "/deployments/{deployment_id}/model", get_model, methods=["GET"], responses=ERROR_RESPONSES,
+route(router, "/deployments/{deployment_id}/model", get_model, methods=["GET"],
+      responses={**ERROR_RESPONSES, **json_response(_SHAPE)},
       summary="Describe the deployment's model")

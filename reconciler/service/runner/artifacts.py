@@ -21,13 +21,12 @@ import io
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from reconciler.extras import MODEL_MODULES, require
-from reconciler.service.records import MODEL_KINDS
+from reconciler.service.records import MODEL_KINDS, ModelDescription
 
 __all__ = ["KINDS", "ArtifactError", "LoadedModel", "ModelCache", "describe", "load"]
 
@@ -47,17 +46,6 @@ class LoadedModel(Protocol):
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Description:
-    kind: str
-    task: str
-    target_name: str
-    class_names: list[str]
-    feature_names: list[str]
-    sha256: str
-    size: int
 
 
 def class_text(value: Any) -> str:
@@ -231,12 +219,12 @@ def guess_kind(data: bytes) -> str:
 
 
 def describe(data: bytes, *, kind: str | None = None, target_name: str | None = None,
-             feature_names: list[str] | None = None, class_names: list[str] | None = None) -> Description:
+             feature_names: list[str] | None = None, class_names: list[str] | None = None) -> ModelDescription:
     """Load the artifact once and describe it for storage (raises :class:`ArtifactError`)."""
     kind = kind or guess_kind(data)
     model = load(kind, data, feature_names=feature_names, class_names=class_names)
     target = target_name or _default_target_column(model) or "target"
-    return Description(kind=kind, task=model.task, target_name=target, class_names=list(model.class_names),
+    return ModelDescription(kind=kind, task=model.task, target_name=target, class_names=list(model.class_names),
                        feature_names=list(model.feature_names), sha256=hashlib.sha256(data).hexdigest(),
                        size=len(data))
 

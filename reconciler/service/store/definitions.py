@@ -186,15 +186,6 @@ class Definitions(Database):
                                 .order_by(definitions.c.id)).all()
         return [definition_record(row) for row in rows]
 
-    def record_job_outcome(self, definition_id: str, status: str, finished_at: str) -> None:
-        """Mirror a finished job on its definition: lastStartedJobStatus, lastSuccessful/FailedRunTime.
-
-        ``set_job_status`` already does this for jobs it moves; this is for a runner that
-        finishes jobs through another path. Unknown definitions (deleted meanwhile) are ignored.
-        """
-        with self._write() as conn:
-            conn.execute(sa.update(definitions).where(definitions.c.id == definition_id)
-                         .values(**outcome_values(status, finished_at)))
 
 
 def definition_not_found(definition_id: str, *, field: str = "id") -> errors.NotFound:

@@ -21,18 +21,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from reconciler.service.runner.adapters.base import (
-    AdapterContext,
-    AdapterError,
-    register_intake,
-    register_output,
-)
+from reconciler.service.runner.adapters.base import AdapterContext, AdapterError
 from reconciler.service.runner.adapters.objectstore import (
     FsspecObject,
-    ObjectIntake,
-    ObjectOutput,
     credential_secret,
-    is_parquet,
+    register_object_store,
 )
 
 __all__ = ["azure_object", "connection_string_fields", "parse_azure_url"]
@@ -127,11 +120,4 @@ def azure_object(settings: Mapping[str, Any], ctx: AdapterContext) -> FsspecObje
                         errors=(OSError, AzureError), describe=_describe, cancel=cancel)
 
 
-@register_intake("azure")
-def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectIntake:
-    return ObjectIntake(azure_object(settings, ctx), ctx, parquet=is_parquet(settings))
-
-
-@register_output("azure")
-def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectOutput:
-    return ObjectOutput(azure_object(settings, ctx), ctx, parquet=is_parquet(settings))
+register_object_store("azure", azure_object)

@@ -3,7 +3,7 @@
 Data moves as a stream of pandas DataFrame chunks, never as a whole file, so a 1 GB input runs in
 bounded memory. An intake yields chunks; an output takes them in order and commits on ``close``
 (or throws them away on ``abort``). Adapters register themselves by ``type`` with
-:func:`register_intake` / :func:`register_output`; the runner looks them up with
+:func:`register`; the runner looks them up with
 :func:`open_intake` / :func:`open_output`. A type that cannot run here (bigquery, snowflake,
 synapse, datasphere: no local emulator of those services exists) has no adapter, and
 :class:`AdapterUnavailable` says so.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from reconciler.extras import MissingExtra, require
 
@@ -30,8 +30,7 @@ __all__ = [
     "initial_status",
     "open_intake",
     "open_output",
-    "register_intake",
-    "register_output",
+    "register",
 ]
 
 # Types that need a cloud service this machine cannot reach: a job using one fails at once.
@@ -84,24 +83,18 @@ class Output(Protocol):
 
 IntakeFactory = Callable[[Mapping[str, Any], AdapterContext], Intake]
 OutputFactory = Callable[[Mapping[str, Any], AdapterContext], Output]
+A = TypeVar("A")
 _INTAKES: dict[str, IntakeFactory] = {}
 _OUTPUTS: dict[str, OutputFactory] = {}
 
 
-def register_intake(type_: str) -> Callable[[IntakeFactory], IntakeFactory]:
-    def decorate(factory: IntakeFactory) -> IntakeFactory:
-        _INTAKES[type_] = factory
-        return factory
-
-    return decorate
-
-
-def register_output(type_: str) -> Callable[[OutputFactory], OutputFactory]:
-    def decorate(factory: OutputFactory) -> OutputFactory:
-        _OUTPUTS[type_] = factory
-        return factory
-
-    return decorate
+def register(type_: str, *, intake: IntakeFactory | None = None, output: OutputFactory | None = None) -> None:
+    """Make ``type_`` readable (``intake``) and writable (``output``); each factory takes the
+    settings and the context, usually the adapter class itself."""
+    if intake is not None:
+        _INTAKES[type_] = intake
+    if output is not None:
+        _OUTPUTS[type_] = output
 
 
 def _unavailable(side: str, type_: str) -> AdapterUnavailable:
@@ -111,20 +104,21 @@ def _unavailable(side: str, type_: str) -> AdapterUnavailable:
     return AdapterUnavailable(f"{side} type '{type_}' is not supported by the local service")
 
 
-def open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> Intake:
+def _open(side: str, factories: Mapping[str, Callable[[Mapping[str, Any], AdapterContext], A]],
+          settings: Mapping[str, Any], ctx: AdapterContext) -> A:
     _load_builtin_adapters()
-    factory = _INTAKES.get(str(settings.get("type")))
+    factory = factories.get(str(settings.get("type")))
     if factory is None:
-        raise _unavailable("intake", str(settings.get("type")))
+        raise _unavailable(side, str(settings.get("type")))
     return factory(settings, ctx)
+
+
+def open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> Intake:
+    return _open("intake", _INTAKES, settings, ctx)
 
 
 def open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> Output:
-    _load_builtin_adapters()
-    factory = _OUTPUTS.get(str(settings.get("type")))
-    if factory is None:
-        raise _unavailable("output", str(settings.get("type")))
-    return factory(settings, ctx)
+    return _open("output", _OUTPUTS, settings, ctx)
 
 
 def cannot_run(spec: Mapping[str, Any]) -> str | None:

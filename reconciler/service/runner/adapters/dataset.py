@@ -16,7 +16,7 @@ import pandas as pd
 
 from reconciler.service import errors
 from reconciler.service.records import DatasetRecord
-from reconciler.service.runner.adapters.base import AdapterContext, AdapterError, register_intake
+from reconciler.service.runner.adapters.base import AdapterContext, AdapterError, register
 
 __all__ = ["DatasetIntake"]
 
@@ -54,6 +54,4 @@ class DatasetIntake:
         """Nothing to release: the reader closes with its ``with`` block."""
 
 
-@register_intake("dataset")
-def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> DatasetIntake:
-    return DatasetIntake(settings, ctx)
+register("dataset", intake=DatasetIntake)

@@ -26,18 +26,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from reconciler.service.runner.adapters.base import (
-    AdapterContext,
-    AdapterError,
-    register_intake,
-    register_output,
-)
+from reconciler.service.runner.adapters.base import AdapterContext, AdapterError
 from reconciler.service.runner.adapters.objectstore import (
     FsspecObject,
-    ObjectIntake,
-    ObjectOutput,
     credential_secret,
-    is_parquet,
+    register_object_store,
 )
 
 __all__ = ["EMULATOR_ENV", "gcs_object", "parse_gcs_url", "service_account_credentials"]
@@ -167,11 +160,4 @@ def gcs_object(settings: Mapping[str, Any], ctx: AdapterContext) -> FsspecObject
                         cancel=_cancel)
 
 
-@register_intake("gcp")
-def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectIntake:
-    return ObjectIntake(gcs_object(settings, ctx), ctx, parquet=is_parquet(settings))
-
-
-@register_output("gcp")
-def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectOutput:
-    return ObjectOutput(gcs_object(settings, ctx), ctx, parquet=is_parquet(settings))
+register_object_store("gcp", gcs_object)

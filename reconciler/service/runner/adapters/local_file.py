@@ -27,8 +27,7 @@ from reconciler.service.runner import files
 from reconciler.service.runner.adapters.base import (
     AdapterContext,
     AdapterError,
-    register_intake,
-    register_output,
+    register,
 )
 
 __all__ = ["LocalFileIntake", "LocalFileOutput", "delimiter_of"]
@@ -65,7 +64,6 @@ class LocalFileIntake:
         self.total = sum(p.stat().st_size for p in self.paths) or 1
         self._done = 0
         self._current_bytes = 0  # of the part being read: bytes of the chunks yielded so far
-        self._current: IO[bytes] | None = None
         self.encoding = _normal_encoding(ctx.csv.get("encoding", "utf-8"))
         self.delimiter = delimiter_of(ctx.csv)
         self.quotechar = ctx.csv.get("quotechar", '"')
@@ -113,7 +111,6 @@ class LocalFileIntake:
                                    f"{header[:5]}...; every part must start with the same header")
             size = path.stat().st_size
             with open(path, "rb") as raw:
-                self._current = raw
                 self._current_bytes = 0
                 try:
                     reader = self.reader(raw, names)
@@ -124,15 +121,13 @@ class LocalFileIntake:
                             yield batch.to_pandas(types_mapper=pd.ArrowDtype)
                 except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                     raise AdapterError(f"cannot parse the uploaded CSV ({path.stem}): {exc}") from None
-                finally:
-                    self._current = None
             self._done += size
             self._current_bytes = 0
         if not yielded and header is not None:
             yield pd.DataFrame({n: pd.Series([], dtype=pd.ArrowDtype(pa.string())) for n in header})
 
     def close(self) -> None:
-        self._current = None
+        """Nothing to release: each part's file closes with its ``with`` block."""
 
 
 class LocalFileOutput:
@@ -203,11 +198,4 @@ class LocalFileOutput:
         self.path.unlink(missing_ok=True)
 
 
-@register_intake("localFile")
-def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> LocalFileIntake:
-    return LocalFileIntake(settings, ctx)
-
-
-@register_output("localFile")
-def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> LocalFileOutput:
-    return LocalFileOutput(settings, ctx)
+register("localFile", intake=LocalFileIntake, output=LocalFileOutput)

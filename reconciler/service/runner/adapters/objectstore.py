@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reconciler.service import errors
-from reconciler.service.runner.adapters.base import AdapterContext, AdapterError
+from reconciler.service.runner.adapters.base import AdapterContext, AdapterError, register
 
 __all__ = [
     "PART_SIZE",
@@ -43,6 +43,7 @@ __all__ = [
     "credential_secret",
     "csv_options",
     "is_parquet",
+    "register_object_store",
 ]
 
 PART_SIZE = 8 * 1024 * 1024  # S3 needs >= 5 MiB for every part but the last; GCS multiples of 256 KiB
@@ -415,3 +416,16 @@ class FsspecObject:
 
     def failure(self, action: str, exc: BaseException) -> AdapterError:
         return AdapterError(f"cannot {action} {self.name}: {self._describe(exc)}")
+
+
+def register_object_store(type_: str, opener: Callable[[Mapping[str, Any], AdapterContext], ObjectStore]) -> None:
+    """Register ``type_`` as read and written through :class:`ObjectIntake` / :class:`ObjectOutput`
+    over the object ``opener`` names (CSV, or Parquet when the settings say so)."""
+
+    def intake(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectIntake:
+        return ObjectIntake(opener(settings, ctx), ctx, parquet=is_parquet(settings))
+
+    def output(settings: Mapping[str, Any], ctx: AdapterContext) -> ObjectOutput:
+        return ObjectOutput(opener(settings, ctx), ctx, parquet=is_parquet(settings))
+
+    register(type_, intake=intake, output=output)

@@ -33,8 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from reconciler.service.runner.adapters.base import (
     AdapterContext,
     AdapterError,
-    register_intake,
-    register_output,
+    register,
 )
 from reconciler.service.runner.adapters.objectstore import (
     PART_SIZE,
@@ -231,12 +230,8 @@ class S3Output(ObjectOutput):
         super().__init__(S3Object(settings, ctx), ctx, parquet=is_parquet(settings), part_size=part_size)
 
 
-@register_intake("s3")
-def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> S3Intake:
-    return S3Intake(settings, ctx)
+def _output(settings: Mapping[str, Any], ctx: AdapterContext) -> S3Output:
+    return S3Output(settings, ctx, part_size=int(ctx.extra.get("s3_part_size", PART_SIZE)))
 
 
-@register_output("s3")
-def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> S3Output:
-    part_size = int(ctx.extra.get("s3_part_size", PART_SIZE))
-    return S3Output(settings, ctx, part_size=part_size)
+register("s3", intake=S3Intake, output=_output)

@@ -263,7 +263,7 @@ def _lost(executor: DaskExecutor, exc: BaseException) -> ClusterError:
                         "again once the scheduler is back")
 
 
-def _dispatch(job: JobRecord, plan: planning.Plan, client: Any, executor: DaskExecutor, blob: ModelBlob,
+def _dispatch(job: JobRecord, plan: planning.PartitionPlan, client: Any, executor: DaskExecutor, blob: ModelBlob,
               job_context: JobContext, *, store: Any, runner_id: str, cancelled: threading.Event,
               clock: Callable[[], str], counters: execute._Counters) -> dict[int, PartResult]:
     """Submit every partition and collect the results; raises Cancelled, ClusterError or the
@@ -363,7 +363,7 @@ def _result(future: Any, partition: planning.Partition, executor: DaskExecutor) 
     return result
 
 
-def _prefix_parity(plan: planning.Plan, results: dict[int, PartResult], upto: int) -> str | None:
+def _prefix_parity(plan: planning.PartitionPlan, results: dict[int, PartResult], upto: int) -> str | None:
     """The first boundary at or before the end of partition ``upto`` that lies inside quotes,
     described, or None. Needs the results of partitions 0..upto."""
     if not plan.quote:
@@ -377,7 +377,7 @@ def _prefix_parity(plan: planning.Plan, results: dict[int, PartResult], upto: in
     return None
 
 
-def _decided(plan: planning.Plan, results: dict[int, PartResult], failed: PartResult) -> bool:
+def _decided(plan: planning.PartitionPlan, results: dict[int, PartResult], failed: PartResult) -> bool:
     """Whether ``failed``'s error can stop the job now: it is not a CSV partition, or every
     partition up to it has reported and no boundary up to its end is inside quotes."""
     if not plan.quote:
@@ -387,24 +387,5 @@ def _decided(plan: planning.Plan, results: dict[int, PartResult], failed: PartRe
     return _prefix_parity(plan, results, failed.index) is None
 
 
-def _inside_quotes(plan: planning.Plan, results: dict[int, PartResult]) -> str | None:
+def _inside_quotes(plan: planning.PartitionPlan, results: dict[int, PartResult]) -> str | None:
     return _prefix_parity(plan, results, len(plan.partitions) - 1)
-
-
-def worker_counts(client: Any) -> dict[str, dict[str, dict[str, int]]]:
-    """Every worker's model counters (``worker.counts``): how often it received and loaded each model."""
-    from reconciler.service.runner.cluster.worker import counts
-
-    return dict(client.run(counts))
-
-
-def wait_idle(client: Any, job_id: str, timeout: float = 10.0) -> bool:
-    """True once the scheduler holds no task of ``job_id`` (its futures were released or cancelled)."""
-    prefix = f"reconciler-{job_id}-"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        keys = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
-        if not any(k.startswith(prefix) for k in keys):
-            return True
-        time.sleep(0.1)
-    return False

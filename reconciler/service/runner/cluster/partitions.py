@@ -13,7 +13,7 @@ jdbc           ranges of the data store's ``params.partitionColumn`` (an integer
 =============  ==========================================================================
 
 A job that plans to one partition is scored by the service itself, as with the local executor,
-and the plan says why (``Plan.reason``): the input is smaller than one partition, the CSV's
+and the plan says why (``PartitionPlan.reason``): the input is smaller than one partition, the CSV's
 encoding is not split by bytes, the header holds a quoted line break, no partition column, ...
 
 The planner runs in the service (it may read object sizes, a file's first line, a Parquet
@@ -41,7 +41,7 @@ from reconciler.service.runner.adapters.base import AdapterContext, AdapterError
 from reconciler.service.runner.adapters.objectstore import csv_options, is_parquet, pandas_csv_chunks
 from reconciler.service.runner.cluster.ranges import Chain, LineRange
 
-__all__ = ["OBJECT_TYPES", "Partition", "Plan", "open_object", "open_partition", "plan"]
+__all__ = ["OBJECT_TYPES", "Partition", "PartitionPlan", "open_object", "open_partition", "plan"]
 
 OBJECT_TYPES = ("s3", "azure", "gcp")
 # Encodings in which every line break is the byte 0x0a and no other character holds that byte:
@@ -82,7 +82,7 @@ class Partition:
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class PartitionPlan:
     partitions: list[Partition]
     reason: str = ""  # why the job is one partition, when it is
     quote: str = ""  # the quote character of CSV partitions (their boundaries' parity is checked)
@@ -93,8 +93,8 @@ class Plan:
         return sum(p.weight for p in self.partitions) or 1
 
 
-def _single(reason: str) -> Plan:
-    return Plan(partitions=[], reason=reason)
+def _single(reason: str) -> PartitionPlan:
+    return PartitionPlan(partitions=[], reason=reason)
 
 
 def open_object(settings: Mapping[str, Any], ctx: AdapterContext) -> Any:
@@ -118,7 +118,7 @@ def open_object(settings: Mapping[str, Any], ctx: AdapterContext) -> Any:
 # -- planning (in the service) -------------------------------------------------------------------
 
 
-def plan(spec: Mapping[str, Any], ctx: AdapterContext, *, partition_bytes: int, partition_rows: int) -> Plan:
+def plan(spec: Mapping[str, Any], ctx: AdapterContext, *, partition_bytes: int, partition_rows: int) -> PartitionPlan:
     """The job's partitions, or a plan with none and the reason it is scored in one piece."""
     intake = spec.get("intakeSettings") or {}
     kind = intake.get("type")
@@ -171,7 +171,7 @@ def _ranges(size: int, header_end: int, partition_bytes: int) -> list[tuple[int,
     return [(header_end + k * step, min(size, header_end + (k + 1) * step)) for k in range(count)]
 
 
-def _csv_files(paths: list[Path], csv_settings: Mapping[str, str], partition_bytes: int) -> Plan:
+def _csv_files(paths: list[Path], csv_settings: Mapping[str, str], partition_bytes: int) -> PartitionPlan:
     splittable = _splittable(csv_settings)
     if isinstance(splittable, str):
         return _single(splittable)
@@ -192,10 +192,10 @@ def _csv_files(paths: list[Path], csv_settings: Mapping[str, str], partition_byt
                                         group=group, start=start, end=end, header_end=header_end))
     if len(partitions) < 2:
         return _single(f"the input is smaller than one partition ({partition_bytes} bytes)")
-    return Plan(partitions=partitions, quote=quotechar, header_quotes=header_quotes)
+    return PartitionPlan(partitions=partitions, quote=quotechar, header_quotes=header_quotes)
 
 
-def _dataset(settings: Mapping[str, Any], ctx: AdapterContext, partition_bytes: int) -> Plan:
+def _dataset(settings: Mapping[str, Any], ctx: AdapterContext, partition_bytes: int) -> PartitionPlan:
     dataset_id = settings.get("datasetId")
     version = settings.get("datasetVersionId")
     try:
@@ -208,7 +208,7 @@ def _dataset(settings: Mapping[str, Any], ctx: AdapterContext, partition_bytes: 
     return _csv_files([path], DATASET_CSV, partition_bytes)
 
 
-def _csv_object(obj: Any, csv_settings: Mapping[str, str], partition_bytes: int) -> Plan:
+def _csv_object(obj: Any, csv_settings: Mapping[str, str], partition_bytes: int) -> PartitionPlan:
     splittable = _splittable(csv_settings)
     if isinstance(splittable, str):
         return _single(splittable)
@@ -224,10 +224,10 @@ def _csv_object(obj: Any, csv_settings: Mapping[str, str], partition_bytes: int)
                   for i, (start, end) in enumerate(_ranges(size, header_end, partition_bytes))]
     if len(partitions) < 2:
         return _single(f"the input is smaller than one partition ({partition_bytes} bytes)")
-    return Plan(partitions=partitions, quote=quotechar, header_quotes={0: quotes})
+    return PartitionPlan(partitions=partitions, quote=quotechar, header_quotes={0: quotes})
 
 
-def _parquet(obj: Any, partition_bytes: int) -> Plan:
+def _parquet(obj: Any, partition_bytes: int) -> PartitionPlan:
     try:
         with obj.open_random() as handle:
             metadata = pq.ParquetFile(handle).metadata
@@ -248,10 +248,10 @@ def _parquet(obj: Any, partition_bytes: int) -> Plan:
         reason = ("the file has one row group" if metadata.num_row_groups == 1 else
                   f"its row groups hold less than two partitions ({partition_bytes} bytes each)")
         return _single(f"the Parquet input is one partition: {reason}")
-    return Plan(partitions=partitions)
+    return PartitionPlan(partitions=partitions)
 
 
-def _jdbc(settings: Mapping[str, Any], ctx: AdapterContext, partition_rows: int) -> Plan:
+def _jdbc(settings: Mapping[str, Any], ctx: AdapterContext, partition_rows: int) -> PartitionPlan:
     from reconciler.service.runner.adapters.jdbc import JdbcIntake
 
     try:
@@ -290,7 +290,7 @@ def _jdbc(settings: Mapping[str, Any], ctx: AdapterContext, partition_rows: int)
                             low=None if k == 0 else bounds[k], high=None if k == count_parts - 1 else bounds[k + 1],
                             nulls=k == 0)
                   for k in range(count_parts)]
-    return Plan(partitions=partitions)
+    return PartitionPlan(partitions=partitions)
 
 
 # -- reading one partition (on a worker) ---------------------------------------------------------

@@ -8,7 +8,7 @@ this process (:data:`MODELS`), so no task carries the model and no worker fetche
 (A broadcast ``client.scatter`` is not enough: Dask's active memory manager drops the extra
 replicas, and the workers then fetch the model again per job.) :data:`RECEIVED` and
 :data:`LOADED` count, per model, how often this process received and loaded it
-(``driver.worker_counts`` reads them). The job's settings, scoring options and resolved
+(the scale-out tests read them). The job's settings, scoring options and resolved
 references (:class:`JobContext`, a few kB) travel with each task.
 
 A partition is scored by the runner's own chunk pipeline (``execute._pipeline``: read, score

@@ -17,10 +17,7 @@ output and its statements), ``pg_copy`` (PostgreSQL COPY of an output chunk).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from reconciler.service.runner.adapters.base import AdapterContext, register_intake, register_output
+from reconciler.service.runner.adapters.base import register
 from reconciler.service.runner.adapters.jdbc.connection import engine_for, login_problems, sqlalchemy_url
 from reconciler.service.runner.adapters.jdbc.read import JdbcIntake
 from reconciler.service.runner.adapters.jdbc.write import (
@@ -35,11 +32,4 @@ __all__ = ["STATEMENT_TYPES", "JdbcIntake", "JdbcOutput", "WriteStatement", "_co
            "login_problems", "sqlalchemy_url", "write_statement"]
 
 
-@register_intake("jdbc")
-def _open_intake(settings: Mapping[str, Any], ctx: AdapterContext) -> JdbcIntake:
-    return JdbcIntake(settings, ctx)
-
-
-@register_output("jdbc")
-def _open_output(settings: Mapping[str, Any], ctx: AdapterContext) -> JdbcOutput:
-    return JdbcOutput(settings, ctx)
+register("jdbc", intake=JdbcIntake, output=JdbcOutput)
