@@ -83,7 +83,7 @@ async def perform(client: Client, decision: Decision, *, name: str, raw: Mapping
     if decision.outcome is not None:  # nothing to write
         return dataclasses.replace(decision.outcome, live=raw.get(decision.outcome.definition_id or ""))
     if decision.plan is None:
-        raise ValueError(f"a {decision.verdict} decision has neither a write nor an outcome")
+        raise ValueError(f"a {decision.step} decision has neither a write nor an outcome")
     try:
         applied = await _write(client, decision.plan, "the API write failed")
     except ApplyFailed:

@@ -45,7 +45,7 @@ __all__ = [
     "Decision",
     "Invalid",
     "Mode",
-    "Verdict",
+    "Step",
     "decide",
     "decide_finalize",
     "document_from_body",
@@ -63,7 +63,7 @@ class Mode(StrEnum):
     resync = "resync"  # periodic check: correct drift, or only report it (driftPolicy: Report)
 
 
-class Verdict(StrEnum):
+class Step(StrEnum):
     """What the decision asks of the API."""
 
     create = "create"
@@ -163,7 +163,7 @@ class Decision:
     (for a write, :func:`written` makes it once the API answered). A finalizer that keeps the
     definition has no plan."""
 
-    verdict: Verdict
+    step: Step
     result: Result | None = None  # None: a finalizer's decision (no status is written)
     plan: Plan | None = None
     action: Action | None = None
@@ -199,21 +199,21 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
     name = desired.name
     if action.kind is ActionKind.noop:
         if recorded_id != action.id:  # found by name: this resource takes it over
-            return Decision(verdict=Verdict.adopt, result=Result.adopted, plan=plan, action=action, outcome=Outcome(
+            return Decision(step=Step.adopt, result=Result.adopted, plan=plan, action=action, outcome=Outcome(
                 result=Result.adopted, definition_id=action.id, definition_name=name,
                 message=f"adopted existing definition {action.id} (it already matches the spec)"))
-        return Decision(verdict=Verdict.noop, result=Result.unchanged, plan=plan, action=action, outcome=Outcome(
+        return Decision(step=Step.noop, result=Result.unchanged, plan=plan, action=action, outcome=Outcome(
             result=Result.unchanged, message="live definition matches the spec", definition_id=action.id,
             definition_name=name))
     if mode is Mode.resync and drift_policy == "Report":
         if action.kind is ActionKind.create:
-            return Decision(verdict=Verdict.report, result=Result.missing_reported, plan=plan, action=action,
+            return Decision(step=Step.report, result=Result.missing_reported, plan=plan, action=action,
                             outcome=Outcome(
                 result=Result.missing_reported, definition_id=recorded_id, definition_name=name,
                 message="the live definition is missing (driftPolicy: Report, so it is not recreated)",
                 drift=("<definition>",)))
         paths = _drift_paths(plan)
-        return Decision(verdict=Verdict.report, result=Result.drift_reported, plan=plan, action=action,
+        return Decision(step=Step.report, result=Result.drift_reported, plan=plan, action=action,
                         outcome=Outcome(
             result=Result.drift_reported, definition_id=action.id, definition_name=name, drift=paths,
             message=f"live definition differs from the spec in {', '.join(paths)} "
@@ -221,23 +221,23 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
     deferred = operator_controls.deferral(action, window, definition_id=action.id or recorded_id, name=name,
                                           fallback=fallback_delay)
     if deferred is not None:
-        return Decision(verdict=Verdict.defer, result=Result.deferred, plan=plan, action=action, outcome=deferred)
+        return Decision(step=Step.defer, result=Result.deferred, plan=plan, action=action, outcome=deferred)
     result = _RESULTS.get(action.kind, Result.updated)
-    verdict = Verdict.create if action.kind is ActionKind.create else Verdict.update
+    step = Step.create if action.kind is ActionKind.create else Step.update
     if action.kind is not ActionKind.create and recorded_id != action.id:
-        result, verdict = Result.adopted, Verdict.adopt
+        result, step = Result.adopted, Step.adopt
     elif mode is Mode.resync and action.kind is not ActionKind.create:
         result = Result.drift_corrected
     elif mode is Mode.resync:
         result = Result.created  # recreated after it was deleted behind our back
-    return Decision(verdict=verdict, result=result, plan=plan, action=action)
+    return Decision(step=step, result=result, plan=plan, action=action)
 
 
 def written(decision: Decision, *, name: str, definition_id: str | None, live: Mapping[str, Any] | None) -> Outcome:
     """The status outcome of a decision whose write succeeded (``definition_id``: what the API
     returned; ``live``: the definition read back). Pure."""
     if not decision.writes or decision.plan is None or decision.result is None:
-        raise ValueError(f"a {decision.verdict} decision writes nothing, so it has no written outcome")
+        raise ValueError(f"a {decision.step} decision writes nothing, so it has no written outcome")
     paths = _drift_paths(decision.plan)
     kind = decision.result
     message = {
@@ -258,7 +258,7 @@ def decide_finalize(*, recorded_id: str | None, name: str, deletion_policy: str,
     invalid from the start) may belong to someone else, and so does one that another resource
     manages. Pure; ``message`` says what was decided (for a delete: what it will have done)."""
     def keep(message: str) -> Decision:
-        return Decision(verdict=Verdict.keep, message=message)
+        return Decision(step=Step.keep, message=message)
 
     if not recorded_id:
         return keep("no live definition was recorded for this resource; nothing to delete")
@@ -275,5 +275,5 @@ def decide_finalize(*, recorded_id: str | None, name: str, deletion_policy: str,
     live = Live(id=recorded_id, name=name, comparable={})
     # force: deleting the resource is the explicit intent for exactly this one definition.
     plan = build_plan(desired=[desired], live=[live], scope=Scope(names=frozenset({name})), destroy=True, force=True)
-    return Decision(verdict=Verdict.delete, plan=plan, action=plan.actions[0],
+    return Decision(step=Step.delete, plan=plan, action=plan.actions[0],
                     message=f"deleted definition {recorded_id}")

@@ -132,17 +132,17 @@ def test_suspended_status_keeps_ready_and_synced_and_resuming_says_so() -> None:
 
 
 def test_the_decision_defers_and_the_finalizer_keeps_a_suspended_definition() -> None:
-    """The pure halves: decide() returns a defer verdict with its outcome, decide_finalize() keeps."""
+    """The pure halves: decide() returns a defer step with its outcome, decide_finalize() keeps."""
     from reconciler.engine import windows
     from reconciler.engine.normalize import desired_from_manifest
 
     desired = desired_from_manifest(decide.parse(resource("ctl-pure")))
     state = windows.state(FREEZE.windows, FRI_2330)
     decision = decide.decide(desired, [], recorded_id=None, mode=decide.Mode.apply, drift_policy=None, window=state)
-    assert decision.verdict is decide.Verdict.defer and not decision.writes
+    assert decision.step is decide.Step.defer and not decision.writes
     assert decision.outcome is not None and decision.outcome.result is Result.deferred
     assert decide.decide(desired, [], recorded_id=None, mode=decide.Mode.apply, drift_policy=None,
                          window=windows.state(FREEZE.windows, FRI_2330 - timedelta(hours=2))).writes
     kept = decide.decide_finalize(recorded_id="d1", name="ctl-pure", deletion_policy="Delete", prevent_destroy=False,
                                   suspended=True)
-    assert kept.verdict is decide.Verdict.keep and kept.message == "definition d1 left in place (spec.suspend: true)"
+    assert kept.step is decide.Step.keep and kept.message == "definition d1 left in place (spec.suspend: true)"
