@@ -103,7 +103,7 @@ async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | No
                     fallback_delay: float = 300.0, cache: live_cache.LiveCache | None = None) -> Outcome:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails,
-    :class:`~reconciler.operator.decide.Conflict` when the matching definition is managed by
+    :class:`~reconciler.operator.decide.ClaimedElsewhere` when the matching definition is managed by
     another resource, :class:`Unresolved` when a reference by name names nothing (or several), and
     :class:`~reconciler.operator.policies.PolicyDenied` when a deny policy refuses the manifest or its
     write (nothing is written); the warn verdicts' lines are the outcome's ``warnings``. ``cache``: the candidates come from the shared live snapshot

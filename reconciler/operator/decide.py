@@ -14,7 +14,7 @@ How *live* is chosen for one object:
   operator restart never creates a second one;
 - definition names are global in the API but resource names are per namespace, so a definition
   another resource already manages (``claimed_by``, from the operator's index of every watched
-  resource) is never adopted: that is a :class:`Conflict`, not two resources fighting over one
+  resource) is never adopted: that is a :class:`ClaimedElsewhere`, not two resources fighting over one
   definition at every resync.
 
 The plan is :func:`reconciler.engine.plan.build_plan`'s, with its guards, exactly as
@@ -41,7 +41,7 @@ from reconciler.specs.validate import validate_documents
 
 __all__ = [
     "ClaimedBy",
-    "Conflict",
+    "ClaimedElsewhere",
     "Decision",
     "Invalid",
     "Mode",
@@ -80,8 +80,8 @@ class Invalid(InvalidInput):
     """The resource's spec fails validation; ``str()`` lists every problem, one per line."""
 
 
-class Conflict(PlanError):
-    """The live definition this resource would take belongs to another resource."""
+class ClaimedElsewhere(PlanError):
+    """The live definition this resource would take belongs to another resource (status: the ``Conflict`` condition)."""
 
 
 # ``claimed_by(definition_id)``: the other resource (``namespace/name``) managing it, or None.
@@ -181,7 +181,7 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
            window: WindowState | None = None, fallback_delay: float = 300.0) -> Decision:
     """The decision for one resource over its live candidates. Pure.
 
-    Raises :class:`Conflict` when a candidate is managed by another resource (``claimed_by``);
+    Raises :class:`ClaimedElsewhere` when a candidate is managed by another resource (``claimed_by``);
     ``live_names`` are the candidates' live names by id, for that message and the status.
     ``window``: the sync windows' state now; a write while it is closed is deferred (retried when
     writes are next allowed, or after ``fallback_delay`` seconds)."""
@@ -189,7 +189,7 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
         owner = claimed_by(candidate.id)
         if owner is not None:
             live_name = (live_names or {}).get(candidate.id, desired.name)
-            raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
+            raise ClaimedElsewhere(f"live definition {candidate.id} ({live_name!r}) is already managed by "
                            f"{keys.kind()} {owner}; definition names are global in the API, so give one of "
                            "the two resources another metadata.name")
     # the recorded id is the identity: that definition is the match whatever its live name

@@ -180,7 +180,7 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
             logger.warning("refused by policy: %s", exc)
             kopf.event(body, type="Warning", reason=Result.policy_denied.value, message=str(exc)[:1024])
         _write_status(patch, outcome, status, generation)
-    except decide.Conflict as exc:
+    except decide.ClaimedElsewhere as exc:
         # Retried with backoff: it resolves once the other resource lets the definition go.
         _fail(runtime, body, patch, status, generation, retry, logger, Result.conflict, str(exc))
     except act.Unresolved as exc:  # retried: the named resource may be created meanwhile

@@ -89,7 +89,7 @@ def test_a_spec_change_is_an_update_and_a_missing_definition_is_recreated_or_rep
 
 def test_a_candidate_another_resource_manages_is_a_conflict() -> None:
     want = _desired()
-    with pytest.raises(decide.Conflict, match=f"{OTHER} \\('demo-op'\\) is already managed by .* ns2/x"):
+    with pytest.raises(decide.ClaimedElsewhere, match=f"{OTHER} \\('demo-op'\\) is already managed by .* ns2/x"):
         decide.decide(want, [_live(want, OTHER)], recorded_id=None, mode=Mode.apply, drift_policy=None,
                       claimed_by=lambda i: "ns2/x" if i == OTHER else None)
 
