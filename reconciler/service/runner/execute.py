@@ -81,7 +81,7 @@ def outcome_of(job: JobRecord, counters: _Counters, body: Callable[[], Outcome])
                        failed_rows=counters.failed)
     except (scoring.ScoringError, AdapterError, artifacts.ArtifactError) as exc:
         return Outcome("FAILED", str(exc), scored_rows=counters.rows - counters.failed, failed_rows=counters.failed)
-    except errors.ServiceError as exc:
+    except errors.HTTPProblem as exc:
         return Outcome("FAILED", exc.message + "".join(f"; {hint}" for hint in exc.errors.values()),
                        scored_rows=counters.rows - counters.failed, failed_rows=counters.failed)
     except Exception as exc:
