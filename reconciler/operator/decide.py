@@ -34,7 +34,7 @@ from reconciler.engine.types import Desired, Live, Scope
 from reconciler.engine.windows import WindowState
 from reconciler.errors import InvalidInput, PlanError
 from reconciler.operator import controls as operator_controls
-from reconciler.operator.status import Outcome, Result
+from reconciler.operator.status import Reconciliation, Result
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
@@ -167,7 +167,7 @@ class Decision:
     result: Result | None = None  # None: a finalizer's decision (no status is written)
     plan: Plan | None = None
     action: Action | None = None
-    outcome: Outcome | None = None
+    outcome: Reconciliation | None = None
     message: str = ""
 
     @property
@@ -199,22 +199,22 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
     name = desired.name
     if action.kind is ActionKind.noop:
         if recorded_id != action.id:  # found by name: this resource takes it over
-            return Decision(step=Step.adopt, result=Result.adopted, plan=plan, action=action, outcome=Outcome(
+            return Decision(step=Step.adopt, result=Result.adopted, plan=plan, action=action, outcome=Reconciliation(
                 result=Result.adopted, definition_id=action.id, definition_name=name,
                 message=f"adopted existing definition {action.id} (it already matches the spec)"))
-        return Decision(step=Step.noop, result=Result.unchanged, plan=plan, action=action, outcome=Outcome(
+        return Decision(step=Step.noop, result=Result.unchanged, plan=plan, action=action, outcome=Reconciliation(
             result=Result.unchanged, message="live definition matches the spec", definition_id=action.id,
             definition_name=name))
     if mode is Mode.resync and drift_policy == "Report":
         if action.kind is ActionKind.create:
             return Decision(step=Step.report, result=Result.missing_reported, plan=plan, action=action,
-                            outcome=Outcome(
+                            outcome=Reconciliation(
                 result=Result.missing_reported, definition_id=recorded_id, definition_name=name,
                 message="the live definition is missing (driftPolicy: Report, so it is not recreated)",
                 drift=("<definition>",)))
         paths = _drift_paths(plan)
         return Decision(step=Step.report, result=Result.drift_reported, plan=plan, action=action,
-                        outcome=Outcome(
+                        outcome=Reconciliation(
             result=Result.drift_reported, definition_id=action.id, definition_name=name, drift=paths,
             message=f"live definition differs from the spec in {', '.join(paths)} "
                     "(driftPolicy: Report, so it is not corrected)"))
@@ -233,7 +233,7 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
     return Decision(step=step, result=result, plan=plan, action=action)
 
 
-def written(decision: Decision, *, name: str, definition_id: str | None, live: Mapping[str, Any] | None) -> Outcome:
+def written(decision: Decision, *, name: str, definition_id: str | None, live: Mapping[str, Any] | None) -> Reconciliation:
     """The status outcome of a decision whose write succeeded (``definition_id``: what the API
     returned; ``live``: the definition read back). Pure."""
     if not decision.writes or decision.plan is None or decision.result is None:
@@ -246,7 +246,7 @@ def written(decision: Decision, *, name: str, definition_id: str | None, live: M
                         + (f" and updated {', '.join(paths)}" if paths else ""),
         Result.drift_corrected: f"corrected drift in {', '.join(paths)}",
     }.get(kind, f"updated {', '.join(paths)}")
-    return Outcome(result=kind, message=message, definition_id=definition_id, definition_name=name,
+    return Reconciliation(result=kind, message=message, definition_id=definition_id, definition_name=name,
                    live=live, drift=paths if kind is Result.drift_corrected else ())
 
 
