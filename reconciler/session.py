@@ -354,7 +354,8 @@ class Session:
         notify = tuple(notify_config.channels([c for c in self.config.notifications
                                                if "job.failed" in (c.get("events") or notify_send.EVENTS)],
                                               base_dir=base, roots=self.secret_roots, environ=self.options.environ))
-        app = create_app(ServiceSettings(db_url=db_url, notify=notify))
+        # no dashboard in-process: no browser reaches an app served over the CLI's own transport
+        app = create_app(ServiceSettings(db_url=db_url, notify=notify, ui=False))
         return httpx.ASGITransport(app=app), app
 
     def origin(self) -> plans.PlanOrigin:

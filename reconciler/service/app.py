@@ -19,7 +19,7 @@ from starlette.routing import Match
 
 from reconciler.__about__ import __version__
 from reconciler.extras import MissingExtra
-from reconciler.service import errors, metrics, openapi, ui
+from reconciler.service import errors, metrics, openapi
 from reconciler.service.middleware import ServiceMiddleware
 from reconciler.service.routes import datasets as dataset_routes
 from reconciler.service.routes import definitions, jobs, meta, resources
@@ -51,9 +51,13 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     app.include_router(meta.health_router)
     _install_error_handlers(app)
     openapi.install(app)
+    own_auth: tuple[str, ...] = ()
     if settings.ui:  # the dashboard (issue #14): its routes check a session cookie of their own
+        from reconciler.service import ui  # templates and forms load only when the dashboard is served
+
         ui.install(app, settings)
-    app.add_middleware(ServiceMiddleware, token=settings.token, own_auth=(f"{ui.PREFIX}/",) if settings.ui else (),
+        own_auth = (f"{ui.PREFIX}/",)
+    app.add_middleware(ServiceMiddleware, token=settings.token, own_auth=own_auth,
                        public=frozenset({metrics.METRICS_PATH}) if settings.metrics_public else frozenset())
     metrics.install(app, app.state.store)  # outermost: requests refused by the token check count too
     return app
