@@ -177,7 +177,7 @@ def _router(kind: str) -> APIRouter:
     async def create(body: JsonBody, store: StoreDep, user: UserDep) -> JSONResponse:
         found = _problems(kind, body)
         if found:
-            raise errors.Unprocessable(f"invalid {kind}: {len(found)} problem(s); see errors", errors=found)
+            raise errors.HTTPUnprocessable(f"invalid {kind}: {len(found)} problem(s); see errors", errors=found)
         fields = {key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec}
         fields.update({key: value for key, value in body.items() if key != "id" and key not in SECRET_FIELDS})
         record = ResourceRecord(id=str(body.get("id") or ids.new_id()), kind=kind, name=str(body[name_field]),

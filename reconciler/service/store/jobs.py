@@ -99,7 +99,7 @@ class Jobs(Database):
             if row is None:
                 raise _job_not_found(job_id)
             if only_from and row.status not in only_from:
-                raise errors.Conflict(f"job {job_id} is {row.status}", errors={
+                raise errors.HTTPConflict(f"job {job_id} is {row.status}", errors={
                     "status": f"expected the job to be {' or '.join(only_from)}; it has already finished"})
             conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(
                 status=status, status_details=details, updated=now))
@@ -254,20 +254,20 @@ class Jobs(Database):
                      .values(**outcome_values(status, now)))
 
 
-def _job_not_found(job_id: str) -> errors.NotFound:
-    return errors.NotFound(f"no batch prediction job with id {job_id!r}",
+def _job_not_found(job_id: str) -> errors.HTTPNotFound:
+    return errors.HTTPNotFound(f"no batch prediction job with id {job_id!r}",
                            errors={"id": "list jobs with GET batchPredictions/"})
 
 
-def _not_waiting_for_upload(job: JobRecord) -> errors.Conflict:
+def _not_waiting_for_upload(job: JobRecord) -> errors.HTTPConflict:
     if job.upload == "none":
         why = "its intake is not localFile; only localFile jobs take an upload"
     elif job.upload == "done":
         why = "its data was already uploaded"
     elif job.status in ("FAILED", "ABORTED"):
-        return errors.Conflict(f"job {job.id} does not accept an upload: it is {job.status}: {job.status_details}",
+        return errors.HTTPConflict(f"job {job.id} does not accept an upload: it is {job.status}: {job.status_details}",
                                errors={"csvUpload": "fix what the message names, then start a new job"})
     else:
         why = f"it is {job.status}"
-    return errors.Conflict(f"job {job.id} does not accept an upload: {why}",
+    return errors.HTTPConflict(f"job {job.id} does not accept an upload: {why}",
                            errors={"csvUpload": "start a new job with localFile intake to upload data"})

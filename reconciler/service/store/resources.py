@@ -26,7 +26,7 @@ def check_refs(conn: Connection, refs: Sequence[Reference]) -> None:
     found = {(row.kind, row.id) for row in rows}
     missing = [ref for ref in refs if (ref.kind, ref.ref_id) not in found]
     if missing:
-        raise errors.MissingReferences(missing)
+        raise errors.HTTPMissingReferences(missing)
 
 
 class Resources(Database):
@@ -44,7 +44,7 @@ class Resources(Database):
                     id=record.id, kind=record.kind, name=record.name, body=dump(record.body),
                     created=record.created, created_by=dump(record.created_by)))
         except sa.exc.IntegrityError:
-            raise errors.Conflict(f"id {record.id} is already used", errors={
+            raise errors.HTTPConflict(f"id {record.id} is already used", errors={
                 "id": "ids are unique across deployments, credentials and data stores; omit id to get a new one"
             }) from None
         return record
@@ -54,7 +54,7 @@ class Resources(Database):
             row = conn.execute(sa.select(resources).where(resources.c.id == resource_id,
                                                           resources.c.kind == kind)).first()
         if row is None:
-            raise errors.NotFound(f"no {kind} with id {resource_id!r}", errors={"id": f"list them with GET {_ROUTE[kind]}"})
+            raise errors.HTTPNotFound(f"no {kind} with id {resource_id!r}", errors={"id": f"list them with GET {_ROUTE[kind]}"})
         return self._resource(row)
 
     def _body_text(self, key: str) -> sa.ColumnElement[str]:
@@ -91,13 +91,13 @@ class Resources(Database):
             row = conn.execute(sa.select(resources.c.id).where(resources.c.id == resource_id,
                                                                resources.c.kind == kind)).first()
             if row is None:
-                raise errors.NotFound(f"no {kind} with id {resource_id!r}",
+                raise errors.HTTPNotFound(f"no {kind} with id {resource_id!r}",
                                       errors={"id": f"list them with GET {_ROUTE[kind]}"})
             users = conn.execute(sa.select(definition_refs.c.definition_id).where(
                 definition_refs.c.ref_id == resource_id, definition_refs.c.kind == kind).distinct()).scalars().all()
             if users:
                 shown = ", ".join(sorted(users)[:5])
-                raise errors.Conflict(f"{kind} {resource_id} is used by {len(users)} job definition(s): {shown}",
+                raise errors.HTTPConflict(f"{kind} {resource_id} is used by {len(users)} job definition(s): {shown}",
                                       errors={"id": "update or delete those definitions first"})
             conn.execute(sa.delete(resources).where(resources.c.id == resource_id))
             conn.execute(sa.delete(credential_secrets).where(credential_secrets.c.credential_id == resource_id))
@@ -113,7 +113,7 @@ class Resources(Database):
                 if secret:
                     conn.execute(sa.insert(credential_secrets).values(credential_id=record.id, secret=dump(secret)))
         except sa.exc.IntegrityError:
-            raise errors.Conflict(f"id {record.id} is already used", errors={
+            raise errors.HTTPConflict(f"id {record.id} is already used", errors={
                 "id": "ids are unique across deployments, credentials and data stores; omit id to get a new one"
             }) from None
         return record
