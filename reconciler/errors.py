@@ -39,7 +39,7 @@ class UsageError(ReconcilerError):
 
 
 class ConfigError(ReconcilerError):
-    """The project config (reconciler.yaml) is unreadable or invalid."""
+    """A configuration file (the project config reconciler.yaml, a policy file) is unreadable or invalid."""
 
 
 class InvalidInput(ReconcilerError):

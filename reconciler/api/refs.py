@@ -3,6 +3,13 @@
 ``Deployment.list``, ``Credential.list``, ``DataStore.list``), following ``next`` links on the same
 origin. A deployment's name is its ``label``, a data store's its ``canonicalName``.
 
+Why one unfiltered list per kind, not the API's search filters (``deployments/?search=``,
+``externalDataStores/?name=``, which the local service also serves): a filtered call per distinct
+name would be one call per name instead of one per kind; both filters match substrings (and
+``search`` descriptions too), so the exact name must be matched here anyway; and the close matches
+a missing name reports come from the whole list. The one filter sent is data stores' ``type=all``:
+without it DataRobot lists only JDBC data stores (``DataStore.list``'s documented default).
+
 :class:`Catalog` caches what it listed, so a run that plans several times (the operator's resources
 in one pass) lists each kind once; :func:`resolve` is the one function every entry point
 (session, operator) calls.
@@ -23,6 +30,7 @@ from reconciler.engine.types import Desired
 __all__ = ["Catalog", "resolve"]
 
 MAX_PAGES = 1000  # a bounded read: 1000 pages of a resource list is far beyond any installation
+LIST_PARAMS: dict[str, dict[str, str]] = {"dataStore": {"type": "all"}}  # every data store, not only JDBC ones
 
 
 class Catalog:
@@ -47,11 +55,13 @@ class Catalog:
         client = self.client
         origin = urlsplit(client.base_url)[:2]
         url: str | None = client.url(path)
+        params: dict[str, str] | None = LIST_PARAMS.get(kind)  # the next links keep the query
         out: list[tuple[str, str]] = []
         for _ in range(MAX_PAGES):
             if url is None:
                 return out
-            body = (await client.request("GET", url)).json()
+            body = (await client.request("GET", url, params=params)).json()
+            params = None
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise errors.APIError(f"GET {path}: expected a list page ({{'data': [...]}}), got {type(body).__name__}")
             for item in body["data"]:

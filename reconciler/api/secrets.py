@@ -12,16 +12,12 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler import errors
 from reconciler.engine.normalize import SECRET_REFS
+from reconciler.errors import SecretError  # raised here; re-exported for callers
 from reconciler.specs import secrets
 from reconciler.specs.files import SECRET_FILE_BYTES, read_limited
 
 __all__ = ["SecretError", "resolve_ref", "resolve_secrets", "resolver"]
-
-
-class SecretError(errors.SecretError):
-    """A secret reference could not be resolved (variable unset, file unreadable)."""
 
 
 def resolve_secrets(body: Mapping[str, Any], *, base_dir: str | None = None,

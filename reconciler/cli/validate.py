@@ -36,8 +36,9 @@ def _validate(targets: list[Path], *, output: o.TextOrJson, target: str | None, 
             found = found.relative_to(Path.cwd())  # messages name it as the user would type it
         # the project config is checked like the manifests: a config that plan would refuse fails here
         config_issues = project_config_issues(found) if found else []
-        project = load_config(found) if found and not config_issues else None
-        if config_issues and target:  # a target cannot be resolved from a broken config
+        broken = any(i.severity == "error" for i in config_issues)  # a warning (a freeze with no end) still loads
+        project = load_config(found) if found and not broken else None
+        if broken and target:  # a target cannot be resolved from a broken config
             report = ValidationReport(files=1)
         else:
             # secret files stay in the project (its config's directory, else the paths) or allowedDirs

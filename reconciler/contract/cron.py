@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import calendar
 import functools
+import itertools
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Final
 
 MONTH_NAMES: Final = {name.lower(): i for i, name in enumerate(calendar.month_name) if name} | {
@@ -115,6 +117,13 @@ def _translate(expression: str) -> dict[str, ScheduleValue]:
             raise CronError(f"unknown macro '{text}'", lead, f"use one of {', '.join(sorted(MACROS))}")
         text, lead = MACROS[text.lower()], 0
     parts = text.split()
+    if parts and "=" in parts[0]:  # cronie's CRON_TZ=Europe/Paris, Kubernetes' TZ=...: no zone here
+        raise CronError(f"a time zone prefix ('{parts[0]}') is not supported: schedules are in UTC", lead,
+                        f"remove '{parts[0]}' and write the times in UTC")
+    zone = next((p for p in parts[5:] if p.upper() in ("UTC", "GMT", "Z") or ("/" in p and p[:1].isalpha())), None)
+    if zone is not None:  # "0 22 * * 5 Europe/Paris"
+        raise CronError(f"a time zone ('{zone}') is not supported: schedules are in UTC", expression.find(zone),
+                        f"remove '{zone}' and write the times in UTC")
     if len(parts) != 5:
         raise CronError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}", lead,
                         "a seconds or year field is not supported" if len(parts) in (6, 7) else None)
@@ -184,3 +193,53 @@ def leap_day_only(schedule: dict[str, ScheduleValue]) -> bool:
     hits = [(int(m), int(d)) for m in months for d in schedule["dayOfMonth"]
             if int(d) <= (29 if int(m) == 2 else calendar.monthrange(2001, int(m))[1])]
     return bool(hits) and all(hit == (2, 29) for hit in hits)
+
+
+# Day-of-month, month and weekday repeat together every 28 years between 1901 and 2099, so the
+# firing days of one 28-year stretch show every gap a schedule has (29 February included).
+_CYCLE_START: Final = date(2001, 1, 1)
+_CYCLE_DAYS: Final = (date(2029, 1, 1) - _CYCLE_START).days
+
+
+def _members(values: ScheduleValue, field: str) -> frozenset[int]:
+    low, high = RANGES[field]
+    return frozenset(range(low, high + 1)) if values == ["*"] else frozenset(int(v) for v in values)
+
+
+def longest_gap(schedule: dict[str, ScheduleValue]) -> timedelta | None:
+    """The longest time between two consecutive firings of a normalized schedule (UTC, the API's
+    dayOfMonth/dayOfWeek union); None when it never fires. A window that stays open at least this
+    long after each firing never closes."""
+    key = tuple(tuple(schedule[f]) for f in FIELDS)
+    minutes = _longest_gap_minutes(key)  # type: ignore[arg-type]
+    return None if minutes is None else timedelta(minutes=minutes)
+
+
+@functools.lru_cache(maxsize=256)
+def _longest_gap_minutes(key: tuple[tuple[int | str, ...], ...]) -> int | None:
+    lists: dict[str, ScheduleValue] = {f: list(v) for f, v in zip(FIELDS, key, strict=True)}  # type: ignore[misc]
+    hours, mins = _members(lists["hour"], "hour"), _members(lists["minute"], "minute")
+    times = sorted(h * 60 + m for h in hours for m in mins)
+    months = _members(lists["month"], "month")
+    doms, dows = _members(lists["dayOfMonth"], "dayOfMonth"), _members(lists["dayOfWeek"], "dayOfWeek")
+    dom_any, dow_any = lists["dayOfMonth"] == ["*"], lists["dayOfWeek"] == ["*"]
+    fire_days = []  # days since _CYCLE_START on which the schedule fires, over one cycle
+    start = _CYCLE_START.toordinal()
+    for year in range(_CYCLE_START.year, _CYCLE_START.year + 28):
+        for month in sorted(months):
+            first = date(year, month, 1)
+            weekday = (first.weekday() + 1) % 7  # Sunday = 0, as the API counts
+            base = first.toordinal() - start
+            for day in range(1, calendar.monthrange(year, month)[1] + 1):
+                in_dom, in_dow = day in doms, (weekday + day - 1) % 7 in dows
+                if (in_dom and in_dow) if dom_any or dow_any else (in_dom or in_dow):
+                    fire_days.append(base + day - 1)
+    if not fire_days:
+        return None
+    # the last firing day of the cycle is followed by the first of the next
+    longest_days = max(b - a for a, b in zip(fire_days, [*fire_days[1:], fire_days[0] + _CYCLE_DAYS], strict=True))
+    if not times:
+        return None
+    within = max((b - a for a, b in itertools.pairwise(times)), default=0)
+    across = longest_days * 24 * 60 - (times[-1] - times[0])
+    return max(within, across)

@@ -262,6 +262,23 @@ def issue_at(doc: Located, path: Path_, message: str, hint: str | None = None, *
     return Issue(doc.file, mark.line, mark.col, dotted(path), message, hint, severity)
 
 
+_SECRET_REF = "secret-ref"
+
+
+def _at_secret_ref(schema: Mapping[str, Any]) -> bool:
+    """Whether ``schema`` is a secret reference (``urlFrom``, ``apiKeyFrom``, ...) or one of its
+    fields: what is written there in place of ``{env: NAME}`` may be the secret itself (a webhook
+    URL with its token pasted in), so messages never quote it."""
+    ref = schemas.get(_SECRET_REF)
+    return schema.get("$id") == ref["$id"] or any(schema == field for field in ref["properties"].values())
+
+
+def _redacted(value: Any) -> str:
+    if isinstance(value, str):
+        return "a string (not shown: it may be a secret)"
+    return describe(value) if isinstance(value, (dict, list, bool)) or value is None else "a number (not shown)"
+
+
 def _explain(error: jsonschema.ValidationError, doc: Located, base: Path_, *,
              meant: AbstractSet[tuple[Path_, str]] = frozenset()) -> list[Issue]:
     path: Path_ = (*base, *error.absolute_path)
@@ -270,6 +287,13 @@ def _explain(error: jsonschema.ValidationError, doc: Located, base: Path_, *,
     value: Any = error.instance
     schema = error.schema if isinstance(error.schema, dict) else {}
     custom = _custom(error, kw)
+    if _at_secret_ref(schema) and kw in ("type", "pattern"):
+        field = bool(path) and path[-1] in ("env", "file")
+        where = dotted(path[-2:-1] if field else path[-1:])
+        expected = custom or ("expected a string" if field else "expected a reference {env: NAME} or {file: PATH}")
+        return [issue_at(doc, path, f"{expected}, got {_redacted(value)}",
+                         f"write {where}: {{env: NAME}} (NAME: the environment variable holding the value) or "
+                         f"{where}: {{file: path/to/secret}}; never the secret itself")]
 
     if "propertyNames" in error.relative_schema_path and isinstance(value, str):
         # the error is about a key: point at it, and name it in the field path

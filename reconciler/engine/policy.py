@@ -255,17 +255,33 @@ def _subject(manifest: Mapping[str, Any] | None) -> str:
 
 
 def _combined(policies: Policies, env: Any, rules: Sequence[CompiledRule]) -> tuple[Any, frozenset[str]]:
-    """The program returning the results of ``rules`` as one list, and the variables they read."""
+    """The program returning the results of ``rules`` as one list (None when they cannot be one:
+    together they pass the runtime's limit on an expression's size or depth, though each compiles
+    alone; judged one by one then), and the variables they read."""
     # the rules outlive the cache (it belongs to the Policies holding them); all of a kind's rules
     # (the usual case) are keyed by their tuple's id, a subset by the ids of its rules
     key: Any = id(rules) if isinstance(rules, tuple) else tuple(map(id, rules))
     found = policies.combined.get(key)
     if found is None or (isinstance(rules, tuple) and found[0] is not rules):
-        # each expression on lines of its own: a trailing // comment cannot swallow the next one
-        program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
+        try:
+            # each expression on lines of its own: a trailing // comment cannot swallow the next one
+            program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
+        except RuntimeError:
+            program = None
         found = policies.combined[key] = (rules if isinstance(rules, tuple) else None, program,
                                           frozenset().union(*(r.reads for r in rules)))
     return found[1], found[2]
+
+
+def _evaluated(program: Any, activation: Any, cel: Any) -> tuple[Any, bool]:
+    """The program's value on the input and whether it failed. The runtime raises (rather than
+    returning an error value) when an evaluation passes its iteration budget or recursion limit,
+    e.g. nested comprehensions over lists: a failure like any other, so the rule says no."""
+    try:
+        result = program.eval(activation)
+    except RuntimeError as exc:
+        return str(exc), True
+    return result.value(), result.type() == cel.Type.ERROR
 
 
 _EVERYWHERE: tuple[None, tuple[()]] = (None, ())  # no targets, no selector: applies to every input
@@ -313,17 +329,19 @@ def _judge(policies: Policies, rules: tuple[CompiledRule, ...], env: Any, data: 
         if "schedule" in reads:
             data["schedule"] = schedule_view(data["manifest"])
         activation = env.Activation(data={name: data[name] for name in reads})
-        if len(applicable) > 1:
-            together = program.eval(activation)
-            if together.type() != cel.Type.ERROR:  # an error in any rule: judge them one by one for the reason
+        if len(applicable) > 1 and program is not None:
+            try:
+                together = program.eval(activation)
+            except RuntimeError:  # over the runtime's budget: one by one, for the rule and the reason
+                together = None
+            if together is not None and together.type() != cel.Type.ERROR:  # an error: one by one, for the reason
                 values = together.plain_value()
     out = []
     for index, compiled in enumerate(applicable):
         if values is not None:
             value, failed = values[index], False
         else:
-            result = compiled.program.eval(activation)
-            value, failed = result.value(), result.type() == cel.Type.ERROR
+            value, failed = _evaluated(compiled.program, activation, cel)
         if value is True:
             continue
         rule = compiled.rule

@@ -118,23 +118,41 @@ def _blocked(windows: Sequence[SyncWindow], now: datetime) -> tuple[list[tuple[S
     return denies, outside
 
 
-def _next_allowed(windows: Sequence[SyncWindow], now: datetime) -> datetime | None:
+def _walk(windows: Sequence[SyncWindow], now: datetime) -> tuple[datetime | None, bool]:
+    """When writes are next allowed, and whether the walk gave up after :data:`_MAX_STEPS` window
+    ends and openings (then None says nothing about the 400 days)."""
     moment = now
     for _ in range(_MAX_STEPS):
         if moment - now > _HORIZON:
-            return None
+            return None, False
         denies, outside = _blocked(windows, moment)
         if denies:
+            if any(_never_closes(w) for w, _ in denies):
+                return None, False  # reopens before it closes, for ever: no time at all, let alone 400 days
             moment = max(end for _, end in denies)
             continue
         if outside:
             openings = [o for w in windows if w.kind == "allow" and (o := _next_opening(w, moment)) is not None]
             if not openings:
-                return None
+                return None, False
             moment = min(openings)
             continue
-        return moment
-    return None
+        return moment, False
+    return None, True
+
+
+def _never_closes(window: SyncWindow) -> bool:
+    gap = cron.longest_gap(cron.cron_to_schedule(window.schedule))
+    return gap is not None and window.duration >= gap
+
+
+def _next_allowed(windows: Sequence[SyncWindow], now: datetime) -> datetime | None:
+    return _walk(windows, now)[0]
+
+
+def _not_found(gave_up: bool) -> str:
+    return (f"within the next {_MAX_STEPS} window openings and closings" if gave_up
+            else f"within {_HORIZON.days} days")
 
 
 def state(windows: Sequence[SyncWindow], now: datetime) -> WindowState | None:
@@ -149,15 +167,15 @@ def state(windows: Sequence[SyncWindow], now: datetime) -> WindowState | None:
         reason = (f"inside allow window {', '.join(allows_open)}" if allows_open
                   else "no deny window is open")
         return WindowState(open=True, now=now, reason=reason, active=allows_open, windows=tuple(windows))
-    until = _next_allowed(windows, now)
+    until, gave_up = _walk(windows, now)
     later = (f"writes are allowed from {when(until)}" if until
-             else f"no time within {_HORIZON.days} days was found when writes are allowed")
+             else f"no time {_not_found(gave_up)} was found when writes are allowed")
     if denies:
         names = ", ".join(w.label for w, _ in denies)
         # the deny windows' own end: they may reopen at once (or overlap), so walk them alone
-        end = _next_allowed([w for w in windows if w.kind == "deny"], now)
+        end, gave_up = _walk([w for w in windows if w.kind == "deny"], now)
         if end is None:
-            reason = f"deny window {names} is open and does not close within {_HORIZON.days} days"
+            reason = f"deny window {names} is open and does not close {_not_found(gave_up)}"
         else:
             reason = f"deny window {names} is open until {when(end)}" + ("" if until == end else f"; {later}")
         active = tuple(w.label for w, _ in denies)

@@ -26,7 +26,7 @@ from reconciler.operator import cache as live_cache
 from reconciler.operator import controls as operator_controls
 from reconciler.operator.decide import ClaimedBy, Decision, Mode, decide, decide_finalize, nobody, written
 from reconciler.operator.policies import OperatorPolicies
-from reconciler.operator.status import Outcome
+from reconciler.operator.status import Reconciliation
 from reconciler.specs.controls import Controls
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
@@ -76,14 +76,14 @@ async def _write(client: Client, plan: Plan, what: str) -> engine_apply.ApplyRes
 
 
 async def perform(client: Client, decision: Decision, *, name: str, raw: Mapping[str, Any],
-                  cache: live_cache.LiveCache | None = None) -> Outcome:
+                  cache: live_cache.LiveCache | None = None) -> Reconciliation:
     """Carry out a reconcile decision; ``raw``: the candidates as the API returned them. ``cache``:
     what is written goes into the shared live snapshot; a failed write drops its entry, so the
     retry looks the definition up again (gone, renamed or changed meanwhile)."""
     if decision.outcome is not None:  # nothing to write
         return dataclasses.replace(decision.outcome, live=raw.get(decision.outcome.definition_id or ""))
     if decision.plan is None:
-        raise ValueError(f"a {decision.verdict} decision has neither a write nor an outcome")
+        raise ValueError(f"a {decision.step} decision has neither a write nor an outcome")
     try:
         applied = await _write(client, decision.plan, "the API write failed")
     except ApplyFailed:
@@ -100,10 +100,10 @@ async def perform(client: Client, decision: Decision, *, name: str, raw: Mapping
 async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
                     claimed_by: ClaimedBy = nobody, policies: OperatorPolicies | None = None,
                     controls: Controls | None = None, now: datetime | None = None,
-                    fallback_delay: float = 300.0, cache: live_cache.LiveCache | None = None) -> Outcome:
+                    fallback_delay: float = 300.0, cache: live_cache.LiveCache | None = None) -> Reconciliation:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails,
-    :class:`~reconciler.operator.decide.Conflict` when the matching definition is managed by
+    :class:`~reconciler.operator.decide.ClaimedElsewhere` when the matching definition is managed by
     another resource, :class:`Unresolved` when a reference by name names nothing (or several), and
     :class:`~reconciler.operator.policies.PolicyDenied` when a deny policy refuses the manifest or its
     write (nothing is written); the warn verdicts' lines are the outcome's ``warnings``. ``cache``: the candidates come from the shared live snapshot

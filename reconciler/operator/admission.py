@@ -106,10 +106,10 @@ def register(registry: kopf.OperatorRegistry, scope: Scope | None) -> None:
                       operations=["CREATE", "UPDATE"])
     def validate(**kwargs: Any) -> None:
         """kopf passes operation, new, old and the mutable ``warnings`` list (kubectl's Warning: lines)."""
-        verdict = review(str(kwargs.get("operation") or ""), kwargs.get("new"), kwargs.get("old"), scope=scope)
-        kwargs["warnings"].extend(verdict.warnings)
-        if verdict.denied is not None:
-            raise kopf.AdmissionError(verdict.denied, code=422)
+        answer = review(str(kwargs.get("operation") or ""), kwargs.get("new"), kwargs.get("old"), scope=scope)
+        kwargs["warnings"].extend(answer.warnings)
+        if answer.denied is not None:
+            raise kopf.AdmissionError(answer.denied, code=422)
 
 
 class _Server(kopf.WebhookServer):  # type: ignore[misc]

@@ -20,7 +20,7 @@ from reconciler.engine.ignore import with_rules
 from reconciler.engine.plan import WRITES, Action
 from reconciler.engine.types import Desired
 from reconciler.engine.windows import WindowState
-from reconciler.operator.status import Outcome, Result
+from reconciler.operator.status import Reconciliation, Result
 from reconciler.specs.controls import Controls
 from reconciler.specs.model import Manifest
 
@@ -30,9 +30,9 @@ SUSPENDED_MESSAGE: Final = ("spec.suspend is true: the operator does not reconci
                             "live definition in place if the resource is deleted")
 
 
-def suspended(status: Mapping[str, Any]) -> Outcome:
+def suspended(status: Mapping[str, Any]) -> Reconciliation:
     """The outcome of a suspended resource: nothing happened, nothing is known anew."""
-    return Outcome(result=Result.suspended, message=SUSPENDED_MESSAGE, definition_id=status.get("definitionId"))
+    return Reconciliation(result=Result.suspended, message=SUSPENDED_MESSAGE, definition_id=status.get("definitionId"))
 
 
 def with_project_rules(desired: Desired, manifest: Manifest, controls: Controls) -> Desired:
@@ -42,12 +42,12 @@ def with_project_rules(desired: Desired, manifest: Manifest, controls: Controls)
 
 
 def deferral(action: Action, state: WindowState | None, *, definition_id: str | None, name: str,
-             fallback: float) -> Outcome | None:
+             fallback: float) -> Reconciliation | None:
     """The outcome when the sync windows (``state``, at its moment) block ``action``'s write; None
     when it may go."""
     if action.kind not in WRITES or state is None or state.open:
         return None
     delay = max(1.0, (state.until - state.now).total_seconds() + 1.0) if state.until is not None else fallback
     paths = tuple(c.path for c in action.changes)
-    return Outcome(result=Result.deferred, definition_id=definition_id, definition_name=name, drift=paths,
+    return Reconciliation(result=Result.deferred, definition_id=definition_id, definition_name=name, drift=paths,
                    message=f"{action.kind.value} deferred: {state.reason}", retry_after=delay)

@@ -14,7 +14,7 @@ How *live* is chosen for one object:
   operator restart never creates a second one;
 - definition names are global in the API but resource names are per namespace, so a definition
   another resource already manages (``claimed_by``, from the operator's index of every watched
-  resource) is never adopted: that is a :class:`Conflict`, not two resources fighting over one
+  resource) is never adopted: that is a :class:`ClaimedElsewhere`, not two resources fighting over one
   definition at every resync.
 
 The plan is :func:`reconciler.engine.plan.build_plan`'s, with its guards, exactly as
@@ -34,18 +34,18 @@ from reconciler.engine.types import Desired, Live, Scope
 from reconciler.engine.windows import WindowState
 from reconciler.errors import InvalidInput, PlanError
 from reconciler.operator import controls as operator_controls
-from reconciler.operator.status import Outcome, Result
+from reconciler.operator.status import Reconciliation, Result
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 from reconciler.specs.validate import validate_documents
 
 __all__ = [
     "ClaimedBy",
-    "Conflict",
+    "ClaimedElsewhere",
     "Decision",
     "Invalid",
     "Mode",
-    "Verdict",
+    "Step",
     "decide",
     "decide_finalize",
     "document_from_body",
@@ -63,7 +63,7 @@ class Mode(StrEnum):
     resync = "resync"  # periodic check: correct drift, or only report it (driftPolicy: Report)
 
 
-class Verdict(StrEnum):
+class Step(StrEnum):
     """What the decision asks of the API."""
 
     create = "create"
@@ -80,8 +80,8 @@ class Invalid(InvalidInput):
     """The resource's spec fails validation; ``str()`` lists every problem, one per line."""
 
 
-class Conflict(PlanError):
-    """The live definition this resource would take belongs to another resource."""
+class ClaimedElsewhere(PlanError):
+    """The live definition this resource would take belongs to another resource (status: the ``Conflict`` condition)."""
 
 
 # ``claimed_by(definition_id)``: the other resource (``namespace/name``) managing it, or None.
@@ -163,11 +163,11 @@ class Decision:
     (for a write, :func:`written` makes it once the API answered). A finalizer that keeps the
     definition has no plan."""
 
-    verdict: Verdict
+    step: Step
     result: Result | None = None  # None: a finalizer's decision (no status is written)
     plan: Plan | None = None
     action: Action | None = None
-    outcome: Outcome | None = None
+    outcome: Reconciliation | None = None
     message: str = ""
 
     @property
@@ -181,7 +181,7 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
            window: WindowState | None = None, fallback_delay: float = 300.0) -> Decision:
     """The decision for one resource over its live candidates. Pure.
 
-    Raises :class:`Conflict` when a candidate is managed by another resource (``claimed_by``);
+    Raises :class:`ClaimedElsewhere` when a candidate is managed by another resource (``claimed_by``);
     ``live_names`` are the candidates' live names by id, for that message and the status.
     ``window``: the sync windows' state now; a write while it is closed is deferred (retried when
     writes are next allowed, or after ``fallback_delay`` seconds)."""
@@ -189,7 +189,7 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
         owner = claimed_by(candidate.id)
         if owner is not None:
             live_name = (live_names or {}).get(candidate.id, desired.name)
-            raise Conflict(f"live definition {candidate.id} ({live_name!r}) is already managed by "
+            raise ClaimedElsewhere(f"live definition {candidate.id} ({live_name!r}) is already managed by "
                            f"{keys.kind()} {owner}; definition names are global in the API, so give one of "
                            "the two resources another metadata.name")
     # the recorded id is the identity: that definition is the match whatever its live name
@@ -199,45 +199,45 @@ def decide(desired: Desired, candidates: Sequence[Live], *, recorded_id: str | N
     name = desired.name
     if action.kind is ActionKind.noop:
         if recorded_id != action.id:  # found by name: this resource takes it over
-            return Decision(verdict=Verdict.adopt, result=Result.adopted, plan=plan, action=action, outcome=Outcome(
+            return Decision(step=Step.adopt, result=Result.adopted, plan=plan, action=action, outcome=Reconciliation(
                 result=Result.adopted, definition_id=action.id, definition_name=name,
                 message=f"adopted existing definition {action.id} (it already matches the spec)"))
-        return Decision(verdict=Verdict.noop, result=Result.unchanged, plan=plan, action=action, outcome=Outcome(
+        return Decision(step=Step.noop, result=Result.unchanged, plan=plan, action=action, outcome=Reconciliation(
             result=Result.unchanged, message="live definition matches the spec", definition_id=action.id,
             definition_name=name))
     if mode is Mode.resync and drift_policy == "Report":
         if action.kind is ActionKind.create:
-            return Decision(verdict=Verdict.report, result=Result.missing_reported, plan=plan, action=action,
-                            outcome=Outcome(
+            return Decision(step=Step.report, result=Result.missing_reported, plan=plan, action=action,
+                            outcome=Reconciliation(
                 result=Result.missing_reported, definition_id=recorded_id, definition_name=name,
                 message="the live definition is missing (driftPolicy: Report, so it is not recreated)",
                 drift=("<definition>",)))
         paths = _drift_paths(plan)
-        return Decision(verdict=Verdict.report, result=Result.drift_reported, plan=plan, action=action,
-                        outcome=Outcome(
+        return Decision(step=Step.report, result=Result.drift_reported, plan=plan, action=action,
+                        outcome=Reconciliation(
             result=Result.drift_reported, definition_id=action.id, definition_name=name, drift=paths,
             message=f"live definition differs from the spec in {', '.join(paths)} "
                     "(driftPolicy: Report, so it is not corrected)"))
     deferred = operator_controls.deferral(action, window, definition_id=action.id or recorded_id, name=name,
                                           fallback=fallback_delay)
     if deferred is not None:
-        return Decision(verdict=Verdict.defer, result=Result.deferred, plan=plan, action=action, outcome=deferred)
+        return Decision(step=Step.defer, result=Result.deferred, plan=plan, action=action, outcome=deferred)
     result = _RESULTS.get(action.kind, Result.updated)
-    verdict = Verdict.create if action.kind is ActionKind.create else Verdict.update
+    step = Step.create if action.kind is ActionKind.create else Step.update
     if action.kind is not ActionKind.create and recorded_id != action.id:
-        result, verdict = Result.adopted, Verdict.adopt
+        result, step = Result.adopted, Step.adopt
     elif mode is Mode.resync and action.kind is not ActionKind.create:
         result = Result.drift_corrected
     elif mode is Mode.resync:
         result = Result.created  # recreated after it was deleted behind our back
-    return Decision(verdict=verdict, result=result, plan=plan, action=action)
+    return Decision(step=step, result=result, plan=plan, action=action)
 
 
-def written(decision: Decision, *, name: str, definition_id: str | None, live: Mapping[str, Any] | None) -> Outcome:
+def written(decision: Decision, *, name: str, definition_id: str | None, live: Mapping[str, Any] | None) -> Reconciliation:
     """The status outcome of a decision whose write succeeded (``definition_id``: what the API
     returned; ``live``: the definition read back). Pure."""
     if not decision.writes or decision.plan is None or decision.result is None:
-        raise ValueError(f"a {decision.verdict} decision writes nothing, so it has no written outcome")
+        raise ValueError(f"a {decision.step} decision writes nothing, so it has no written outcome")
     paths = _drift_paths(decision.plan)
     kind = decision.result
     message = {
@@ -246,7 +246,7 @@ def written(decision: Decision, *, name: str, definition_id: str | None, live: M
                         + (f" and updated {', '.join(paths)}" if paths else ""),
         Result.drift_corrected: f"corrected drift in {', '.join(paths)}",
     }.get(kind, f"updated {', '.join(paths)}")
-    return Outcome(result=kind, message=message, definition_id=definition_id, definition_name=name,
+    return Reconciliation(result=kind, message=message, definition_id=definition_id, definition_name=name,
                    live=live, drift=paths if kind is Result.drift_corrected else ())
 
 
@@ -258,7 +258,7 @@ def decide_finalize(*, recorded_id: str | None, name: str, deletion_policy: str,
     invalid from the start) may belong to someone else, and so does one that another resource
     manages. Pure; ``message`` says what was decided (for a delete: what it will have done)."""
     def keep(message: str) -> Decision:
-        return Decision(verdict=Verdict.keep, message=message)
+        return Decision(step=Step.keep, message=message)
 
     if not recorded_id:
         return keep("no live definition was recorded for this resource; nothing to delete")
@@ -275,5 +275,5 @@ def decide_finalize(*, recorded_id: str | None, name: str, deletion_policy: str,
     live = Live(id=recorded_id, name=name, comparable={})
     # force: deleting the resource is the explicit intent for exactly this one definition.
     plan = build_plan(desired=[desired], live=[live], scope=Scope(names=frozenset({name})), destroy=True, force=True)
-    return Decision(verdict=Verdict.delete, plan=plan, action=plan.actions[0],
+    return Decision(step=Step.delete, plan=plan, action=plan.actions[0],
                     message=f"deleted definition {recorded_id}")

@@ -35,7 +35,13 @@ from reconciler.operator.credentials import Credentials, CredentialsError, Secre
 from reconciler.operator.metrics import OperatorMetrics
 from reconciler.operator.notices import Notices
 from reconciler.operator.policies import PolicyDenied
-from reconciler.operator.status import POLICY_WARNING, Outcome, Result, policy_warning_is_new, status_patch
+from reconciler.operator.status import (
+    POLICY_WARNING,
+    Reconciliation,
+    Result,
+    policy_warning_is_new,
+    status_patch,
+)
 
 __all__ = ["Runtime", "build_registry", "configure_settings"]
 
@@ -122,16 +128,16 @@ def _claimed_by(claims: Any, body: kopf.Body) -> decide.ClaimedBy:
     return claimed_by
 
 
-def _write_status(patch: kopf.Patch, outcome: Outcome, status: Mapping[str, Any], generation: int | None) -> None:
+def _write_status(patch: kopf.Patch, outcome: Reconciliation, status: Mapping[str, Any], generation: int | None) -> None:
     for key, value in status_patch(outcome, status, generation=generation).items():
         patch.status[key] = value
 
 
-def _failure(result: Result, message: str, status: Mapping[str, Any]) -> Outcome:
-    return Outcome(result=result, message=message, definition_id=status.get("definitionId"))
+def _failure(result: Result, message: str, status: Mapping[str, Any]) -> Reconciliation:
+    return Reconciliation(result=result, message=message, definition_id=status.get("definitionId"))
 
 
-def _same_as_before(outcome: Outcome, status: Mapping[str, Any]) -> bool:
+def _same_as_before(outcome: Reconciliation, status: Mapping[str, Any]) -> bool:
     """Whether this failure or report is already what status says (no second Event then)."""
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Synced":
@@ -180,7 +186,7 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
             logger.warning("refused by policy: %s", exc)
             kopf.event(body, type="Warning", reason=Result.policy_denied.value, message=str(exc)[:1024])
         _write_status(patch, outcome, status, generation)
-    except decide.Conflict as exc:
+    except decide.ClaimedElsewhere as exc:
         # Retried with backoff: it resolves once the other resource lets the definition go.
         _fail(runtime, body, patch, status, generation, retry, logger, Result.conflict, str(exc))
     except act.Unresolved as exc:  # retried: the named resource may be created meanwhile

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.notify.send import Channel, envelope, send
-from reconciler.operator.status import Outcome, Result
+from reconciler.operator.status import Reconciliation, Result
 
 __all__ = ["Notices", "drift_body"]
 
 DRIFT = frozenset({Result.drift_corrected, Result.drift_reported, Result.missing_reported})
 
 
-def drift_body(resource: str, outcome: Outcome) -> dict[str, Any]:
+def drift_body(resource: str, outcome: Reconciliation) -> dict[str, Any]:
     """The drift.found body (schemas/notification.schema.json) for one custom resource."""
     corrected = outcome.result is Result.drift_corrected
     return envelope("drift.found", source="operator", summary=f"{resource}: {outcome.message}",
@@ -33,7 +33,7 @@ class Notices:
         self.channels = tuple(channels)
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def drift(self, resource: str, outcome: Outcome) -> None:
+    def drift(self, resource: str, outcome: Reconciliation) -> None:
         if outcome.result not in DRIFT or not any(c.wants("drift.found") for c in self.channels):
             return
         task = asyncio.get_running_loop().create_task(send(self.channels, drift_body(resource, outcome)))

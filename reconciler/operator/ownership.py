@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.contract import keys
-from reconciler.operator.status import Outcome, Result
+from reconciler.operator.status import Reconciliation, Result
 from reconciler.specs.model import Manifest
 from reconciler.specs.scope import Scope
 
@@ -50,9 +50,9 @@ def outside_scope(name: str, previous_names: Sequence[str], scope: Scope | None)
     return None
 
 
-def conflict(manifest: Manifest, scope: Scope | None) -> Outcome | None:
+def conflict(manifest: Manifest, scope: Scope | None) -> Reconciliation | None:
     """The ``Conflict`` outcome to report instead of reconciling a valid resource, or None. Checked
     before any API call: a resource of another scope costs no request and is never retried (a spec
     edit, or the operator restarted with another scope, brings it back)."""
     message = outside_scope(manifest.definition_name, manifest.spec.previousNames, scope)
-    return None if message is None else Outcome(result=Result.conflict, message=message)
+    return None if message is None else Reconciliation(result=Result.conflict, message=message)

@@ -78,7 +78,7 @@ class Launch:
 
 def prepare(flags: Flags, environ: Mapping[str, str] = os.environ) -> Launch:
     """Check the flags (in the order a user fixes them) and build the configuration; raise
-    :class:`UsageError` (or the project config's ``ConfigError``) naming the flag at fault.
+    :class:`UsageError` (or the project config's ``ProjectConfigError``) naming the flag at fault.
     Reads only the project config and the policy-notification environment: no cluster yet."""
     try:
         ref = ApiSecret.parse(flags.secret)
@@ -126,7 +126,7 @@ def _webhook(flags: Flags) -> Webhook | None:
 
 def project_controls(path: Path | None, target: str | None) -> Controls:
     """The ignore rules and sync windows of ``--project-config`` (for ``--target``); the config's
-    located problems are raised as its ``ConfigError``."""
+    located problems are raised as its ``ProjectConfigError``."""
     if path is None:
         if target is not None:
             raise UsageError("--target needs --project-config FILE (the reconciler.yaml that declares it)")

@@ -1,7 +1,7 @@
 """What the operator writes into ``status``: conditions and the live definition's facts. Pure.
 
 Why pure: the status shape is the operator's public interface (printer columns, ``kubectl wait
---for=condition=Ready``), so it is computed from an :class:`Outcome` and the previous status by
+--for=condition=Ready``), so it is computed from a :class:`Reconciliation` and the previous status by
 plain functions that tests compare with literals. A condition keeps its ``lastTransitionTime``
 while its status does not change (the Kubernetes convention).
 """
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["JUDGED", "NEVER", "POLICY_WARNING", "Outcome", "Result", "conditions", "now_iso",
+__all__ = ["JUDGED", "NEVER", "POLICY_WARNING", "Reconciliation", "Result", "conditions", "now_iso",
            "policy_warning_is_new", "status_patch"]
 
 # The API's "never" sentinel for run times (api-contract §5).
@@ -50,7 +50,7 @@ POLICY_WARNING = "PolicyWarning"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outcome:
+class Reconciliation:
     """One reconcile of one object: what happened, to which definition, and what the API said."""
 
     result: Result
@@ -85,7 +85,7 @@ def _condition(kind: str, ok: bool, reason: str, message: str, previous: Mapping
     return out
 
 
-def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, generation: int | None,
+def conditions(outcome: Reconciliation, previous: Sequence[Mapping[str, Any]], *, generation: int | None,
                now: str) -> list[dict[str, Any]]:
     """``Ready``: the live definition exists and matches the spec. ``Synced``: the last reconcile
     did what the spec asks (False with the reason and the API's text when it did not).
@@ -127,7 +127,7 @@ def conditions(outcome: Outcome, previous: Sequence[Mapping[str, Any]], *, gener
     return out
 
 
-def _policy_warning(outcome: Outcome, previous: Mapping[str, Any] | None, *, generation: int | None,
+def _policy_warning(outcome: Reconciliation, previous: Mapping[str, Any] | None, *, generation: int | None,
                     now: str) -> dict[str, Any] | None:
     """The PolicyWarning condition: absent until a rule first warns, then kept (False once none does)."""
     if outcome.result not in JUDGED:
@@ -141,7 +141,7 @@ def _policy_warning(outcome: Outcome, previous: Mapping[str, Any] | None, *, gen
                       generation=generation, now=now)
 
 
-def policy_warning_is_new(outcome: Outcome, status: Mapping[str, Any]) -> bool:
+def policy_warning_is_new(outcome: Reconciliation, status: Mapping[str, Any]) -> bool:
     """Whether ``outcome`` warns of something status does not say yet (then one Warning Event)."""
     if not outcome.warnings:
         return False
@@ -154,7 +154,7 @@ def _run_time(value: Any) -> str | None:
     return value if isinstance(value, str) and value and value != NEVER else None
 
 
-def status_patch(outcome: Outcome, previous: Mapping[str, Any] | None, *, generation: int | None,
+def status_patch(outcome: Reconciliation, previous: Mapping[str, Any] | None, *, generation: int | None,
                  now: str | None = None) -> dict[str, Any]:
     """The merge patch for ``status``. Facts the outcome does not know (after an API error) are
     left as they were; ``drift`` is cleared (None) once nothing differs."""

@@ -89,8 +89,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(errors.ServiceError)
-    async def _service_error(_request: Request, exc: errors.ServiceError) -> JSONResponse:
+    @app.exception_handler(errors.HTTPProblem)
+    async def _service_error(_request: Request, exc: errors.HTTPProblem) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code)
 
     @app.exception_handler(MissingExtra)

@@ -54,7 +54,7 @@ async def json_body(request: Request, settings: SettingsDep) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
-        raise errors.UnsupportedMediaType(
+        raise errors.HTTPUnsupportedMediaType(
             f"expected a JSON body (Content-Type: application/json), got {media or 'no content type'!r}",
             errors={"Content-Type": "send the body as JSON with Content-Type: application/json"})
     limit = settings.max_body_bytes
@@ -72,16 +72,16 @@ async def json_body(request: Request, settings: SettingsDep) -> dict[str, Any]:
     try:
         data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_int64)
     except _NotStorable as exc:
-        raise errors.BadRequest(f"the body is not valid JSON for this API: {exc}",
+        raise errors.HTTPBadRequest(f"the body is not valid JSON for this API: {exc}",
                                 errors={"body": f"{exc}; {exc.hint}"}) from None
     except RecursionError:
         raise _too_deep() from None
     except (UnicodeDecodeError, ValueError) as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise errors.BadRequest(f"the body is not valid JSON{where}",
+        raise errors.HTTPBadRequest(f"the body is not valid JSON{where}",
                                 errors={"body": f"{exc}; send a JSON object such as {{\"name\": \"...\"}}"}) from None
     if not isinstance(data, dict):
-        raise errors.Unprocessable(f"expected a JSON object, got {type(data).__name__}",
+        raise errors.HTTPUnprocessable(f"expected a JSON object, got {type(data).__name__}",
                                    errors={"body": "send a JSON object ({...}), not a list or a single value"})
     _check_storable(data)
     return data
@@ -120,8 +120,8 @@ def _int64(text: str) -> int:
     return value
 
 
-def _too_deep() -> errors.BadRequest:
-    return errors.BadRequest(f"the body is nested more than {MAX_DEPTH} levels deep",
+def _too_deep() -> errors.HTTPBadRequest:
+    return errors.HTTPBadRequest(f"the body is nested more than {MAX_DEPTH} levels deep",
                              errors={"body": "a job definition is a few levels deep; send a flatter object"})
 
 
@@ -144,20 +144,20 @@ def _check_storable(data: dict[str, Any]) -> None:
 
 def _check_text(text: str, where: str) -> None:
     if "\x00" in text:  # PostgreSQL text columns cannot hold NUL; no API field needs one
-        raise errors.BadRequest(f"{where}: the text holds a NUL character (\\u0000)",
+        raise errors.HTTPBadRequest(f"{where}: the text holds a NUL character (\\u0000)",
                                 errors={where: "remove the NUL character"})
     if text.isascii():
         return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise errors.BadRequest(f"{where}: the text holds an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF)",
+        raise errors.HTTPBadRequest(f"{where}: the text holds an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF)",
                                 errors={where: "escape characters outside the BMP as a surrogate pair, "
                                                "or send the text as UTF-8"}) from None
 
 
-def _too_large(limit: int) -> errors.PayloadTooLarge:
-    return errors.PayloadTooLarge(f"the body is larger than {limit} bytes",
+def _too_large(limit: int) -> errors.HTTPPayloadTooLarge:
+    return errors.HTTPPayloadTooLarge(f"the body is larger than {limit} bytes",
                                   errors={"body": "send a smaller body; a job definition is a few kilobytes"})
 
 

@@ -1,7 +1,9 @@
 """Errors the service reports, and their HTTP shape.
 
-Storage raises the domain errors (:class:`NotFound`, :class:`NameTaken`, ...); routes never build
-responses for them by hand. One handler turns every :class:`ServiceError` into the API's error body
+Each is named ``HTTP...`` for the answer it becomes, apart from the client side's errors in
+:mod:`reconciler.errors` (``ServiceError``, ``NameTaken``: what a caller is told about such an answer).
+Storage raises them (:class:`HTTPNotFound`, :class:`HTTPNameTaken`, ...); routes never build
+responses for them by hand. One handler turns every :class:`HTTPProblem` into the API's error body
 ``{"message": ..., "errors": {field: message}}`` so that clients (SDK, Terraform, our own
 client) see one shape for every 4xx.
 """
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from reconciler.service.records import Reference
 
 
-class ServiceError(Exception):
+class HTTPProblem(Exception):
     status_code = 400
 
     def __init__(self, message: str, *, errors: dict[str, str] | None = None) -> None:
@@ -28,41 +30,41 @@ class ServiceError(Exception):
         return out
 
 
-class BadRequest(ServiceError):
+class HTTPBadRequest(HTTPProblem):
     status_code = 400
 
 
-class Forbidden(ServiceError):
+class HTTPForbidden(HTTPProblem):
     status_code = 403
 
 
-class NotFound(ServiceError):
+class HTTPNotFound(HTTPProblem):
     status_code = 404
 
 
-class Conflict(ServiceError):
+class HTTPConflict(HTTPProblem):
     status_code = 409
 
 
-class NameTaken(Conflict):
+class HTTPNameTaken(HTTPConflict):
     def __init__(self, name: str) -> None:
         super().__init__(f"a job definition named {name!r} already exists",
                          errors={"name": "names are unique; choose another name or update the existing definition"})
 
 
-class PayloadTooLarge(ServiceError):
+class HTTPPayloadTooLarge(HTTPProblem):
     status_code = 413
 
 
-class UnsupportedMediaType(ServiceError):
+class HTTPUnsupportedMediaType(HTTPProblem):
     status_code = 415
 
 
-class Unprocessable(ServiceError):
+class HTTPUnprocessable(HTTPProblem):
     status_code = 422
 
 
-class MissingReferences(NotFound):
+class HTTPMissingReferences(HTTPNotFound):
     """404, as the real API answers a definition whose deployment (or credential, data store) does
     not exist. The body names each missing id by its field, so a client can tell this from an
     unknown URL (whose body has no ``errors``) and report the field to fix."""

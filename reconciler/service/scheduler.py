@@ -31,7 +31,7 @@ import orjson
 from cronsim import CronSim, CronSimError
 
 from reconciler.service import ids, schedule
-from reconciler.service.errors import NotFound
+from reconciler.service.errors import HTTPNotFound
 from reconciler.service.records import DefinitionRecord, JobRecord
 from reconciler.service.runner.adapters.base import initial_status
 from reconciler.service.store import Store
@@ -115,7 +115,7 @@ class Scheduler:
                 continue
             try:
                 definition = self.store.get_definition(definition_id)
-            except NotFound:  # deleted since the pass read it: nothing to run
+            except HTTPNotFound:  # deleted since the pass read it: nothing to run
                 continue
             firing = self.due(definition, now)
             if firing is None:

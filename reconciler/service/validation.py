@@ -63,7 +63,7 @@ def _references(job: dict[str, Any]) -> dict[str, str]:
 
 def _raise_if(found: dict[str, str], what: str) -> None:
     if found:
-        raise errors.Unprocessable(f"invalid {what}: {len(found)} problem(s); see errors", errors=found)
+        raise errors.HTTPUnprocessable(f"invalid {what}: {len(found)} problem(s); see errors", errors=found)
 
 
 # What the two official clients send that the stored form spells otherwise (contract section 11).
@@ -82,14 +82,14 @@ def canonical(body: dict[str, Any]) -> dict[str, Any]:
         if alias not in out:
             continue
         if field in out:
-            raise errors.Unprocessable(f"{alias} and {field} are one field", errors={
+            raise errors.HTTPUnprocessable(f"{alias} and {field} are one field", errors={
                 alias: f"the Terraform provider's spelling of {field}; send one of them"})
         out[field] = out.pop(alias)
     for side, key in CLIENT_PATHS.items():
         settings = out.get(side)
         if isinstance(settings, dict) and settings.get("type") == "localFile" and key in settings:
             if not isinstance(settings[key], str):
-                raise errors.Unprocessable(f"invalid {side}.{key}", errors={
+                raise errors.HTTPUnprocessable(f"invalid {side}.{key}", errors={
                     f"{side}.{key}": "expected a string: a path on the client's machine (not used by the service)"})
             out[side] = {name: value for name, value in settings.items() if name != key}
     return out

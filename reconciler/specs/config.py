@@ -21,10 +21,11 @@ from typing import Any, Final
 from reconciler import errors
 from reconciler.specs.controls import Controls, config_issues, parse_controls
 from reconciler.specs.load import PROJECT_CONFIG_NAMES, read_one_document
+from reconciler.specs.notifications import notification_file_issues
 from reconciler.specs.policies import PolicySet, rules_from_config
 from reconciler.specs.scope import Scope
 
-__all__ = ["DEFAULT_TARGET", "SEED_COLLECTIONS", "ConfigError", "ProjectConfig", "Scalar", "Scope", "TargetConfig",
+__all__ = ["DEFAULT_TARGET", "SEED_COLLECTIONS", "ProjectConfig", "ProjectConfigError", "Scalar", "Scope", "TargetConfig",
            "TargetError", "find_config", "load_config", "parse_config", "parse_target"]
 
 DEFAULT_MAX_DELETE_FRACTION: Final = 0.5
@@ -34,7 +35,7 @@ VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 Scalar = str | int | float | bool
 
 
-class ConfigError(errors.ConfigError):
+class ProjectConfigError(errors.ConfigError):
     """The project config is unreadable or invalid; ``problems`` are formatted ``file:line:col: ...``."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -95,7 +96,7 @@ class ProjectConfig:
             return self.targets[name]
         except KeyError:
             known = ", ".join(sorted(self.targets)) or "none"
-            raise ConfigError([f"{self.path or 'config'}: no target named {name!r} (known: {known})"]) from None
+            raise ProjectConfigError([f"{self.path or 'config'}: no target named {name!r} (known: {known})"]) from None
 
     def scope_for(self, target: str | None) -> Scope | None:
         """A target's own scope wins over the project's."""
@@ -170,13 +171,14 @@ def parse_config(data: Mapping[str, Any], *, path: str | None = None) -> Project
 def load_config(path: str | os.PathLike[str]) -> ProjectConfig:
     """Read and validate one config file."""
     file = str(path)
-    doc = read_one_document(path, what="project config", schema_name="project", error=ConfigError)
-    if issues := config_issues(doc):
-        raise ConfigError([i.format() for i in issues])
+    doc = read_one_document(path, what="project config", schema_name="project", error=ProjectConfigError)
+    found = [*config_issues(doc), *notification_file_issues(doc)]
+    if issues := [i for i in found if i.severity == "error"]:  # warnings: validate's
+        raise ProjectConfigError([i.format() for i in issues])
     try:
         parsed = parse_config(doc.data, path=file)
     except TargetError as exc:
-        raise ConfigError([f"{file}: {exc}"]) from None
+        raise ProjectConfigError([f"{file}: {exc}"]) from None
     if doc.data.get("policies"):
         parsed = dataclasses.replace(parsed, policies=rules_from_config(doc, config_file=file))
     return parsed

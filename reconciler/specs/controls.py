@@ -168,6 +168,46 @@ def manifest_issues(doc: Located) -> list[Issue]:
     return _path_issues(doc, ("spec", "ignoreChanges"), spec.get("ignoreChanges"))
 
 
+def _window_issues(doc: Located, at: Path_, window: Mapping[str, Any]) -> list[Issue]:
+    """A window whose cron cannot be read or never fires, whose duration is not positive, or that
+    reopens before it closes: an allow window that never closes restricts nothing (an error); a deny
+    window that never closes is a freeze with no end (a warning: README's example uses it)."""
+    from reconciler.contract.issues import issue_at
+
+    schedule, duration = window.get("schedule"), window.get("duration")
+    issues: list[Issue] = []
+    length = parse_duration(duration) if isinstance(duration, str) else None
+    if isinstance(duration, str) and length is None:
+        issues.append(issue_at(doc, (*at, "duration"), f"duration {duration!r} is not a positive length of time",
+                               "write days, hours and minutes, e.g. 30m, 2h, 1h30m or 1d"))
+    if not isinstance(schedule, str):
+        return issues
+    try:
+        lists = cron.cron_to_schedule(schedule)
+    except cron.CronError as exc:
+        return [*issues, issue_at(doc, (*at, "schedule"), f"sync window schedule {schedule!r}: {exc.message}",
+                                  exc.hint or "write a five-field cron string (UTC), e.g. '0 22 * * 5'")]
+    gap = cron.longest_gap(lists)
+    if gap is None:
+        reason = cron.never_fires(lists) or "the schedule never fires"
+        issues.append(issue_at(doc, (*at, "schedule"), f"sync window schedule {schedule!r}: {reason}, so the "
+                               "window never opens", "add a day that exists in those months, or restrict dayOfWeek "
+                               "instead"))
+    elif length is not None and length >= gap and window.get("kind") == "deny":
+        # Argo CD's idiom for a change freeze with no end ('* * * * *' for 1h): kept, but said
+        issues.append(issue_at(doc, (*at, "duration"),
+                               f"deny window never closes: it opens again within {_duration_text(gap)} of each opening and "
+                               f"stays open {duration}, so every apply with changes is refused until it is removed",
+                               f"intended as a change freeze, keep it (--force overrides); otherwise make the "
+                               f"duration shorter than {_duration_text(gap)}", severity="warning"))
+    elif length is not None and length >= gap:
+        issues.append(issue_at(doc, (*at, "duration"),
+                               f"allow window never closes: duration {duration!r} is not shorter than the "
+                               f"{_duration_text(gap)} between openings of {schedule!r}, so it restricts nothing",
+                               f"make the duration shorter than {_duration_text(gap)}, or open the window less often"))
+    return issues
+
+
 def _section_issues(doc: Located, base: Path_, section: Mapping[str, Any]) -> list[Issue]:
     from reconciler.contract.issues import issue_at
 
@@ -180,19 +220,7 @@ def _section_issues(doc: Located, base: Path_, section: Mapping[str, Any]) -> li
                                    f"selector {selector!r} is not LABEL=VALUE or LABEL!=VALUE terms",
                                    "write e.g. team=growth,tier!=critical (every term must match)"))
     for i, window in enumerate(section.get("syncWindows") or ()):
-        schedule = window.get("schedule")
-        if isinstance(schedule, str):
-            try:
-                cron.cron_to_schedule(schedule)
-            except cron.CronError as exc:
-                issues.append(issue_at(doc, (*base, "syncWindows", i, "schedule"),
-                                       f"sync window schedule {schedule!r}: {exc.message}",
-                                       exc.hint or "write a five-field cron string (UTC), e.g. '0 22 * * 5'"))
-        duration = window.get("duration")
-        if isinstance(duration, str) and parse_duration(duration) is None:
-            issues.append(issue_at(doc, (*base, "syncWindows", i, "duration"),
-                                   f"duration {duration!r} is not a positive length of time",
-                                   "write days, hours and minutes, e.g. 30m, 2h, 1h30m or 1d"))
+        issues += _window_issues(doc, (*base, "syncWindows", i), window)
     return issues
 
 

@@ -134,13 +134,23 @@ def rules_from_config(doc: LoadedDocument, *, config_file: str | os.PathLike[str
     section = doc.data.get("policies") or {}
     inline = [_rule(r, doc, ("policies", "rules", i)) for i, r in enumerate(section.get("rules") or ())]
     base = Path(config_file).parent
+    # the project: the config's directory (as named, and with its own symlinks resolved)
+    roots = {Path(os.path.realpath(base)), Path(os.path.realpath(config_file)).parent}
     named = []
     for i, name in enumerate(section.get("files") or ()):
         path = base / name
+        mark = doc.mark(("policies", "files", i))
+        where = f"{doc.file}:{mark.line}:{mark.col}: policies.files[{i}]"
+        resolved = Path(os.path.realpath(path))
+        if not any(resolved.is_relative_to(root) for root in roots):
+            # rules decide what may be deleted: they come from the project under review, not from
+            # wherever a path or a symlink in it points (another checkout, a file the runner can read)
+            through = " through a symbolic link" if not Path(name).is_absolute() and ".." not in Path(name).parts else ""
+            raise PolicyError([f"{where}: policy file {name!r} is outside the project: it resolves{through} to "
+                               f"{resolved}, outside {' and '.join(sorted(map(str, roots)))}\n    hint: keep policy "
+                               "files in the project's directory (beside reconciler.yaml), e.g. policies/NAME.yaml"])
         if not path.is_file():
-            mark = doc.mark(("policies", "files", i))
-            raise PolicyError([f"{doc.file}:{mark.line}:{mark.col}: policies.files[{i}]: no policy file {str(path)!r} "
-                               "(paths are relative to reconciler.yaml)"])
+            raise PolicyError([f"{where}: no policy file {str(path)!r} (paths are relative to reconciler.yaml)"])
         named.append(path)
     from_files = load_policy_files(named)
     rules = (*inline, *from_files.rules)

@@ -23,6 +23,7 @@ from reconciler.contract.issues import Issue, Path_, issue_at, schema_issues, su
 from reconciler.specs import controls, secrets
 from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument, LoadError, load_paths, max_file_bytes
+from reconciler.specs.notifications import notification_file_issues
 
 MANIFEST_SCHEMA = "manifest"
 
@@ -297,7 +298,7 @@ def project_config_issues(path: str | os.PathLike[str]) -> list[Issue]:
         return [Issue(file, line, 1, "", f"expected exactly one YAML document in the project config, found {len(docs)}",
                       "keep one config per project; manifests go in their own files")]
     if validators.fast_validator("project").is_valid(docs[0].data):
-        return problem_issues(docs[0]) + controls.config_issues(docs[0])
+        return problem_issues(docs[0]) + controls.config_issues(docs[0]) + notification_file_issues(docs[0])
     return _with_problems(schema_issues(docs[0], schema_name="project"), docs[0])
 
 

@@ -5,6 +5,7 @@ dayOfWeek are a union when both are restricted; names are numbers)."""
 from __future__ import annotations
 
 import calendar
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -144,3 +145,34 @@ def test_calendar_sanity_of_the_oracle() -> None:
     assert calendar.weekday(2026, 1, 4) == calendar.SUNDAY
     assert fires({"minute": [0], "hour": [0], "dayOfMonth": ["*"], "month": ["*"], "dayOfWeek": [0]},
                  datetime(2026, 1, 4, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("expression", "gap"), [
+    ("0 0 31 2 *", None),  # 31 February: never
+    ("0 0 29 2 *", timedelta(days=1461)),  # leap days, four years apart (2001-2028)
+    ("* * * * *", timedelta(minutes=1)),
+    ("*/5 * * * *", timedelta(minutes=5)),
+    ("0 0,12 * * *", timedelta(hours=12)),
+    ("30 23 * * *", timedelta(days=1)),
+    ("0 22 * * 5", timedelta(days=7)),
+    ("0 9 * * 1-4", timedelta(days=4)),  # Thursday 09:00 to Monday 09:00
+    ("0 0 1 * 1", timedelta(days=7)),  # the API's union: the 1st or a Monday
+    ("0 0 30 * *", timedelta(days=60)),  # 30 January to 30 March: February has no 30th
+    ("0 8,17 * * 1-5", timedelta(days=2, hours=15)),  # Friday 17:00 to Monday 08:00
+])
+def test_longest_gap_between_firings(expression: str, gap: timedelta | None) -> None:
+    assert cron.longest_gap(cron.cron_to_schedule(expression)) == gap
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sched=schedules)
+def test_longest_gap_bounds_every_gap_cronsim_walks(sched: dict[str, Any]) -> None:
+    """No two consecutive firings walked by cronsim (up to 2,000 from 2026) are further apart than
+    the longest gap; a schedule with no gap has no firings."""
+    gap = cron.longest_gap(cron.normalize_schedule(sched))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    walked = firings.next_firings(sched, after=start, count=2000)
+    if gap is None:
+        assert walked == []
+        return
+    assert walked and all(b - a <= gap for a, b in itertools.pairwise(walked))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.engine.types import Scope
-from reconciler.specs.config import ConfigError, find_config, load_config
+from reconciler.specs.config import ProjectConfigError, find_config, load_config
 
 GOOD = """\
 apiVersion: reconciler.io/v1alpha1
@@ -34,7 +34,7 @@ def test_load_and_scope(tmp_path: Path) -> None:
     prod = config.target("prod")
     assert prod.endpoint == "https://app.example.com/api/v2" and prod.token_from == {"env": "PROD_TOKEN"}
     assert config.scope_for("prod") == Scope(name_prefix="prod-")
-    with pytest.raises(ConfigError, match="no target named 'dev'"):
+    with pytest.raises(ProjectConfigError, match="no target named 'dev'"):
         config.target("dev")
 
 
@@ -47,7 +47,7 @@ def test_defaults_and_no_scope(tmp_path: Path) -> None:
 def test_invalid_config_is_located(tmp_path: Path) -> None:
     (tmp_path / "reconciler.yaml").write_text(
         "apiVersion: reconciler.io/v1alpha1\nkind: Project\nprune:\n  maxDeleteFraction: 2\n")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ProjectConfigError) as info:
         load_config(tmp_path / "reconciler.yaml")
     assert "reconciler.yaml:4:" in str(info.value) and "maxDeleteFraction" in str(info.value)
 

@@ -206,3 +206,13 @@ def test_the_plan_shows_the_window_in_every_view() -> None:
                                    "windows": [{"name": "weekend freeze", "kind": "deny", "schedule": "0 22 * * 5",
                                                 "duration": "2d8h"}]}
     assert dataclasses.replace(plans.from_dict(data), fingerprint=plan.fingerprint).window == state
+
+
+def test_a_long_chain_of_windows_is_not_called_endless() -> None:
+    """Ten hours of one-minute deny windows end at 10:00, but the walk stops after 512 window ends:
+    the reason says that, not "does not close within 400 days" (which was false)."""
+    chain = SyncWindow(kind="deny", schedule="* 0-9 * * *", duration=timedelta(minutes=1))
+    found = windows.state([chain], datetime(2026, 12, 7, 0, 0, tzinfo=UTC))
+    assert found is not None and not found.open and found.until is None
+    assert found.reason == ("deny window deny '* 0-9 * * *' for 1m is open and does not close within the next "
+                            "512 window openings and closings")

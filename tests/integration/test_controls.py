@@ -255,3 +255,55 @@ def test_watch_shows_the_controls_and_its_apply_honours_the_window(server: Local
     stop.clear()
     watch_loop(paths=[root], emit=emit, open_session=open_session, apply=True, debounce_ms=50, stop_event=stop)
     assert "applied" in lines and set(_live(server)) == {"demo-a"}
+
+
+def test_windows_that_never_open_never_close_or_last_no_time_are_located_errors(tmp_path: Path) -> None:
+    project = PROJECT + ("syncWindows:\n"
+                         "  - {kind: deny, schedule: '0 0 31 2 *', duration: 1h}\n"   # line 8: 31 February
+                         "  - {kind: allow, schedule: '0 * * * *', duration: 2h}\n"  # line 9: reopens before closing
+                         "  - {kind: deny, schedule: '0 22 * * 5', duration: 0m}\n"  # line 10: no time at all
+                         "targets:\n  prod:\n    syncWindows:\n"
+                         "      - {kind: allow, schedule: '0 8 * * 1-5', duration: 3d}\n")  # line 14: Fri to Mon is 3d
+    root = write_specs(tmp_path / "specs", [manifest("demo-a")], project=project)
+    config = root / "reconciler.yaml"
+    result = _cli({"NO_COLOR": "1"}, "validate", str(root), code=3)
+    out = result.stdout
+    assert (f"{config}:8:28: syncWindows[0].schedule: sync window schedule '0 0 31 2 *': day(s) 31 never occur in "
+            "Feb: the schedule never fires, so the window never opens") in out
+    assert "hint: add a day that exists in those months, or restrict dayOfWeek instead" in out
+    assert (f"{config}:9:52: syncWindows[1].duration: allow window never closes: duration '2h' is not shorter than "
+            "the 1h between openings of '0 * * * *', so it restricts nothing") in out
+    assert "hint: make the duration shorter than 1h, or open the window less often" in out
+    assert f"{config}:10:52: syncWindows[2].duration: duration '0m' is not a positive length of time" in out
+    assert (f"{config}:14:58: targets.prod.syncWindows[0].duration: allow window never closes: duration '3d' is not "
+            "shorter than the 3d between openings of '0 8 * * 1-5'") in out
+    assert "4 error(s)" in out and "Traceback" not in out
+    # plan refuses the same config before reading anything, with the same located lines
+    planned = _cli({"NO_COLOR": "1", "RECONCILER_LOCAL_DB_URL": f"sqlite:///{tmp_path}/x.db"}, "plan", str(root),
+                   code=1)
+    assert f"{config}:8:28: syncWindows[0].schedule:" in planned.stderr
+    assert f"{config}:14:58: targets.prod.syncWindows[0].duration:" in planned.stderr
+
+
+def test_a_deny_window_that_never_closes_is_a_freeze_with_a_warning(server: LocalServer, tmp_path: Path) -> None:
+    """Argo CD's idiom for a freeze with no end (README's example): kept, and validate says what it does."""
+    project = PROJECT + "syncWindows:\n  - {name: freeze, kind: deny, schedule: '* * * * *', duration: 1h}\n"
+    root = write_specs(tmp_path / "specs", [manifest("demo-a")], project=project)
+    out = _cli({"NO_COLOR": "1"}, "validate", str(root), code=0).stdout
+    assert (f"{root / 'reconciler.yaml'}:8:65: warning: syncWindows[0].duration: deny window never closes: it opens "
+            "again within 1m of each opening and stays open 1h, so every apply with changes is refused until it is "
+            "removed") in out
+    assert "OK: 1 manifest(s) in 1 file(s): 0 error(s), 1 warning(s)" in out
+    refused = _cli(_env(server, tmp_path), "apply", "-p", str(root), "--auto-approve", code=1)
+    assert "apply refused: deny window freeze is open and does not close within 400 days" in refused.stderr
+
+
+def test_more_windows_than_a_list_may_hold_is_a_located_error(tmp_path: Path) -> None:
+    """Each window is walked at every decision (plan, apply, the operator): 100 per list at most, so
+    a generated config cannot make one plan take minutes (1,500 windows took over 5 minutes)."""
+    windows_ = "".join(f"  - {{kind: deny, schedule: '{i % 60} {i // 60} * * 1', duration: 30m}}\n" for i in range(101))
+    root = write_specs(tmp_path / "specs", [manifest("demo-a")], project=PROJECT + "syncWindows:\n" + windows_)
+    result = _cli({"NO_COLOR": "1"}, "validate", str(root), code=3)
+    assert f"{root / 'reconciler.yaml'}:8:3: syncWindows: expected at most 100 item(s), got 101" in result.stdout
+    write_specs(root, [manifest("demo-a")], project=PROJECT + "syncWindows:\n" + windows_.split("\n", 1)[1])
+    _cli({"NO_COLOR": "1"}, "validate", str(root), code=0)

@@ -12,6 +12,7 @@ from typing import Any
 
 import datarobot as dr
 import httpx
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -21,7 +22,7 @@ from reconciler.contract import validators
 from reconciler.service.testing import LocalServer
 from reconciler.session import Options, Session
 
-from .conftest import TOKEN
+from .conftest import TOKEN, seed
 from .specs import CREDENTIAL, DATASTORE, DEPLOYMENT, manifest, write_specs
 
 
@@ -47,6 +48,60 @@ def test_the_sdk_lists_what_references_name(server: LocalServer) -> None:
     assert [(d.id, d.label) for d in dr.Deployment.list()] == [(DEPLOYMENT, "dep")]
     assert [(c.credential_id, c.name) for c in dr.Credential.list()] == [(CREDENTIAL, "cred")]
     assert [(s.id, s.canonical_name) for s in dr.DataStore.list()] == [(DATASTORE, "store")]
+
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_sdk_search_filters_select_on_the_local_service(database: str, request: pytest.FixtureRequest) -> None:
+    """The filters the SDK sends (``Deployment.list(search=)``, ``DataStore.list(name=, typ=)``),
+    honoured as DataRobot documents them: case-insensitive substrings, deployments by label or
+    description, data stores of type jdbc unless another type is asked for."""
+    db_url = request.getfixturevalue("postgres_server").create_database() if database == "postgresql" else None
+    with LocalServer(token=TOKEN, db_url=db_url) as served:
+        seed(served.api_url, TOKEN)
+        with httpx.Client(base_url=served.api_url, headers={"Authorization": f"Token {TOKEN}"}) as h:
+            for path, body in (
+                    ("deployments/", {"label": "Churn classifier", "description": "prod scoring"}),
+                    ("deployments/", {"label": "fraud 50%_off", "description": "Holds CHURN features too"}),
+                    ("externalDataStores/", {"canonicalName": "Warehouse EU"}),
+                    ("externalDataStores/", {"canonicalName": "warehouse bq", "type": "dr-database-v1"})):
+                h.post(path, json=body).raise_for_status()
+        dr.Client(endpoint=served.api_url.rstrip("/"), token=TOKEN)
+        labels = [d.label for d in dr.Deployment.list(search="churn")]
+        assert labels == ["Churn classifier", "fraud 50%_off"]  # the label, or the description
+        assert [d.label for d in dr.Deployment.list(search="50%_")] == ["fraud 50%_off"]  # no LIKE wildcards
+        assert [d.label for d in dr.Deployment.list(search="%")] == ["fraud 50%_off"]
+        assert [d.label for d in dr.Deployment.list(search="nothing")] == []
+        assert len(dr.Deployment.list()) == 3
+        assert [s.canonical_name for s in dr.DataStore.list(name="WAREHOUSE")] == ["Warehouse EU"]  # jdbc only
+        assert [s.canonical_name for s in dr.DataStore.list(name="warehouse", typ="all")] == ["Warehouse EU",
+                                                                                            "warehouse bq"]
+        assert [s.canonical_name for s in dr.DataStore.list(typ="dr-database-v1")] == ["warehouse bq"]
+        assert [s.canonical_name for s in dr.DataStore.list(typ="databases")] == ["store", "Warehouse EU",
+                                                                                  "warehouse bq"]
+        assert [s.canonical_name for s in dr.DataStore.list()] == ["store", "Warehouse EU"]
+        assert [c.name for c in dr.Credential.list()] == ["cred"]  # the SDK sends no filter for credentials
+        with httpx.Client(base_url=served.api_url, headers={"Authorization": f"Token {TOKEN}"}) as h:
+            bad = h.get("externalDataStores/", params={"type": "mongo"})
+            assert bad.status_code == 422 and "type" in bad.text
+            assert h.get("deployments/", params={"search": "x" * 256}).status_code == 422
+
+
+
+def test_a_reference_names_a_data_store_of_any_type(server: LocalServer) -> None:
+    """The catalog lists data stores with ``type=all``: a dr-database-v1 store (which DataRobot's
+    default list, jdbc only, leaves out) resolves by name."""
+    from reconciler.api.refs import Catalog
+
+    made = httpx.post(server.api_url + "externalDataStores/", headers={"Authorization": f"Token {TOKEN}"},
+                      json={"canonicalName": "lakehouse", "type": "dr-database-v1"})
+    made.raise_for_status()
+
+    async def listed() -> list[tuple[str, str]]:
+        async with Client(endpoint=server.api_url, token=TOKEN, allow_http=True) as client:
+            return await Catalog(client).items("dataStore")
+
+    assert asyncio.run(listed()) == [(DATASTORE, "store"), (made.json()["id"], "lakehouse")]
 
 
 def test_plan_resolves_names_to_ids_and_shows_both_then_apply_converges(server: LocalServer, tmp_path: Path) -> None:
@@ -81,7 +136,8 @@ def test_one_list_call_per_kind_for_many_manifests(server: LocalServer, tmp_path
     seen: list[str] = []
 
     async def record(request: httpx.Request) -> None:
-        seen.append(f"{request.method} {request.url.path}")
+        query = f"?{request.url.query.decode()}" if request.url.query else ""
+        seen.append(f"{request.method} {request.url.path}{query}")
 
     async def main() -> None:
         session = Session.open(Options(paths=(root,), endpoint=server.api_url, environ={
@@ -92,9 +148,9 @@ def test_one_list_call_per_kind_for_many_manifests(server: LocalServer, tmp_path
         assert plan.summary.create == 12 and not plan.errors
 
     asyncio.run(main())
-    lists = [line for line in seen if not line.endswith("batchPredictionJobDefinitions/")]
+    lists = [line for line in seen if "batchPredictionJobDefinitions/" not in line]
     assert sorted(lists) == ["GET /api/v2/credentials/", "GET /api/v2/deployments/",
-                             "GET /api/v2/externalDataStores/"]
+                             "GET /api/v2/externalDataStores/?type=all"]  # every type: DataRobot's default is jdbc
 
 
 def test_a_missing_or_ambiguous_name_refuses_the_plan_with_close_matches(server: LocalServer, tmp_path: Path) -> None:

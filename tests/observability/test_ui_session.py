@@ -8,23 +8,23 @@ from pathlib import Path
 import httpx
 
 from reconciler.service.ui.common import local_target
-from reconciler.service.ui.session import SessionKeys
+from reconciler.service.ui.session import LoginKeys
 
 
 def test_cookie_is_signed_expiring_and_never_holds_the_token() -> None:
-    keys = SessionKeys("service-token-123", max_age=1)
+    keys = LoginKeys("service-token-123", max_age=1)
     session, cookie = keys.new(logged_in=True)
     assert "service-token-123" not in cookie
     assert keys.read(cookie) == session
     assert keys.read(cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB")) is None  # forged signature
-    assert SessionKeys("another-token", max_age=60).read(cookie) is None  # a new token ends every session
-    assert SessionKeys("service-token-123", max_age=60).read(cookie) == session  # every replica accepts it
+    assert LoginKeys("another-token", max_age=60).read(cookie) is None  # a new token ends every session
+    assert LoginKeys("service-token-123", max_age=60).read(cookie) == session  # every replica accepts it
     time.sleep(2.1)
     assert keys.read(cookie) is None  # expired by its signed timestamp, whatever the browser keeps
 
 
 def test_csrf_token_belongs_to_one_session() -> None:
-    keys = SessionKeys("service-token-123", max_age=60)
+    keys = LoginKeys("service-token-123", max_age=60)
     first, _ = keys.new(logged_in=True)
     second, _ = keys.new(logged_in=True)
     assert keys.csrf_ok(first, keys.csrf(first))
@@ -33,7 +33,7 @@ def test_csrf_token_belongs_to_one_session() -> None:
 
 
 def test_without_a_service_token_every_session_is_logged_in() -> None:
-    keys = SessionKeys(None, max_age=60)
+    keys = LoginKeys(None, max_age=60)
     session, cookie = keys.new(logged_in=False)
     assert session.logged_in and not keys.requires_login and not keys.token_ok("")
     assert keys.read(cookie) == session

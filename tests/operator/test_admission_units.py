@@ -14,7 +14,7 @@ from operator_harness import manifest
 
 from reconciler.operator import admission, decide, ownership
 from reconciler.operator.ownership import outside_scope
-from reconciler.operator.status import Outcome, Result, conditions, status_patch
+from reconciler.operator.status import Reconciliation, Result, conditions, status_patch
 from reconciler.specs.scope import Scope
 
 NOW = "2026-12-01T00:00:00Z"
@@ -113,14 +113,14 @@ def test_a_resource_of_another_scope_is_a_conflict_before_any_api_call() -> None
 
 
 def test_the_conflict_condition_holds_only_while_the_conflict_does() -> None:
-    conflict = Outcome(result=Result.conflict, message="outside the scope")
+    conflict = Reconciliation(result=Result.conflict, message="outside the scope")
     first = conditions(conflict, [], generation=1, now=NOW)
     assert [(c["type"], c["status"], c["reason"]) for c in first] == [
         ("Ready", "False", "Conflict"), ("Synced", "False", "Conflict"), ("Conflict", "True", "Conflict")]
     assert first[2]["message"] == "outside the scope"
     patch = status_patch(conflict, {"definitionId": "d1"}, generation=1, now=NOW)
     assert patch["definitionId"] is None  # never the operator's: the finalizer will not delete it
-    resolved = Outcome(result=Result.created, message="created definition d2", definition_id="d2")
+    resolved = Reconciliation(result=Result.created, message="created definition d2", definition_id="d2")
     assert [c["type"] for c in conditions(resolved, first, generation=2, now=NOW)] == ["Ready", "Synced"]
 
 

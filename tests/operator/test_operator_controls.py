@@ -29,7 +29,7 @@ from reconciler.api.client import Client
 from reconciler.contract import validators
 from reconciler.operator import act, decide
 from reconciler.operator.notices import drift_body
-from reconciler.operator.status import Outcome, Result
+from reconciler.operator.status import Reconciliation, Result
 from reconciler.service.testing import LocalServer
 
 BY_NAME = {"deploymentRef": {"name": "operator-tests"}, "numConcurrent": 4,
@@ -74,7 +74,7 @@ def test_an_unresolvable_name_is_its_own_error_with_close_matches(local: LocalSe
 
 
 def test_the_drift_body_is_a_valid_notification() -> None:
-    outcome = Outcome(result=Result.drift_corrected, message="corrected drift in batchPredictionJob.numConcurrent",
+    outcome = Reconciliation(result=Result.drift_corrected, message="corrected drift in batchPredictionJob.numConcurrent",
                       definition_id="0" * 24, definition_name="ns-a", drift=("batchPredictionJob.numConcurrent",))
     body = drift_body("ns/ns-a", outcome)
     validators.validator("notification").validate(body)

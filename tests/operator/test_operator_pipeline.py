@@ -130,7 +130,7 @@ def test_a_definition_another_resource_manages_is_never_taken(server: LocalServe
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
             return await act.reconcile(client, decide.parse(other), recorded_id=None, mode=decide.Mode.apply,
                                             claimed_by=lambda i: "ns-a/" + name if i == created.definition_id else None)
-    with pytest.raises(decide.Conflict, match=f"{created.definition_id}.*managed by .* ns-a/{name}"):
+    with pytest.raises(decide.ClaimedElsewhere, match=f"{created.definition_id}.*managed by .* ns-a/{name}"):
         asyncio.run(go())
     assert live(server, created.definition_id)["batchPredictionJob"]["numConcurrent"] == 4  # type: ignore[index]
     deleted, message = finalize(server, recorded_id=created.definition_id, name=name, deletion_policy="Delete",

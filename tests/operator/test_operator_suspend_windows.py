@@ -15,7 +15,7 @@ from operator_harness import manifest, seed
 from reconciler.api.client import Client
 from reconciler.operator import act, decide
 from reconciler.operator import controls as operator_controls
-from reconciler.operator.status import Outcome, Result, status_patch
+from reconciler.operator.status import Reconciliation, Result, status_patch
 from reconciler.specs.controls import Controls, IgnoreRule, SyncWindow
 
 TOKEN = "controls-test-token"
@@ -34,8 +34,8 @@ def server() -> Iterator[Any]:
 
 
 def reconcile(server: Any, body: dict[str, Any], *, recorded: str | None, controls: Controls,
-              now: datetime, mode: decide.Mode = decide.Mode.apply) -> Outcome:
-    async def go() -> Outcome:
+              now: datetime, mode: decide.Mode = decide.Mode.apply) -> Reconciliation:
+    async def go() -> Reconciliation:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
             return await act.reconcile(client, decide.parse(body), recorded_id=recorded, mode=mode,
                                        controls=controls, now=now, fallback_delay=123.0)
@@ -113,7 +113,7 @@ def test_the_projects_ignore_rules_select_resources_by_label(server: Any) -> Non
 
 
 def test_suspended_status_keeps_ready_and_synced_and_resuming_says_so() -> None:
-    before = status_patch(Outcome(result=Result.created, message="created definition d1", definition_id="d1"), {},
+    before = status_patch(Reconciliation(result=Result.created, message="created definition d1", definition_id="d1"), {},
                           generation=1, now="2026-01-01T00:00:00Z")
     outcome = operator_controls.suspended(before)
     assert outcome.result is Result.suspended and outcome.definition_id == "d1"
@@ -122,27 +122,27 @@ def test_suspended_status_keeps_ready_and_synced_and_resuming_says_so() -> None:
     assert kinds["Ready"] == before["conditions"][0] and kinds["Synced"] == before["conditions"][1]
     assert (kinds["Suspended"]["status"], kinds["Suspended"]["reason"]) == ("True", "Suspended")
     assert paused["definitionId"] == "d1" and "lastSyncTime" not in paused
-    resumed = status_patch(Outcome(result=Result.unchanged, message="ok", definition_id="d1"), paused, generation=3,
+    resumed = status_patch(Reconciliation(result=Result.unchanged, message="ok", definition_id="d1"), paused, generation=3,
                            now="2026-01-03T00:00:00Z")
     suspended = next(c for c in resumed["conditions"] if c["type"] == "Suspended")
     assert (suspended["status"], suspended["reason"], suspended["lastTransitionTime"]) == (
         "False", "Resumed", "2026-01-03T00:00:00Z")
-    never = status_patch(Outcome(result=Result.unchanged, message="ok", definition_id="d1"), before, generation=1)
+    never = status_patch(Reconciliation(result=Result.unchanged, message="ok", definition_id="d1"), before, generation=1)
     assert [c["type"] for c in never["conditions"]] == ["Ready", "Synced"]  # no Suspended condition unless used
 
 
 def test_the_decision_defers_and_the_finalizer_keeps_a_suspended_definition() -> None:
-    """The pure halves: decide() returns a defer verdict with its outcome, decide_finalize() keeps."""
+    """The pure halves: decide() returns a defer step with its outcome, decide_finalize() keeps."""
     from reconciler.engine import windows
     from reconciler.engine.normalize import desired_from_manifest
 
     desired = desired_from_manifest(decide.parse(resource("ctl-pure")))
     state = windows.state(FREEZE.windows, FRI_2330)
     decision = decide.decide(desired, [], recorded_id=None, mode=decide.Mode.apply, drift_policy=None, window=state)
-    assert decision.verdict is decide.Verdict.defer and not decision.writes
+    assert decision.step is decide.Step.defer and not decision.writes
     assert decision.outcome is not None and decision.outcome.result is Result.deferred
     assert decide.decide(desired, [], recorded_id=None, mode=decide.Mode.apply, drift_policy=None,
                          window=windows.state(FREEZE.windows, FRI_2330 - timedelta(hours=2))).writes
     kept = decide.decide_finalize(recorded_id="d1", name="ctl-pure", deletion_policy="Delete", prevent_destroy=False,
                                   suspended=True)
-    assert kept.verdict is decide.Verdict.keep and kept.message == "definition d1 left in place (spec.suspend: true)"
+    assert kept.step is decide.Step.keep and kept.message == "definition d1 left in place (spec.suspend: true)"

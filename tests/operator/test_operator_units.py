@@ -11,7 +11,7 @@ import yaml
 from reconciler.contract import schemas
 from reconciler.operator import crd, decide
 from reconciler.operator.config import ApiSecret, OperatorConfig
-from reconciler.operator.status import Outcome, Result, conditions, status_patch
+from reconciler.operator.status import Reconciliation, Result, conditions, status_patch
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_IN_K8S_1_20 = {"$ref", "$id", "$schema", "$defs", "const", "if", "then", "else", "not", "oneOf", "allOf",
@@ -101,15 +101,15 @@ def test_an_invalid_resource_lists_every_problem_with_hints() -> None:
 
 
 def test_conditions_keep_their_transition_time_until_the_status_changes() -> None:
-    ok = Outcome(result=Result.created, message="created definition d1", definition_id="d1")
+    ok = Reconciliation(result=Result.created, message="created definition d1", definition_id="d1")
     first = conditions(ok, [], generation=1, now="2026-01-01T00:00:00Z")
     assert first[0] == {"type": "Ready", "status": "True", "reason": "Reconciled",
                         "message": "definition d1 matches the spec", "lastTransitionTime": "2026-01-01T00:00:00Z",
                         "observedGeneration": 1}
-    same = conditions(Outcome(result=Result.unchanged, message="no changes", definition_id="d1"), first,
+    same = conditions(Reconciliation(result=Result.unchanged, message="no changes", definition_id="d1"), first,
                       generation=2, now="2026-01-02T00:00:00Z")
     assert same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-    failed = conditions(Outcome(result=Result.api_error, message="PATCH ... -> 422: bad"), same,
+    failed = conditions(Reconciliation(result=Result.api_error, message="PATCH ... -> 422: bad"), same,
                         generation=2, now="2026-01-03T00:00:00Z")
     assert failed[0] == {"type": "Ready", "status": "False", "reason": "ApiError", "message": "PATCH ... -> 422: bad",
                          "lastTransitionTime": "2026-01-03T00:00:00Z", "observedGeneration": 2}
@@ -121,16 +121,16 @@ def test_the_policy_warning_condition_says_what_warns_until_nothing_does() -> No
     from reconciler.operator.status import policy_warning_is_new
 
     line = "policy nightly-only warns on x: runs outside the night"
-    plain = Outcome(result=Result.unchanged, message="no changes", definition_id="d1")
+    plain = Reconciliation(result=Result.unchanged, message="no changes", definition_id="d1")
     assert [c["type"] for c in conditions(plain, [], generation=1, now="t1")] == ["Ready", "Synced"]
-    warned = Outcome(result=Result.created, message="created", definition_id="d1", warnings=(line,))
+    warned = Reconciliation(result=Result.created, message="created", definition_id="d1", warnings=(line,))
     first = conditions(warned, [], generation=1, now="t1")
     assert first[2] == {"type": "PolicyWarning", "status": "True", "reason": "PolicyWarning", "message": line,
                         "lastTransitionTime": "t1", "observedGeneration": 1}
     assert policy_warning_is_new(warned, {}) and not policy_warning_is_new(warned, {"conditions": first})
-    failed = conditions(Outcome(result=Result.api_error, message="503"), first, generation=2, now="t2")
+    failed = conditions(Reconciliation(result=Result.api_error, message="503"), first, generation=2, now="t2")
     assert failed[2] == first[2]
-    suspended = conditions(Outcome(result=Result.suspended, message="suspended"), first, generation=2, now="t2")
+    suspended = conditions(Reconciliation(result=Result.suspended, message="suspended"), first, generation=2, now="t2")
     assert suspended[-1] == first[2]
     cleared = conditions(plain, failed, generation=3, now="t3")
     assert cleared[2] == {"type": "PolicyWarning", "status": "False", "reason": "NoWarnings",
@@ -141,12 +141,12 @@ def test_the_policy_warning_condition_says_what_warns_until_nothing_does() -> No
 def test_status_patch_reads_run_times_and_skips_the_never_sentinel() -> None:
     live = {"enabled": True, "nextScheduledRunTime": "2026-01-02T02:00:00Z",
             "lastStartedJobTime": None, "lastScheduledRunTime": "1900-01-01T00:00:00.000000Z"}
-    patch = status_patch(Outcome(result=Result.created, message="m", definition_id="d1", definition_name="n",
+    patch = status_patch(Reconciliation(result=Result.created, message="m", definition_id="d1", definition_name="n",
                                  live=live), None, generation=1, now="2026-01-01T00:00:00Z")
     assert patch["definitionId"] == "d1" and patch["observedGeneration"] == 1
     assert patch["nextScheduledRunTime"] == "2026-01-02T02:00:00Z"
     assert patch["lastRunTime"] is None and patch["drift"] is None and patch["lastSyncTime"] == "2026-01-01T00:00:00Z"
-    reported = status_patch(Outcome(result=Result.drift_reported, message="m", definition_id="d1",
+    reported = status_patch(Reconciliation(result=Result.drift_reported, message="m", definition_id="d1",
                                     drift=("batchPredictionJob.numConcurrent",)), patch, generation=1)
     assert reported["drift"] == ["batchPredictionJob.numConcurrent"] and "lastSyncTime" not in reported
 
@@ -260,10 +260,10 @@ def test_claims_decide_who_manages_a_definition() -> None:
 
 
 def test_a_conflict_forgets_the_definition_in_status() -> None:
-    previous = status_patch(Outcome(result=Result.created, message="m", definition_id="d1", definition_name="n",
+    previous = status_patch(Reconciliation(result=Result.created, message="m", definition_id="d1", definition_name="n",
                                     live={"enabled": True, "nextScheduledRunTime": "2026-01-02T02:00:00Z"}),
                             None, generation=1, now="2026-01-01T00:00:00Z")
-    patch = status_patch(Outcome(result=Result.conflict, message="managed by ns/n", definition_id="d1"),
+    patch = status_patch(Reconciliation(result=Result.conflict, message="managed by ns/n", definition_id="d1"),
                          previous, generation=1, now="2026-01-02T00:00:00Z")
     assert {k: patch[k] for k in ("definitionId", "definitionName", "lastSyncTime", "nextScheduledRunTime")} == {
         "definitionId": None, "definitionName": None, "lastSyncTime": None, "nextScheduledRunTime": None}

@@ -58,6 +58,9 @@ def test_a_search_longer_than_any_name_is_422_not_500(client: httpx.Client, docu
     ("deployments/", {"limit": 1001}, "limit"),
     ("credentials/", {"offset": -1}, "offset"),
     ("externalDataStores/", {"limit": "many"}, "limit"),
+    ("deployments/", {"search": "x" * 256}, "search"),
+    ("externalDataStores/", {"name": "x" * 256}, "name"),
+    ("externalDataStores/", {"type": "mongo"}, "type"),
     ("datasets/", {"offset": 10**20}, "offset"),
 ])
 def test_every_list_route_caps_its_parameters_with_a_422_naming_them(

@@ -117,7 +117,7 @@ def test_concurrent_creates_of_one_name(store: Store) -> None:
         try:
             store.create_definition(record(deployment, "same"))
             outcomes.append("created")
-        except errors.NameTaken:
+        except errors.HTTPNameTaken:
             outcomes.append("taken")
 
     threads = [threading.Thread(target=attempt) for _ in range(4)]
@@ -130,12 +130,12 @@ def test_concurrent_creates_of_one_name(store: Store) -> None:
 
 
 def test_references_are_checked_in_the_write_transaction(store: Store) -> None:
-    with pytest.raises(errors.MissingReferences) as caught:
+    with pytest.raises(errors.HTTPMissingReferences) as caught:
         store.create_definition(record("f" * 24, "dangling"))
     assert caught.value.errors.keys() == {"deploymentId"}
     deployment = seed(store)
     made = store.create_definition(record(deployment, "ok"))
-    with pytest.raises(errors.Conflict):
+    with pytest.raises(errors.HTTPConflict):
         store.delete_resource("deployment", deployment)
     store.delete_definition(made.id)
     store.delete_resource("deployment", deployment)

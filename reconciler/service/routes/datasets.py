@@ -57,7 +57,7 @@ async def _save_file_part(request: Request, dest: Path) -> str:
     """Stream the multipart part named ``file`` into ``dest``; returns its filename."""
     match = _BOUNDARY.search(request.headers.get("content-type", ""))
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data") or match is None:
-        raise errors.UnsupportedMediaType("expected a multipart/form-data upload with a 'file' part",
+        raise errors.HTTPUnsupportedMediaType("expected a multipart/form-data upload with a 'file' part",
                                           errors={"Content-Type": "send multipart/form-data (the SDK's "
                                                                   "Dataset.create_from_file does)"})
     boundary = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
@@ -89,7 +89,7 @@ async def _save_file_part(request: Request, dest: Path) -> str:
                     end = buffer.find(b"\r\n\r\n")
                     if end < 0:
                         if len(buffer) > _MAX_PART_HEADERS:
-                            raise errors.BadRequest("malformed multipart body: part headers too long")
+                            raise errors.HTTPBadRequest("malformed multipart body: part headers too long")
                         break
                     headers = bytes(buffer[:end]).decode("utf-8", "replace")
                     del buffer[:end + 4]
@@ -115,7 +115,7 @@ async def _save_file_part(request: Request, dest: Path) -> str:
             if state == "done":
                 break
     if state != "done" or filename is None:
-        raise errors.BadRequest("malformed or incomplete multipart body: no complete 'file' part",
+        raise errors.HTTPBadRequest("malformed or incomplete multipart body: no complete 'file' part",
                                 errors={"file": "upload the data as the multipart part named 'file'"})
     return filename
 
@@ -132,9 +132,9 @@ def _inspect_csv(path: Path) -> tuple[int, list[str]]:
                 columns = columns or [str(c) for c in chunk.columns]
                 rows += len(chunk)
     except pd.errors.EmptyDataError:
-        raise errors.Unprocessable("the uploaded file is empty", errors={"file": "upload a CSV file with a header row"}) from None
+        raise errors.HTTPUnprocessable("the uploaded file is empty", errors={"file": "upload a CSV file with a header row"}) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise errors.Unprocessable(f"the uploaded file is not CSV: {exc}",
+        raise errors.HTTPUnprocessable(f"the uploaded file is not CSV: {exc}",
                                    errors={"file": "upload a comma-separated UTF-8 file with a header row"}) from None
     if not columns:
         columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]  # a header and no rows

@@ -44,7 +44,7 @@ async def create_definition(body: JsonBody, store: StoreDep, settings: SettingsD
                                            default_num_concurrent=settings.default_num_concurrent)
         try:
             stored = store.create_definition(record)
-        except errors.NameTaken:
+        except errors.HTTPNameTaken:
             if attempt == attempts - 1:
                 raise
             continue

@@ -63,7 +63,7 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
         found = {key: "unknown field; only jobDefinitionId is accepted" for key in extra}
         if not isinstance(definition_id, str) or not _HEX24.match(definition_id):
             found["jobDefinitionId"] = "expected the 24-hex id of a job definition, e.g. from GET batchPredictionJobDefinitions/"
-        raise errors.Unprocessable("cannot start a job: invalid request", errors=found)
+        raise errors.HTTPUnprocessable("cannot start a job: invalid request", errors=found)
 
     job = queue_from_definition(request, store, definition_id, user)
     return JSONResponse(render.job(job, base_url=api_root(request), now=ids.utcnow()), status_code=202)
@@ -71,7 +71,7 @@ async def run_once(request: Request, body: JsonBody, store: StoreDep, user: User
 
 def queue_from_definition(request: Request, store: Store, definition_id: str, user: User) -> JobRecord:
     """Queue a run of the definition now: the API's run-once and the dashboard's "Run now"."""
-    with contextlib.suppress(errors.NotFound):  # start_job_from_definition answers it, naming jobDefinitionId
+    with contextlib.suppress(errors.HTTPNotFound):  # start_job_from_definition answers it, naming jobDefinitionId
         refuse_unusable_login(store.get_definition(definition_id).job, store)
 
     def make(definition: DefinitionRecord) -> JobRecord:
@@ -156,7 +156,7 @@ def refuse_unusable_login(spec: dict[str, Any], store: Store) -> None:
 
     found = login_problems(spec, store)
     if found:
-        raise errors.Unprocessable(f"cannot start this job: {next(iter(found.values()))}", errors=found)
+        raise errors.HTTPUnprocessable(f"cannot start this job: {next(iter(found.values()))}", errors=found)
 
 
 def _wake_runner(request: Request) -> None:
@@ -172,7 +172,7 @@ async def create_job(request: Request, body: JsonBody, store: StoreDep, settings
     body = validation.canonical(body)
     found = validation.problems(body, "job-spec")
     if found:
-        raise errors.Unprocessable(f"invalid batch prediction job: {len(found)} problem(s); see errors", errors=found)
+        raise errors.HTTPUnprocessable(f"invalid batch prediction job: {len(found)} problem(s); see errors", errors=found)
     spec = validation.filled_job(body, default_num_concurrent=settings.default_num_concurrent)
     spec.setdefault("outputSettings", {"type": "localFile"})
     refuse_unusable_login(spec, store)
@@ -185,8 +185,8 @@ async def create_job(request: Request, body: JsonBody, store: StoreDep, settings
     return JSONResponse(rendered, status_code=202, headers={"Location": rendered["links"]["self"]})
 
 
-def _upload_limit_error(exc: files.UploadTooLarge) -> errors.PayloadTooLarge:
-    return errors.PayloadTooLarge(str(exc), errors={"body": "raise ServiceSettings.max_upload_bytes or split the data"})
+def _upload_limit_error(exc: files.UploadTooLarge) -> errors.HTTPPayloadTooLarge:
+    return errors.HTTPPayloadTooLarge(str(exc), errors={"body": "raise ServiceSettings.max_upload_bytes or split the data"})
 
 
 async def upload_csv(request: Request, job_id: JobIdPath, store: StoreDep, settings: SettingsDep) -> Response:
@@ -221,11 +221,11 @@ async def finalize_upload(request: Request, job_id: JobIdPath, store: StoreDep, 
     data_dir = job_data_dir(settings)
     parts = files.input_files(data_dir, job_id)
     if not parts:
-        raise errors.Conflict(f"job {job_id} has no uploaded parts", errors={
+        raise errors.HTTPConflict(f"job {job_id} has no uploaded parts", errors={
             "csvUpload": "PUT the data to csvUpload/part/0/ (and further parts) before finalizing"})
     gaps = files.missing_parts(data_dir, job_id)
     if gaps:
-        raise errors.Conflict(f"job {job_id} is missing upload part(s) {', '.join(map(str, gaps[:10]))}",
+        raise errors.HTTPConflict(f"job {job_id} is missing upload part(s) {', '.join(map(str, gaps[:10]))}",
                               errors={"csvUpload": "upload the missing parts, then finalize again"})
     size = sum(p.stat().st_size for p in parts)
     store.complete_upload(job_id, intake_bytes=size, now=ids.iso(ids.utcnow()))
@@ -238,11 +238,11 @@ async def download(job_id: JobIdPath, store: StoreDep, settings: SettingsDep) ->
     job = store.get_job(job_id)
     output = job.job.get("outputSettings") or {"type": "localFile"}
     if output.get("type") != "localFile":
-        raise errors.NotFound(f"job {job_id} writes to {output.get('type')}, not localFile; nothing to download",
+        raise errors.HTTPNotFound(f"job {job_id} writes to {output.get('type')}, not localFile; nothing to download",
                               errors={"id": "download exists only for jobs with localFile output"})
     path = files.output_path(job_data_dir(settings), job_id)
     if job.status != "COMPLETED" or not path.is_file():
-        raise errors.NotFound(f"job {job_id} has no results to download (it is {job.status})", errors={
+        raise errors.HTTPNotFound(f"job {job_id} has no results to download (it is {job.status})", errors={
             "id": "wait until links.download appears in GET batchPredictions/{id}/"})
     return FileResponse(path, media_type="text/csv", filename=f"{job_id}.csv")
 

@@ -59,7 +59,7 @@ def _check_trusted(request: Request, token: str | None) -> None:
     client = request.scope.get("client")
     local = (server is None or server[0] in LOOPBACK_HOSTS) and (client is None or client[0] in LOOPBACK_HOSTS)
     if not local:
-        raise errors.Forbidden("registering a model needs a token when the service is reachable off this machine: "
+        raise errors.HTTPForbidden("registering a model needs a token when the service is reachable off this machine: "
                                "a joblib artifact is code", errors={"Authorization": "start the service with "
                                                                     "--token-file or $RECONCILER_SERVICE_TOKEN"})
 
@@ -87,18 +87,18 @@ async def put_model(
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise errors.PayloadTooLarge(f"the artifact is larger than {limit} bytes",
+            raise errors.HTTPPayloadTooLarge(f"the artifact is larger than {limit} bytes",
                                          errors={"body": "raise ServiceSettings.max_model_bytes or use a smaller model"})
         chunks.append(chunk)
     data = b"".join(chunks)
     if not data:
-        raise errors.Unprocessable("the body is empty", errors={"body": "send the artifact file's bytes"})
+        raise errors.HTTPUnprocessable("the body is empty", errors={"body": "send the artifact file's bytes"})
     try:
         description = await run_in_threadpool(artifacts.describe, data, kind=str(kind) if kind else None,
                                               target_name=targetName,
                                               feature_names=_split(featureNames), class_names=_split(classNames))
     except artifacts.ArtifactError as exc:
-        raise errors.Unprocessable(f"cannot use this model: {exc}", errors={"body": str(exc)}) from None
+        raise errors.HTTPUnprocessable(f"cannot use this model: {exc}", errors={"body": str(exc)}) from None
     record = register(store, deployment_id, description, data, label=label, user=user.as_api())
     return JSONResponse(model_body(record), status_code=200)
 

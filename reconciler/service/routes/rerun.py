@@ -28,12 +28,12 @@ _HEX24 = re.compile(r"^[0-9a-fA-F]{24}$")
 async def from_existing(request: Request, body: JsonBody, store: StoreDep, user: UserDep) -> JSONResponse:
     previous_id = body.get("predictionJobId")
     if not isinstance(previous_id, str) or not _HEX24.match(previous_id) or set(body) - {"predictionJobId"}:
-        raise errors.Unprocessable("cannot repeat a job: invalid request", errors={
+        raise errors.HTTPUnprocessable("cannot repeat a job: invalid request", errors={
             "predictionJobId": "expected only predictionJobId: the 24-hex id of a previous batch prediction job"})
     previous = store.get_job(previous_id)
     intake = previous.job.get("intakeSettings") or {}
     if intake.get("type", "localFile") == "localFile":
-        raise errors.Unprocessable(f"job {previous_id} read an uploaded file, which is not kept for another run",
+        raise errors.HTTPUnprocessable(f"job {previous_id} read an uploaded file, which is not kept for another run",
                                    errors={"predictionJobId": "score the file again with BatchPredictionJob.score"})
     refuse_unusable_login(previous.job, store)
     now = ids.iso(ids.utcnow())

@@ -11,16 +11,16 @@ installation can be replayed locally with the same ids.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jsonschema
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from reconciler.contract.issues import suggest_key
 from reconciler.service import errors, ids, render
-from reconciler.service.deps import JsonBody, PagingDep, StoreDep, UserDep, page_link
+from reconciler.service.deps import JsonBody, Paging, PagingDep, StoreDep, UserDep, page_link
 from reconciler.service.openapi import ERROR_RESPONSES, json_response
-from reconciler.service.records import ResourceRecord
+from reconciler.service.records import Page, ResourceRecord
 from reconciler.service.responses import JSONResponse
 from reconciler.service.routes import route
 
@@ -71,6 +71,27 @@ _SECRETS_BY_TYPE = {"basic": ("user", "password"),
 
 
 ResourceIdPath = Annotated[str, Path(description="Resource id (24 hex digits).")]
+
+# The list routes' filters, as the official SDK 3.20 sends them (datarobot/models/...):
+# - ``Deployment.list(search=...)`` sends ``search``: "case insensitive search against deployment's
+#   label and description";
+# - ``Credential.list()`` sends no parameter at all;
+# - ``DataStore.list(typ=..., name=...)`` sends ``type`` ("if not specified, the default is
+#   DataStoreListTypes.JDBC") and ``name`` ("filters by data store names that match or contain this
+#   name. The search is case-insensitive"). ``databases`` is read as every database type (jdbc and
+#   dr-database-v1), an inference from the SDK's enum; dr-connector-v1 stores do not exist here.
+# Its other filters (deployments' order_by, role and health filters; data stores' dataType and
+# substituteUrlParameters) are not served: nothing stored here has what they select on.
+_NAME_MAX = 255
+DeploymentSearch = Annotated[str | None, Query(
+    max_length=_NAME_MAX, description="Case-insensitive substring of the label or the description.")]
+DataStoreName = Annotated[str | None, Query(
+    max_length=_NAME_MAX, description="Case-insensitive substring of the canonicalName.")]
+DATA_STORE_TYPES: dict[str, tuple[str, ...] | None] = {
+    "jdbc": ("jdbc",), "dr-database-v1": ("dr-database-v1",), "dr-connector-v1": ("dr-connector-v1",),
+    "databases": ("jdbc", "dr-database-v1"), "all": None}
+DataStoreType = Annotated[Literal["jdbc", "dr-database-v1", "dr-connector-v1", "databases", "all"] | None, Query(
+    alias="type", description="Only data stores of this type; default jdbc, as on DataRobot (all: every type).")]
 
 
 def _problems(kind: str, body: dict[str, Any]) -> dict[str, str]:
@@ -156,7 +177,7 @@ def _router(kind: str) -> APIRouter:
     async def create(body: JsonBody, store: StoreDep, user: UserDep) -> JSONResponse:
         found = _problems(kind, body)
         if found:
-            raise errors.Unprocessable(f"invalid {kind}: {len(found)} problem(s); see errors", errors=found)
+            raise errors.HTTPUnprocessable(f"invalid {kind}: {len(found)} problem(s); see errors", errors=found)
         fields = {key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec}
         fields.update({key: value for key, value in body.items() if key != "id" and key not in SECRET_FIELDS})
         record = ResourceRecord(id=str(body.get("id") or ids.new_id()), kind=kind, name=str(body[name_field]),
@@ -166,11 +187,26 @@ def _router(kind: str) -> APIRouter:
             return JSONResponse(_render(kind, store.create_credential(record, secret)), status_code=201)
         return JSONResponse(_render(kind, store.create_resource(record)), status_code=201)
 
-    async def list_(request: Request, store: StoreDep, paging: PagingDep) -> JSONResponse:
-        page = store.list_resources(kind, offset=paging.offset, limit=paging.limit)
+    def listed(request: Request, page: Page, paging: Paging) -> JSONResponse:
         items = [_render(kind, record) for record in page.items]
         return JSONResponse(render.envelope(page, items, offset=paging.offset, limit=paging.limit,
                                             link=page_link(request, paging.limit)))
+
+    # each list takes the query parameters the SDK 3.20 sends (see DeploymentSearch above)
+    async def list_deployments(request: Request, store: StoreDep, paging: PagingDep,
+                               search: DeploymentSearch = None) -> JSONResponse:
+        return listed(request, store.list_resources(kind, offset=paging.offset, limit=paging.limit, search=search,
+                                                    search_description=True), paging)
+
+    async def list_credentials(request: Request, store: StoreDep, paging: PagingDep) -> JSONResponse:
+        return listed(request, store.list_resources(kind, offset=paging.offset, limit=paging.limit), paging)
+
+    async def list_data_stores(request: Request, store: StoreDep, paging: PagingDep, name: DataStoreName = None,
+                               type_: DataStoreType = None) -> JSONResponse:
+        return listed(request, store.list_resources(kind, offset=paging.offset, limit=paging.limit, search=name,
+                                                    types=DATA_STORE_TYPES[type_ or "jdbc"]), paging)
+
+    list_ = {"deployment": list_deployments, "credential": list_credentials, "dataStore": list_data_stores}[kind]
 
     async def get(resource_id: ResourceIdPath, store: StoreDep) -> JSONResponse:
         return JSONResponse(_render(kind, store.get_resource(kind, resource_id)))

@@ -39,7 +39,9 @@ class Cancelled(Exception):
 
 
 @dataclass(slots=True)
-class Outcome:
+class Finished:
+    """How a job ended: its final status (COMPLETED, FAILED, ABORTED), details and counts."""
+
     status: str
     details: str
     percentage: float = 0.0
@@ -63,30 +65,30 @@ def chunk_bytes(spec: dict[str, Any]) -> int | None:
 
 def run_job(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, pool: Executor,
             cache: artifacts.ModelCache, cancelled: threading.Event,
-            clock: Callable[[], str] = lambda: ids.iso(ids.utcnow())) -> Outcome:
+            clock: Callable[[], str] = lambda: ids.iso(ids.utcnow())) -> Finished:
     """Execute ``job`` (already RUNNING for ``runner_id``); never raises, returns how it ended."""
     counters = _Counters()
-    return outcome_of(job, counters, lambda: _run(job, store=store, runner_id=runner_id, data_dir=data_dir, pool=pool,
+    return finish(job, counters, lambda: _run(job, store=store, runner_id=runner_id, data_dir=data_dir, pool=pool,
                                                   cache=cache, cancelled=cancelled, clock=clock, counters=counters))
 
 
-def outcome_of(job: JobRecord, counters: _Counters, body: Callable[[], Outcome]) -> Outcome:
+def finish(job: JobRecord, counters: _Counters, body: Callable[[], Finished]) -> Finished:
     """``body()``, or how the job ended when it raised: ABORTED on :class:`Cancelled`, FAILED
     with the error's message otherwise (an unexpected error also goes to the log). Shared by the
     local runner and the Dask driver (``cluster/driver.py``)."""
     try:
         return body()
     except Cancelled:
-        return Outcome("ABORTED", "Job aborted by the user", scored_rows=counters.rows - counters.failed,
+        return Finished("ABORTED", "Job aborted by the user", scored_rows=counters.rows - counters.failed,
                        failed_rows=counters.failed)
     except (scoring.ScoringError, AdapterError, artifacts.ArtifactError) as exc:
-        return Outcome("FAILED", str(exc), scored_rows=counters.rows - counters.failed, failed_rows=counters.failed)
-    except errors.ServiceError as exc:
-        return Outcome("FAILED", exc.message + "".join(f"; {hint}" for hint in exc.errors.values()),
+        return Finished("FAILED", str(exc), scored_rows=counters.rows - counters.failed, failed_rows=counters.failed)
+    except errors.HTTPProblem as exc:
+        return Finished("FAILED", exc.message + "".join(f"; {hint}" for hint in exc.errors.values()),
                        scored_rows=counters.rows - counters.failed, failed_rows=counters.failed)
     except Exception as exc:
         log.exception("job %s failed unexpectedly", job.id)
-        return Outcome("FAILED", f"internal error ({type(exc).__name__}: {exc}); see the service log",
+        return Finished("FAILED", f"internal error ({type(exc).__name__}: {exc}); see the service log",
                        scored_rows=counters.rows - counters.failed, failed_rows=counters.failed)
 
 
@@ -101,7 +103,7 @@ def model_and_options(spec: Mapping[str, Any], store: Any) -> tuple[Any, scoring
 
 
 def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, pool: Executor, cache: artifacts.ModelCache,
-         cancelled: threading.Event, clock: Callable[[], str], counters: _Counters) -> Outcome:
+         cancelled: threading.Event, clock: Callable[[], str], counters: _Counters) -> Finished:
     spec = job.job
     record, options = model_and_options(spec, store)
 
@@ -130,7 +132,7 @@ def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, pool: Ex
     written = getattr(output, "bytes_written", None)
     scored = counters.rows - counters.failed
     details = f"Job completed: {scored} row(s) scored" + (f", {counters.failed} failed" if counters.failed else "")
-    return Outcome("COMPLETED", details, percentage=100.0, scored_rows=scored, failed_rows=counters.failed,
+    return Finished("COMPLETED", details, percentage=100.0, scored_rows=scored, failed_rows=counters.failed,
                    output_bytes=written if isinstance(written, int) else None)
 
 

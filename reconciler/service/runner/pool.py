@@ -136,9 +136,10 @@ class JobRunner:
                                                      runner_id=runner)
         failed += self.store.fail_abandoned_jobs(lease_expired_before=self._lease_cutoff(), now=self._now(),
                                                  details=RESTARTED)
-        for job_id in failed:
-            log.warning("job %s was left RUNNING by a runner that is gone; failed it", job_id)
-            files.remove_job_files(self.data_dir, job_id)  # its upload and partial output, if on this machine
+        for record in failed:
+            log.warning("job %s was left RUNNING by a runner that is gone; failed it", record.id)
+            files.remove_job_files(self.data_dir, record.id)  # its upload and partial output, if on this machine
+            self.notices.finished(record)  # job.failed, as for a job that fails while it runs
 
     def _dead_local_runners(self) -> set[str]:
         """Runners of RUNNING jobs that were processes on this machine, in this process's PID
@@ -236,8 +237,10 @@ class JobRunner:
             event.set()
         if self._futures:
             await asyncio.wait(list(self._futures), timeout=30)
-        await asyncio.to_thread(self.store.fail_abandoned_jobs, lease_expired_before="", now=self._now(),
-                                details=STOPPED, runner_id=self.runner_id)
+        stopped = await asyncio.to_thread(self.store.fail_abandoned_jobs, lease_expired_before="", now=self._now(),
+                                          details=STOPPED, runner_id=self.runner_id)
+        for record in stopped:  # still running after the wait: failed here, and told like any other
+            self.notices.finished(record)
         await self.notices.drain()
         self.driver_pool.shutdown(wait=False, cancel_futures=True)
         self.scoring_pool.shutdown(wait=False, cancel_futures=True)

@@ -38,7 +38,7 @@ class Datasets(Database):
             row = conn.execute(sa.select(datasets).where(*where)).first()
         if row is None:
             what = f"dataset {dataset_id!r}" + (f" version {version_id!r}" if version_id else "")
-            raise errors.NotFound(f"no {what}", errors={"datasetId": "list datasets with GET datasets/"})
+            raise errors.HTTPNotFound(f"no {what}", errors={"datasetId": "list datasets with GET datasets/"})
         return self._dataset(row)
 
     def list_datasets(self, *, offset: int, limit: int) -> Page:
@@ -53,6 +53,6 @@ class Datasets(Database):
         with self._write() as conn:
             row = conn.execute(sa.select(datasets).where(datasets.c.id == dataset_id)).first()
             if row is None:
-                raise errors.NotFound(f"no dataset {dataset_id!r}", errors={"datasetId": "list datasets with GET datasets/"})
+                raise errors.HTTPNotFound(f"no dataset {dataset_id!r}", errors={"datasetId": "list datasets with GET datasets/"})
             conn.execute(sa.delete(datasets).where(datasets.c.id == dataset_id))
         return self._dataset(row)

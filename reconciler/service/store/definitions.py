@@ -1,6 +1,6 @@
 """Job definitions: their rows, the references their job specs make to resources, and the
 scheduler's queries. Name uniqueness is a unique index, so of two concurrent creates of one
-name exactly one wins and the other gets :class:`errors.NameTaken`."""
+name exactly one wins and the other gets :class:`errors.HTTPNameTaken`."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ class Definitions(Database):
                 self._write_refs(conn, record.id, refs, new=True)
         except sa.exc.IntegrityError as exc:
             if self._name_taken(exc):
-                raise errors.NameTaken(record.name) from None
+                raise errors.HTTPNameTaken(record.name) from None
             raise
         return record
 
@@ -131,7 +131,7 @@ class Definitions(Database):
 
     def update_definition(self, definition_id: str,
                           change: Callable[[DefinitionRecord], DefinitionRecord]) -> DefinitionRecord:
-        """Read, ``change`` (pure; may raise a ServiceError), write: all under the row's write lock."""
+        """Read, ``change`` (pure; may raise an HTTPProblem), write: all under the row's write lock."""
         try:
             with self._write() as conn:
                 row = conn.execute(sa.select(definitions).where(definitions.c.id == definition_id)
@@ -147,7 +147,7 @@ class Definitions(Database):
                 self._write_refs(conn, definition_id, refs)
         except sa.exc.IntegrityError as exc:
             if self._name_taken(exc):
-                raise errors.NameTaken(updated.name) from None
+                raise errors.HTTPNameTaken(updated.name) from None
             raise
         return updated
 
@@ -160,7 +160,7 @@ class Definitions(Database):
             running = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
                 jobs.c.definition_id == definition_id, jobs.c.status == "RUNNING")).scalar_one()
             if running:
-                raise errors.Conflict(f"job definition {definition_id} has {running} running job(s)",
+                raise errors.HTTPConflict(f"job definition {definition_id} has {running} running job(s)",
                                       errors={"id": "wait for the jobs to finish or abort them "
                                                     "(DELETE batchPredictions/{jobId}/), then delete again"})
             conn.execute(sa.delete(definitions).where(definitions.c.id == definition_id))
@@ -188,7 +188,7 @@ class Definitions(Database):
 
 
 
-def definition_not_found(definition_id: str, *, field: str = "id") -> errors.NotFound:
-    return errors.NotFound(f"no job definition with id {definition_id!r}",
+def definition_not_found(definition_id: str, *, field: str = "id") -> errors.HTTPNotFound:
+    return errors.HTTPNotFound(f"no job definition with id {definition_id!r}",
                            errors={field: "it was deleted or never existed; list definitions with "
                                           "GET batchPredictionJobDefinitions/"})

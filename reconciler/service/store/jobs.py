@@ -3,6 +3,7 @@ advanced and finished by runners under a lease, each move mirrored on the job's 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -98,7 +99,7 @@ class Jobs(Database):
             if row is None:
                 raise _job_not_found(job_id)
             if only_from and row.status not in only_from:
-                raise errors.Conflict(f"job {job_id} is {row.status}", errors={
+                raise errors.HTTPConflict(f"job {job_id} is {row.status}", errors={
                     "status": f"expected the job to be {' or '.join(only_from)}; it has already finished"})
             conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(
                 status=status, status_details=details, updated=now))
@@ -223,19 +224,25 @@ class Jobs(Database):
         return self._job(row)
 
     def fail_abandoned_jobs(self, *, lease_expired_before: str, now: str, details: str,
-                            runner_id: str | None = None) -> list[str]:
+                            runner_id: str | None = None) -> list[JobRecord]:
         """FAIL jobs left RUNNING by a runner that is gone: its lease (heartbeat) expired, or
-        (``runner_id``) it is this process's own runner shutting down. Returns their ids."""
+        (``runner_id``) it is this process's own runner shutting down. Returns the jobs this call
+        failed, as now recorded (the caller tells job.failed about them)."""
+        failed: list[JobRecord] = []
         with self._write() as conn:
             stale = sa.or_(jobs.c.heartbeat.is_(None), jobs.c.heartbeat < lease_expired_before)
             where = [jobs.c.status == "RUNNING", stale if runner_id is None else jobs.c.runner == runner_id]
             # in id order: two replicas failing the same jobs lock them in the same order (no deadlock)
             rows = conn.execute(sa.select(jobs).where(*where).order_by(jobs.c.id).with_for_update()).all()
             for row in rows:
-                conn.execute(sa.update(jobs).where(jobs.c.id == row.id, *where).values(
+                moved = conn.execute(sa.update(jobs).where(jobs.c.id == row.id, *where).values(
                     status="FAILED", status_details=details, updated=now))
+                if moved.rowcount != 1:  # another replica failed it first: it tells, not this one
+                    continue
                 self._mirror_on_definition(conn, row, "FAILED", now)
-        return [row.id for row in rows]
+                failed.append(dataclasses.replace(self._job(row), status="FAILED", status_details=details,
+                                                  updated=now))
+        return failed
 
     @staticmethod
     def _mirror_on_definition(conn: Connection, row: Any, status: str, now: str) -> None:
@@ -247,20 +254,20 @@ class Jobs(Database):
                      .values(**outcome_values(status, now)))
 
 
-def _job_not_found(job_id: str) -> errors.NotFound:
-    return errors.NotFound(f"no batch prediction job with id {job_id!r}",
+def _job_not_found(job_id: str) -> errors.HTTPNotFound:
+    return errors.HTTPNotFound(f"no batch prediction job with id {job_id!r}",
                            errors={"id": "list jobs with GET batchPredictions/"})
 
 
-def _not_waiting_for_upload(job: JobRecord) -> errors.Conflict:
+def _not_waiting_for_upload(job: JobRecord) -> errors.HTTPConflict:
     if job.upload == "none":
         why = "its intake is not localFile; only localFile jobs take an upload"
     elif job.upload == "done":
         why = "its data was already uploaded"
     elif job.status in ("FAILED", "ABORTED"):
-        return errors.Conflict(f"job {job.id} does not accept an upload: it is {job.status}: {job.status_details}",
+        return errors.HTTPConflict(f"job {job.id} does not accept an upload: it is {job.status}: {job.status_details}",
                                errors={"csvUpload": "fix what the message names, then start a new job"})
     else:
         why = f"it is {job.status}"
-    return errors.Conflict(f"job {job.id} does not accept an upload: {why}",
+    return errors.HTTPConflict(f"job {job.id} does not accept an upload: {why}",
                            errors={"csvUpload": "start a new job with localFile intake to upload data"})

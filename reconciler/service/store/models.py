@@ -30,12 +30,12 @@ class Models(Database):
                                                                  resources.c.kind == "deployment")).first()
             if found is None:
                 if not label:
-                    raise errors.NotFound(f"no deployment with id {record.deployment_id!r}", errors={
+                    raise errors.HTTPNotFound(f"no deployment with id {record.deployment_id!r}", errors={
                         "id": "create it first (POST deployments/) or pass a label to create it"})
                 taken = conn.execute(sa.select(resources.c.kind).where(
                     resources.c.id == record.deployment_id)).first()
                 if taken is not None:
-                    raise errors.Conflict(f"id {record.deployment_id} is used by a {taken.kind}",
+                    raise errors.HTTPConflict(f"id {record.deployment_id} is used by a {taken.kind}",
                                           errors={"id": "choose another deployment id"})
                 conn.execute(sa.insert(resources).values(
                     id=record.deployment_id, kind="deployment", name=label, body=dump({"label": label}),
@@ -67,7 +67,7 @@ class Models(Database):
         return self._model(row), bytes(row.artifact)
 
 
-def _no_model(deployment_id: str) -> errors.NotFound:
-    return errors.NotFound(f"deployment {deployment_id} has no model", errors={
+def _no_model(deployment_id: str) -> errors.HTTPNotFound:
+    return errors.HTTPNotFound(f"deployment {deployment_id} has no model", errors={
         "deploymentId": "register one: reconciler models register --deployment-id ID --artifact FILE, "
                         "or PUT deployments/{id}/model with the artifact bytes"})

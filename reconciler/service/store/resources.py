@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from reconciler.service import errors
 from reconciler.service.records import Page, Reference, ResourceRecord
-from reconciler.service.store.database import Database, dump, load
+from reconciler.service.store.database import Database, dump, escape_like, load
 from reconciler.service.store.tables import credential_secrets, definition_refs, resources
 
 _ROUTE = {"deployment": "deployments/", "credential": "credentials/", "dataStore": "externalDataStores/"}
@@ -25,7 +26,7 @@ def check_refs(conn: Connection, refs: Sequence[Reference]) -> None:
     found = {(row.kind, row.id) for row in rows}
     missing = [ref for ref in refs if (ref.kind, ref.ref_id) not in found]
     if missing:
-        raise errors.MissingReferences(missing)
+        raise errors.HTTPMissingReferences(missing)
 
 
 class Resources(Database):
@@ -43,7 +44,7 @@ class Resources(Database):
                     id=record.id, kind=record.kind, name=record.name, body=dump(record.body),
                     created=record.created, created_by=dump(record.created_by)))
         except sa.exc.IntegrityError:
-            raise errors.Conflict(f"id {record.id} is already used", errors={
+            raise errors.HTTPConflict(f"id {record.id} is already used", errors={
                 "id": "ids are unique across deployments, credentials and data stores; omit id to get a new one"
             }) from None
         return record
@@ -53,14 +54,34 @@ class Resources(Database):
             row = conn.execute(sa.select(resources).where(resources.c.id == resource_id,
                                                           resources.c.kind == kind)).first()
         if row is None:
-            raise errors.NotFound(f"no {kind} with id {resource_id!r}", errors={"id": f"list them with GET {_ROUTE[kind]}"})
+            raise errors.HTTPNotFound(f"no {kind} with id {resource_id!r}", errors={"id": f"list them with GET {_ROUTE[kind]}"})
         return self._resource(row)
 
-    def list_resources(self, kind: str, *, offset: int, limit: int) -> Page:
+    def _body_text(self, key: str) -> sa.ColumnElement[str]:
+        """One string field of the stored JSON body, in SQL (SQLite's json_extract, PostgreSQL's ->>)."""
+        if self.dialect == "postgresql":
+            field: sa.ColumnElement[str] = sa.cast(resources.c.body, postgresql.JSON)[key].astext
+            return field
+        return sa.func.json_extract(resources.c.body, f"$.{key}", type_=sa.String)
+
+    def list_resources(self, kind: str, *, offset: int, limit: int, search: str | None = None,
+                       search_description: bool = False, types: Sequence[str] | None = None) -> Page:
+        """One kind, oldest first. ``search``: a case-insensitive substring of the name (and of the
+        description with ``search_description``); ``types``: the body's ``type`` is one of these."""
+        where: list[sa.ColumnElement[bool]] = [resources.c.kind == kind]
+        if search:
+            pattern = f"%{escape_like(search.lower())}%"
+            found: sa.ColumnElement[bool] = sa.func.lower(resources.c.name).like(pattern, escape="\\")
+            if search_description:
+                described = sa.func.lower(sa.func.coalesce(self._body_text("description"), "")).like(pattern,
+                                                                                                    escape="\\")
+                found = sa.or_(found, described)
+            where.append(found)
+        if types is not None:
+            where.append(self._body_text("type").in_(list(types)))
         with self._read() as conn:
-            total = conn.execute(sa.select(sa.func.count()).select_from(resources)
-                                 .where(resources.c.kind == kind)).scalar_one()
-            rows = conn.execute(sa.select(resources).where(resources.c.kind == kind)
+            total = conn.execute(sa.select(sa.func.count()).select_from(resources).where(*where)).scalar_one()
+            rows = conn.execute(sa.select(resources).where(*where)
                                 .order_by(resources.c.created, resources.c.id).offset(offset).limit(limit)).all()
         return Page([self._resource(row) for row in rows], int(total))
 
@@ -70,13 +91,13 @@ class Resources(Database):
             row = conn.execute(sa.select(resources.c.id).where(resources.c.id == resource_id,
                                                                resources.c.kind == kind)).first()
             if row is None:
-                raise errors.NotFound(f"no {kind} with id {resource_id!r}",
+                raise errors.HTTPNotFound(f"no {kind} with id {resource_id!r}",
                                       errors={"id": f"list them with GET {_ROUTE[kind]}"})
             users = conn.execute(sa.select(definition_refs.c.definition_id).where(
                 definition_refs.c.ref_id == resource_id, definition_refs.c.kind == kind).distinct()).scalars().all()
             if users:
                 shown = ", ".join(sorted(users)[:5])
-                raise errors.Conflict(f"{kind} {resource_id} is used by {len(users)} job definition(s): {shown}",
+                raise errors.HTTPConflict(f"{kind} {resource_id} is used by {len(users)} job definition(s): {shown}",
                                       errors={"id": "update or delete those definitions first"})
             conn.execute(sa.delete(resources).where(resources.c.id == resource_id))
             conn.execute(sa.delete(credential_secrets).where(credential_secrets.c.credential_id == resource_id))
@@ -92,7 +113,7 @@ class Resources(Database):
                 if secret:
                     conn.execute(sa.insert(credential_secrets).values(credential_id=record.id, secret=dump(secret)))
         except sa.exc.IntegrityError:
-            raise errors.Conflict(f"id {record.id} is already used", errors={
+            raise errors.HTTPConflict(f"id {record.id} is already used", errors={
                 "id": "ids are unique across deployments, credentials and data stores; omit id to get a new one"
             }) from None
         return record

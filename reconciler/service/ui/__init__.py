@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconciler.service.settings import ServiceSettings
 from reconciler.service.ui.common import PREFIX, SECURITY_HEADERS
-from reconciler.service.ui.session import SessionKeys
+from reconciler.service.ui.session import LoginKeys
 from reconciler.service.ui.views import router
 
 __all__ = ["PREFIX", "install"]
@@ -41,6 +41,6 @@ class _StaticHeaders:
 def install(app: FastAPI, settings: ServiceSettings) -> None:
     """Mount the dashboard on ``app`` (its routes check their own session: the API's token
     middleware lets ``/ui/`` through, see ``ServiceMiddleware(own_auth=...)``)."""
-    app.state.ui_keys = SessionKeys(settings.token, max_age=settings.ui_session_seconds)
+    app.state.ui_keys = LoginKeys(settings.token, max_age=settings.ui_session_seconds)
     app.mount(f"{PREFIX}/static", _StaticHeaders(StaticFiles(directory=STATIC)), name="ui-static")
     app.include_router(router)

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from reconciler.service import ids
 from reconciler.service.store import Store
 from reconciler.service.ui.forms import FormError, read_form
-from reconciler.service.ui.session import COOKIE, Session, SessionKeys
+from reconciler.service.ui.session import COOKIE, LoginKeys, LoginSession
 
 __all__ = ["PREFIX", "SECURITY_HEADERS", "page", "poster", "templates", "viewer"]
 
@@ -59,8 +59,8 @@ templates.filters["when"] = when
 templates.filters["duration"] = duration
 
 
-def keys_of(request: Request) -> SessionKeys:
-    keys: SessionKeys = request.app.state.ui_keys
+def keys_of(request: Request) -> LoginKeys:
+    keys: LoginKeys = request.app.state.ui_keys
     return keys
 
 
@@ -79,7 +79,7 @@ def set_cookie(request: Request, response: Response, value: str) -> None:
                         samesite="strict", secure=request.url.scheme == "https")
 
 
-def page(request: Request, template: str, *, session: Session, status: int = 200, cookie: str | None = None,
+def page(request: Request, template: str, *, session: LoginSession, status: int = 200, cookie: str | None = None,
          **context: Any) -> Response:
     """Render a template with what every page needs (CSRF token, navigation, login state)."""
     keys = keys_of(request)
@@ -94,7 +94,7 @@ def page(request: Request, template: str, *, session: Session, status: int = 200
     return response
 
 
-def error(request: Request, session: Session, status: int, message: str, *, back: str | None = None) -> Response:
+def error(request: Request, session: LoginSession, status: int, message: str, *, back: str | None = None) -> Response:
     return page(request, "error.html", session=session, status=status, title="Something went wrong",
                 message=message, back=back)
 
@@ -110,7 +110,7 @@ def local_target(target: str | None) -> str:
     return PREFIX + "/"
 
 
-def viewer(request: Request) -> tuple[Session, str | None] | Response:
+def viewer(request: Request) -> tuple[LoginSession, str | None] | Response:
     """The session of a page view, or the redirect to the login form. Without a service token a
     session is issued on the spot (its cookie set by the page)."""
     keys = keys_of(request)
@@ -124,7 +124,7 @@ def viewer(request: Request) -> tuple[Session, str | None] | Response:
     return redirect(f"{PREFIX}/login?{urlencode({'next': target})}")
 
 
-async def poster(request: Request) -> tuple[Session, dict[str, str]] | Response:
+async def poster(request: Request) -> tuple[LoginSession, dict[str, str]] | Response:
     """The session and form of a POST, or a 403 page: no session, not logged in, or a CSRF token
     that is not this session's."""
     keys = keys_of(request)

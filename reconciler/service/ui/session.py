@@ -25,19 +25,21 @@ from typing import Final
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-__all__ = ["COOKIE", "Session", "SessionKeys"]
+__all__ = ["COOKIE", "LoginKeys", "LoginSession"]
 
 COOKIE: Final = "reconciler_ui"
 _SALT: Final = "reconciler-ui-session"
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
+class LoginSession:
+    """A dashboard visitor's session, carried in a signed cookie (not :class:`reconciler.session.Session`)."""
+
     sid: str
     logged_in: bool
 
 
-class SessionKeys:
+class LoginKeys:
     """Signs and checks session cookies and CSRF tokens for one service."""
 
     def __init__(self, token: str | None, *, max_age: int) -> None:
@@ -50,12 +52,12 @@ class SessionKeys:
         self._csrf_key = hmac.new(secret, b"csrf", hashlib.sha256).digest()
         self._serializer = URLSafeTimedSerializer(secret, salt=_SALT, signer_kwargs={"digest_method": hashlib.sha256})
 
-    def new(self, *, logged_in: bool) -> tuple[Session, str]:
+    def new(self, *, logged_in: bool) -> tuple[LoginSession, str]:
         """A fresh session and its cookie value."""
-        session = Session(sid=secrets.token_urlsafe(24), logged_in=logged_in or not self.requires_login)
+        session = LoginSession(sid=secrets.token_urlsafe(24), logged_in=logged_in or not self.requires_login)
         return session, self._serializer.dumps({"sid": session.sid, "in": session.logged_in})
 
-    def read(self, cookie: str | None) -> Session | None:
+    def read(self, cookie: str | None) -> LoginSession | None:
         """The session a cookie holds, or None when it is missing, forged or expired."""
         if not cookie or len(cookie) > 512:
             return None
@@ -65,12 +67,12 @@ class SessionKeys:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("sid"), str):
             return None
-        return Session(sid=data["sid"], logged_in=bool(data.get("in")) or not self.requires_login)
+        return LoginSession(sid=data["sid"], logged_in=bool(data.get("in")) or not self.requires_login)
 
-    def csrf(self, session: Session) -> str:
+    def csrf(self, session: LoginSession) -> str:
         return hmac.new(self._csrf_key, session.sid.encode(), hashlib.sha256).hexdigest()
 
-    def csrf_ok(self, session: Session, given: str | None) -> bool:
+    def csrf_ok(self, session: LoginSession, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(self.csrf(session).encode(), given.encode())
 
     def token_ok(self, given: str) -> bool:

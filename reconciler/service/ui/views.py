@@ -120,7 +120,7 @@ async def definition_page(request: Request, definition_id: str) -> Response:
     store = store_of(request)
     try:
         record = store.get_definition(definition_id)
-    except errors.NotFound:
+    except errors.HTTPNotFound:
         return error(request, session, 404, f"There is no job definition {definition_id}.", back=f"{PREFIX}/")
     now = ids.utcnow()
     manifest = yaml.safe_dump(export.manifest_from_live(render.definition(record, now=now)), sort_keys=False)
@@ -142,7 +142,7 @@ async def run_now(request: Request, definition_id: str) -> Response:
     settings: ServiceSettings = request.app.state.settings
     try:
         job = job_routes.queue_from_definition(request, store_of(request), definition_id, await current_user(settings))
-    except errors.ServiceError as exc:
+    except errors.HTTPProblem as exc:
         return error(request, session, exc.status_code, f"The job was not started: {exc.message}",
                       back=f"{PREFIX}/definitions/{definition_id}")
     return redirect(f"{PREFIX}/jobs/{job.id}")
@@ -176,7 +176,7 @@ async def job_page(request: Request, job_id: str) -> Response:
     session, cookie = seen
     try:
         job = store_of(request).get_job(job_id)
-    except errors.NotFound:
+    except errors.HTTPNotFound:
         return error(request, session, 404, f"There is no job {job_id}.", back=f"{PREFIX}/jobs/")
     view = job_view(job, now=ids.utcnow())
     return page(request, "job.html", session=session, cookie=cookie, title=f"Job {job.id}", nav="jobs", job=view,
@@ -190,7 +190,7 @@ async def abort_job(request: Request, job_id: str) -> Response:
     session, _ = posted
     try:
         job_routes.abort(request, store_of(request), request.app.state.settings, job_id)
-    except errors.ServiceError as exc:
+    except errors.HTTPProblem as exc:
         return error(request, session, exc.status_code, f"The job was not aborted: {exc.message}",
                       back=f"{PREFIX}/jobs/{job_id}")
     return redirect(f"{PREFIX}/jobs/{job_id}")
@@ -206,7 +206,7 @@ async def progress(request: Request, job_ids: list[str] = Query([], alias="id"))
     for job_id in job_ids[:PAGE_SIZE]:
         try:
             found[job_id] = job_view(store.get_job(job_id), now=now)
-        except errors.NotFound:
+        except errors.HTTPNotFound:
             continue
     return secure(JSONResponse(found))
 

@@ -29,7 +29,7 @@ class DatasetIntake:
         version = settings.get("datasetVersionId")
         try:
             self.record: DatasetRecord = ctx.store.get_dataset(dataset_id, str(version) if version else None)
-        except errors.ServiceError as exc:
+        except errors.HTTPProblem as exc:
             raise AdapterError(exc.message) from None
         self.path = Path(self.record.path)
         if not self.path.is_file():

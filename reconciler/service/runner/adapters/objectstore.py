@@ -63,7 +63,7 @@ def credential_secret(ctx: AdapterContext, credential_id: str) -> dict[str, Any]
     with the store's message) rather than an HTTP error escaping into the runner."""
     try:
         secret: dict[str, Any] = ctx.store.get_credential_secret(credential_id)
-    except errors.ServiceError as exc:
+    except errors.HTTPProblem as exc:
         raise AdapterError(f"credential {credential_id}: {exc.message}") from None
     return secret
 

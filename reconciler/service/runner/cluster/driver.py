@@ -173,25 +173,25 @@ class DaskExecutor:
 
 def run_job(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, pool: Any, cache: artifacts.ModelCache,
             cancelled: threading.Event, executor: DaskExecutor,
-            clock: Callable[[], str] = lambda: ids.iso(ids.utcnow())) -> execute.Outcome:
+            clock: Callable[[], str] = lambda: ids.iso(ids.utcnow())) -> execute.Finished:
     """Execute ``job`` on the cluster (or, when it is one partition, here); never raises."""
     counters = execute._Counters()
 
-    def local(reason: str) -> execute.Outcome:
+    def local(reason: str) -> execute.Finished:
         log.info("job %s is scored in the service process: %s", job.id, reason)
         outcome = execute.run_job(job, store=store, runner_id=runner_id, data_dir=data_dir, pool=pool, cache=cache,
                                   cancelled=cancelled, clock=clock)
         outcome.details = f"{outcome.details} (scored in the service process: {reason})"
         return outcome
 
-    return execute.outcome_of(job, counters, lambda: _run(job, store=store, runner_id=runner_id, data_dir=data_dir,
+    return execute.finish(job, counters, lambda: _run(job, store=store, runner_id=runner_id, data_dir=data_dir,
                                                           cancelled=cancelled, executor=executor, clock=clock,
                                                           counters=counters, local=local))
 
 
 def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, cancelled: threading.Event,
          executor: DaskExecutor, clock: Callable[[], str], counters: execute._Counters,
-         local: Callable[[str], execute.Outcome]) -> execute.Outcome:
+         local: Callable[[str], execute.Finished]) -> execute.Finished:
     spec = job.job
     record, options = execute.model_and_options(spec, store)
     data_dir = data_dir.resolve()  # the workers' working directory is not the service's
@@ -239,7 +239,7 @@ def _run(job: JobRecord, *, store: Any, runner_id: str, data_dir: Path, cancelle
     scored = counters.rows - counters.failed
     details = (f"Job completed: {scored} row(s) scored" + (f", {counters.failed} failed" if counters.failed else "")
                + f" on the Dask cluster in {len(plan.partitions)} partitions")
-    return execute.Outcome("COMPLETED", details, percentage=100.0, scored_rows=scored, failed_rows=counters.failed,
+    return execute.Finished("COMPLETED", details, percentage=100.0, scored_rows=scored, failed_rows=counters.failed,
                            output_bytes=committer.bytes_written)
 
 

@@ -200,7 +200,7 @@ def _dataset(settings: Mapping[str, Any], ctx: AdapterContext, partition_bytes: 
     version = settings.get("datasetVersionId")
     try:
         record = ctx.store.get_dataset(str(dataset_id), str(version) if version else None)
-    except errors.ServiceError as exc:
+    except errors.HTTPProblem as exc:
         raise AdapterError(exc.message) from None
     path = Path(record.path)
     if record.row_count == 0 or not path.is_file():
@@ -256,7 +256,7 @@ def _jdbc(settings: Mapping[str, Any], ctx: AdapterContext, partition_rows: int)
 
     try:
         data_store = ctx.store.get_resource("dataStore", str(settings.get("dataStoreId")))
-    except errors.ServiceError as exc:
+    except errors.HTTPProblem as exc:
         raise AdapterError(f"dataStoreId {settings.get('dataStoreId')}: {exc.message}") from None
     column = (data_store.body.get("params") or {}).get("partitionColumn")
     if not isinstance(column, str) or not column:

@@ -35,18 +35,18 @@ class ResolvedStore:
         try:
             return dict(self.credentials[credential_id])
         except KeyError:
-            raise errors.NotFound(f"credential {credential_id} not found") from None
+            raise errors.HTTPNotFound(f"credential {credential_id} not found") from None
 
     def get_resource(self, kind: str, resource_id: str) -> ResourceRecord:
         if kind == "dataStore" and resource_id in self.data_stores:
             return self.data_stores[resource_id]
-        raise errors.NotFound(f"{kind} {resource_id} not found")
+        raise errors.HTTPNotFound(f"{kind} {resource_id} not found")
 
     def get_dataset(self, dataset_id: str, version_id: str | None = None) -> DatasetRecord:
         try:
             return self.datasets[(dataset_id, version_id)]
         except KeyError:
-            raise errors.NotFound(f"dataset {dataset_id} not found") from None
+            raise errors.HTTPNotFound(f"dataset {dataset_id} not found") from None
 
 
 def resolve(spec: Mapping[str, Any], store: Any) -> ResolvedStore:
@@ -61,16 +61,16 @@ def resolve(spec: Mapping[str, Any], store: Any) -> ResolvedStore:
             continue
         credential_id = settings.get("credentialId")
         if credential_id:
-            with contextlib.suppress(errors.ServiceError):
+            with contextlib.suppress(errors.HTTPProblem):
                 credentials[str(credential_id)] = dict(store.get_credential_secret(str(credential_id)))
         store_id = settings.get("dataStoreId")
         if store_id:
-            with contextlib.suppress(errors.ServiceError):
+            with contextlib.suppress(errors.HTTPProblem):
                 data_stores[str(store_id)] = store.get_resource("dataStore", str(store_id))
         dataset_id = settings.get("datasetId")
         if settings.get("type") == "dataset" and isinstance(dataset_id, str) and dataset_id:
             version = settings.get("datasetVersionId")
             version_id = str(version) if version else None
-            with contextlib.suppress(errors.ServiceError):
+            with contextlib.suppress(errors.HTTPProblem):
                 datasets[(dataset_id, version_id)] = store.get_dataset(dataset_id, version_id)
     return ResolvedStore(credentials=credentials, data_stores=data_stores, datasets=datasets)

@@ -45,7 +45,7 @@ def _target(settings: Mapping[str, Any], ctx: AdapterContext) -> tuple[sa.URL, d
         raise AdapterError("jdbc needs dataStoreId: the id of an externalDataStores entry holding the URL")
     try:
         data_store = ctx.store.get_resource("dataStore", str(store_id))
-    except errors.ServiceError as exc:
+    except errors.HTTPProblem as exc:
         raise AdapterError(f"dataStoreId {store_id}: {exc.message}") from None
     url = sa.make_url(sqlalchemy_url(data_store.body.get("params") or {}))
     if url.get_backend_name() not in ("sqlite", "postgresql"):
@@ -100,7 +100,7 @@ def login_problems(spec: Mapping[str, Any], store: Any) -> dict[str, str]:
             params = store.get_resource("dataStore", str(store_id)).body.get("params") or {}
             secret = store.get_credential_secret(str(credential_id))
             backend = sa.make_url(sqlalchemy_url(params)).get_backend_name()
-        except (errors.ServiceError, AdapterError, sa.exc.ArgumentError):
+        except (errors.HTTPProblem, AdapterError, sa.exc.ArgumentError):
             continue
         if backend == "sqlite" and (secret.get("user") or secret.get("password")):
             found[f"{side}.credentialId"] = _sqlite_login(str(credential_id), str(store_id))
