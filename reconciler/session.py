@@ -273,11 +273,13 @@ class Session:
         project's manifest policies over the valid ones (after the cache: rules are not in its key)."""
         return policy.with_manifest_issues(self._validated().report, self.policies, target=self.options.target)
 
-    def load(self) -> Manifests:
+    def load(self, *, settle: bool = True) -> Manifests:
         """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid.
         The collector is paused while loading and the manifests are then out of its reach
-        (:func:`reconciler.engine.collector.settled`): they stay as long as the command."""
-        with collector.settled():
+        (:func:`reconciler.engine.collector.settled`): they stay as long as the command.
+        ``settle=False`` for a process that loads again and again (watch): a freeze each time
+        would keep whatever cycles were alive then until the process ends."""
+        with collector.settled() if settle else collector.paused():
             return self._load()
 
     def _load(self) -> Manifests:

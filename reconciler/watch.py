@@ -161,7 +161,7 @@ def observe(open_session: Callable[[], Session]) -> tuple[Observation, Session |
 
     try:
         session = open_session()
-        manifests = session.load()
+        manifests = session.load(settle=False)  # loads for hours: nothing frozen (Session.load)
     except InvalidManifests as exc:
         invalid = exc.report
         return (Observation(issues=tuple(issue.format() for issue in invalid.issues), errors=len(invalid.errors),

@@ -191,3 +191,19 @@ def test_loaded_manifests_are_out_of_the_collectors_reach(tmp_path: Path, eager_
     with pytest.raises(InvalidManifests):
         Session.open(Options(paths=(specs,), no_cache=True, environ={})).load()
     assert gc.get_freeze_count() == 0 and gc.isenabled()  # a failed load freezes nothing
+
+
+def test_a_load_that_repeats_freezes_nothing(tmp_path: Path, eager_collector: list[str]) -> None:
+    """watch loads for hours: ``settle=False`` pauses the collector while loading but freezes
+    nothing, so a cycle that dies later is still collected."""
+    from reconciler.session import Options, Session
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text("".join(f"---\n{json.dumps(manifest_data(f'demo-{i}'))}\n" for i in range(30)))
+    session = Session.open(Options(paths=(specs,), no_cache=True, environ={}))
+    gc.unfreeze()
+    eager_collector.clear()
+    assert len(session.load(settle=False).desired) == 30
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    assert len(eager_collector) <= 1  # paused while loading all the same
