@@ -171,12 +171,17 @@ def test_fill_defaults_memo_is_bounded() -> None:
     assert len(defaults._PLANS) <= defaults._MEMO_LIMIT
 
 
-def test_loaded_manifests_are_out_of_the_collectors_reach(tmp_path: Path, eager_collector: list[str]) -> None:
-    from reconciler.session import InvalidManifests, Options, Session
-
+def _thirty_manifests(tmp_path: Path) -> Path:
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / "a.yaml").write_text("".join(f"---\n{json.dumps(manifest_data(f'demo-{i}'))}\n" for i in range(30)))
+    return specs
+
+
+def test_loaded_manifests_are_out_of_the_collectors_reach(tmp_path: Path, eager_collector: list[str]) -> None:
+    from reconciler.session import InvalidManifests, Options, Session
+
+    specs = _thirty_manifests(tmp_path)
     session = Session.open(Options(paths=(specs,), no_cache=True, environ={}))
     gc.unfreeze()
     eager_collector.clear()
@@ -198,9 +203,7 @@ def test_a_load_that_repeats_freezes_nothing(tmp_path: Path, eager_collector: li
     nothing, so a cycle that dies later is still collected."""
     from reconciler.session import Options, Session
 
-    specs = tmp_path / "specs"
-    specs.mkdir()
-    (specs / "a.yaml").write_text("".join(f"---\n{json.dumps(manifest_data(f'demo-{i}'))}\n" for i in range(30)))
+    specs = _thirty_manifests(tmp_path)
     session = Session.open(Options(paths=(specs,), no_cache=True, environ={}))
     gc.unfreeze()
     eager_collector.clear()
