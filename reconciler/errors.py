@@ -22,9 +22,10 @@ project config, the engine for plans) and derives them from these::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
-__all__ = ["ConfigError", "InvalidInput", "NameTaken", "PlanError", "ReconcilerError", "SecretError", "ServiceError",
+__all__ = ["ConfigError", "ConfigProblems", "InvalidInput", "NameTaken", "PlanError", "ReconcilerError", "SecretError", "ServiceError",
            "Unauthorized", "Unreachable", "UsageError"]
 
 
@@ -40,6 +41,15 @@ class UsageError(ReconcilerError):
 
 class ConfigError(ReconcilerError):
     """A configuration file (the project config reconciler.yaml, a policy file) is unreadable or invalid."""
+
+
+class ConfigProblems(ConfigError):
+    """A configuration error made of located problems: ``problems`` are ``file:line:col: ...``
+    lines, one per problem, and the message is those lines."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 class InvalidInput(ReconcilerError):

@@ -60,12 +60,8 @@ ACTION_VARIABLES = (*MANIFEST_VARIABLES, "action", "desired", "live")
 RUNTIME_MODULE = "cel_expr_python"
 
 
-class PolicyCompileError(errors.ConfigError):
+class PolicyCompileError(errors.ConfigProblems):
     """Rules that do not compile; ``problems`` are ``file:line:col: ...`` lines, one per rule."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ reported at its place. Compiling and evaluating the CEL is :mod:`reconciler.engi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,12 +23,8 @@ Severity = Literal["deny", "warn"]
 On = Literal["manifest", "action"]
 
 
-class PolicyError(errors.ConfigError):
+class PolicyError(errors.ConfigProblems):
     """A policy file or rule is unreadable or invalid; ``problems`` are ``file:line:col: ...`` lines."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 @dataclass(frozen=True, kw_only=True)
