@@ -48,7 +48,13 @@ import kubernetes
 
 from reconciler.operator import crd
 from reconciler.service.settings import TOKEN_ENV
-from reconciler.service.testing import counter_sum, free_port, requests_by_route, wait_until_healthy
+from reconciler.service.testing import (
+    counter_sum,
+    free_port,
+    requests_by_route,
+    stop_process,
+    wait_until_healthy,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = next((p for p in (ROOT / ".." / "shared" / "tools" / "k8s-test-cluster.sh",
@@ -157,12 +163,7 @@ def run(kube: Any, kubeconfig: Path, *, resources: int, resync: float, cache: bo
                 "peak_rss_mib": peak_rss_mib(operator.pid),
             }
         finally:
-            operator.terminate()
-            try:
-                operator.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait()
+            stop_process(operator, timeout=30)
 
 
 class Service:

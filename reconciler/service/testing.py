@@ -72,6 +72,17 @@ def counter_sum(url: str, name: str, *, label: tuple[str, str]) -> int:
                    if found == name and label in labels))
 
 
+def stop_process(process: subprocess.Popen[Any], *, timeout: float) -> None:
+    """SIGTERM (a graceful stop: uvicorn, kopf and the emulators clean up on it), then SIGKILL if
+    ``process`` is still running after ``timeout`` seconds; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_until_healthy(url: str, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
     """Poll ``{url}/healthz`` until it answers 200; fail early if ``process`` died."""
     deadline = time.monotonic() + timeout
@@ -177,12 +188,7 @@ class LocalServer:
             if store is not None:
                 store.close()
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()  # SIGTERM: uvicorn shuts down gracefully
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process, timeout=15)
         self._server, self._thread, self._process = None, None, None
         if self._tmp is not None:
             self._tmp.cleanup()

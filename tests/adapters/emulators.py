@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from reconciler.service import ids
+from reconciler.service.testing import stop_process
 
 NODE_DIR_ENV = "RECONCILER_TEST_NODE_DIR"
 AZURITE_VERSION = "3"
@@ -112,12 +113,7 @@ def azurite(location: Path) -> Iterator[Azurite]:
                 time.sleep(0.1)
         yield Azurite(port)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)
 
 
 def _free_port() -> int:
@@ -209,12 +205,7 @@ def gcs_emulator() -> Iterator[GcsEmulator]:
                 yield GcsEmulator(port)
                 return
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_process(process, timeout=10)
     raise RuntimeError("gcp-storage-emulator found no free port in 3 attempts")
 
 

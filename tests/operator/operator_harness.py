@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import yaml
 kubernetes = pytest.importorskip("kubernetes")
 
 from reconciler.operator import crd  # noqa: E402
-from reconciler.service.testing import LocalServer  # noqa: E402
+from reconciler.service.testing import LocalServer, stop_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "tok-" + secrets.token_hex(16)  # searched for in logs, events and status: it must never appear
@@ -183,12 +182,7 @@ class OperatorProcess:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # kopf exits cleanly and leaves the peering
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, timeout=20)  # SIGTERM: kopf exits cleanly and leaves the peering
 
 
 DEPLOYMENT = "64b0c0ffee000000000d0001"
