@@ -556,8 +556,16 @@ def open_client(target: Connection, *, concurrency: int = DEFAULT_CONCURRENCY, r
 
 
 # a number of 19 digits or more (where a JSON value starts, so not the zeros of an id string):
-# maybe an integer past 64 bits, which orjson reads as a float
-_LONG_NUMBER: Final = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19}")
+# maybe an integer past 64 bits, which orjson reads as a float. That is the pattern
+# rb"(?:^|[:\[,])\s*-?[0-9]{19}" in two parts: with ``^`` in an alternation the engine tries it at
+# every byte (190 ms for a page of 1,000 definitions, more than orjson takes to decode the page);
+# starting with a character class it skips ahead in C (19 ms), and the text's start is one anchored match.
+_LONG_AT_START: Final = re.compile(rb"\s*-?[0-9]{19}")
+_LONG_AFTER: Final = re.compile(rb"[:\[,]\s*-?[0-9]{19}")
+
+
+def _maybe_long_number(content: bytes) -> bool:
+    return bool(_LONG_AT_START.match(content) or _LONG_AFTER.search(content))
 
 
 def _page_body(response: httpx.Response) -> Any:
@@ -565,7 +573,7 @@ def _page_body(response: httpx.Response) -> Any:
     standard decoder for what orjson refuses (not UTF-8, NaN) or would read otherwise (an integer
     past 64 bits becomes a float), so the data is exactly what ``response.json()`` gives."""
     content = response.content
-    if not _LONG_NUMBER.search(content):
+    if not _maybe_long_number(content):
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError:

@@ -11,14 +11,18 @@ import asyncio
 import gc
 import hashlib
 import json
+import random
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
-from reconciler.api.client import Client, _page_body
+from reconciler.api.client import Client, _maybe_long_number, _page_body
 from reconciler.api.live import fetch_live
 from reconciler.contract import defaults
 from reconciler.contract.export import writable_job
@@ -124,6 +128,45 @@ def test_a_page_orjson_refuses_is_decoded_as_response_json_does() -> None:
         assert repr(_page_body(response)) == repr(response.json())
     plain = httpx.Response(200, content=b'{"data": [{"a": 1.5, "b": "\\u00e9"}], "next": "x"}')
     assert _page_body(plain) == plain.json()
+
+
+def test_the_long_number_check_is_the_one_pattern_it_replaced() -> None:
+    """The two-part search answers as rb"(?:^|[:\\[,])\\s*-?[0-9]{19}" does, on texts built to sit at
+    its edges (the start, signs, spaces, runs of 18, 19 and 24 digits inside and outside strings)."""
+    whole = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19}")
+    parts = [b":", b"[", b",", b" ", b"\n\t", b"-", b"\"", b"a", b"0" * 18, b"1" * 19, b"7" * 24, b"{", b"- "]
+    rng = random.Random(16)
+    for _ in range(20_000):
+        text = b"".join(rng.choice(parts) for _ in range(rng.randint(0, 6)))
+        assert _maybe_long_number(text) == bool(whole.search(text)), text
+
+
+def test_the_long_number_check_skips_ahead() -> None:
+    """The one pattern tried its alternation at every byte: 190 ms for a page of 1,000 definitions,
+    2.4x orjson's decoding of that page; the two parts a fifth to a half of it (compared, not timed
+    against a fixed number, on this shared machine)."""
+    whole = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19}")
+    item = {"name": "bench-00000", "enabled": True, "schedule": {"minute": [0], "hour": [0], "dayOfMonth": ["*"],
+                                                                "month": ["*"], "dayOfWeek": [1, 2, 3, 4, 5]},
+            "batchPredictionJob": {"deploymentId": DEPLOYMENT, "numConcurrent": 1, "chunkSize": "auto",
+                                   "intakeSettings": {"type": "s3", "url": "s3://bench/in-0-v0.csv",
+                                                      "credentialId": CREDENTIAL, "format": "csv"},
+                                   "csvSettings": {"delimiter": ",", "quotechar": '"', "encoding": "utf-8"},
+                                   "includeProbabilities": True, "includeProbabilitiesClasses": []},
+            "created": "2026-12-02T00:40:18.186153Z", "lastStartedJobStatus": None,
+            "createdBy": {"username": "bench", "userId": "0" * 24, "fullName": None}}
+    page = orjson.dumps({"count": 1000, "next": None, "data": [{"id": f"{i:024x}", **item} for i in range(1000)]})
+
+    def best(work: Any) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    assert not _maybe_long_number(page)
+    assert best(lambda: _maybe_long_number(page)) * 1.5 < best(lambda: whole.search(page))
 
 
 def test_the_hash_of_a_live_object_is_the_json_dumps_one() -> None:
