@@ -48,6 +48,7 @@ from reconciler.api.client import (
     open_client,
     resolve_connection,
 )
+from reconciler.api.forked import ForkedListing
 from reconciler.api.live import fetch_live
 from reconciler.api.secrets import resolver
 from reconciler.contract import validators
@@ -371,13 +372,25 @@ class Session:
         return plans.PlanOrigin(name=self.options.target, endpoint=self.connection.endpoint,
                                 local_db=self.connection.db_url if self.connection.endpoint is None else None)
 
+    def list_ahead(self) -> ForkedListing | None:
+        """Start listing a remote target's live state in a forked worker, to run while the manifests
+        load (:mod:`reconciler.api.forked`); pass it to :meth:`plan`. None for the embedded
+        service (its database is this process's) or where forking is not safe."""
+        if self.connection.local:
+            return None
+        return ForkedListing.start(functools.partial(open_client, self.connection,
+                                                     concurrency=self.options.concurrency))
+
     async def plan(self, client: Client, manifests: Manifests, *, prune: bool = False, force: bool = False,
-                   destroy: bool = False) -> plans.Plan:
-        """List the live state once, then build the plan: the selection and every guard, once."""
+                   destroy: bool = False, listed: ForkedListing | None = None) -> plans.Plan:
+        """List the live state once (or take what ``listed`` listed), then build the plan: the
+        selection and every guard, once."""
         if (prune or destroy) and self.scope is None:
             raise errors.UsageError("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` "
                                     "to reconciler.yaml")
-        live = await fetch_live(client)
+        live = listed.take() if listed is not None else None
+        if live is None:  # not listed ahead, or the worker failed: list here (its errors are raised here)
+            live = await fetch_live(client)
         # references by name -> this target's ids, one list call per kind (engine.refs, api.refs)
         resolved = await api_refs.resolve(api_refs.Catalog(client), manifests.desired)
         selection = manifests.selection

@@ -73,13 +73,19 @@ def _discard_saved_plan(out: Path) -> bool:
 
 def make_plan(session: Session, *, prune: bool = False, force: bool = False, destroy: bool = False) -> plans.Plan:
     """Load, then plan against the live state: what plan, ``ci comment PATHS`` and watch share."""
-    manifests = session.load()
+    listing = session.list_ahead()  # the live state is listed meanwhile, in a forked worker
+    try:
+        manifests = session.load()
 
-    async def work() -> plans.Plan:
-        async with session.client() as client:
-            return await session.plan(client, manifests, prune=prune, force=force, destroy=destroy)
+        async def work() -> plans.Plan:
+            async with session.client() as client:
+                return await session.plan(client, manifests, prune=prune, force=force, destroy=destroy,
+                                          listed=listing)
 
-    return run(work())
+        return run(work())
+    finally:
+        if listing is not None:
+            listing.close()
 
 
 def register(app: typer.Typer) -> None:
