@@ -195,6 +195,9 @@ def cli_plan(api_url: str, specs: Path, *, flags: tuple[str, ...] = (), pythonpa
             f"*{list(flags)!r}]\n"
             "try:\n    main()\nfinally:\n"
             "    print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "    print('worker_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+            "    kids = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+            "    print('worker_cpu_s', kids.ru_utime + kids.ru_stime, file=sys.stderr)\n"
             "    print('cpu_s', time.process_time(), file=sys.stderr)\n")
     env = {**os.environ, "DATAROBOT_API_TOKEN": "unused-local", "NO_COLOR": "1"}
     env.pop("DATAROBOT_ENDPOINT", None)
@@ -203,10 +206,16 @@ def cli_plan(api_url: str, specs: Path, *, flags: tuple[str, ...] = (), pythonpa
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
-    found = dict(line.split()[:2] for line in done.stderr.splitlines() if line.startswith(("peak_rss_kb ", "cpu_s ")))
-    return {"exit_code": done.returncode, "wall_s": round(wall, 2), "cpu_s": round(float(found.get("cpu_s", "nan")), 2),
-            "peak_rss_mb": round(int(found["peak_rss_kb"]) / 1024, 1) if "peak_rss_kb" in found else None,
-            "stdout": done.stdout.strip()[-80:]}
+    found = dict(line.split()[:2] for line in done.stderr.splitlines()
+                 if line.startswith(("peak_rss_kb ", "cpu_s ", "worker_rss_kb ", "worker_cpu_s ")))
+    out: dict[str, Any] = {
+        "exit_code": done.returncode, "wall_s": round(wall, 2), "cpu_s": round(float(found.get("cpu_s", "nan")), 2),
+        "peak_rss_mb": round(int(found["peak_rss_kb"]) / 1024, 1) if "peak_rss_kb" in found else None,
+        "stdout": done.stdout.strip()[-80:]}
+    if float(found.get("worker_cpu_s", 0)) > 0:  # the listing's forked worker (reconciler.api.forked)
+        out["worker_cpu_s"] = round(float(found["worker_cpu_s"]), 2)
+        out["worker_peak_rss_mb"] = round(int(found["worker_rss_kb"]) / 1024, 1)
+    return out
 
 
 # -- the naive SDK script -----------------------------------------------------------------------
