@@ -22,7 +22,6 @@ exit codes in one place (:mod:`reconciler.cli.console`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -38,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from reconciler import errors
+from reconciler.api import aio
 from reconciler.api import errors as api_errors
 from reconciler.api import refs as api_refs
 from reconciler.api.client import (
@@ -154,8 +154,9 @@ def require_paths(paths: Sequence[Path], *, given: bool) -> None:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run one command's async work to its end."""
-    return asyncio.run(coro)
+    """Run one command's async work to its end (:func:`reconciler.api.aio.run`: its value is never
+    repr'd on the way out, which cost seconds for a large plan)."""
+    return aio.run(coro)
 
 
 async def seed_local_service(client: Client, seed: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:

@@ -16,7 +16,6 @@ before: the same requests, the same errors and messages, only not overlapped.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pickle
@@ -27,6 +26,7 @@ from typing import Any, Final
 
 import orjson
 
+from reconciler.api import aio
 from reconciler.api.client import Client
 from reconciler.engine import collector
 from reconciler.engine.normalize import live_from_api
@@ -182,7 +182,7 @@ def _child(open_client: Callable[[], Any], write_fd: int, parent: int) -> None:
                 with collector.paused():
                     return await _listed(client, parent)
 
-        rows = asyncio.run(listing())
+        rows = aio.run(listing())  # not asyncio.run: it would repr the 100,000 rows twice
         payload = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
         del rows
         view = memoryview(payload)
