@@ -39,27 +39,19 @@ _PICKLE: Final = b"p"
 
 
 def pack(comparable: dict[str, Any]) -> bytes:
-    """``comparable`` as bytes :func:`unpack` turns into an equal value of the same types: orjson
-    when its round trip gives exactly the value back (plain JSON data, the usual case), else pickle
-    (an integer past 64 bits, a NaN, a tuple)."""
+    """A listed definition's comparable form as bytes :func:`unpack` turns into an equal value of
+    the same types: orjson when its round trip gives exactly the value back (the usual case), else
+    pickle. The form is decoded JSON plus the schema's defaults (:func:`live_from_api`), so ``==``
+    of the round trip settles it in C: an integer past 64 bits is refused, NaN comes back as None,
+    a tuple as a list (all unequal), and JSON never turns an int into a float or a bool into an int.
+    (Not for values holding enums: orjson writes a member as its value, which ``==`` forgives.)"""
     try:
-        blob = orjson.dumps(comparable)
+        blob = orjson.dumps(comparable, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
     except TypeError:
         return _PICKLE + pickle.dumps(comparable, protocol=pickle.HIGHEST_PROTOCOL)
-    if _exactly(orjson.loads(blob), comparable):
+    if orjson.loads(blob) == comparable:
         return _ORJSON + blob
     return _PICKLE + pickle.dumps(comparable, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _exactly(a: Any, b: Any) -> bool:
-    """Equal with the same types throughout (``==`` forgives ``True == 1`` and ``1 == 1.0``)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_exactly(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_exactly(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def unpack(packed: bytes) -> dict[str, Any]:

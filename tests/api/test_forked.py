@@ -28,11 +28,19 @@ def _packed(item: Live) -> PackedLive:
     return PackedLive(id=item.id, name=item.name, hash=item.hash, packed=pack(dict(item.comparable)))
 
 
+def _types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [type(value), *[_types(v) for v in value]]
+    return type(value)
+
+
 def test_pack_gives_back_the_same_value_with_the_same_types() -> None:
     for value in ({"a": True, "b": 1, "c": 1.0, "d": [1, "é", None, {"e": []}]}, {"big": 2**70, "neg": -(2**65)},
-                  {"t": (1, 2)}, {"bool-list": [True, 1, 1.0]}, {}):
+                  {"t": (1, 2)}, {"bool-list": [True, 1, 1.0]}, {"1e16": 1e16, "s": "\x7f\u00e9\n"}, {}):
         back = unpack(pack(value))
-        assert back == value and repr(back) == repr(value)
+        assert back == value and repr(back) == repr(value) and _types(back) == _types(value)
     nan = unpack(pack({"x": float("nan")}))["x"]
     assert isinstance(nan, float) and math.isnan(nan)  # orjson would have written null
 
