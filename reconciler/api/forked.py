@@ -16,6 +16,7 @@ before: the same requests, the same errors and messages, only not overlapped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pickle
@@ -35,6 +36,7 @@ from reconciler.engine.types import Live
 __all__ = ["ForkedListing", "PackedLive", "pack", "unpack"]
 
 _ORJSON: Final = b"j"
+_SLICE: Final = 100
 _PICKLE: Final = b"p"
 
 
@@ -89,9 +91,11 @@ async def _listed(client: Client, parent: int) -> list[tuple[str, str, str, byte
         async for page in pages:
             if os.getppid() != parent:
                 raise SystemExit(1)
-            for item in page:
+            for start, item in enumerate(page):
                 live = live_from_api(item)
                 out.append((live.id, live.name, live.hash, pack(live.comparable)))
+                if start % _SLICE == _SLICE - 1:
+                    await asyncio.sleep(0)  # the next page's response is read meanwhile (as fetch_live does)
             del page
     finally:
         await pages.aclose()  # type: ignore[attr-defined]
