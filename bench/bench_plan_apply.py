@@ -204,7 +204,10 @@ def cli_plan(api_url: str, specs: Path, *, flags: tuple[str, ...] = (), pythonpa
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    # run from the other copy: `python -c` puts the working directory first on sys.path, so from a
+    # worktree's root its own reconciler would be imported whatever PYTHONPATH says
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=str(pythonpath) if pythonpath is not None else None)
     wall = time.perf_counter() - started
     found = dict(line.split()[:2] for line in done.stderr.splitlines()
                  if line.startswith(("peak_rss_kb ", "cpu_s ", "worker_rss_kb ", "worker_cpu_s ")))
@@ -292,6 +295,20 @@ def step(kind: str, specs: Path, cache_dir: str, api_url: str) -> dict[str, Any]
 
     if kind == "load":
         return _measured(lambda: {"documents": len(session().load().desired)})
+    if kind == "list-forked":  # as `plan` lists a remote target now: a forked worker (reconciler.api.forked)
+        from reconciler.api.client import Client
+        from reconciler.api.forked import ForkedListing
+
+        def forked() -> dict[str, Any]:
+            listing = ForkedListing.start(lambda: Client(endpoint=api_url, page_size=1000))
+            assert listing is not None
+            live = listing.take()
+            assert live is not None
+            worker = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return {"live": len(live), "worker_cpu_s": round(worker.ru_utime + worker.ru_stime, 2),
+                    "worker_peak_rss_mb": round(worker.ru_maxrss / 1024, 1)}
+
+        return _measured(forked)
     if kind in ("list-naive", "list"):
         from reconciler.api.client import Client
         from reconciler.api.live import fetch_live
@@ -388,7 +405,9 @@ def scale(counts: list[int], keep: Path | None, before: Path | None) -> None:
             with Server(latency_ms=0, workdir=work, tag="scale", db=db) as server:
                 url = server.api_url
                 note("list, naive (in line)", n, with_server_cpu(server, partial(run_step, "list-naive", specs, api_url=url)))
-                note("list, as plan lists", n, with_server_cpu(server, partial(run_step, "list", specs, api_url=url)))
+                note("list, in-process", n, with_server_cpu(server, partial(run_step, "list", specs, api_url=url)))
+                note("list, forked (as plan)", n,
+                     with_server_cpu(server, partial(run_step, "list-forked", specs, api_url=url)))
                 note("plan (pure)", n, run_step("plan", specs, cache_dir=cache, api_url=url))
                 if before is not None:
                     note("`plan` command, before", n,
