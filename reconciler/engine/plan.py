@@ -384,8 +384,12 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             else:
                 actions.append(Action(kind=ActionKind.delete, name=have.name, id=have.id, source=want.source))
             continue
-        found, ignored = ignoring.split(diffs.diff(compare_view(want.comparable, have.comparable), want.comparable),
-                                        want.ignore_changes)
+        differences = diffs.diff(compare_view(want.comparable, have.comparable), want.comparable)
+        if not differences and p.by is not MatchBy.previous_name:  # equal: what the steps below give, sooner
+            actions.append(Action(kind=ActionKind.noop, name=want.name, id=have.id, source=want.source,
+                                  base_dir=want.base_dir))
+            continue
+        found, ignored = ignoring.split(differences, want.ignore_changes)
         changes = tuple(c for c in found if not _unclearable(c))
         warnings.extend(f"{want.name}: {c.path} is set live ({json.dumps(c.old)}) but not in the manifest; "
                         "the API cannot clear a field, so it stays (set it explicitly to manage it)"
