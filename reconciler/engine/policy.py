@@ -427,6 +427,7 @@ def manifest_issues(policies: Policies, documents: Iterable[LoadedDocument], *, 
                             minimum=parallel_from, workers=workers)
 
 
+@collector.pausing  # the issues and their sort keys: a full pass would walk every loaded manifest
 def with_manifest_issues(report: ValidationReport, policies: Policies, *, target: str | None) -> ValidationReport:
     """``report`` with the manifest rules' issues on its valid documents added (in place), sorted
     as validation sorts them. The one place validate, plan, apply, watch and CI judge manifests."""

@@ -5,7 +5,9 @@ are real processes."""
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 import threading
 from typing import Any
 
@@ -181,3 +183,32 @@ def _fails(start: int, stop: int) -> list[int]:
 def test_a_failure_in_a_forked_range_is_raised_here() -> None:
     with pytest.raises(ValueError, match="range 5-10 failed"):
         forked.in_ranges(_fails, 10, minimum=1, workers=2)
+
+
+def test_judging_never_runs_the_cyclic_collector() -> None:
+    """A full pass of the collector walks every loaded manifest again (0.3 s at 10,000): judging
+    and sorting the issues build only acyclic objects, so it stays off (engine.collector)."""
+    from reconciler.specs.validate import ValidationReport
+
+    compiled = policy.compile_policies(MIXED)
+    docs = _documents(50)
+    passes: list[str] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        frame = sys._getframe(1)
+        while phase == "start" and frame is not None:  # a pass that started inside the policy code
+            if frame.f_code.co_filename == policy.__file__:
+                passes.append(frame.f_code.co_name)
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+
+    report = ValidationReport(documents=docs)
+    threshold = gc.get_threshold()
+    gc.callbacks.append(seen)
+    gc.set_threshold(200)  # a pass every 200 allocations (judging makes thousands), were it on
+    try:
+        policy.with_manifest_issues(report, compiled, target="prod")
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(seen)
+    assert report.issues and passes == [] and gc.isenabled()
