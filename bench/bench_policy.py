@@ -217,9 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(a) validate alone:                                {alone}")
     print(f"(a) validate + policies:                           {whole}  ({issues} issues)")
     print(f"(a) added by the policies (compile + judge + locate): {added}")
-    print(f"    TARGET: under 1 s added to validate: {'MET' if added.wall < 1 else 'MISSED'} ({added.wall:.3f} s "
-          f"wall; {'MET' if added.cpu / max(1, forked.cores()) < 1 else 'MISSED'} on CPU over "
-          f"{forked.cores()} cores: {added.cpu:.3f} s CPU)")
+    busy = load[0] > 0.5 * forked.cores()
+    verdict = ("MET" if added.wall < 1 else "MISSED") if len(docs) >= 10_000 else "not judged (it is for 10,000 manifests)"
+    print(f"    TARGET: under 1 s added to validate, on wall time: {verdict} "
+          f"({added.wall:.3f} s wall, {added.cpu:.3f} s CPU in all)"
+          + (f"; NOTE: load average {load[0]:.1f} on {forked.cores()} cores, so other processes took the cores: "
+             "run it again on an idle machine for the verdict" if busy else ""))
     print(f"    of which compiling the rules once:             {compiling}")
     reference = _verdicts(policy.compile_policies(rules, fast_matches=False), docs)
     judged, verdicts = _took(lambda: _verdicts(policies, docs))
