@@ -10,12 +10,9 @@ in the calling process: the results are the same either way, only the time diffe
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 __all__ = ["MINIMUM", "cores", "in_ranges"]
@@ -60,8 +57,14 @@ def in_ranges(work: Callable[[int, int], list[T]], count: int, *, minimum: int =
     ``workers``: the processes in all (default: :func:`cores`)."""
     global _WORK
     parts = min(workers or cores(), count)
-    if (count < minimum or parts < 2 or "fork" not in multiprocessing.get_all_start_methods()
-            or threading.active_count() > 1 or _WORK is not None):
+    if count < minimum or parts < 2 or threading.active_count() > 1 or _WORK is not None:
+        return work(0, count)
+    # imported here: 25 ms that a command judging few manifests (or none) does not spend
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    if "fork" not in multiprocessing.get_all_start_methods():
         return work(0, count)
     bounds = _bounds(count, parts)
     _WORK = work
