@@ -151,7 +151,10 @@ def _fast(rule: PolicyRule, program: Any, written: Any, env: Any) -> tuple[str, 
     """The rule with its ``X.matches('literal')`` calls on a pattern compiled once
     (:mod:`reconciler.engine.cel_matches`), compiled in ``env``; None when it has none to rewrite."""
     def pattern_of(literal: str) -> str | None:
-        value = written.compile(literal).eval().value()
+        try:  # the literal's value as CEL decodes it (escapes, raw and triple-quoted forms)
+            value = written.compile(literal).eval().value()
+        except RuntimeError:  # not a literal after all: left as written
+            return None
         return value if isinstance(value, str) and cel_matches.compiles(value) else None
 
     source = cel_matches.rewrite(rule.expression, pattern_of)
