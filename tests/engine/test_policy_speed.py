@@ -212,3 +212,16 @@ def test_judging_never_runs_the_cyclic_collector() -> None:
         gc.set_threshold(*threshold)
         gc.callbacks.remove(seen)
     assert report.issues and passes == [] and gc.isenabled()
+
+
+PARENT = os.getpid()
+
+
+def _dies_in_a_child(start: int, stop: int) -> list[int]:
+    if os.getpid() != PARENT:
+        os._exit(9)  # as the kernel's OOM killer would end it: no exception, no result
+    return list(range(start, stop))
+
+
+def test_a_range_whose_process_died_is_worked_here() -> None:
+    assert forked.in_ranges(_dies_in_a_child, 10, minimum=1, workers=3) == list(range(10))
