@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["MINIMUM", "cores", "in_ranges"]
+__all__ = ["MINIMUM", "cores", "in_ranges", "quota_cores"]
 
 T = TypeVar("T")
 
@@ -32,11 +32,48 @@ def _run(start: int, stop: int) -> list[Any]:
 
 
 def cores() -> int:
-    """The cores this process may run on (its CPU affinity, as a container's cpuset limits it)."""
+    """The cores this process may use: its CPU affinity (as a cpuset limits it), and no more than
+    its cgroup's CPU quota allows (a container's CPU limit, e.g. Kubernetes' resources.limits.cpu)."""
     try:
-        return len(os.sched_getaffinity(0))
+        visible = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+    for path, parse in ((CGROUP2_CPU_MAX, quota_cores), (CGROUP1_CPU_QUOTA, _cgroup1_cores)):
+        try:
+            with open(path, encoding="ascii") as file:
+                text = file.read(64)  # a bounded read: one short line
+        except OSError:
+            continue
+        quota = parse(text)
+        if quota is not None:
+            return max(1, min(visible, quota))
+    return visible
+
+
+CGROUP2_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+CGROUP1_CPU_QUOTA = "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"
+
+
+def quota_cores(cpu_max: str) -> int | None:
+    """The whole cores a cgroup v2 ``cpu.max`` (``QUOTA PERIOD`` or ``max PERIOD``) allows, rounded
+    up (a 1.5-core limit still runs two processes at once, each part of the time); None: no limit."""
+    parts = cpu_max.split()
+    if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit() or int(parts[1]) == 0:
+        return None
+    return -(-int(parts[0]) // int(parts[1]))
+
+
+def _cgroup1_cores(quota: str) -> int | None:
+    """cgroup v1: the quota alone (-1: none); its period is beside it, read only when limited."""
+    value = quota.strip()
+    if not value.isdigit():
+        return None
+    try:
+        with open(CGROUP1_CPU_QUOTA.replace("cfs_quota_us", "cfs_period_us"), encoding="ascii") as file:
+            period = file.read(64).strip()
+    except OSError:
+        return None
+    return quota_cores(f"{value} {period}")
 
 
 def _bounds(count: int, parts: int) -> list[tuple[int, int]]:

@@ -225,3 +225,12 @@ def _dies_in_a_child(start: int, stop: int) -> list[int]:
 
 def test_a_range_whose_process_died_is_worked_here() -> None:
     assert forked.in_ranges(_dies_in_a_child, 10, minimum=1, workers=3) == list(range(10))
+
+
+def test_a_cgroup_cpu_limit_caps_the_cores() -> None:
+    assert forked.quota_cores("max 100000\n") is None
+    assert forked.quota_cores("100000 100000\n") == 1
+    assert forked.quota_cores("150000 100000") == 2  # 1.5 cores: two processes share them
+    assert forked.quota_cores("400000 100000") == 4
+    assert forked.quota_cores("garbage") is None and forked.quota_cores("5 0") is None
+    assert 1 <= forked.cores() <= len(os.sched_getaffinity(0))
