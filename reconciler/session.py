@@ -13,8 +13,14 @@ another lacked; a guard ran twice. Now each builds :class:`Options` from its fla
     session.plan(client, m)    live fetched once, engine.plan with the selection and every guard
     session.read_saved(path)   a saved plan: format, digest, schema, and made for this place
     session.check_fresh(c, p)  refuses a saved plan the live state moved away from
-    session.apply(client, p)   engine.apply_plan
+    session.apply(client, p)   the window checked, engine.apply_plan, the channels told
     session.embedded_runner()  the in-process service's job runner while a command waits
+
+The operator opens its session once at start from its own configuration (``Session.assemble``,
+the constructor :meth:`Session.open` ends in too) and goes through the same steps for one
+resource: :meth:`Session.resolve` (references by name), :meth:`Session.with_ignore_rules`,
+:meth:`Session.manifest_verdicts` and :meth:`Session.judge` (policies), :meth:`Session.window`
+and :meth:`Session.apply`.
 
 Every failure is a :class:`reconciler.errors.ReconcilerError`; the command line maps them to
 exit codes in one place (:mod:`reconciler.cli.console`).
@@ -59,16 +65,18 @@ from reconciler.engine import refs as engine_refs
 from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
     ChangedSet,
+    Removed,
     Selection,
     SelectionError,
     select_documents,
     selection_from_options,
 )
-from reconciler.engine.types import Desired
+from reconciler.engine.types import Desired, Live
+from reconciler.engine.verdicts import Verdict
 from reconciler.notify import config as notify_config
 from reconciler.notify import events as notify_events
 from reconciler.notify import send as notify_send
-from reconciler.notify.send import Delivery
+from reconciler.notify.send import Channel, Delivery
 from reconciler.specs import environments, secrets
 from reconciler.specs.cache import CACHE_DIR_ENV, NO_CACHE_ENV
 from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, TargetConfig, find_config, load_config
@@ -77,10 +85,11 @@ from reconciler.specs.files import read_limited
 from reconciler.specs.incremental import Derivation, Validated, validate_with_cache
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
+from reconciler.specs.policies import PolicyRule
 from reconciler.specs.scope import Scope
 from reconciler.specs.validate import ValidationReport
 
-__all__ = ["MAX_PLAN_BYTES", "ChangesFinder", "InvalidManifests", "Manifests", "Options", "Session",
+__all__ = ["MAX_PLAN_BYTES", "ChangesFinder", "InvalidManifests", "Manifests", "Options", "Rules", "Session",
            "require_paths", "run", "seed_local_service"]
 
 T = TypeVar("T")
@@ -195,6 +204,20 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not a JSON value")
 
 
+@dataclass(frozen=True)
+class Rules:
+    """Policy rules compiled once, and the target name they see (the operator's ``--policy`` files
+    and ``--policy-target``; the CLI judges by reconciler.yaml's rules and ``--target``)."""
+
+    compiled: policy.Policies
+    target: str | None
+
+    @classmethod
+    def compile(cls, rules: Sequence[PolicyRule], *, target: str | None) -> Rules:
+        """No rules: nothing compiled, and the CEL runtime is never imported."""
+        return cls(policy.compile_policies(rules), target)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Session:
     """One command's context: the options, the project config (parsed once) and the connection."""
@@ -205,6 +228,29 @@ class Session:
     connection: Connection
     scope: Scope | None
     secret_roots: tuple[str, ...]
+    # policy rules compiled at opening (the operator's); None: reconciler.yaml's, compiled when used
+    rules: Rules | None = None
+    # notification channels resolved at opening (the operator's, from its environment); None: the
+    # `notifications:` of reconciler.yaml, resolved when one is sent
+    channels: tuple[Channel, ...] | None = None
+
+    @classmethod
+    def assemble(cls, options: Options, *, config: ProjectConfig, connection: Connection, rules: Rules | None = None,
+                 channels: Sequence[Channel] | None = None) -> Session:
+        """The one constructor: :meth:`open` ends here from flags, the operator comes here from its
+        own configuration at start (its project config, Secret's endpoint, policy files, channels)."""
+        return cls(options=options, config=config, config_file=Path(config.path) if config.path else None,
+                   connection=connection, scope=config.scope_for(options.target),
+                   secret_roots=secrets.secret_roots(config_path=config.path, allowed_dirs=config.secret_dirs,
+                                                     paths=options.paths),
+                   rules=rules, channels=None if channels is None else tuple(channels))
+
+    def using(self, *, connection: Connection | None = None, clock: Callable[[], datetime] | None = None) -> Session:
+        """This session with another connection or clock (the operator's, per event: the Secret's
+        endpoint, one moment for the whole reconcile); the compiled rules are carried, not rebuilt."""
+        options = self.options if clock is None else dataclasses.replace(self.options, clock=clock)
+        return dataclasses.replace(self, options=options, connection=connection or self.connection,
+                                   rules=Rules(self.policies, self.policy_target))
 
     @classmethod
     def open(cls, options: Options, *, check_paths: bool = True) -> Session:
@@ -230,9 +276,7 @@ class Session:
                       else "the --token-file")
             raise errors.UsageError(f"cannot read {source}: {exc.filename}: {exc.strerror} (a relative path is "
                                     "relative to the working directory)") from None
-        return cls(options=options, config=config, config_file=Path(found) if found else None,
-                   connection=connection, scope=config.scope_for(name),
-                   secret_roots=secrets.secret_roots(config_path=found, allowed_dirs=config.secret_dirs, paths=paths))
+        return cls.assemble(options, config=config, connection=connection)
 
     # -- manifests --------------------------------------------------------------------------
 
@@ -249,8 +293,13 @@ class Session:
 
     @functools.cached_property
     def policies(self) -> policy.Policies:
-        """The project's policy rules, compiled once (the CEL runtime is loaded only if it has any)."""
-        return policy.compile_policies(self.config.policies.rules)
+        """The policy rules, compiled once (the CEL runtime is loaded only if there are any)."""
+        return self.rules.compiled if self.rules is not None else policy.compile_policies(self.config.policies.rules)
+
+    @property
+    def policy_target(self) -> str | None:
+        """The target name policy rules see."""
+        return self.rules.target if self.rules is not None else self.options.target
 
     def cache_dir(self) -> Path | None:
         """Where validated manifest files are cached; None with --no-cache or RECONCILER_NO_CACHE=1."""
@@ -271,7 +320,7 @@ class Session:
     def validate(self) -> ValidationReport:
         """Every manifest as the target sees it (its variables and overlays applied), then the
         project's manifest policies over the valid ones (after the cache: rules are not in its key)."""
-        return policy.with_manifest_issues(self._validated().report, self.policies, target=self.options.target)
+        return policy.with_manifest_issues(self._validated().report, self.policies, target=self.policy_target)
 
     def load(self, *, settle: bool = True) -> Manifests:
         """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid.
@@ -284,14 +333,11 @@ class Session:
 
     def _load(self) -> Manifests:
         validated = self._validated(_desired_derivation(self.secret_roots))
-        report = policy.with_manifest_issues(validated.report, self.policies, target=self.options.target)
+        report = policy.with_manifest_issues(validated.report, self.policies, target=self.policy_target)
         if not report.ok:
             raise InvalidManifests(report)
         documents = tuple(report.documents)
-        desired = tuple(validated.derived or ())
-        metadata = [doc.data.get("metadata") or {} for doc in documents]
-        desired = ignoring.with_rules(desired, [m.get("labels") or {} for m in metadata],
-                                      [str(m.get("name")) for m in metadata], self.controls.ignore)
+        desired = self.with_ignore_rules(tuple(validated.derived or ()), [doc.data for doc in documents])
         return Manifests(documents=documents, desired=desired, selection=self._selection(desired), report=report)
 
     def _selection(self, desired: Sequence[Desired]) -> Selection:
@@ -319,6 +365,23 @@ class Session:
 
     def now(self) -> datetime:
         return self.options.clock() if self.options.clock is not None else datetime.now(UTC)
+
+    def with_ignore_rules(self, desired: Sequence[Desired], manifests: Sequence[Mapping[str, Any]]) -> tuple[Desired, ...]:
+        """Each of ``desired`` (parallel to its ``manifests``) with the paths of the ignore rules
+        that select it (by the manifest's labels and name)."""
+        metadata = [m.get("metadata") or {} for m in manifests]
+        return ignoring.with_rules(desired, [m.get("labels") or {} for m in metadata],
+                                   [str(m.get("name")) for m in metadata], self.controls.ignore)
+
+    def manifest_verdicts(self, document: LoadedDocument) -> list[Verdict]:
+        """The manifest rules' verdicts on one manifest (:meth:`validate` makes them issues)."""
+        return policy.manifest_verdicts(self.policies, document.data, target=self.policy_target, source=document.file)
+
+    def judge(self, plan: plans.Plan, *, documents: Sequence[LoadedDocument], desired: Sequence[Desired],
+              live: Sequence[Live], removed: Sequence[Removed] = ()) -> plans.Plan:
+        """``plan`` with the action rules' verdicts on its writes (a deny errs the plan)."""
+        return policy.judge_plan(self.policies, plan, documents=documents, desired=desired, live=live,
+                                 target=self.policy_target, removed=removed)
 
     def window(self) -> windows.WindowState | None:
         """The sync windows' state now (None: the config declares none)."""
@@ -378,8 +441,7 @@ class Session:
             raise errors.UsageError("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` "
                                     "to reconciler.yaml")
         live = await fetch_live(client)
-        # references by name -> this target's ids, one list call per kind (engine.refs, api.refs)
-        resolved = await api_refs.resolve(api_refs.Catalog(client), manifests.desired)
+        resolved = await self.resolve(client, manifests.desired)
         selection = manifests.selection
         plan = plans.build_plan(
             desired=resolved.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
@@ -388,12 +450,16 @@ class Session:
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin(), window=self.window())
         plan = engine_refs.annotate(plan, resolved)
-        plan = policy.judge_plan(self.policies, plan, documents=manifests.documents, desired=resolved.desired,
-                                 live=live, target=self.options.target,
-                                 removed=selection.changed.removed if selection.changed is not None else ())
+        plan = self.judge(plan, documents=manifests.documents, desired=resolved.desired, live=live,
+                          removed=selection.changed.removed if selection.changed is not None else ())
         if plan.errored:
             await self.notify(notify_events.refused(plan, source=self.options.source))
         return plan
+
+    async def resolve(self, client: Client, desired: Sequence[Desired]) -> engine_refs.ResolvedRun:
+        """References by name -> this target's ids, one list call per kind (engine.refs, api.refs);
+        the run's ``errors`` name what matches nothing, or several."""
+        return await api_refs.resolve(api_refs.Catalog(client), desired)
 
     # -- saved plans ------------------------------------------------------------------------
 
@@ -462,9 +528,17 @@ class Session:
                                                     source=self.options.source))
         return result
 
+    def wants(self, event: str) -> bool:
+        """Whether some notification channel takes ``event`` (nothing to build or send otherwise)."""
+        if self.channels is not None:
+            return any(c.wants(event) for c in self.channels)
+        return any(event in (c.get("events") or notify_send.EVENTS) for c in self.config.notifications)
+
     async def notify(self, body: Mapping[str, Any]) -> list[Delivery]:
         """Send one notification (``reconciler.notify``) to the channels of reconciler.yaml that
         take its event; never raises."""
+        if self.channels is not None:
+            return await notify_send.send(self.channels, body)
         if not self.config.notifications:
             return []
         base = str(self.config_dir) if self.config_dir is not None else None
