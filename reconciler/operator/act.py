@@ -29,7 +29,7 @@ from reconciler.session import Session
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 
-__all__ = ["ApplyFailed", "Unresolved", "finalize", "find_candidates", "perform", "reconcile"]
+__all__ = ["ApplyFailed", "Unresolved", "finalize", "find_candidates", "perform", "prepare", "reconcile"]
 
 log = logging.getLogger("reconciler.operator")
 
@@ -98,6 +98,21 @@ async def perform(session: Session, client: Client, decision: Decision, *, name:
     return written(decision, name=name, definition_id=definition_id, live=live)
 
 
+async def prepare(session: Session, client: Client,
+                  manifest: Manifest) -> tuple[Desired, LoadedDocument, list[str]]:
+    """The resource as the session's steps make it ready to decide, as ``plan`` makes a file's:
+    references by name resolved to this target's ids (:class:`Unresolved` otherwise), the
+    project's ignore rules added, and the manifest rules' verdicts (:class:`PolicyDenied` on a
+    deny; the warn lines are returned, for the outcome to carry to the resource's status)."""
+    resolved = await session.resolve(client, [desired_from_manifest(manifest)])
+    if resolved.errors:
+        raise Unresolved("\n".join(resolved.errors))
+    data = manifest.to_data()
+    (desired,) = session.with_ignore_rules(resolved.desired, [data])
+    document = LoadedDocument(file=desired.source or desired.name, index=0, data=data, line=1, col=1)
+    return desired, document, policies.warnings(session.manifest_verdicts(document))
+
+
 async def reconcile(session: Session, client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
                     claimed_by: ClaimedBy = nobody, now: datetime | None = None,
                     fallback_delay: float = 300.0, cache: live_cache.LiveCache | None = None) -> Reconciliation:
@@ -110,15 +125,7 @@ async def reconcile(session: Session, client: Client, manifest: Manifest, *, rec
     the candidates come from the shared live snapshot (cache.py). ``now``: the moment the sync
     windows are judged at (default: now), one for the decision and the write."""
     session = session.using(clock=_at(now or datetime.now(UTC)))
-    # references by name -> this target's ids (one list call per kind), as plan resolves them
-    resolved = await session.resolve(client, [desired_from_manifest(manifest)])
-    if resolved.errors:
-        raise Unresolved("\n".join(resolved.errors))
-    data = manifest.to_data()
-    (desired,) = session.with_ignore_rules(resolved.desired, [data])  # the project's ignore rules
-    document = LoadedDocument(file=desired.source or desired.name, index=0, data=data, line=1, col=1)
-    # the warn verdicts' lines: the outcome carries them to the resource's status
-    warned = policies.warnings(session.manifest_verdicts(document))
+    desired, document, warned = await prepare(session, client, manifest)
     if cache is None:
         candidates, raw = await find_candidates(client, desired, recorded_id)
     else:
