@@ -245,13 +245,6 @@ class Session:
                                                      paths=options.paths),
                    rules=rules, channels=None if channels is None else tuple(channels))
 
-    def using(self, *, connection: Connection | None = None, clock: Callable[[], datetime] | None = None) -> Session:
-        """This session with another connection or clock (the operator's, per event: the Secret's
-        endpoint, one moment for the whole reconcile); the compiled rules are carried, not rebuilt."""
-        options = self.options if clock is None else dataclasses.replace(self.options, clock=clock)
-        return dataclasses.replace(self, options=options, connection=connection or self.connection,
-                                   rules=Rules(self.policies, self.policy_target))
-
     @classmethod
     def open(cls, options: Options, *, check_paths: bool = True) -> Session:
         """Read the project config and decide where requests go. ``check_paths``: the paths must
@@ -358,9 +351,9 @@ class Session:
 
     # -- controls (reconciler.specs.controls) --------------------------------------------------
 
-    @property
+    @functools.cached_property
     def controls(self) -> Controls:
-        """The ignore rules and sync windows of the project and the chosen target."""
+        """The ignore rules and sync windows of the project and the chosen target (merged once)."""
         return self.config.controls.for_target(self.options.target)
 
     def now(self) -> datetime:
@@ -383,18 +376,18 @@ class Session:
         return policy.judge_plan(self.policies, plan, documents=documents, desired=desired, live=live,
                                  target=self.policy_target, removed=removed)
 
-    def window(self) -> windows.WindowState | None:
-        """The sync windows' state now (None: the config declares none)."""
-        return windows.state(self.controls.windows, self.now())
+    def window(self, at: datetime | None = None) -> windows.WindowState | None:
+        """The sync windows' state at ``at`` (default: now); None: the config declares none."""
+        return windows.state(self.controls.windows, at or self.now())
 
-    def check_window(self, plan: plans.Plan, *, force: bool = False) -> str | None:
+    def check_window(self, plan: plans.Plan, *, force: bool = False, at: datetime | None = None) -> str | None:
         """Before writing: :class:`~reconciler.engine.windows.WindowClosed` when a sync window
         blocks the plan's writes now; with ``force``, the note that says it was overridden. The
         windows are this session's and those the plan was made under (a saved plan keeps them, so
         applying it where reconciler.yaml is not found still honours them)."""
         recorded = plan.window.windows if plan.window is not None else ()
         every = tuple(dict.fromkeys((*self.controls.windows, *recorded)))
-        return windows.gate(windows.state(every, self.now()), writes=len(plan.writes), force=force)
+        return windows.gate(windows.state(every, at or self.now()), writes=len(plan.writes), force=force)
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -514,13 +507,13 @@ class Session:
 
     async def apply(self, client: Client, plan: plans.Plan, *,
                     on_result: Callable[[applying.ActionResult], None] | None = None,
-                    dry_run: bool = False, force: bool = False) -> applying.ApplyResult:
+                    dry_run: bool = False, force: bool = False, at: datetime | None = None) -> applying.ApplyResult:
         """Carry out ``plan``, then tell the notification channels (after the result is known; a
         channel that cannot be reached is logged, never an error). Refused (nothing written) while
-        a sync window blocks writes, unless ``force`` (the caller prints :meth:`check_window`'s
-        note first)."""
+        a sync window blocks writes at ``at`` (default: now), unless ``force`` (the caller prints
+        :meth:`check_window`'s note first)."""
         if not dry_run:
-            self.check_window(plan, force=force)
+            self.check_window(plan, force=force, at=at)
         result = await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
                                            on_result=on_result, dry_run=dry_run)
         if not dry_run and (plan.writes or not result.ok):

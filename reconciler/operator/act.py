@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from reconciler.api import errors
@@ -43,10 +43,6 @@ class Unresolved(ApplyFailed):
     target, or several; the message lists the close matches."""
 
 
-def _at(moment: datetime) -> Callable[[], datetime]:
-    return lambda: moment
-
-
 async def find_candidates(client: Client, desired: Desired, recorded_id: str | None) -> tuple[list[Live], dict[str, Any]]:
     """Candidates for pairing, and the raw API items by id (for status). The recorded id is the
     identity: that definition is the candidate whatever its live name (a rename is drift)."""
@@ -68,26 +64,29 @@ async def find_candidates(client: Client, desired: Desired, recorded_id: str | N
     return candidates, raw
 
 
-async def _write(session: Session, client: Client, plan: Plan, what: str, *, force: bool = False) -> str | None:
-    """Apply the one-action ``plan``; the id the API answered, or :class:`ApplyFailed`."""
+async def _write(session: Session, client: Client, plan: Plan, what: str, *, at: datetime | None = None,
+                 force: bool = False) -> str | None:
+    """Apply the one-action ``plan`` (the windows judged ``at`` that moment); the id the API
+    answered, or :class:`ApplyFailed`."""
     # The session's environ is empty: never the operator's own environment (decide._secret_references).
-    applied = await session.apply(client, plan, force=force)
+    applied = await session.apply(client, plan, force=force, at=at)
     if applied.failed:
         raise ApplyFailed(applied.failed[0].error or what)
     return applied.results[0].id
 
 
 async def perform(session: Session, client: Client, decision: Decision, *, name: str, raw: Mapping[str, Any],
-                  cache: live_cache.LiveCache | None = None) -> Reconciliation:
+                  cache: live_cache.LiveCache | None = None, at: datetime | None = None) -> Reconciliation:
     """Carry out a reconcile decision; ``raw``: the candidates as the API returned them. ``cache``:
     what is written goes into the shared live snapshot; a failed write drops its entry, so the
-    retry looks the definition up again (gone, renamed or changed meanwhile)."""
+    retry looks the definition up again (gone, renamed or changed meanwhile). ``at``: the moment
+    the decision judged the sync windows at (the write is checked at the same one)."""
     if decision.outcome is not None:  # nothing to write
         return dataclasses.replace(decision.outcome, live=raw.get(decision.outcome.definition_id or ""))
     if decision.plan is None:
         raise ValueError(f"a {decision.step} decision has neither a write nor an outcome")
     try:
-        definition_id = await _write(session, client, decision.plan, "the API write failed")
+        definition_id = await _write(session, client, decision.plan, "the API write failed", at=at)
     except ApplyFailed:
         if cache is not None and decision.action is not None and decision.action.id:
             cache.forget(decision.action.id)
@@ -124,7 +123,7 @@ async def reconcile(session: Session, client: Client, manifest: Manifest, *, rec
     write (nothing is written); the warn verdicts' lines are the outcome's ``warnings``. ``cache``:
     the candidates come from the shared live snapshot (cache.py). ``now``: the moment the sync
     windows are judged at (default: now), one for the decision and the write."""
-    session = session.using(clock=_at(now or datetime.now(UTC)))
+    moment = now or session.now()  # one moment for the decision and the write
     desired, document, warned = await prepare(session, client, manifest)
     if cache is None:
         candidates, raw = await find_candidates(client, desired, recorded_id)
@@ -132,11 +131,11 @@ async def reconcile(session: Session, client: Client, manifest: Manifest, *, rec
         candidates, raw = await live_cache.find_candidates(client, cache, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy,
                       claimed_by=claimed_by, live_names={i: str(item.get("name")) for i, item in raw.items()},
-                      window=session.window(), fallback_delay=fallback_delay)
+                      window=session.window(moment), fallback_delay=fallback_delay)
     if decision.writes and decision.plan is not None:
         judged = session.judge(decision.plan, documents=[document], desired=[desired], live=candidates)
         warned += policies.warnings(judged.policy)
-    outcome = await perform(session, client, decision, name=desired.name, raw=raw, cache=cache)
+    outcome = await perform(session, client, decision, name=desired.name, raw=raw, cache=cache, at=moment)
     return dataclasses.replace(outcome, warnings=tuple(warned)) if warned else outcome
 
 

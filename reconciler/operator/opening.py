@@ -6,8 +6,9 @@ notification channels of its environment, and the endpoint of the API Secret.
 Why two steps: the policy files are read and their CEL compiled once, at start (a rule that is
 wrong stops the start, with its place), never per event; a session is opened per set of
 credentials (the Secret's endpoint may change when it is rotated), next to the one API client
-made for them (:class:`reconciler.operator.handlers.Runtime`); per event only the moment of the
-reconcile is pinned (:meth:`reconciler.session.Session.using`).
+made for them (:class:`reconciler.operator.handlers.Runtime`); per event nothing is built (the
+moment of a reconcile is passed to :meth:`~reconciler.session.Session.window` and
+:meth:`~reconciler.session.Session.apply`, so that both judge the windows at the same one).
 
 The session's ``environ`` is empty: the operator never reads its own process environment for a
 secret reference of a resource (``decide._secret_references`` refuses them before that).

@@ -7,6 +7,7 @@ service and a loopback webhook receiver."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -76,14 +77,19 @@ def test_the_cli_and_the_operator_open_sessions_through_one_constructor(tmp_path
     assert [(v.rule, v.denied, v.message) for v in verdicts] == [("prod-note", False, "judged as prod")]
 
 
-def test_a_session_per_event_carries_the_compiled_rules_and_pins_one_moment(tmp_path: Path,
-                                                                           receiver: Receiver) -> None:
-    operator = _operator(_project(tmp_path, receiver), tmp_path, "https://dr.example/")
-    event = operator.using(clock=lambda: FRI_2330)
-    assert event.policies is operator.policies  # not compiled again per event
-    state = event.window()
+def test_the_rules_are_compiled_once_for_every_session_and_the_window_judged_at_one_moment(
+        tmp_path: Path, receiver: Receiver) -> None:
+    config_file = _project(tmp_path, receiver)
+    config = OperatorConfig(secret=ApiSecret("ops", "api"), project=load_config(config_file), target="prod",
+                            policy_files=(str(tmp_path / "policy.yaml"),), policy_target="prod")
+    rules = opening.compile_rules(config)  # at start, once
+    first = opening.open_session(config, rules, endpoint="https://a.example/")
+    rotated = opening.open_session(config, rules, endpoint="https://b.example/")  # new credentials
+    assert first.policies is rotated.policies is rules.compiled  # not compiled again
+    assert rotated.origin().endpoint == "https://b.example/"
+    state = first.window(FRI_2330)
     assert state is not None and not state.open and state.now == FRI_2330
-    assert operator.using().options.clock is None and operator.using().policies is operator.policies
+    assert first.controls is first.controls  # merged once per session, not per event
 
 
 def test_the_operator_session_tells_only_the_operators_channels(tmp_path: Path, receiver: Receiver) -> None:
@@ -114,7 +120,7 @@ def test_the_operator_session_never_reads_the_operators_environment(server: Loca
 
     async def go() -> Any:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
-            return await operator.using(clock=lambda: datetime(2026, 12, 2, 12, tzinfo=UTC)).apply(client, plan)
+            return await operator.apply(client, plan, at=datetime(2026, 12, 2, 12, tzinfo=UTC))
     with pytest.raises(PlanRefusedError, match="environment variable OPERATOR_OWN_SECRET is not set") as refused:
         asyncio.run(go())
     assert "must-not-leave" not in str(refused.value)
@@ -128,7 +134,7 @@ def test_a_finalizer_deletes_inside_a_closed_window(server: LocalServer, tmp_pat
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
             created = await act.reconcile(operator, client, decide.parse(resource), recorded_id=None,
                                           mode=decide.Mode.apply, now=datetime(2026, 12, 2, 12, tzinfo=UTC))
-            frozen = operator.using(clock=lambda: FRI_2330)
+            frozen = dataclasses.replace(operator, options=dataclasses.replace(operator.options, clock=lambda: FRI_2330))
             deferred = await act.reconcile(frozen, client, decide.parse(resource), recorded_id=None,
                                            mode=decide.Mode.apply, now=FRI_2330)
             assert deferred.result is Result.adopted  # it matches: nothing to write, nothing deferred
