@@ -18,9 +18,8 @@ another lacked; a guard ran twice. Now each builds :class:`Options` from its fla
 
 The operator opens its session once at start from its own configuration (``Session.assemble``,
 the constructor :meth:`Session.open` ends in too) and goes through the same steps for one
-resource: :meth:`Session.resolve` (references by name), :meth:`Session.with_ignore_rules`,
-:meth:`Session.manifest_verdicts` and :meth:`Session.judge` (policies), :meth:`Session.window`
-and :meth:`Session.apply`.
+resource: ``Session.steps`` (:mod:`reconciler.session_steps`: references by name, ignore rules,
+policies), :meth:`Session.window` and :meth:`Session.apply`.
 
 Every failure is a :class:`reconciler.errors.ReconcilerError`; the command line maps them to
 exit codes in one place (:mod:`reconciler.cli.console`).
@@ -45,7 +44,6 @@ import httpx
 
 from reconciler import errors
 from reconciler.api import errors as api_errors
-from reconciler.api import refs as api_refs
 from reconciler.api.client import (
     DEFAULT_CONCURRENCY,
     LOCAL_DB_URL,
@@ -59,24 +57,22 @@ from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
 from reconciler.engine import collector, policy, windows
-from reconciler.engine import ignore as ignoring
 from reconciler.engine import plan as plans
 from reconciler.engine import refs as engine_refs
 from reconciler.engine.normalize import desired_from_manifest
 from reconciler.engine.select import (
     ChangedSet,
-    Removed,
     Selection,
     SelectionError,
     select_documents,
     selection_from_options,
 )
-from reconciler.engine.types import Desired, Live
-from reconciler.engine.verdicts import Verdict
+from reconciler.engine.types import Desired
 from reconciler.notify import config as notify_config
 from reconciler.notify import events as notify_events
 from reconciler.notify import send as notify_send
 from reconciler.notify.send import Channel, Delivery
+from reconciler.session_steps import Rules, Steps
 from reconciler.specs import environments, secrets
 from reconciler.specs.cache import CACHE_DIR_ENV, NO_CACHE_ENV
 from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, TargetConfig, find_config, load_config
@@ -85,11 +81,10 @@ from reconciler.specs.files import read_limited
 from reconciler.specs.incremental import Derivation, Validated, validate_with_cache
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
-from reconciler.specs.policies import PolicyRule
 from reconciler.specs.scope import Scope
 from reconciler.specs.validate import ValidationReport
 
-__all__ = ["MAX_PLAN_BYTES", "ChangesFinder", "InvalidManifests", "Manifests", "Options", "Rules", "Session",
+__all__ = ["MAX_PLAN_BYTES", "ChangesFinder", "InvalidManifests", "Manifests", "Options", "Session",
            "require_paths", "run", "seed_local_service"]
 
 T = TypeVar("T")
@@ -204,20 +199,6 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not a JSON value")
 
 
-@dataclass(frozen=True)
-class Rules:
-    """Policy rules compiled once, and the target name they see (the operator's ``--policy`` files
-    and ``--policy-target``; the CLI judges by reconciler.yaml's rules and ``--target``)."""
-
-    compiled: policy.Policies
-    target: str | None
-
-    @classmethod
-    def compile(cls, rules: Sequence[PolicyRule], *, target: str | None) -> Rules:
-        """No rules: nothing compiled, and the CEL runtime is never imported."""
-        return cls(policy.compile_policies(rules), target)
-
-
 @dataclass(frozen=True, kw_only=True)
 class Session:
     """One command's context: the options, the project config (parsed once) and the connection."""
@@ -294,6 +275,11 @@ class Session:
         """The target name policy rules see."""
         return self.rules.target if self.rules is not None else self.options.target
 
+    @functools.cached_property
+    def steps(self) -> Steps:
+        """What manifests go through between loading and writing: references, ignore rules, policies."""
+        return Steps(rules=Rules(self.policies, self.policy_target), ignore=self.controls.ignore)
+
     def cache_dir(self) -> Path | None:
         """Where validated manifest files are cached; None with --no-cache or RECONCILER_NO_CACHE=1."""
         environ = os.environ if self.options.environ is None else self.options.environ
@@ -313,7 +299,7 @@ class Session:
     def validate(self) -> ValidationReport:
         """Every manifest as the target sees it (its variables and overlays applied), then the
         project's manifest policies over the valid ones (after the cache: rules are not in its key)."""
-        return policy.with_manifest_issues(self._validated().report, self.policies, target=self.policy_target)
+        return self.steps.with_manifest_issues(self._validated().report)
 
     def load(self, *, settle: bool = True) -> Manifests:
         """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid.
@@ -326,11 +312,11 @@ class Session:
 
     def _load(self) -> Manifests:
         validated = self._validated(_desired_derivation(self.secret_roots))
-        report = policy.with_manifest_issues(validated.report, self.policies, target=self.policy_target)
+        report = self.steps.with_manifest_issues(validated.report)
         if not report.ok:
             raise InvalidManifests(report)
         documents = tuple(report.documents)
-        desired = self.with_ignore_rules(tuple(validated.derived or ()), [doc.data for doc in documents])
+        desired = self.steps.with_ignore_rules(tuple(validated.derived or ()), [doc.data for doc in documents])
         return Manifests(documents=documents, desired=desired, selection=self._selection(desired), report=report)
 
     def _selection(self, desired: Sequence[Desired]) -> Selection:
@@ -358,23 +344,6 @@ class Session:
 
     def now(self) -> datetime:
         return self.options.clock() if self.options.clock is not None else datetime.now(UTC)
-
-    def with_ignore_rules(self, desired: Sequence[Desired], manifests: Sequence[Mapping[str, Any]]) -> tuple[Desired, ...]:
-        """Each of ``desired`` (parallel to its ``manifests``) with the paths of the ignore rules
-        that select it (by the manifest's labels and name)."""
-        metadata = [m.get("metadata") or {} for m in manifests]
-        return ignoring.with_rules(desired, [m.get("labels") or {} for m in metadata],
-                                   [str(m.get("name")) for m in metadata], self.controls.ignore)
-
-    def manifest_verdicts(self, document: LoadedDocument) -> list[Verdict]:
-        """The manifest rules' verdicts on one manifest (:meth:`validate` makes them issues)."""
-        return policy.manifest_verdicts(self.policies, document.data, target=self.policy_target, source=document.file)
-
-    def judge(self, plan: plans.Plan, *, documents: Sequence[LoadedDocument], desired: Sequence[Desired],
-              live: Sequence[Live], removed: Sequence[Removed] = ()) -> plans.Plan:
-        """``plan`` with the action rules' verdicts on its writes (a deny errs the plan)."""
-        return policy.judge_plan(self.policies, plan, documents=documents, desired=desired, live=live,
-                                 target=self.policy_target, removed=removed)
 
     def window(self, at: datetime | None = None) -> windows.WindowState | None:
         """The sync windows' state at ``at`` (default: now); None: the config declares none."""
@@ -434,7 +403,7 @@ class Session:
             raise errors.UsageError("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` "
                                     "to reconciler.yaml")
         live = await fetch_live(client)
-        resolved = await self.resolve(client, manifests.desired)
+        resolved = await self.steps.resolve(client, manifests.desired)
         selection = manifests.selection
         plan = plans.build_plan(
             desired=resolved.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
@@ -443,16 +412,11 @@ class Session:
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin(), window=self.window())
         plan = engine_refs.annotate(plan, resolved)
-        plan = self.judge(plan, documents=manifests.documents, desired=resolved.desired, live=live,
+        plan = self.steps.judge(plan, documents=manifests.documents, desired=resolved.desired, live=live,
                           removed=selection.changed.removed if selection.changed is not None else ())
         if plan.errored:
             await self.notify(notify_events.refused(plan, source=self.options.source))
         return plan
-
-    async def resolve(self, client: Client, desired: Sequence[Desired]) -> engine_refs.ResolvedRun:
-        """References by name -> this target's ids, one list call per kind (engine.refs, api.refs);
-        the run's ``errors`` name what matches nothing, or several."""
-        return await api_refs.resolve(api_refs.Catalog(client), desired)
 
     # -- saved plans ------------------------------------------------------------------------
 

@@ -103,13 +103,13 @@ async def prepare(session: Session, client: Client,
     references by name resolved to this target's ids (:class:`Unresolved` otherwise), the
     project's ignore rules added, and the manifest rules' verdicts (:class:`PolicyDenied` on a
     deny; the warn lines are returned, for the outcome to carry to the resource's status)."""
-    resolved = await session.resolve(client, [desired_from_manifest(manifest)])
+    resolved = await session.steps.resolve(client, [desired_from_manifest(manifest)])
     if resolved.errors:
         raise Unresolved("\n".join(resolved.errors))
     data = manifest.to_data()
-    (desired,) = session.with_ignore_rules(resolved.desired, [data])
+    (desired,) = session.steps.with_ignore_rules(resolved.desired, [data])
     document = LoadedDocument(file=desired.source or desired.name, index=0, data=data, line=1, col=1)
-    return desired, document, policies.warnings(session.manifest_verdicts(document))
+    return desired, document, policies.warnings(session.steps.manifest_verdicts(document))
 
 
 async def reconcile(session: Session, client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
@@ -133,7 +133,7 @@ async def reconcile(session: Session, client: Client, manifest: Manifest, *, rec
                       claimed_by=claimed_by, live_names={i: str(item.get("name")) for i, item in raw.items()},
                       window=session.window(moment), fallback_delay=fallback_delay)
     if decision.writes and decision.plan is not None:
-        judged = session.judge(decision.plan, documents=[document], desired=[desired], live=candidates)
+        judged = session.steps.judge(decision.plan, documents=[document], desired=[desired], live=candidates)
         warned += policies.warnings(judged.policy)
     outcome = await perform(session, client, decision, name=desired.name, raw=raw, cache=cache, at=moment)
     return dataclasses.replace(outcome, warnings=tuple(warned)) if warned else outcome

@@ -2,7 +2,7 @@
 moment is passed in (as the windows' state).
 
 The project's ignore rules and the windows' state come from the operator's session
-(:meth:`reconciler.session.Session.with_ignore_rules`, :meth:`~reconciler.session.Session.window`),
+(:meth:`reconciler.session_steps.Steps.with_ignore_rules`, :meth:`~reconciler.session.Session.window`),
 as for ``reconciler apply``; what is specific here is how an outcome looks in ``status``:
 
 - ``spec.suspend: true``: no API call at all; a ``Suspended`` condition (True), ``Ready`` and

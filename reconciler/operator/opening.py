@@ -20,7 +20,8 @@ from pathlib import Path
 
 from reconciler.api.client import Connection
 from reconciler.operator.config import OperatorConfig
-from reconciler.session import Options, Rules, Session
+from reconciler.session import Options, Session
+from reconciler.session_steps import Rules
 from reconciler.specs.policies import load_policy_files
 
 __all__ = ["compile_rules", "open_session"]

@@ -1,6 +1,6 @@
 """The project's policies in the operator: the same rules and the same engine as the CLI, judged
-through the operator's session (:meth:`reconciler.session.Session.manifest_verdicts` and
-:meth:`~reconciler.session.Session.judge`) with the rules of ``reconciler operator --policy FILE``
+through the operator's session (:meth:`reconciler.session_steps.Steps.manifest_verdicts` and
+:meth:`~reconciler.session_steps.Steps.judge`) with the rules of ``reconciler operator --policy FILE``
 (in the chart, a ConfigMap), compiled once at start (:mod:`reconciler.operator.opening`).
 
 A custom resource's manifest is judged by the manifest rules before anything is planned; its one

@@ -72,7 +72,7 @@ def test_the_cli_and_the_operator_open_sessions_through_one_constructor(tmp_path
     assert operator.policy_target == "prod" and operator.policies.digest is not None and not cli.policies
     assert operator.origin().endpoint == "https://dr.example/" and operator.connection.source == "Secret ops/api"
     assert operator.options.source == "operator" and operator.options.environ == {}
-    verdicts = operator.manifest_verdicts(decide.document_from_body({**manifest("demo-a"), "metadata": {
+    verdicts = operator.steps.manifest_verdicts(decide.document_from_body({**manifest("demo-a"), "metadata": {
         "name": "demo-a", "namespace": "ns"}}))
     assert [(v.rule, v.denied, v.message) for v in verdicts] == [("prod-note", False, "judged as prod")]
 
