@@ -413,7 +413,7 @@ class Session:
             origin=self.origin(), window=self.window())
         plan = engine_refs.annotate(plan, resolved)
         plan = self.steps.judge(plan, documents=manifests.documents, desired=resolved.desired, live=live,
-                          removed=selection.changed.removed if selection.changed is not None else ())
+                                removed=selection.changed.removed if selection.changed is not None else ())
         if plan.errored:
             await self.notify(notify_events.refused(plan, source=self.options.source))
         return plan
