@@ -31,6 +31,8 @@ BREAKS = {
         ("reconciler/extras.py", "import reconciler.errors"),
     "The operator's decision is pure: no API client, no kopf, no HTTP":
         ("reconciler/operator/decide.py", "import httpx"),
+    "The operator acts only through the session":
+        ("reconciler/operator/act.py", "import reconciler.engine.apply"),
 }
 
 
