@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from reconciler.engine import forked, policy
@@ -42,7 +43,8 @@ policies:
 """
 
 
-def test_validate_on_every_core_reports_what_one_process_reports(tmp_path: Path) -> None:
+def test_validate_on_every_core_reports_what_one_process_reports(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     count = forked.MINIMUM + 100
     (tmp_path / "reconciler.yaml").write_text(PROJECT + RULES.replace("selector: tier\n", "selector: tier=gold\n"))
     specs = tmp_path / "specs"
@@ -63,13 +65,10 @@ def test_validate_on_every_core_reports_what_one_process_reports(tmp_path: Path)
     assert done.returncode == 3, done.stderr
     printed = json.loads(done.stdout)
 
-    os.chdir(tmp_path)  # the paths as the command names them
-    try:
-        report = validate_paths(["specs"])
-        rules = policy.compile_policies(load_config(Path("reconciler.yaml")).policies.rules)
-        one = policy.manifest_issues(rules, report.documents, target=None, parallel_from=count + 1)
-    finally:
-        os.chdir(ROOT)
+    monkeypatch.chdir(tmp_path)  # the paths as the command names them
+    report = validate_paths(["specs"])
+    rules = policy.compile_policies(load_config(Path("reconciler.yaml")).policies.rules)
+    one = policy.manifest_issues(rules, report.documents, target=None, parallel_from=count + 1)
     report.issues = sorted([*report.issues, *one], key=lambda i: (i.file, i.line, i.col, i.field))
     assert [r.rule.name for r in rules.manifest_rules if r.original is not None] == ["url-pattern"]  # rewritten
     assert len(report.documents) == count and printed == report.as_json()
