@@ -106,12 +106,14 @@ _UNANCHORED: Any = None
 
 def declaration(cel: Any) -> Any:
     """The FunctionDecl of :data:`FUNCTION` (``string.FUNCTION(string) -> bool``) for ``cel``'s
-    NewEnv; None when google-re2 is not installed (rules then run the runtime's matches)."""
+    NewEnv; None when google-re2 is not installed, or its ``_re2`` binding (private) is not
+    what this module expects (rules then run the runtime's matches)."""
     global _UNANCHORED
     try:
         import re2
-    except ImportError:
+
+        _UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
+    except (ImportError, AttributeError):  # not installed, or a release without that binding
         return None
-    _UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
     return cel.FunctionDecl(FUNCTION, [cel.Overload(f"{FUNCTION}_string", cel.Type.BOOL,
                                                     [cel.Type.STRING, cel.Type.STRING], True, _matches)])
