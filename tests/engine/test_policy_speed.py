@@ -234,3 +234,17 @@ def test_a_cgroup_cpu_limit_caps_the_cores() -> None:
     assert forked.quota_cores("400000 100000") == 4
     assert forked.quota_cores("garbage") is None and forked.quota_cores("5 0") is None
     assert 1 <= forked.cores() <= len(os.sched_getaffinity(0))
+
+
+def test_a_google_re2_without_its_re2_binding_runs_the_runtimes_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cel_matches`` reaches google-re2's private ``_re2`` binding; a release without it must
+    leave every rule as written (same verdicts), never fail the compile."""
+    import re2
+
+    monkeypatch.delattr(re2, "_re2")
+    rules = [rule("escaped", "manifest.metadata.name.matches('^demo-\\\\d+$')")]
+    compiled = policy.compile_policies(rules)
+    assert [r.original for r in compiled.manifest_rules] == [None]  # not rewritten
+    for name in ("demo-12", "demo-x"):
+        assert policy.manifest_verdicts(compiled, manifest_data(name), target=None) == policy.manifest_verdicts(
+            policy.compile_policies(rules, fast_matches=False), manifest_data(name), target=None)
