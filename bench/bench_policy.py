@@ -44,7 +44,8 @@ from typing import Any, TypeVar
 
 from bench_validate import generate
 
-from reconciler.engine import forked, policy
+from reconciler import cores
+from reconciler.engine import policy
 from reconciler.specs.policies import PolicyRule
 from reconciler.specs.validate import validate_paths
 
@@ -208,31 +209,31 @@ def main(argv: list[str] | None = None) -> int:
         whole_start = _now()
         report = validate_paths([root])
         compiling, policies = _took(lambda: policy.compile_policies(rules))
-        locating, issues = _took(lambda: len(policy.with_manifest_issues(report, policies, target="prod").issues))
+        locating, issues = _took(lambda: len(policy.with_manifest_issues(report, policies, target="prod",
+                                                                            ranges=cores.in_ranges).issues))
         whole = _now() - whole_start
     docs = report.documents
     added = compiling + locating
     load = os.getloadavg()
     print(f"{len(docs)} manifests, {len(RULES)} rules, every rule applies to every manifest; "
-          f"{forked.cores()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (wall times grow with "
+          f"{cores.cores()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (wall times grow with "
           "it); CPU = this process and its children")
     print(f"(a) validate alone:                                {alone}")
     print(f"(a) validate + policies:                           {whole}  ({issues} issues)")
     print(f"(a) added by the policies (compile + judge + locate): {added}")
-    busy = load[0] > 0.5 * forked.cores()
+    busy = load[0] > 0.5 * cores.cores()
     verdict = ("MET" if added.wall < 1 else "MISSED") if len(docs) >= 10_000 else "not judged (it is for 10,000 manifests)"
     print(f"    TARGET: under 1 s added to validate, on wall time: {verdict} "
           f"({added.wall:.3f} s wall, {added.cpu:.3f} s CPU in all)"
-          + (f"; NOTE: load average {load[0]:.1f} on {forked.cores()} cores, so other processes took the cores: "
+          + (f"; NOTE: load average {load[0]:.1f} on {cores.cores()} cores, so other processes took the cores: "
              "run it again on an idle machine for the verdict" if busy else ""))
     print(f"    of which compiling the rules once:             {compiling}")
     slow = policy.compile_policies(rules, fast_matches=False)
-    one = len(docs) + 1  # parallel_from: never
     ways: dict[str, Callable[[], list[Any]]] = {
-        "every core (as validate)": lambda: policy.manifest_issues(policies, docs, target="prod"),
-        "one process": lambda: policy.manifest_issues(policies, docs, target="prod", parallel_from=one),
-        "one process, the runtime's matches()": lambda: policy.manifest_issues(slow, docs, target="prod",
-                                                                               parallel_from=one)}
+        "every core (as validate)": lambda: policy.manifest_issues(policies, docs, target="prod",
+                                                                   ranges=cores.in_ranges),
+        "one process": lambda: policy.manifest_issues(policies, docs, target="prod"),
+        "one process, the runtime's matches()": lambda: policy.manifest_issues(slow, docs, target="prod")}
     best: dict[str, Took] = {}
     found: dict[str, list[Any]] = {}
     for _ in range(args.repeat):  # interleaved, so that a burst of other work does not favour one way

@@ -34,14 +34,14 @@ import json
 import platform
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler import errors
 from reconciler.contract import cron
 from reconciler.contract.issues import Issue
-from reconciler.engine import cel_matches, collector, forked
+from reconciler.engine import cel_matches, collector
 from reconciler.engine.select import Removed, SelectionError, parse_selectors
 from reconciler.engine.verdicts import Verdict
 
@@ -52,9 +52,13 @@ if TYPE_CHECKING:
     from reconciler.specs.policies import PolicyRule, PolicyTest
     from reconciler.specs.validate import ValidationReport
 
-__all__ = ["ACTION_VARIABLES", "MANIFEST_VARIABLES", "CompiledRule", "Policies", "PolicyCompileError", "TestOutcome",
-           "action_verdicts", "compile_policies", "judge_plan", "manifest_issues", "manifest_verdicts", "rules_digest",
-           "run_tests", "schedule_view", "with_manifest_issues"]
+__all__ = ["ACTION_VARIABLES", "MANIFEST_VARIABLES", "CompiledRule", "Policies", "PolicyCompileError", "Ranges",
+           "TestOutcome", "action_verdicts", "compile_policies", "judge_plan", "manifest_issues", "manifest_verdicts",
+           "rules_digest", "run_tests", "schedule_view", "with_manifest_issues"]
+
+# How work over the inputs [start, stop) is run: ``ranges(work, count)`` returns ``work(0, count)``,
+# however it splits it (reconciler.cores.in_ranges forks; the engine itself never does).
+Ranges = Callable[[Callable[[int, int], list[Issue]], int], list[Issue]]
 
 MANIFEST_VARIABLES = ("manifest", "target", "schedule", "labels")
 ACTION_VARIABLES = (*MANIFEST_VARIABLES, "action", "desired", "live")
@@ -415,28 +419,32 @@ def _issues_of(policies: Policies, documents: Sequence[LoadedDocument], target: 
 
 @collector.pausing  # a verdict and an issue per violation, next to every loaded manifest (engine.collector)
 def manifest_issues(policies: Policies, documents: Iterable[LoadedDocument], *, target: str | None,
-                    parallel_from: int = forked.MINIMUM, workers: int | None = None) -> list[Issue]:
+                    ranges: Ranges | None = None) -> list[Issue]:
     """Manifest rules as validation issues, located at each manifest's ``metadata.name``: a deny
-    is an error (the manifest is invalid), a warn a warning. From ``parallel_from`` documents on,
-    judged on every core (:func:`reconciler.engine.forked.in_ranges`; ``workers``: how many
-    processes), each process over a contiguous range: the same issues in the same order."""
+    is an error (the manifest is invalid), a warn a warning. ``ranges``: how the work over
+    documents[start:stop] is run (the session passes :func:`reconciler.cores.in_ranges`, which
+    judges on every core, each process over a contiguous range); the same issues in the same
+    order either way. None: here, in one go (the engine forks nothing itself)."""
     documents = documents if isinstance(documents, Sequence) else list(documents)
     if not policies.manifest_rules:
         return []
-    if len(documents) >= parallel_from:
-        # compiled before the fork, so that no child compiles it again
-        _combined(policies, policies.envs["manifest"], policies.manifest_rules)
-    return forked.in_ranges(lambda start, stop: _issues_of(policies, documents[start:stop], target), len(documents),
-                            minimum=parallel_from, workers=workers)
+    # compiled before any fork, so that no child compiles it again
+    _combined(policies, policies.envs["manifest"], policies.manifest_rules)
+
+    def work(start: int, stop: int) -> list[Issue]:
+        return _issues_of(policies, documents[start:stop], target)
+
+    return work(0, len(documents)) if ranges is None else ranges(work, len(documents))
 
 
 @collector.pausing  # the issues and their sort keys: a full pass would walk every loaded manifest
-def with_manifest_issues(report: ValidationReport, policies: Policies, *, target: str | None) -> ValidationReport:
+def with_manifest_issues(report: ValidationReport, policies: Policies, *, target: str | None,
+                         ranges: Ranges | None = None) -> ValidationReport:
     """``report`` with the manifest rules' issues on its valid documents added (in place), sorted
     as validation sorts them. The one place validate, plan, apply, watch and CI judge manifests."""
     if not policies.manifest_rules:
         return report
-    report.issues = sorted([*report.issues, *manifest_issues(policies, report.documents, target=target)],
+    report.issues = sorted([*report.issues, *manifest_issues(policies, report.documents, target=target, ranges=ranges)],
                            key=lambda i: (i.file, i.line, i.col, i.field))
     return report
 

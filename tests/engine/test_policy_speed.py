@@ -1,10 +1,11 @@
 """What makes policies fast must not change a verdict: the matches() rewrite (a literal pattern
 compiled once, engine.cel_matches) against the runtime's own matches(), and judging on every core
-(engine.forked) against one process. Google's CEL runtime and google-re2, really run; the forks
+(reconciler.cores) against one process. Google's CEL runtime and google-re2, really run; the forks
 are real processes."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine import cel_matches, forked, policy
+from reconciler import cores
+from reconciler.engine import cel_matches, policy
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.policies import PolicyRule
 
@@ -134,9 +136,10 @@ def _documents(count: int) -> list[LoadedDocument]:
 def test_every_core_gives_the_issues_of_one_process_in_the_same_order() -> None:
     compiled = policy.compile_policies(MIXED)
     docs = _documents(301)
-    one = policy.manifest_issues(compiled, docs, target="prod", parallel_from=len(docs) + 1)
+    one = policy.manifest_issues(compiled, docs, target="prod")  # ranges=None: here, in one go
     for workers in (2, 3):
-        assert policy.manifest_issues(compiled, docs, target="prod", parallel_from=1, workers=workers) == one
+        ranges = functools.partial(cores.in_ranges, minimum=1, workers=workers)
+        assert policy.manifest_issues(compiled, docs, target="prod", ranges=ranges) == one
     # and one process gives what each manifest judged on its own, rule by rule, gives
     assert [(i.field, i.message) for i in one] == [
         (f"policy {v.rule}", v.message) for d in docs
@@ -153,14 +156,14 @@ def _pids(start: int, stop: int) -> list[tuple[int, int]]:
 
 
 def test_ranges_run_in_forked_processes_and_come_back_in_order() -> None:
-    out = forked.in_ranges(_pids, 10, minimum=1, workers=3)
+    out = cores.in_ranges(_pids, 10, minimum=1, workers=3)
     assert [i for i, _ in out] == list(range(10))
     pids = [pid for _, pid in out]
     # this process takes the first range (4 of 10), its two workers the others (either may take both)
     assert pids[:4] == [os.getpid()] * 4 and os.getpid() not in pids[4:]
     # below the minimum, or with one worker: here
-    assert {pid for _, pid in forked.in_ranges(_pids, 10, minimum=11, workers=3)} == {os.getpid()}
-    assert {pid for _, pid in forked.in_ranges(_pids, 10, minimum=1, workers=1)} == {os.getpid()}
+    assert {pid for _, pid in cores.in_ranges(_pids, 10, minimum=11, workers=3)} == {os.getpid()}
+    assert {pid for _, pid in cores.in_ranges(_pids, 10, minimum=1, workers=1)} == {os.getpid()}
 
 
 def test_a_process_running_other_threads_is_not_forked() -> None:
@@ -168,7 +171,7 @@ def test_a_process_running_other_threads_is_not_forked() -> None:
     other = threading.Thread(target=release.wait)
     other.start()
     try:
-        assert {pid for _, pid in forked.in_ranges(_pids, 10, minimum=1, workers=2)} == {os.getpid()}
+        assert {pid for _, pid in cores.in_ranges(_pids, 10, minimum=1, workers=2)} == {os.getpid()}
     finally:
         release.set()
         other.join()
@@ -182,7 +185,7 @@ def _fails(start: int, stop: int) -> list[int]:
 
 def test_a_failure_in_a_forked_range_is_raised_here() -> None:
     with pytest.raises(ValueError, match="range 5-10 failed"):
-        forked.in_ranges(_fails, 10, minimum=1, workers=2)
+        cores.in_ranges(_fails, 10, minimum=1, workers=2)
 
 
 def test_judging_never_runs_the_cyclic_collector() -> None:
@@ -224,16 +227,16 @@ def _dies_in_a_child(start: int, stop: int) -> list[int]:
 
 
 def test_a_range_whose_process_died_is_worked_here() -> None:
-    assert forked.in_ranges(_dies_in_a_child, 10, minimum=1, workers=3) == list(range(10))
+    assert cores.in_ranges(_dies_in_a_child, 10, minimum=1, workers=3) == list(range(10))
 
 
 def test_a_cgroup_cpu_limit_caps_the_cores() -> None:
-    assert forked.quota_cores("max 100000\n") is None
-    assert forked.quota_cores("100000 100000\n") == 1
-    assert forked.quota_cores("150000 100000") == 2  # 1.5 cores: two processes share them
-    assert forked.quota_cores("400000 100000") == 4
-    assert forked.quota_cores("garbage") is None and forked.quota_cores("5 0") is None
-    assert 1 <= forked.cores() <= len(os.sched_getaffinity(0))
+    assert cores.quota_cores("max 100000\n") is None
+    assert cores.quota_cores("100000 100000\n") == 1
+    assert cores.quota_cores("150000 100000") == 2  # 1.5 cores: two processes share them
+    assert cores.quota_cores("400000 100000") == 4
+    assert cores.quota_cores("garbage") is None and cores.quota_cores("5 0") is None
+    assert 1 <= cores.cores() <= len(os.sched_getaffinity(0))
 
 
 def test_a_google_re2_without_its_re2_binding_runs_the_runtimes_matches(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""`reconciler validate` over enough manifests to judge them on every core (engine.forked): the
+"""`reconciler validate` over enough manifests to judge them on every core (reconciler.cores): the
 command, run as its own process, reports exactly the issues that judging them one by one in one
 process gives, in the same order (deny, warn, a rule that fails, a rule that is not a bool, a
 rewritten matches())."""
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.engine import forked, policy
+from reconciler import cores
+from reconciler.engine import policy
 from reconciler.specs.config import load_config
 from reconciler.specs.validate import validate_paths
 
@@ -45,7 +46,7 @@ policies:
 
 def test_validate_on_every_core_reports_what_one_process_reports(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    count = forked.MINIMUM + 100
+    count = cores.MINIMUM + 100
     (tmp_path / "reconciler.yaml").write_text(PROJECT + RULES.replace("selector: tier\n", "selector: tier=gold\n"))
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -68,7 +69,7 @@ def test_validate_on_every_core_reports_what_one_process_reports(tmp_path: Path,
     monkeypatch.chdir(tmp_path)  # the paths as the command names them
     report = validate_paths(["specs"])
     rules = policy.compile_policies(load_config(Path("reconciler.yaml")).policies.rules)
-    one = policy.manifest_issues(rules, report.documents, target=None, parallel_from=count + 1)
+    one = policy.manifest_issues(rules, report.documents, target=None)  # one process
     report.issues = sorted([*report.issues, *one], key=lambda i: (i.file, i.line, i.col, i.field))
     assert [r.rule.name for r in rules.manifest_rules if r.original is not None] == ["url-pattern"]  # rewritten
     assert len(report.documents) == count and printed == report.as_json()

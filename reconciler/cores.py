@@ -6,6 +6,10 @@ not pickle) are inherited as they are, so nothing but the results crosses betwee
 Small inputs, one core, a platform without fork, or a process that runs other threads (a fork
 copies only the calling thread: a lock another thread holds would stay held in the child) work
 in the calling process: the results are the same either way, only the time differs.
+
+Why not in the engine: forking and reading the cgroup's CPU limit are the process's business; the
+engine takes how to run its ranges as an argument (``engine.policy.Ranges``) and the session
+passes :func:`in_ranges`. A leaf: it imports nothing of reconciler.
 """
 
 from __future__ import annotations
