@@ -13,8 +13,13 @@ another lacked; a guard ran twice. Now each builds :class:`Options` from its fla
     session.plan(client, m)    live fetched once, engine.plan with the selection and every guard
     session.read_saved(path)   a saved plan: format, digest, schema, and made for this place
     session.check_fresh(c, p)  refuses a saved plan the live state moved away from
-    session.apply(client, p)   engine.apply_plan
+    session.apply(client, p)   the window checked, engine.apply_plan, the channels told
     session.embedded_runner()  the in-process service's job runner while a command waits
+
+The operator opens its session once at start from its own configuration (``Session.assemble``,
+the constructor :meth:`Session.open` ends in too) and goes through the same steps for one
+resource: ``Session.steps`` (:mod:`reconciler.session_steps`: references by name, ignore rules,
+policies), :meth:`Session.window` and :meth:`Session.apply`.
 
 Every failure is a :class:`reconciler.errors.ReconcilerError`; the command line maps them to
 exit codes in one place (:mod:`reconciler.cli.console`).
@@ -39,7 +44,6 @@ import httpx
 from reconciler import errors
 from reconciler.api import aio
 from reconciler.api import errors as api_errors
-from reconciler.api import refs as api_refs
 from reconciler.api.client import (
     DEFAULT_CONCURRENCY,
     LOCAL_DB_URL,
@@ -54,7 +58,6 @@ from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
 from reconciler.engine import collector, policy, windows
-from reconciler.engine import ignore as ignoring
 from reconciler.engine import plan as plans
 from reconciler.engine import refs as engine_refs
 from reconciler.engine.normalize import desired_from_manifest
@@ -69,7 +72,8 @@ from reconciler.engine.types import Desired
 from reconciler.notify import config as notify_config
 from reconciler.notify import events as notify_events
 from reconciler.notify import send as notify_send
-from reconciler.notify.send import Delivery
+from reconciler.notify.send import Channel, Delivery
+from reconciler.session_steps import Rules, Steps
 from reconciler.specs import environments, secrets
 from reconciler.specs.cache import CACHE_DIR_ENV, NO_CACHE_ENV
 from reconciler.specs.config import SEED_COLLECTIONS, ProjectConfig, TargetConfig, find_config, load_config
@@ -207,6 +211,22 @@ class Session:
     connection: Connection
     scope: Scope | None
     secret_roots: tuple[str, ...]
+    # policy rules compiled at opening (the operator's); None: reconciler.yaml's, compiled when used
+    rules: Rules | None = None
+    # notification channels resolved at opening (the operator's, from its environment); None: the
+    # `notifications:` of reconciler.yaml, resolved when one is sent
+    channels: tuple[Channel, ...] | None = None
+
+    @classmethod
+    def assemble(cls, options: Options, *, config: ProjectConfig, connection: Connection, rules: Rules | None = None,
+                 channels: Sequence[Channel] | None = None) -> Session:
+        """The one constructor: :meth:`open` ends here from flags, the operator comes here from its
+        own configuration at start (its project config, Secret's endpoint, policy files, channels)."""
+        return cls(options=options, config=config, config_file=Path(config.path) if config.path else None,
+                   connection=connection, scope=config.scope_for(options.target),
+                   secret_roots=secrets.secret_roots(config_path=config.path, allowed_dirs=config.secret_dirs,
+                                                     paths=options.paths),
+                   rules=rules, channels=None if channels is None else tuple(channels))
 
     @classmethod
     def open(cls, options: Options, *, check_paths: bool = True) -> Session:
@@ -232,9 +252,7 @@ class Session:
                       else "the --token-file")
             raise errors.UsageError(f"cannot read {source}: {exc.filename}: {exc.strerror} (a relative path is "
                                     "relative to the working directory)") from None
-        return cls(options=options, config=config, config_file=Path(found) if found else None,
-                   connection=connection, scope=config.scope_for(name),
-                   secret_roots=secrets.secret_roots(config_path=found, allowed_dirs=config.secret_dirs, paths=paths))
+        return cls.assemble(options, config=config, connection=connection)
 
     # -- manifests --------------------------------------------------------------------------
 
@@ -251,8 +269,18 @@ class Session:
 
     @functools.cached_property
     def policies(self) -> policy.Policies:
-        """The project's policy rules, compiled once (the CEL runtime is loaded only if it has any)."""
-        return policy.compile_policies(self.config.policies.rules)
+        """The policy rules, compiled once (the CEL runtime is loaded only if there are any)."""
+        return self.rules.compiled if self.rules is not None else policy.compile_policies(self.config.policies.rules)
+
+    @property
+    def policy_target(self) -> str | None:
+        """The target name policy rules see."""
+        return self.rules.target if self.rules is not None else self.options.target
+
+    @functools.cached_property
+    def steps(self) -> Steps:
+        """What manifests go through between loading and writing: references, ignore rules, policies."""
+        return Steps(rules=Rules(self.policies, self.policy_target), ignore=self.controls.ignore)
 
     def cache_dir(self) -> Path | None:
         """Where validated manifest files are cached; None with --no-cache or RECONCILER_NO_CACHE=1."""
@@ -273,7 +301,7 @@ class Session:
     def validate(self) -> ValidationReport:
         """Every manifest as the target sees it (its variables and overlays applied), then the
         project's manifest policies over the valid ones (after the cache: rules are not in its key)."""
-        return policy.with_manifest_issues(self._validated().report, self.policies, target=self.options.target)
+        return self.steps.with_manifest_issues(self._validated().report)
 
     def load(self, *, settle: bool = True) -> Manifests:
         """The valid manifests and the selection; :class:`InvalidManifests` when any is invalid.
@@ -286,14 +314,11 @@ class Session:
 
     def _load(self) -> Manifests:
         validated = self._validated(_desired_derivation(self.secret_roots))
-        report = policy.with_manifest_issues(validated.report, self.policies, target=self.options.target)
+        report = self.steps.with_manifest_issues(validated.report)
         if not report.ok:
             raise InvalidManifests(report)
         documents = tuple(report.documents)
-        desired = tuple(validated.derived or ())
-        metadata = [doc.data.get("metadata") or {} for doc in documents]
-        desired = ignoring.with_rules(desired, [m.get("labels") or {} for m in metadata],
-                                      [str(m.get("name")) for m in metadata], self.controls.ignore)
+        desired = self.steps.with_ignore_rules(tuple(validated.derived or ()), [doc.data for doc in documents])
         return Manifests(documents=documents, desired=desired, selection=self._selection(desired), report=report)
 
     def _selection(self, desired: Sequence[Desired]) -> Selection:
@@ -314,26 +339,26 @@ class Session:
 
     # -- controls (reconciler.specs.controls) --------------------------------------------------
 
-    @property
+    @functools.cached_property
     def controls(self) -> Controls:
-        """The ignore rules and sync windows of the project and the chosen target."""
+        """The ignore rules and sync windows of the project and the chosen target (merged once)."""
         return self.config.controls.for_target(self.options.target)
 
     def now(self) -> datetime:
         return self.options.clock() if self.options.clock is not None else datetime.now(UTC)
 
-    def window(self) -> windows.WindowState | None:
-        """The sync windows' state now (None: the config declares none)."""
-        return windows.state(self.controls.windows, self.now())
+    def window(self, at: datetime | None = None) -> windows.WindowState | None:
+        """The sync windows' state at ``at`` (default: now); None: the config declares none."""
+        return windows.state(self.controls.windows, at or self.now())
 
-    def check_window(self, plan: plans.Plan, *, force: bool = False) -> str | None:
+    def check_window(self, plan: plans.Plan, *, force: bool = False, at: datetime | None = None) -> str | None:
         """Before writing: :class:`~reconciler.engine.windows.WindowClosed` when a sync window
         blocks the plan's writes now; with ``force``, the note that says it was overridden. The
         windows are this session's and those the plan was made under (a saved plan keeps them, so
         applying it where reconciler.yaml is not found still honours them)."""
         recorded = plan.window.windows if plan.window is not None else ()
         every = tuple(dict.fromkeys((*self.controls.windows, *recorded)))
-        return windows.gate(windows.state(every, self.now()), writes=len(plan.writes), force=force)
+        return windows.gate(windows.state(every, at or self.now()), writes=len(plan.writes), force=force)
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -392,8 +417,7 @@ class Session:
         live = listed.take() if listed is not None else None
         if live is None:  # not listed ahead, or the worker failed: list here (its errors are raised here)
             live = await fetch_live(client)
-        # references by name -> this target's ids, one list call per kind (engine.refs, api.refs)
-        resolved = await api_refs.resolve(api_refs.Catalog(client), manifests.desired)
+        resolved = await self.steps.resolve(client, manifests.desired)
         selection = manifests.selection
         plan = plans.build_plan(
             desired=resolved.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
@@ -402,9 +426,8 @@ class Session:
             manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
             origin=self.origin(), window=self.window())
         plan = engine_refs.annotate(plan, resolved)
-        plan = policy.judge_plan(self.policies, plan, documents=manifests.documents, desired=resolved.desired,
-                                 live=live, target=self.options.target,
-                                 removed=selection.changed.removed if selection.changed is not None else ())
+        plan = self.steps.judge(plan, documents=manifests.documents, desired=resolved.desired, live=live,
+                                removed=selection.changed.removed if selection.changed is not None else ())
         if plan.errored:
             await self.notify(notify_events.refused(plan, source=self.options.source))
         return plan
@@ -462,13 +485,13 @@ class Session:
 
     async def apply(self, client: Client, plan: plans.Plan, *,
                     on_result: Callable[[applying.ActionResult], None] | None = None,
-                    dry_run: bool = False, force: bool = False) -> applying.ApplyResult:
+                    dry_run: bool = False, force: bool = False, at: datetime | None = None) -> applying.ApplyResult:
         """Carry out ``plan``, then tell the notification channels (after the result is known; a
         channel that cannot be reached is logged, never an error). Refused (nothing written) while
-        a sync window blocks writes, unless ``force`` (the caller prints :meth:`check_window`'s
-        note first)."""
+        a sync window blocks writes at ``at`` (default: now), unless ``force`` (the caller prints
+        :meth:`check_window`'s note first)."""
         if not dry_run:
-            self.check_window(plan, force=force)
+            self.check_window(plan, force=force, at=at)
         result = await applying.apply_plan(plan, client=client, resolve=resolver(self.options.environ),
                                            on_result=on_result, dry_run=dry_run)
         if not dry_run and (plan.writes or not result.ok):
@@ -476,9 +499,17 @@ class Session:
                                                     source=self.options.source))
         return result
 
+    def wants(self, event: str) -> bool:
+        """Whether some notification channel takes ``event`` (nothing to build or send otherwise)."""
+        if self.channels is not None:
+            return any(c.wants(event) for c in self.channels)
+        return any(event in (c.get("events") or notify_send.EVENTS) for c in self.config.notifications)
+
     async def notify(self, body: Mapping[str, Any]) -> list[Delivery]:
         """Send one notification (``reconciler.notify``) to the channels of reconciler.yaml that
         take its event; never raises."""
+        if self.channels is not None:
+            return await notify_send.send(self.channels, body)
         if not self.config.notifications:
             return []
         base = str(self.config_dir) if self.config_dir is not None else None

@@ -104,8 +104,12 @@ class ApplyResult:
         return tuple(r for r in self.results if r.outcome is outcome)
 
     @property
+    def failed(self) -> tuple[ActionResult, ...]:
+        return self.of(Outcome.failed)
+
+    @property
     def ok(self) -> bool:
-        return not self.of(Outcome.failed) and not self.of(Outcome.skipped)
+        return not self.failed and not self.of(Outcome.skipped)
 
     @property
     def summary(self) -> str:

@@ -34,13 +34,14 @@ import json
 import platform
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler import errors
 from reconciler.contract import cron
 from reconciler.contract.issues import Issue
+from reconciler.engine import cel_matches, collector
 from reconciler.engine.select import Removed, SelectionError, parse_selectors
 from reconciler.engine.verdicts import Verdict
 
@@ -51,9 +52,13 @@ if TYPE_CHECKING:
     from reconciler.specs.policies import PolicyRule, PolicyTest
     from reconciler.specs.validate import ValidationReport
 
-__all__ = ["ACTION_VARIABLES", "MANIFEST_VARIABLES", "CompiledRule", "Policies", "PolicyCompileError", "TestOutcome",
-           "action_verdicts", "compile_policies", "judge_plan", "manifest_issues", "manifest_verdicts", "rules_digest",
-           "run_tests", "schedule_view", "with_manifest_issues"]
+__all__ = ["ACTION_VARIABLES", "MANIFEST_VARIABLES", "CompiledRule", "Policies", "PolicyCompileError", "Ranges",
+           "TestOutcome", "action_verdicts", "compile_policies", "judge_plan", "manifest_issues", "manifest_verdicts",
+           "rules_digest", "run_tests", "schedule_view", "with_manifest_issues"]
+
+# How work over the inputs [start, stop) is run: ``ranges(work, count)`` returns ``work(0, count)``,
+# however it splits it (reconciler.cores.in_ranges forks; the engine itself never does).
+Ranges = Callable[[Callable[[int, int], list[Issue]], int], list[Issue]]
 
 MANIFEST_VARIABLES = ("manifest", "target", "schedule", "labels")
 ACTION_VARIABLES = (*MANIFEST_VARIABLES, "action", "desired", "live")
@@ -67,7 +72,9 @@ class PolicyCompileError(errors.ConfigProblems):
 @dataclass(frozen=True, kw_only=True)
 class CompiledRule:
     rule: PolicyRule
-    program: Any  # cel_expr_python's Expression
+    program: Any  # cel_expr_python's Expression: compiled from ``source``
+    source: str  # the expression as run: the rule's, its literal matches() calls on RE2 kept compiled
+    original: Any = None  # the rule as written when ``source`` differs: run again for the reason of a failure
     labels: tuple[tuple[str, str, bool], ...] = ()
     # the variables the expression names (a superset: a word in a string or comment counts too);
     # ``schedule`` is worked out only for inputs that a rule reading it judges
@@ -144,19 +151,45 @@ def _problem(rule: PolicyRule, text: str, hint: str = "") -> str:
     return f"{rule.where}: {rule.field}: rule {rule.name!r} {text}" + (f"\n    {hint}" if hint else "")
 
 
-def compile_policies(rules: Sequence[PolicyRule]) -> Policies:
+def _fast(rule: PolicyRule, program: Any, written: Any, env: Any) -> tuple[str, Any] | None:
+    """The rule with its ``X.matches('literal')`` calls on a pattern compiled once
+    (:mod:`reconciler.engine.cel_matches`), compiled in ``env``; None when it has none to rewrite."""
+    def pattern_of(literal: str) -> str | None:
+        try:  # the literal's value as CEL decodes it (escapes, raw and triple-quoted forms)
+            value = written.compile(literal).eval().value()
+        except RuntimeError:  # not a literal after all: left as written
+            return None
+        return value if isinstance(value, str) and cel_matches.compiles(value) else None
+
+    source = cel_matches.rewrite(rule.expression, pattern_of)
+    if source is None:
+        return None
+    try:
+        fast = env.compile(source)
+    except RuntimeError:  # not expected (the same expression, a function renamed): run it as written
+        return None
+    return (source, fast) if fast.return_type() == program.return_type() else None
+
+
+def compile_policies(rules: Sequence[PolicyRule], *, fast_matches: bool = True) -> Policies:
     """Compile every rule once (types checked: an unknown variable is an error here, not at run
-    time); :class:`PolicyCompileError` lists each rule that does not compile, at its place."""
+    time); :class:`PolicyCompileError` lists each rule that does not compile, at its place.
+    ``fast_matches=False``: every rule runs as written (the reference the rewrite is tested against)."""
     if not rules:
         return Policies()
     cel = _runtime()
-    envs = {kind: cel.NewEnv(variables=dict.fromkeys(names, cel.Type.DYN))
-            for kind, names in (("manifest", MANIFEST_VARIABLES), ("action", ACTION_VARIABLES))}
+    kinds = (("manifest", MANIFEST_VARIABLES), ("action", ACTION_VARIABLES))
+    # rules are checked in the environment of what users may write; they run in one that also
+    # declares the matches() of cel_matches (when google-re2 is installed)
+    written = {kind: cel.NewEnv(variables=dict.fromkeys(names, cel.Type.DYN)) for kind, names in kinds}
+    declared = cel_matches.declaration(cel) if fast_matches else None
+    envs = written if declared is None else {
+        kind: cel.NewEnv(variables=dict.fromkeys(names, cel.Type.DYN), functions=[declared]) for kind, names in kinds}
     compiled: dict[str, list[CompiledRule]] = {"manifest": [], "action": []}
     problems: list[str] = []
     for rule in rules:
         try:
-            program = envs[rule.on].compile(rule.expression)
+            program = written[rule.on].compile(rule.expression)
         except RuntimeError as exc:
             text = str(exc).removeprefix("INVALID_ARGUMENT: ").removesuffix(" [INVALID_ARGUMENT]")
             head, _, caret = text.replace(" (in container '')", "").partition("\n")
@@ -175,8 +208,10 @@ def compile_policies(rules: Sequence[PolicyRule]) -> Policies:
         except SelectionError as exc:
             problems.append(f"{rule.where}: selector of rule {rule.name!r}: {str(exc).replace('--selector ', '')}")
             continue
+        fast = _fast(rule, program, written[rule.on], envs[rule.on]) if declared is not None else None
         compiled[rule.on].append(CompiledRule(
-            rule=rule, program=program, labels=labels,
+            rule=rule, program=program if fast is None else fast[1], labels=labels,
+            source=rule.expression if fast is None else fast[0], original=None if fast is None else program,
             reads=_reads(rule.expression, MANIFEST_VARIABLES if rule.on == "manifest" else ACTION_VARIABLES)))
     if problems:
         raise PolicyCompileError(problems)
@@ -261,7 +296,7 @@ def _combined(policies: Policies, env: Any, rules: Sequence[CompiledRule]) -> tu
     if found is None or (isinstance(rules, tuple) and found[0] is not rules):
         try:
             # each expression on lines of its own: a trailing // comment cannot swallow the next one
-            program = env.compile("[" + ",".join(f"(\n{r.rule.expression}\n)" for r in rules) + "]")
+            program = env.compile("[" + ",".join(f"(\n{r.source}\n)" for r in rules) + "]")
         except RuntimeError:
             program = None
         found = policies.combined[key] = (rules if isinstance(rules, tuple) else None, program,
@@ -278,6 +313,15 @@ def _evaluated(program: Any, activation: Any, cel: Any) -> tuple[Any, bool]:
     except RuntimeError as exc:
         return str(exc), True
     return result.value(), result.type() == cel.Type.ERROR
+
+
+def _rule_value(compiled: CompiledRule, activation: Any, cel: Any) -> tuple[Any, bool]:
+    """One rule's value and whether it failed; a rewritten rule that fails runs again as written,
+    so that the reason is the runtime's own (the same words as without the rewrite)."""
+    value, failed = _evaluated(compiled.program, activation, cel)
+    if failed and compiled.original is not None:
+        return _evaluated(compiled.original, activation, cel)
+    return value, failed
 
 
 _EVERYWHERE: tuple[None, tuple[()]] = (None, ())  # no targets, no selector: applies to every input
@@ -337,7 +381,7 @@ def _judge(policies: Policies, rules: tuple[CompiledRule, ...], env: Any, data: 
         if values is not None:
             value, failed = values[index], False
         else:
-            value, failed = _evaluated(compiled.program, activation, cel)
+            value, failed = _rule_value(compiled, activation, cel)
         if value is True:
             continue
         rule = compiled.rule
@@ -362,9 +406,7 @@ def manifest_verdicts(policies: Policies, manifest: Mapping[str, Any], *, target
                   labels=labels, subject=_subject(manifest), kind=None, source=source, one_by_one=one_by_one)
 
 
-def manifest_issues(policies: Policies, documents: Iterable[LoadedDocument], *, target: str | None) -> list[Issue]:
-    """Manifest rules as validation issues, located at each manifest's ``metadata.name``: a deny
-    is an error (the manifest is invalid), a warn a warning."""
+def _issues_of(policies: Policies, documents: Sequence[LoadedDocument], target: str | None) -> list[Issue]:
     issues = []
     for doc in documents:
         for verdict in manifest_verdicts(policies, doc.data, target=target):
@@ -375,12 +417,34 @@ def manifest_issues(policies: Policies, documents: Iterable[LoadedDocument], *, 
     return issues
 
 
-def with_manifest_issues(report: ValidationReport, policies: Policies, *, target: str | None) -> ValidationReport:
+@collector.pausing  # a verdict and an issue per violation, next to every loaded manifest (engine.collector)
+def manifest_issues(policies: Policies, documents: Iterable[LoadedDocument], *, target: str | None,
+                    ranges: Ranges | None = None) -> list[Issue]:
+    """Manifest rules as validation issues, located at each manifest's ``metadata.name``: a deny
+    is an error (the manifest is invalid), a warn a warning. ``ranges``: how the work over
+    documents[start:stop] is run (the session passes :func:`reconciler.cores.in_ranges`, which
+    judges on every core, each process over a contiguous range); the same issues in the same
+    order either way. None: here, in one go (the engine forks nothing itself)."""
+    documents = documents if isinstance(documents, Sequence) else list(documents)
+    if not policies.manifest_rules:
+        return []
+    # compiled before any fork, so that no child compiles it again
+    _combined(policies, policies.envs["manifest"], policies.manifest_rules)
+
+    def work(start: int, stop: int) -> list[Issue]:
+        return _issues_of(policies, documents[start:stop], target)
+
+    return work(0, len(documents)) if ranges is None else ranges(work, len(documents))
+
+
+@collector.pausing  # the issues and their sort keys: a full pass would walk every loaded manifest
+def with_manifest_issues(report: ValidationReport, policies: Policies, *, target: str | None,
+                         ranges: Ranges | None = None) -> ValidationReport:
     """``report`` with the manifest rules' issues on its valid documents added (in place), sorted
     as validation sorts them. The one place validate, plan, apply, watch and CI judge manifests."""
     if not policies.manifest_rules:
         return report
-    report.issues = sorted([*report.issues, *manifest_issues(policies, report.documents, target=target)],
+    report.issues = sorted([*report.issues, *manifest_issues(policies, report.documents, target=target, ranges=ranges)],
                            key=lambda i: (i.file, i.line, i.col, i.field))
     return report
 

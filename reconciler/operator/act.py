@@ -1,6 +1,9 @@
 """The operator's acting half: find the live candidates of a resource, and perform the
-:class:`~reconciler.operator.decide.Decision` through the API (``engine.apply.apply_plan``,
-exactly as ``reconciler apply`` writes files' plans). The deciding is
+:class:`~reconciler.operator.decide.Decision`. Every step of the pipeline goes through the
+operator's session (:mod:`reconciler.session`, opened in :mod:`reconciler.operator.opening`), the
+same steps ``reconciler plan``/``apply`` take: references by name resolved, the project's ignore
+rules, the policies judged, the sync windows' state, and the write (window checked, applied,
+channels told) by :meth:`~reconciler.session.Session.apply`. The deciding is
 :mod:`reconciler.operator.decide`, pure; the status patch is :mod:`reconciler.operator.status`.
 """
 
@@ -9,29 +12,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from reconciler.api import errors
-from reconciler.api import refs as api_refs
 from reconciler.api.client import Client
-from reconciler.api.secrets import resolver
-from reconciler.engine import apply as engine_apply
-from reconciler.engine import windows
 from reconciler.engine.normalize import desired_from_manifest, live_from_api
 from reconciler.engine.plan import Plan
 from reconciler.engine.types import Desired, Live
 from reconciler.errors import ServiceError
 from reconciler.operator import cache as live_cache
-from reconciler.operator import controls as operator_controls
+from reconciler.operator import policies
 from reconciler.operator.decide import ClaimedBy, Decision, Mode, decide, decide_finalize, nobody, written
-from reconciler.operator.policies import OperatorPolicies
 from reconciler.operator.status import Reconciliation
-from reconciler.specs.controls import Controls
+from reconciler.session import Session
 from reconciler.specs.load import LoadedDocument
 from reconciler.specs.model import Manifest
 
-__all__ = ["ApplyFailed", "Unresolved", "finalize", "find_candidates", "perform", "reconcile"]
+__all__ = ["ApplyFailed", "Unresolved", "finalize", "find_candidates", "perform", "prepare", "reconcile"]
 
 log = logging.getLogger("reconciler.operator")
 
@@ -66,77 +64,82 @@ async def find_candidates(client: Client, desired: Desired, recorded_id: str | N
     return candidates, raw
 
 
-async def _write(client: Client, plan: Plan, what: str) -> engine_apply.ApplyResult:
-    # Never the operator's own environment (see decide._secret_references).
-    applied = await engine_apply.apply_plan(plan, client=client, resolve=resolver({}))
-    failed = applied.of(engine_apply.Outcome.failed)
-    if failed:
-        raise ApplyFailed(failed[0].error or what)
-    return applied
+async def _write(session: Session, client: Client, plan: Plan, what: str, *, at: datetime | None = None,
+                 force: bool = False) -> str | None:
+    """Apply the one-action ``plan`` (the windows judged ``at`` that moment); the id the API
+    answered, or :class:`ApplyFailed`."""
+    # The session's environ is empty: never the operator's own environment (decide._secret_references).
+    applied = await session.apply(client, plan, force=force, at=at)
+    if applied.failed:
+        raise ApplyFailed(applied.failed[0].error or what)
+    return applied.results[0].id
 
 
-async def perform(client: Client, decision: Decision, *, name: str, raw: Mapping[str, Any],
-                  cache: live_cache.LiveCache | None = None) -> Reconciliation:
+async def perform(session: Session, client: Client, decision: Decision, *, name: str, raw: Mapping[str, Any],
+                  cache: live_cache.LiveCache | None = None, at: datetime | None = None) -> Reconciliation:
     """Carry out a reconcile decision; ``raw``: the candidates as the API returned them. ``cache``:
     what is written goes into the shared live snapshot; a failed write drops its entry, so the
-    retry looks the definition up again (gone, renamed or changed meanwhile)."""
+    retry looks the definition up again (gone, renamed or changed meanwhile). ``at``: the moment
+    the decision judged the sync windows at (the write is checked at the same one)."""
     if decision.outcome is not None:  # nothing to write
         return dataclasses.replace(decision.outcome, live=raw.get(decision.outcome.definition_id or ""))
     if decision.plan is None:
         raise ValueError(f"a {decision.step} decision has neither a write nor an outcome")
     try:
-        applied = await _write(client, decision.plan, "the API write failed")
+        definition_id = await _write(session, client, decision.plan, "the API write failed", at=at)
     except ApplyFailed:
         if cache is not None and decision.action is not None and decision.action.id:
             cache.forget(decision.action.id)
         raise
-    definition_id = applied.results[0].id
     live: dict[str, Any] | None = await client.get_definition(definition_id) if definition_id else None
     if cache is not None and live is not None:
         cache.put(live)
     return written(decision, name=name, definition_id=definition_id, live=live)
 
 
-async def reconcile(client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
-                    claimed_by: ClaimedBy = nobody, policies: OperatorPolicies | None = None,
-                    controls: Controls | None = None, now: datetime | None = None,
+async def prepare(session: Session, client: Client,
+                  manifest: Manifest) -> tuple[Desired, LoadedDocument, list[str]]:
+    """The resource as the session's steps make it ready to decide, as ``plan`` makes a file's:
+    references by name resolved to this target's ids (:class:`Unresolved` otherwise), the
+    project's ignore rules added, and the manifest rules' verdicts (:class:`PolicyDenied` on a
+    deny; the warn lines are returned, for the outcome to carry to the resource's status)."""
+    resolved = await session.steps.resolve(client, [desired_from_manifest(manifest)])
+    if resolved.errors:
+        raise Unresolved("\n".join(resolved.errors))
+    data = manifest.to_data()
+    (desired,) = session.steps.with_ignore_rules(resolved.desired, [data])
+    document = LoadedDocument(file=desired.source or desired.name, index=0, data=data, line=1, col=1)
+    return desired, document, policies.warnings(session.steps.manifest_verdicts(document))
+
+
+async def reconcile(session: Session, client: Client, manifest: Manifest, *, recorded_id: str | None, mode: Mode,
+                    claimed_by: ClaimedBy = nobody, now: datetime | None = None,
                     fallback_delay: float = 300.0, cache: live_cache.LiveCache | None = None) -> Reconciliation:
     """Make the live definition match ``manifest`` (or, on a resync under driftPolicy Report, only
     say how it differs). Raises :class:`ApplyFailed` or an ``APIError`` when the API fails,
     :class:`~reconciler.operator.decide.ClaimedElsewhere` when the matching definition is managed by
     another resource, :class:`Unresolved` when a reference by name names nothing (or several), and
     :class:`~reconciler.operator.policies.PolicyDenied` when a deny policy refuses the manifest or its
-    write (nothing is written); the warn verdicts' lines are the outcome's ``warnings``. ``cache``: the candidates come from the shared live snapshot
-    (cache.py)."""
-    controls = controls or Controls()  # the project's ignore rules and sync windows (operator.controls)
-    # references by name -> ids, as the session resolves them (one list call per kind)
-    resolved = await api_refs.resolve(api_refs.Catalog(client), [desired_from_manifest(manifest)])
-    if resolved.errors:
-        raise Unresolved("\n".join(resolved.errors))
-    desired = operator_controls.with_project_rules(resolved.desired[0], manifest, controls)
-    document = LoadedDocument(file=desired.source or desired.name, index=0, data=manifest.to_data(), line=1, col=1)
-    warned: list[str] = []  # the warn verdicts' lines: the outcome carries them to the resource's status
-    if policies is not None:
-        for verdict in policies.manifest(document.data, source=document.file):
-            log.warning("%s", verdict.line())
-            warned.append(verdict.line())
+    write (nothing is written); the warn verdicts' lines are the outcome's ``warnings``. ``cache``:
+    the candidates come from the shared live snapshot (cache.py). ``now``: the moment the sync
+    windows are judged at (default: now), one for the decision and the write."""
+    moment = now or session.now()  # one moment for the decision and the write
+    desired, document, warned = await prepare(session, client, manifest)
     if cache is None:
         candidates, raw = await find_candidates(client, desired, recorded_id)
     else:
         candidates, raw = await live_cache.find_candidates(client, cache, desired, recorded_id)
     decision = decide(desired, candidates, recorded_id=recorded_id, mode=mode, drift_policy=manifest.spec.driftPolicy,
                       claimed_by=claimed_by, live_names={i: str(item.get("name")) for i, item in raw.items()},
-                      window=windows.state(controls.windows, now or datetime.now(UTC)),
-                      fallback_delay=fallback_delay)
-    if policies is not None and decision.writes and decision.plan is not None:
-        for verdict in policies.action(decision.plan, document=document, desired=desired, live=candidates):
-            log.warning("%s", verdict.line())
-            warned.append(verdict.line())
-    outcome = await perform(client, decision, name=desired.name, raw=raw, cache=cache)
+                      window=session.window(moment), fallback_delay=fallback_delay)
+    if decision.writes and decision.plan is not None:
+        judged = session.steps.judge(decision.plan, documents=[document], desired=[desired], live=candidates)
+        warned += policies.warnings(judged.policy)
+    outcome = await perform(session, client, decision, name=desired.name, raw=raw, cache=cache, at=moment)
     return dataclasses.replace(outcome, warnings=tuple(warned)) if warned else outcome
 
 
-async def finalize(client: Client, *, recorded_id: str | None, name: str, deletion_policy: str,
+async def finalize(session: Session, client: Client, *, recorded_id: str | None, name: str, deletion_policy: str,
                    prevent_destroy: bool, claimed_by: ClaimedBy = nobody, suspended: bool = False,
                    cache: live_cache.LiveCache | None = None) -> tuple[bool, str]:
     """Delete the live definition on resource deletion unless the decision keeps it
@@ -146,7 +149,9 @@ async def finalize(client: Client, *, recorded_id: str | None, name: str, deleti
     if decision.plan is None:
         return False, decision.message
     try:
-        await _write(client, decision.plan, "the API delete failed")
+        # force: a finalizer is not held by sync windows (a resource being deleted would hang until
+        # the window opens); it deletes exactly this resource's definition, as before windows existed
+        await _write(session, client, decision.plan, "the API delete failed", force=True)
     finally:
         if cache is not None and recorded_id:
             cache.forget(recorded_id)

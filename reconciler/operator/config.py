@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.notify.send import Channel
-from reconciler.specs.controls import Controls
+from reconciler.specs.config import ProjectConfig
 from reconciler.specs.scope import Scope
 
 __all__ = ["ApiSecret", "OperatorConfig", "Webhook"]
@@ -76,8 +76,10 @@ class OperatorConfig:
     # --policy FILE (policy files, kind: Policy) and --policy-target NAME (the target name rules see)
     policy_files: tuple[str, ...] = ()
     policy_target: str | None = None
-    # ignore rules and sync windows of --project-config (for --target): reconciler.specs.controls
-    controls: Controls = field(default_factory=Controls)
+    # --project-config (parsed; its ignore rules and sync windows apply) and --target (whose own
+    # rules and windows are added): the operator's session is opened from them (operator.opening)
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    target: str | None = None
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number ``retry`` (0-based) of a failed reconcile."""

@@ -1,7 +1,8 @@
-"""The controls in the operator: suspend, sync windows and the project's ignore rules, for one
-custom resource. Pure: the moment is passed in (as the windows' state).
+"""The controls in the operator: suspend and sync windows, for one custom resource. Pure: the
+moment is passed in (as the windows' state).
 
-The decisions are the engine's (:mod:`reconciler.engine.ignore`, :mod:`reconciler.engine.windows`),
+The project's ignore rules and the windows' state come from the operator's session
+(:meth:`reconciler.session_steps.Steps.with_ignore_rules`, :meth:`~reconciler.session.Session.window`),
 as for ``reconciler apply``; what is specific here is how an outcome looks in ``status``:
 
 - ``spec.suspend: true``: no API call at all; a ``Suspended`` condition (True), ``Ready`` and
@@ -16,15 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from reconciler.engine.ignore import with_rules
 from reconciler.engine.plan import WRITES, Action
-from reconciler.engine.types import Desired
 from reconciler.engine.windows import WindowState
 from reconciler.operator.status import Reconciliation, Result
-from reconciler.specs.controls import Controls
-from reconciler.specs.model import Manifest
 
-__all__ = ["SUSPENDED_MESSAGE", "deferral", "suspended", "with_project_rules"]
+__all__ = ["SUSPENDED_MESSAGE", "deferral", "suspended"]
 
 SUSPENDED_MESSAGE: Final = ("spec.suspend is true: the operator does not reconcile this resource, and leaves its "
                             "live definition in place if the resource is deleted")
@@ -33,12 +30,6 @@ SUSPENDED_MESSAGE: Final = ("spec.suspend is true: the operator does not reconci
 def suspended(status: Mapping[str, Any]) -> Reconciliation:
     """The outcome of a suspended resource: nothing happened, nothing is known anew."""
     return Reconciliation(result=Result.suspended, message=SUSPENDED_MESSAGE, definition_id=status.get("definitionId"))
-
-
-def with_project_rules(desired: Desired, manifest: Manifest, controls: Controls) -> Desired:
-    """``desired`` with the paths of the project's ignore rules that select this resource."""
-    (out,) = with_rules([desired], [manifest.metadata.labels], [manifest.metadata.name], controls.ignore)
-    return out
 
 
 def deferral(action: Action, state: WindowState | None, *, definition_id: str | None, name: str,

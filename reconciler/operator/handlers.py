@@ -1,4 +1,5 @@
-"""kopf handlers: thin glue. Each one parses the resource, calls :mod:`reconciler.operator.act` (which decides with :mod:`reconciler.operator.decide`),
+"""kopf handlers: thin glue. Each one parses the resource, calls :mod:`reconciler.operator.act` (which
+decides with :mod:`reconciler.operator.decide` and acts through the operator's session),
 writes ``status`` (:mod:`reconciler.operator.status`) and posts an Event. No decisions here.
 
 Why one registry built per :class:`OperatorConfig` instead of module-level decorators: the resync
@@ -27,7 +28,7 @@ import kopf
 
 from reconciler.api import errors
 from reconciler.api.client import Client, RetryPolicy
-from reconciler.operator import act, admission, crd, decide, ownership, policies
+from reconciler.operator import act, admission, crd, decide, opening, ownership
 from reconciler.operator import controls as operator_controls
 from reconciler.operator.cache import LiveCache, LiveCaches
 from reconciler.operator.config import OperatorConfig
@@ -42,6 +43,7 @@ from reconciler.operator.status import (
     policy_warning_is_new,
     status_patch,
 )
+from reconciler.session import Session
 
 __all__ = ["Runtime", "build_registry", "configure_settings"]
 
@@ -54,16 +56,17 @@ _EVENT_REASONS = {Result.created: "Created", Result.updated: "Updated", Result.a
 
 
 class Runtime:
-    """What handlers share: the Secret reader, one API client per credentials, per-object locks."""
+    """What handlers share: the Secret reader, one API client and session per credentials,
+    per-object locks."""
 
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
         self.secrets = SecretReader(config.secret, ttl=config.credentials_ttl)
-        self._clients: dict[tuple[str, str], Client] = {}
+        self._clients: dict[tuple[str, str], tuple[Client, Session]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.metrics = OperatorMetrics()
-        self.notices = Notices(config.notify)
-        self.policies = policies.load(config.policy_files, target=config.policy_target)
+        self.notices = Notices()
+        self.rules = opening.compile_rules(config)  # the policy files, read and compiled once
         # one list of the live definitions per resync interval, shared by every resource (cache.py)
         self.live = LiveCaches(max_age=config.resync_interval) if config.live_cache else None
 
@@ -77,14 +80,17 @@ class Runtime:
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
 
-    async def client(self) -> Client:
+    async def connect(self) -> tuple[Client, Session]:
+        """The API client of the current credentials and the session reconciles go through; made
+        once per set of credentials, never per event."""
         creds: Credentials = await self.secrets.get()
         found = self._clients.get(creds.key)
         if found is None:
-            found = Client(endpoint=creds.endpoint, token=creds.token, allow_http=self.config.allow_http,
-                           timeout=self.config.request_timeout,
-                           # Short in-request retries; longer waits are kopf's backoff between attempts.
-                           retry=RetryPolicy(attempts=3, initial=0.2, maximum=2.0))
+            client = Client(endpoint=creds.endpoint, token=creds.token, allow_http=self.config.allow_http,
+                            timeout=self.config.request_timeout,
+                            # Short in-request retries; longer waits are kopf's backoff between attempts.
+                            retry=RetryPolicy(attempts=3, initial=0.2, maximum=2.0))
+            found = client, opening.open_session(self.config, self.rules, endpoint=creds.endpoint)
             self._clients[creds.key] = found
         return found
 
@@ -173,11 +179,9 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
         _write_status(patch, outcome, status, generation)
         return
     try:
-        client = await runtime.client()
-        outcome = await act.reconcile(client, manifest, recorded_id=status.get("definitionId"), mode=mode,
-                                      claimed_by=claimed_by, policies=runtime.policies,
-                                      controls=runtime.config.controls,
-                                      fallback_delay=runtime.config.resync_interval,
+        client, session = await runtime.connect()
+        outcome = await act.reconcile(session, client, manifest, recorded_id=status.get("definitionId"), mode=mode,
+                                      claimed_by=claimed_by, fallback_delay=runtime.config.resync_interval,
                                       cache=runtime.live_cache(client))
     except PolicyDenied as exc:
         # not retried: it is judged again when the spec changes, and at the next resync
@@ -219,7 +223,7 @@ async def _reconcile(runtime: Runtime, *, body: kopf.Body, patch: kopf.Patch, re
             logger.warning("%s", outcome.message)
             kopf.event(body, type="Warning", reason="Drifted", message=outcome.message)
         if outcome.result is Result.drift_corrected or not _same_as_before(outcome, status):
-            runtime.notices.drift(f"{body.meta.get('namespace')}/{body.meta.get('name')}", outcome)
+            runtime.notices.drift(session, f"{body.meta.get('namespace')}/{body.meta.get('name')}", outcome)
         _write_status(patch, outcome, status, generation)
 
 
@@ -294,9 +298,9 @@ def build_registry(config: OperatorConfig, runtime: Runtime | None = None) -> ko
         spec = body.get("spec") or {}
         async with rt.lock(body.meta.uid or ""):
             try:
-                client = await rt.client()
+                client, session = await rt.connect()
                 deleted, message = await act.finalize(
-                    client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
+                    session, client, recorded_id=status.get("definitionId"), name=body.meta.name or "",
                     deletion_policy=str(spec.get("deletionPolicy", "Delete")),
                     prevent_destroy=bool(spec.get("preventDestroy", False)),
                     claimed_by=_claimed_by(kwargs["claims"], body), suspended=bool(spec.get("suspend", False)),

@@ -1,16 +1,17 @@
 """drift.found from the operator: a resource whose live definition drifted (corrected, or only
-reported under ``driftPolicy: Report``) is told to the channels of ``OperatorConfig.notify``
+reported under ``driftPolicy: Report``) is told, through the operator's session
+(:meth:`reconciler.session.Session.notify`), to the channels of ``OperatorConfig.notify``
 (``RECONCILER_NOTIFY_*``, filled by the chart from a Secret). Sent in the background after the
 status is known, so that a slow or dead channel never holds up a reconcile; never raises."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
-from reconciler.notify.send import Channel, envelope, send
+from reconciler.notify.send import envelope
 from reconciler.operator.status import Reconciliation, Result
+from reconciler.session import Session
 
 __all__ = ["Notices", "drift_body"]
 
@@ -29,14 +30,15 @@ def drift_body(resource: str, outcome: Reconciliation) -> dict[str, Any]:
 
 
 class Notices:
-    def __init__(self, channels: Sequence[Channel]) -> None:
-        self.channels = tuple(channels)
+    """The drift notices under way (the operator waits for them when it stops)."""
+
+    def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def drift(self, resource: str, outcome: Reconciliation) -> None:
-        if outcome.result not in DRIFT or not any(c.wants("drift.found") for c in self.channels):
+    def drift(self, session: Session, resource: str, outcome: Reconciliation) -> None:
+        if outcome.result not in DRIFT or not session.wants("drift.found"):
             return
-        task = asyncio.get_running_loop().create_task(send(self.channels, drift_body(resource, outcome)))
+        task = asyncio.get_running_loop().create_task(session.notify(drift_body(resource, outcome)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

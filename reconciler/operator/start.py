@@ -2,7 +2,7 @@
 then kopf started with the handlers built from it.
 
 Why not in the command module: the command only parses flags (``reconciler.cli.operator``); the
-checks (which flags need which), the project config's controls, the logging levels and the peering
+checks (which flags need which), the project config, the logging levels and the peering
 choice are the operator's own rules, and raising :class:`reconciler.errors.UsageError` lets the
 command line print them and exit 1 like every other command.
 
@@ -23,11 +23,10 @@ from pathlib import Path
 from reconciler.errors import UsageError
 from reconciler.notify.send import channels_from_env
 from reconciler.operator.config import ApiSecret, OperatorConfig, Webhook
-from reconciler.specs.config import load_config
-from reconciler.specs.controls import Controls
+from reconciler.specs.config import ProjectConfig, load_config
 from reconciler.specs.scope import Scope
 
-__all__ = ["Flags", "Launch", "kubernetes_config_problem", "prepare", "project_controls", "run"]
+__all__ = ["Flags", "Launch", "kubernetes_config_problem", "prepare", "project_config", "run"]
 
 _log = logging.getLogger("reconciler.operator")
 
@@ -91,14 +90,14 @@ def prepare(flags: Flags, environ: Mapping[str, str] = os.environ) -> Launch:
     level = getattr(logging, flags.log_level.upper(), None)
     if not isinstance(level, int):
         raise UsageError(f"unknown --log-level {flags.log_level!r}")
-    controls = project_controls(flags.project_config, flags.target)
+    project = project_config(flags.project_config, flags.target)
     return Launch(config=OperatorConfig(
         secret=ref, namespaces=flags.namespace, clusterwide=flags.all_namespaces,
         resync_interval=flags.resync_interval, backoff_initial=flags.backoff_initial, backoff_max=flags.backoff_max,
         allow_http=flags.allow_http, scope=_scope(flags), webhook=_webhook(flags),
         notify=channels_from_env(environ, events=frozenset({"drift.found"})),
         policy_files=tuple(str(p) for p in flags.policy), policy_target=flags.policy_target,
-        controls=controls, live_cache=flags.live_cache),
+        project=project, target=flags.target, live_cache=flags.live_cache),
         level=level, peering=flags.peering, liveness=flags.liveness,
         priority=random.SystemRandom().randint(1, 2**31 - 1) if flags.peering and flags.priority is None
         else flags.priority,
@@ -124,17 +123,18 @@ def _webhook(flags: Flags) -> Webhook | None:
                    managed=flags.webhook_configuration)
 
 
-def project_controls(path: Path | None, target: str | None) -> Controls:
-    """The ignore rules and sync windows of ``--project-config`` (for ``--target``); the config's
-    located problems are raised as its ``ProjectConfigError``."""
+def project_config(path: Path | None, target: str | None) -> ProjectConfig:
+    """``--project-config`` parsed, with ``--target`` one of its targets (whose ignore rules and
+    sync windows the operator adds to the project's); the config's located problems are raised as
+    its ``ProjectConfigError``."""
     if path is None:
         if target is not None:
             raise UsageError("--target needs --project-config FILE (the reconciler.yaml that declares it)")
-        return Controls()
+        return ProjectConfig()
     config = load_config(path)
     if target is not None:
         config.target(target)
-    return config.controls.for_target(target)
+    return config
 
 
 def kubernetes_config_problem() -> str | None:
@@ -185,7 +185,7 @@ def run(launch: Launch) -> None:
               f"peering {launch.peering!r} with priority {launch.priority}" if launch.peering else "standalone")
     _log.info("%s; %s", describe(config.scope),
               f"admission webhook on {webhook.listen}:{webhook.port}" if webhook else "no admission webhook")
-    runtime = Runtime(config)  # policy files are read and compiled here, once
+    runtime = Runtime(config)  # its session: policy files are read and compiled here, once
     if launch.metrics is not None:
         host, port = launch.metrics
         try:

@@ -86,8 +86,8 @@ def _without(tmp_path: Path, modules: Sequence[str]) -> Without:
     (sitedir / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
     workdir = tmp_path / "project"
     workdir.mkdir()
-    for source in (ROOT / "specs").iterdir():
-        (workdir / "specs").mkdir(exist_ok=True)
+    (workdir / "specs").mkdir()
+    for source in (ROOT / "specs").glob("*.yaml"):  # the manifests only (a local .reconciler/ cache is not)
         (workdir / "specs" / source.name).write_bytes(source.read_bytes())
     return Without(modules, workdir, sitedir)
 

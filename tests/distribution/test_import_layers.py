@@ -27,10 +27,12 @@ BREAKS = {
         ("reconciler/service/ids.py", "import reconciler.session"),
     "The local service reaches display helpers only through the contract":
         ("reconciler/service/ids.py", "import reconciler.display"),
-    "Extras and __about__ are leaves: they import nothing of reconciler":
+    "Extras, __about__ and cores are leaves: they import nothing of reconciler":
         ("reconciler/extras.py", "import reconciler.errors"),
     "The operator's decision is pure: no API client, no kopf, no HTTP":
         ("reconciler/operator/decide.py", "import httpx"),
+    "The operator acts only through the session":
+        ("reconciler/operator/act.py", "import reconciler.engine.apply"),
 }
 
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from reconciler.api.client import Client
 from reconciler.cli import app
 from reconciler.engine import plan as plans
-from reconciler.engine.normalize import desired_from_manifest
-from reconciler.operator import act, decide
+from reconciler.operator import act, decide, opening
+from reconciler.operator.config import ApiSecret, OperatorConfig
 from reconciler.service.testing import LocalServer
 from reconciler.session import Options, Session
 from reconciler.watch import observe
@@ -78,16 +78,20 @@ def test_every_entry_point_builds_the_same_plan(server: LocalServer, tmp_path: P
     body = github.comments[-1]["body"]
     assert body.split("\n", 1)[1] == markdown
 
-    # 4. the operator's decision, one resource per manifest, over the same live state
+    # 4. the operator's decision, one resource per manifest, over the same live state, each made
+    # ready by the session's steps as act.reconcile does (the session the operator opens)
+    config = OperatorConfig(secret=ApiSecret("default", "api"))
+    session = opening.open_session(config, opening.compile_rules(config), endpoint=server.api_url)
+
     async def decisions() -> list[plans.Action]:
         out = []
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
             for doc in docs:
                 resource = {**doc, "metadata": {**doc["metadata"], "namespace": "default"}}
-                desired = desired_from_manifest(decide.parse(resource))
+                desired, _document, _warned = await act.prepare(session, client, decide.parse(resource))
                 candidates, _raw = await act.find_candidates(client, desired, None)
                 decision = decide.decide(desired, candidates, recorded_id=None, mode=decide.Mode.apply,
-                                           drift_policy=None)
+                                         drift_policy=None, window=session.window())
                 out.append(decision.action)
         return out
 

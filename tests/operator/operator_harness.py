@@ -25,8 +25,10 @@ import yaml
 
 kubernetes = pytest.importorskip("kubernetes")
 
-from reconciler.operator import crd  # noqa: E402
+from reconciler.operator import crd, opening  # noqa: E402
+from reconciler.operator.config import ApiSecret, OperatorConfig  # noqa: E402
 from reconciler.service.testing import LocalServer, stop_process  # noqa: E402
+from reconciler.session import Session  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "tok-" + secrets.token_hex(16)  # searched for in logs, events and status: it must never appear
@@ -196,6 +198,13 @@ def seed(api_url: str, token: str) -> None:
                        ("credentials/", {"id": CREDENTIAL, "name": "operator-tests"})):
         response = httpx.post(api_url + path, json=body, headers=headers, timeout=10)
         assert response.status_code in (201, 409), response.text
+
+
+def operator_session(api_url: str, **config: Any) -> Session:
+    """The session a running operator opens for the API at ``api_url`` (operator.opening), from an
+    ``OperatorConfig`` with ``config`` (project, target, policy_files, policy_target, notify)."""
+    settings = OperatorConfig(secret=ApiSecret("ns", "api"), **config)
+    return opening.open_session(settings, opening.compile_rules(settings), endpoint=api_url)
 
 
 def manifest(name: str, **spec: Any) -> dict[str, Any]:

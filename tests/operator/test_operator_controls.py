@@ -21,6 +21,7 @@ from operator_harness import (
     Namespace,
     Service,
     manifest,
+    operator_session,
     seed,
     wait_for,
 )
@@ -47,7 +48,8 @@ def local() -> Iterator[LocalServer]:
 def _reconcile(server: LocalServer, body: dict[str, Any]) -> Any:
     async def go() -> Any:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
-            return await act.reconcile(client, decide.parse(body), recorded_id=None, mode=decide.Mode.apply)
+            return await act.reconcile(operator_session(server.api_url), client, decide.parse(body),
+                                       recorded_id=None, mode=decide.Mode.apply)
     return asyncio.run(go())
 
 

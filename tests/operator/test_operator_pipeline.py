@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_harness import manifest, seed
+from operator_harness import manifest, operator_session, seed
 
 from reconciler.api.client import Client
 from reconciler.operator import act, decide
@@ -31,14 +31,15 @@ def server() -> Iterator[LocalServer]:
 def run(server: LocalServer, body: dict[str, Any], *, recorded: str | None, mode: decide.Mode) -> Any:
     async def go() -> Any:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
-            return await act.reconcile(client, decide.parse(body), recorded_id=recorded, mode=mode)
+            return await act.reconcile(operator_session(server.api_url), client, decide.parse(body),
+                                       recorded_id=recorded, mode=mode)
     return asyncio.run(go())
 
 
 def finalize(server: LocalServer, **kwargs: Any) -> tuple[bool, str]:
     async def go() -> tuple[bool, str]:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
-            return await act.finalize(client, **kwargs)
+            return await act.finalize(operator_session(server.api_url), client, **kwargs)
     return asyncio.run(go())
 
 
@@ -113,8 +114,9 @@ def test_finalize_respects_orphan_and_prevent_destroy(server: LocalServer) -> No
 def test_api_rejection_raises_with_the_api_text(server: LocalServer) -> None:
     async def go() -> None:
         async with Client(endpoint=server.api_url, token="not-the-token") as client:
-            await act.reconcile(client, decide.parse(resource("x-" + uuid.uuid4().hex[:6])),
-                                     recorded_id=None, mode=decide.Mode.apply)
+            await act.reconcile(operator_session(server.api_url), client,
+                                decide.parse(resource("x-" + uuid.uuid4().hex[:6])), recorded_id=None,
+                                mode=decide.Mode.apply)
     with pytest.raises(Exception) as caught:
         asyncio.run(go())
     assert "401" in str(caught.value) and "not-the-token" not in str(caught.value)
@@ -128,8 +130,8 @@ def test_a_definition_another_resource_manages_is_never_taken(server: LocalServe
 
     async def go() -> Any:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
-            return await act.reconcile(client, decide.parse(other), recorded_id=None, mode=decide.Mode.apply,
-                                            claimed_by=lambda i: "ns-a/" + name if i == created.definition_id else None)
+            return await act.reconcile(operator_session(server.api_url), client, decide.parse(other),
+                                       recorded_id=None, mode=decide.Mode.apply, claimed_by=lambda i: "ns-a/" + name if i == created.definition_id else None)
     with pytest.raises(decide.ClaimedElsewhere, match=f"{created.definition_id}.*managed by .* ns-a/{name}"):
         asyncio.run(go())
     assert live(server, created.definition_id)["batchPredictionJob"]["numConcurrent"] == 4  # type: ignore[index]

@@ -13,11 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_harness import TOKEN, Namespace, Service, manifest, seed, wait_for
+from operator_harness import TOKEN, Namespace, Service, manifest, operator_session, seed, wait_for
 
 from reconciler.api.client import Client
 from reconciler.operator import act, decide
-from reconciler.operator import policies as operator_policies
 from reconciler.operator.policies import PolicyDenied
 from reconciler.service.testing import LocalServer
 
@@ -105,13 +104,13 @@ def server() -> Iterator[LocalServer]:
 
 
 def test_the_pipeline_judges_manifest_and_action_with_the_engines_rules(server: LocalServer, tmp_path: Path) -> None:
-    rules = operator_policies.load([str(_policy_file(tmp_path))], target="prod")
+    session = operator_session(server.api_url, policy_files=(str(_policy_file(tmp_path)),), policy_target="prod")
 
     def run(body: dict[str, Any], recorded: str | None) -> Any:
         async def go() -> Any:
             async with Client(endpoint=server.api_url, token=TOKEN) as client:
-                return await act.reconcile(client, decide.parse(body), recorded_id=recorded, mode=decide.Mode.apply,
-                                           policies=rules)
+                return await act.reconcile(session, client, decide.parse(body), recorded_id=recorded,
+                                           mode=decide.Mode.apply)
         return asyncio.run(go())
 
     body = manifest("pol-pipeline")
@@ -126,4 +125,4 @@ def test_the_pipeline_judges_manifest_and_action_with_the_engines_rules(server: 
     live = httpx.get(f"{server.api_url}batchPredictionJobDefinitions/{created.definition_id}/",
                      headers=server.headers()).json()
     assert live["batchPredictionJob"]["numConcurrent"] == 4
-    assert operator_policies.load([], target=None).compiled.digest is None  # no files: no rules, no runtime
+    assert operator_session(server.api_url).policies.digest is None  # no files: no rules, no runtime

@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_harness import manifest, seed
+from operator_harness import manifest, operator_session, seed
 
 from reconciler.api.client import Client
 from reconciler.operator import act, decide
 from reconciler.operator import controls as operator_controls
 from reconciler.operator.status import Reconciliation, Result, status_patch
+from reconciler.specs.config import ProjectConfig
 from reconciler.specs.controls import Controls, IgnoreRule, SyncWindow
 
 TOKEN = "controls-test-token"
@@ -37,8 +38,9 @@ def reconcile(server: Any, body: dict[str, Any], *, recorded: str | None, contro
               now: datetime, mode: decide.Mode = decide.Mode.apply) -> Reconciliation:
     async def go() -> Reconciliation:
         async with Client(endpoint=server.api_url, token=TOKEN) as client:
-            return await act.reconcile(client, decide.parse(body), recorded_id=recorded, mode=mode,
-                                       controls=controls, now=now, fallback_delay=123.0)
+            session = operator_session(server.api_url, project=ProjectConfig(controls=controls))
+            return await act.reconcile(session, client, decide.parse(body), recorded_id=recorded, mode=mode,
+                                       now=now, fallback_delay=123.0)
     return asyncio.run(go())
 
 

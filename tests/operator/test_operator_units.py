@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from reconciler.contract import schemas
-from reconciler.operator import crd, decide
+from reconciler.operator import crd, decide, opening
 from reconciler.operator.config import ApiSecret, OperatorConfig
 from reconciler.operator.status import Reconciliation, Result, conditions, status_patch
 
@@ -213,7 +213,8 @@ def test_operator_flags_become_one_configuration(tmp_path: Path) -> None:
     assert launch.config.scope is not None and launch.config.scope.name_prefix == "team-"
     assert launch.config.scope.names == frozenset({"x"})
     assert launch.config.webhook is not None and launch.config.webhook.port == 9443
-    assert [w.name for w in launch.config.controls.windows] == ["night"]
+    session = opening.open_session(launch.config, opening.compile_rules(launch.config), endpoint="https://dr.example/")
+    assert [w.name for w in session.controls.windows] == ["night"]  # the operator's session has the controls
     assert launch.level == 10 and launch.metrics == ("127.0.0.1", 9090)
     assert launch.priority is not None and launch.priority >= 1  # peering without --priority: random
     plain = prepare(Flags(secret="ops/api", all_namespaces=True), environ={})

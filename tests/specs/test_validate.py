@@ -300,3 +300,29 @@ def test_a_secret_file_reference_must_resolve_inside_the_secret_roots(tmp_path: 
         f"{tmp_path / 'outside-key'} (through a symbolic link), outside {root}"]
     assert issues(str(tmp_path / "outside-key"), inside)[0].startswith(f"10:70 {field}: secret file '/")
     assert issues("../outside-key", [str(root), str(tmp_path)]) == []  # an allowed directory
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_cli_prints_each_issue_and_its_hint_styled_as_one_print_each_did(specs: Path, colour: bool) -> None:
+    """The issues are printed as one text (fast for thousands of policy warnings): the same bytes
+    as a print per line, in colour (red errors, yellow warnings, dim hints) and without."""
+    import io
+
+    from rich.console import Console
+
+    for name in ("bad", "worse"):
+        (specs / f"{name}.yaml").write_text(manifest(name).replace("deploymentId:", "deployment_id:"), encoding="utf-8")
+    env = {"FORCE_COLOR": "1", "TERM": "xterm-256color"} if colour else {"NO_COLOR": "1"}
+    result = CliRunner().invoke(app, ["validate", str(specs), *([] if colour else ["--no-color"])], env=env)
+    assert result.exit_code == 3
+    report = validate_paths([specs])
+    expected = Console(file=io.StringIO(), force_terminal=colour, no_color=not colour,
+                       color_system="truecolor" if colour else None, highlight=False, soft_wrap=True)
+    for issue in report.issues:
+        head, _, hint = issue.format().partition("\n")
+        expected.print(head, style="yellow" if issue.severity == "warning" else "red", markup=False)
+        if hint:
+            expected.print(hint, style="dim", markup=False)
+    printed = expected.file.getvalue()  # type: ignore[attr-defined]
+    assert len(report.issues) >= 2 and result.output.startswith(printed), (result.output, printed)
+    assert ("\x1b[31m" in result.output) == colour
