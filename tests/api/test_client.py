@@ -345,13 +345,27 @@ def test_a_refused_connection_is_not_a_lost_write_so_the_create_is_sent_again_wi
     assert c.calls == {"POST": 2}
 
 
-def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(caplog: pytest.LogCaptureFixture,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+class _Kept(logging.Handler):
+    """The records of one logger, whatever its propagation: an in-process CLI run earlier in the
+    worker stops the retry logger's propagation (cli.console.setup_logging), and pytest then hangs
+    caplog's handler on it as well as on the root, so caplog saw each record once or twice
+    depending on which tests ran before."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server went down after the write: the lookups of the retries must not retry on their own
     (6 x 6 attempts per manifest took minutes), and the error says the create may have happened."""
-    caplog.set_level(logging.INFO, logger="reconciler.api")
-    # the CLI may have stopped its propagation to print it plainly (cli.console.setup_logging)
-    monkeypatch.setattr(logging.getLogger("reconciler.api.retry"), "propagate", True)
+    retry_log = logging.getLogger("reconciler.api.retry")
+    kept = _Kept()
+    monkeypatch.setattr(retry_log, "level", logging.INFO)
+    monkeypatch.setattr(retry_log, "handlers", [*retry_log.handlers, kept])  # the list as it was, on teardown
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
@@ -365,7 +379,7 @@ def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(caplo
     text = str(info.value)
     assert "the answer was lost (APITransportError on POST" in text and "could not be checked" in text
     assert "reconciler plan" in text and TOKEN not in text
-    retries = [r.getMessage() for r in caplog.records if r.name == "reconciler.api.retry"]
+    retries = [r.getMessage() for r in kept.records]
     assert len(retries) == 4 and retries[-1].endswith("(attempt 5/5)")  # no "retrying" after the last one
     assert retries[0].startswith("ReadError from dr.example.com, retrying in ")
 
