@@ -49,6 +49,7 @@ from reconciler.api.client import (
     LOCAL_DB_URL,
     Client,
     Connection,
+    RetryPolicy,
     open_client,
     resolve_connection,
 )
@@ -404,8 +405,11 @@ class Session:
         service (its database is this process's) or where forking is not safe."""
         if self.connection.local:
             return None
-        return ForkedListing.start(functools.partial(open_client, self.connection,
-                                                     concurrency=self.options.concurrency))
+        # One attempt: a worker that fails for any reason leaves the listing to this process, with
+        # the retries and their lines as without the worker (retrying in both doubled the wait and
+        # printed every "retrying in" line twice when the endpoint was down).
+        return ForkedListing.start(functools.partial(open_client, self.connection, concurrency=self.options.concurrency,
+                                                     retry=RetryPolicy(attempts=1)))
 
     async def plan(self, client: Client, manifests: Manifests, *, prune: bool = False, force: bool = False,
                    destroy: bool = False, listed: ForkedListing | None = None) -> plans.Plan:

@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import socket
 import subprocess
 import sys
 import threading
@@ -115,3 +116,21 @@ def test_a_long_apply_draws_a_progress_bar_on_a_terminal_only(server: LocalServe
     assert "Applying" not in piped.stdout + piped.stderr and "\x1b[" not in piped.stdout  # no bar in a pipe
     in_ci = _run_in_terminal([*command[:3], "apply", str(root), "--auto-approve"], {**env, "CI": "true"}, tmp_path)
     assert in_ci[0] == 0 and "Applying" not in in_ci[1]  # a CI log with a terminal: no bar either
+
+
+def test_a_down_endpoint_is_retried_once_not_by_the_listing_worker_too(tmp_path: Path) -> None:
+    """`plan` lists a remote target in a forked worker while the manifests load; the worker tries
+    once, and a failure leaves the listing (its retries, their lines, the error) to the command, as
+    without the worker. Retrying in both had doubled the wait and printed every line twice."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    write_specs(tmp_path / "specs", [manifest("demo-a"), manifest("demo-b")])
+    env = {**os.environ, "DATAROBOT_ENDPOINT": f"http://127.0.0.1:{port}/api/v2/", "DATAROBOT_API_TOKEN": TOKEN,
+           "NO_COLOR": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run([sys.executable, "-m", "reconciler", "plan", "specs", "--allow-http"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    retries = [line for line in done.stderr.splitlines() if "retrying in" in line]
+    assert [line.rsplit("(", 1)[1] for line in retries] == [f"attempt {n}/6)" for n in range(2, 7)], done.stderr
+    assert "cannot connect to 127.0.0.1" in done.stderr and TOKEN not in done.stderr
