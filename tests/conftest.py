@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import compileall
 import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +56,24 @@ SLOW_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {module: place for place, module in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))  # stable: the rest keep their order
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A test marked ``fresh_process`` proves a fork path: reconciler forks only a process with one
+    thread (a fork copies locks other threads hold), and an xdist worker runs execnet's thread, so
+    there the test would pass without forking at all. In such a process it runs again, alone, in a
+    pytest of its own (whose one thread forks), and passes or fails with it."""
+    if pyfuncitem.get_closest_marker("fresh_process") is None or threading.active_count() == 1:
+        return None
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "--no-header",
+                           pyfuncitem.nodeid], cwd=root, capture_output=True, text=True, timeout=280,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    if done.returncode != 0:
+        pytest.fail(f"{pyfuncitem.nodeid}, run in a process of its own, failed:\n{done.stdout[-6000:]}{done.stderr[-2000:]}",
+                    pytrace=False)
+    return True
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -359,12 +360,14 @@ class _Kept(logging.Handler):
         self.records.append(record)
 
 
-def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lost_create_whose_lookup_fails_costs_one_retry_loop_and_says_so(monkeypatch: pytest.MonkeyPatch,
+                                                                          request: pytest.FixtureRequest) -> None:
     """The server went down after the write: the lookups of the retries must not retry on their own
     (6 x 6 attempts per manifest took minutes), and the error says the create may have happened."""
     retry_log = logging.getLogger("reconciler.api.retry")
     kept = _Kept()
-    monkeypatch.setattr(retry_log, "level", logging.INFO)
+    request.addfinalizer(functools.partial(retry_log.setLevel, retry_log.level))
+    retry_log.setLevel(logging.INFO)  # setLevel, not the attribute: loggers cache isEnabledFor's answers
     monkeypatch.setattr(retry_log, "handlers", [*retry_log.handlers, kept])  # the list as it was, on teardown
 
     def handler(request: httpx.Request) -> httpx.Response:

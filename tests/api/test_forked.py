@@ -97,6 +97,7 @@ def _seeded(server: LocalServer, count: int) -> None:
     asyncio.run(seed())
 
 
+@pytest.mark.fresh_process
 def test_the_forked_listing_is_the_listing_and_the_plan_is_the_same(tmp_path: Path) -> None:
     assert threading.active_count() == 1  # else the listing is not forked and this proves nothing
     with LocalServer(separate_process=True) as server:
@@ -142,6 +143,7 @@ def test_the_forked_listing_is_the_listing_and_the_plan_is_the_same(tmp_path: Pa
         assert ahead["summary"]["update"] == 1 and ahead["summary"]["delete"] == 1
 
 
+@pytest.mark.fresh_process
 def test_a_failed_worker_leaves_the_listing_and_its_error_to_the_parent(tmp_path: Path) -> None:
     with LocalServer(separate_process=True, token="right") as server:
         session = Session.open(Options(paths=(tmp_path,), endpoint=server.api_url, allow_http=True, no_cache=True,
@@ -162,6 +164,7 @@ def test_a_failed_worker_leaves_the_listing_and_its_error_to_the_parent(tmp_path
         assert type(forked.value) is type(plain.value) and str(forked.value) == str(plain.value)
 
 
+@pytest.mark.fresh_process
 def test_an_answer_not_taken_ends_the_worker() -> None:
     with LocalServer(separate_process=True) as server:
         listing = ForkedListing.start(lambda: Client(endpoint=server.api_url, check_scheme=False))

@@ -133,6 +133,7 @@ def _documents(count: int) -> list[LoadedDocument]:
     return out
 
 
+@pytest.mark.fresh_process
 def test_every_core_gives_the_issues_of_one_process_in_the_same_order() -> None:
     compiled = policy.compile_policies(MIXED)
     docs = _documents(301)
@@ -155,6 +156,7 @@ def _pids(start: int, stop: int) -> list[tuple[int, int]]:
     return [(i, os.getpid()) for i in range(start, stop)]
 
 
+@pytest.mark.fresh_process
 def test_ranges_run_in_forked_processes_and_come_back_in_order() -> None:
     out = cores.in_ranges(_pids, 10, minimum=1, workers=3)
     assert [i for i, _ in out] == list(range(10))
@@ -183,6 +185,7 @@ def _fails(start: int, stop: int) -> list[int]:
     return list(range(start, stop))
 
 
+@pytest.mark.fresh_process
 def test_a_failure_in_a_forked_range_is_raised_here() -> None:
     with pytest.raises(ValueError, match="range 5-10 failed"):
         cores.in_ranges(_fails, 10, minimum=1, workers=2)
@@ -226,6 +229,7 @@ def _dies_in_a_child(start: int, stop: int) -> list[int]:
     return list(range(start, stop))
 
 
+@pytest.mark.fresh_process
 def test_a_range_whose_process_died_is_worked_here() -> None:
     assert cores.in_ranges(_dies_in_a_child, 10, minimum=1, workers=3) == list(range(10))
 
