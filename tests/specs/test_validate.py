@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -324,5 +325,13 @@ def test_cli_prints_each_issue_and_its_hint_styled_as_one_print_each_did(specs: 
         if hint:
             expected.print(hint, style="dim", markup=False)
     printed = expected.file.getvalue()  # type: ignore[attr-defined]
-    assert len(report.issues) >= 2 and result.output.startswith(printed), (result.output, printed)
+    # the same text; in colour each line opens with its style (where rich puts the codes around a
+    # line break differs between its releases: 13.x styles the break of a joined text too)
+    plain = re.compile(r"\x1b\[[0-9;]*m")
+    assert len(report.issues) >= 2 and plain.sub("", result.output).startswith(plain.sub("", printed)), (
+        result.output, printed)
     assert ("\x1b[31m" in result.output) == colour
+    for issue in report.issues if colour else ():
+        head, _, hint = issue.format().partition("\n")
+        assert ("\x1b[33m" if issue.severity == "warning" else "\x1b[31m") + head in result.output, result.output
+        assert not hint or "\x1b[2m" + hint in result.output, result.output
