@@ -30,6 +30,7 @@ import orjson
 from reconciler.api import aio
 from reconciler.api.client import Client
 from reconciler.engine import collector
+from reconciler.engine.exact import exact_form
 from reconciler.engine.normalize import live_from_api
 from reconciler.engine.types import Live
 
@@ -40,19 +41,15 @@ _SLICE: Final = 100
 _PICKLE: Final = b"p"
 
 
-def pack(comparable: dict[str, Any]) -> bytes:
+def pack(comparable: dict[str, Any], exact: bytes | None = None) -> bytes:
     """A listed definition's comparable form as bytes :func:`unpack` turns into an equal value of
-    the same types: orjson when its round trip gives exactly the value back (the usual case), else
-    pickle. The form is decoded JSON plus the schema's defaults (:func:`live_from_api`), so ``==``
-    of the round trip settles it in C: an integer past 64 bits is refused, NaN comes back as None,
-    a tuple as a list (all unequal), and JSON never turns an int into a float or a bool into an int.
-    (Not for values holding enums: orjson writes a member as its value, which ``==`` forgives.)"""
-    try:
-        blob = orjson.dumps(comparable, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
-    except TypeError:
-        return _PICKLE + pickle.dumps(comparable, protocol=pickle.HIGHEST_PROTOCOL)
-    if orjson.loads(blob) == comparable:
-        return _ORJSON + blob
+    the same types: its exact form (:mod:`reconciler.engine.exact`: orjson, sorted keys, only when
+    reading it back gives exactly the value, the usual case), else pickle. ``exact``: the form's
+    exact bytes when already worked out (a :class:`Live` holds them)."""
+    if exact is None:
+        exact = exact_form(comparable)
+    if exact is not None:
+        return _ORJSON + exact
     return _PICKLE + pickle.dumps(comparable, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -73,6 +70,8 @@ class PackedLive(Live):
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "hash", hash)
         object.__setattr__(self, "packed", packed)
+        # the packed JSON is the form's exact bytes: planning compares them without unpacking
+        object.__setattr__(self, "exact", packed[1:] if packed[:1] == _ORJSON else None)
 
     @property  # type: ignore[override]  # Live is frozen: its comparable is read-only there too
     def comparable(self) -> dict[str, Any]:
@@ -93,7 +92,7 @@ async def _listed(client: Client, parent: int) -> list[tuple[str, str, str, byte
                 raise SystemExit(1)
             for start, item in enumerate(page):
                 live = live_from_api(item)
-                out.append((live.id, live.name, live.hash, pack(live.comparable)))
+                out.append((live.id, live.name, live.hash, pack(live.comparable, live.exact)))
                 if start % _SLICE == _SLICE - 1:
                     await asyncio.sleep(0)  # the next page's response is read meanwhile (as fetch_live does)
             del page

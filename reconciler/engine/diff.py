@@ -9,9 +9,11 @@ unlike in Python's ``==``.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Mapping
 from enum import StrEnum
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import orjson
@@ -103,11 +105,36 @@ def _surely_same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         return False
 
 
+# The keys of the mappings a create walks recur too (every definition has the same few shapes):
+# each shape's keys in sorted order and their paths, worked out once. Bounded like _PATHS.
+_LAYOUTS: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+_LAYOUTS_LIMIT = 4096
+# values a create never walks into; a mapping holding only these is added in C (map/zip) at once
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None), list})
+_added_change = functools.partial(_new, Change)
+
+
+def _layout(prefix: str, mapping: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """``mapping``'s keys sorted, and their paths under ``prefix``."""
+    keys = tuple(mapping)
+    layout = _LAYOUTS.get((prefix, keys))
+    if layout is None:
+        ordered = tuple(sorted(keys))
+        layout = (ordered, tuple(_join(prefix, key) for key in ordered))
+        if len(_LAYOUTS) < _LAYOUTS_LIMIT:
+            _LAYOUTS[(prefix, keys)] = layout
+    return layout
+
+
 def _added(new: Mapping[str, Any], prefix: str, out: list[Change]) -> None:
-    """:func:`_walk` from an empty mapping, without the comparisons."""
-    for key in sorted(new):
-        path = _join(prefix, key)
-        value = new[key]
+    """:func:`_walk` from an empty mapping, without the comparisons. A plan of 100,000 creates adds
+    2.5 million leaves: a mapping of leaves only (most of them) is added without a Python step per key."""
+    keys, paths = _layout(prefix, new)
+    values = list(map(new.__getitem__, keys))
+    if _LEAF_TYPES.issuperset(map(type, values)):
+        out.extend(map(_added_change, zip(paths, repeat(_ADD), repeat(None), values)))
+        return
+    for path, value in zip(paths, values, strict=True):
         if isinstance(value, dict) and value:
             _added(value, path, out)
         else:

@@ -384,7 +384,10 @@ def build_plan(*, desired: Sequence[Desired], live: Sequence[Live], scope: Scope
             else:
                 actions.append(Action(kind=ActionKind.delete, name=have.name, id=have.id, source=want.source))
             continue
-        differences = diffs.diff(compare_view(want.comparable, have.comparable), want.comparable)
+        # equal forms (the same exact bytes: engine.exact) have no differences: the usual case, told
+        # without unpacking or walking either form
+        same_form = want.exact is not None and want.exact == have.exact
+        differences = () if same_form else diffs.diff(compare_view(want.comparable, have.comparable), want.comparable)
         if not differences and p.by is not MatchBy.previous_name:  # equal: what the steps below give, sooner
             actions.append(Action(kind=ActionKind.noop, name=want.name, id=have.id, source=want.source,
                                   base_dir=want.base_dir))

@@ -8,9 +8,10 @@ below the engine in the layers) and re-exported here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
+from reconciler.engine.exact import exact_form
 from reconciler.specs.scope import Scope
 
 __all__ = ["Desired", "Live", "Resolved", "Scope"]
@@ -33,6 +34,15 @@ class Desired:
     secret_roots: tuple[str, ...] = ()
     ignore_changes: tuple[str, ...] = ()  # comparable paths never diffed nor sent on update (engine.ignore)
     suspend: bool = False  # out of reconciliation: nothing is written for it
+    # ``comparable`` as canonical bytes (engine.exact), worked out from it whenever one is made. Not
+    # a field to pass: ``known_exact`` gives the bytes already worked out for this very comparable
+    # (the manifest cache keeps them); an InitVar, so dataclasses.replace never carries them over
+    # to another comparable: they are worked out again.
+    exact: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    known_exact: InitVar[bytes | None] = None
+
+    def __post_init__(self, known_exact: bytes | None) -> None:
+        object.__setattr__(self, "exact", known_exact if known_exact is not None else exact_form(self.comparable))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)  # held once per definition: no __dict__ each
@@ -43,6 +53,10 @@ class Live:
     name: str
     comparable: dict[str, Any] = field(repr=False)
     hash: str = ""
+    exact: bytes | None = field(default=None, init=False, repr=False, compare=False)  # as Desired.exact
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exact", exact_form(self.comparable))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,7 +32,7 @@ from reconciler.specs.validate import ValidationReport, duplicate_name_issues, v
 
 __all__ = ["Derivation", "Validated", "validate_with_cache"]
 
-_ENTRY_VERSION = 1
+_ENTRY_VERSION = 2
 
 
 @dataclass(frozen=True)
