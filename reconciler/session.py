@@ -55,6 +55,7 @@ from reconciler.api.client import (
 )
 from reconciler.api.forked import ForkedListing
 from reconciler.api.live import fetch_live
+from reconciler.api.live_memo import LiveMemo
 from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
@@ -413,8 +414,10 @@ class Session:
         # One attempt: a worker that fails for any reason leaves the listing to this process, with
         # the retries and their lines as without the worker (retrying in both doubled the wait and
         # printed every "retrying in" line twice when the endpoint was down).
+        cache_dir, endpoint = self.cache_dir(), self.connection.endpoint
+        memo = functools.partial(LiveMemo, cache_dir, endpoint) if cache_dir is not None and endpoint else None
         return ForkedListing.start(functools.partial(open_client, self.connection, concurrency=self.options.concurrency,
-                                                     retry=RetryPolicy(attempts=1)))
+                                                     retry=RetryPolicy(attempts=1)), memo)
 
     async def plan(self, client: Client, manifests: Manifests, *, prune: bool = False, force: bool = False,
                    destroy: bool = False, listed: ForkedListing | None = None) -> plans.Plan:

@@ -29,6 +29,7 @@ import orjson
 
 from reconciler.api import aio
 from reconciler.api.client import Client
+from reconciler.api.live_memo import LiveMemo, Row
 from reconciler.engine import collector
 from reconciler.engine.exact import exact_form
 from reconciler.engine.normalize import live_from_api
@@ -81,18 +82,23 @@ class PackedLive(Live):
         return Live(id=self.id, name=self.name, comparable=self.comparable, hash=self.hash)
 
 
-async def _listed(client: Client, parent: int) -> list[tuple[str, str, str, bytes]]:
-    """What fetch_live lists, compact: (id, name, hash, packed comparable) per definition. Stops
-    when the parent is gone (killed: nobody would read the answer)."""
-    out: list[tuple[str, str, str, bytes]] = []
+def _row(item: dict[str, Any]) -> Row:
+    live = live_from_api(item)
+    return (live.id, live.name, live.hash, pack(live.comparable, live.exact))
+
+
+async def _listed(client: Client, parent: int, memo: LiveMemo | None) -> list[Row]:
+    """What fetch_live lists, compact: (id, name, hash, packed comparable) per definition, through
+    ``memo`` when given. Stops when the parent is gone (killed: nobody would read the answer)."""
+    out: list[Row] = []
     pages = client.iter_pages(prefetch=True)
     try:
         async for page in pages:
             if os.getppid() != parent:
                 raise SystemExit(1)
+            strict = page.strict
             for start, item in enumerate(page):
-                live = live_from_api(item)
-                out.append((live.id, live.name, live.hash, pack(live.comparable, live.exact)))
+                out.append(memo.row(item, _row, strict=strict) if memo is not None else _row(item))
                 if start % _SLICE == _SLICE - 1:
                     await asyncio.sleep(0)  # the next page's response is read meanwhile (as fetch_live does)
             del page
@@ -104,7 +110,8 @@ async def _listed(client: Client, parent: int) -> list[tuple[str, str, str, byte
 class ForkedListing:
     """A listing started in a child process (:meth:`start`); :meth:`take` its result in the parent.
 
-    ``open_client``: makes the client the child lists with (the same the command would use)."""
+    ``open_client``: makes the client the child lists with (the same the command would use);
+    ``open_memo``: makes the memo of rows it lists through (:mod:`reconciler.api.live_memo`), or None."""
 
     def __init__(self, pid: int, read_fd: int) -> None:
         self.pid = pid
@@ -112,7 +119,8 @@ class ForkedListing:
         self._done = False
 
     @classmethod
-    def start(cls, open_client: Callable[[], Any]) -> ForkedListing | None:
+    def start(cls, open_client: Callable[[], Any],
+              open_memo: Callable[[], LiveMemo] | None = None) -> ForkedListing | None:
         """Fork the listing; None where forking is not safe or possible (then list in-process)."""
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return None  # a fork copies locks held by other threads: never with a thread running
@@ -126,7 +134,7 @@ class ForkedListing:
             return None
         if pid == 0:  # the child: list, write the answer, leave without running the parent's cleanup
             os.close(read_fd)
-            _child(open_client, write_fd, parent)
+            _child(open_client, open_memo, write_fd, parent)
         os.close(write_fd)
         return cls(pid, read_fd)
 
@@ -141,9 +149,14 @@ class ForkedListing:
                 rows = pickle.load(answer)
         except Exception:  # the child failed (no answer) or the answer is truncated or damaged
             rows = None
-        _, status = os.waitpid(self.pid, 0)
-        if rows is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        if rows is None:
+            _reap(self.pid, wait=True)
             return None
+        # A whole answer (a pickle ends with its own stop mark): the child may still be keeping its
+        # memo of rows; it is reaped when done (by the next listing, or it outlives this process).
+        _UNREAPED.add(self.pid)
+        for pid in tuple(_UNREAPED):
+            _reap(pid, wait=False)
         with collector.paused():  # 100,000 small objects, all acyclic
             return [PackedLive(id=i, name=n, hash=h, packed=p) for i, n, h, p in rows]
 
@@ -156,23 +169,41 @@ class ForkedListing:
             os.close(self._read_fd)
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.waitpid(self.pid, 0)
+        _reap(self.pid, wait=True)
 
 
-def _child(open_client: Callable[[], Any], write_fd: int, parent: int) -> None:
+# children whose answer was taken while they kept their memo (reaped without waiting, later)
+_UNREAPED: set[int] = set()
+
+
+def _reap(pid: int, *, wait: bool) -> None:
+    try:
+        done, _ = os.waitpid(pid, 0 if wait else os.WNOHANG)
+    except ChildProcessError:  # reaped already
+        done = pid
+    if done == pid:
+        _UNREAPED.discard(pid)
+
+
+def _child(open_client: Callable[[], Any], open_memo: Callable[[], LiveMemo] | None, write_fd: int,
+           parent: int) -> None:
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C in the parent ends the child at once
 
-        async def listing() -> list[tuple[str, str, str, bytes]]:
+        async def listing() -> tuple[list[Row], LiveMemo | None]:
             async with open_client() as client:
                 with collector.paused():
-                    return await _listed(client, parent)
+                    memo = open_memo() if open_memo is not None else None  # read while the first page comes
+                    return await _listed(client, parent, memo), memo
 
-        rows = aio.run(listing())  # not asyncio.run: it would repr the 100,000 rows twice
+        rows, memo = aio.run(listing())  # not asyncio.run: it would repr the 100,000 rows twice
         with open(write_fd, "wb", closefd=False) as answer:  # written as it is pickled: no second copy
             pickle.dump(rows, answer, protocol=pickle.HIGHEST_PROTOCOL)
+        os.close(write_fd)  # the parent has its whole answer now; the memo is kept meanwhile
+        if memo is not None:
+            with collector.paused():
+                memo.save()
         code = 0
     except BaseException:  # the parent lists again in-process and reports the error itself
         code = 1
