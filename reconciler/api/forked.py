@@ -31,7 +31,7 @@ from reconciler.api import aio
 from reconciler.api.client import Client
 from reconciler.api.live_memo import LiveMemo, Row
 from reconciler.engine import collector
-from reconciler.engine.exact import exact_form
+from reconciler.engine.exact import exact_form, read_exact
 from reconciler.engine.normalize import live_from_api
 from reconciler.engine.types import Live
 
@@ -61,21 +61,36 @@ def unpack(packed: bytes) -> dict[str, Any]:
 
 class PackedLive(Live):
     """A live definition whose comparable form stays packed until read (then unpacked afresh each
-    time: planning reads it once or twice, and keeping it would hold the dictionaries again)."""
+    time: planning reads it once or twice, and keeping it would hold the dictionaries again). A
+    form packed as JSON is held as its exact bytes only (:attr:`exact`; ``packed`` is then None)."""
 
     __slots__ = ("packed",)
-    packed: bytes
+    packed: bytes | None
 
     def __init__(self, *, id: str, name: str, hash: str, packed: bytes) -> None:
-        object.__setattr__(self, "id", id)
+        json_form = packed[:1] == _ORJSON
+        self._set(id, name, hash, packed[1:] if json_form else None, None if json_form else packed)
+
+    @classmethod
+    def of_row(cls, row: Row) -> PackedLive:
+        """From a listed row (the form's exact bytes held as they came: no copy of 100,000 forms)."""
+        one = object.__new__(cls)
+        id_, name, hash_, form, json_form = row
+        one._set(id_, name, hash_, form if json_form else None, None if json_form else _PICKLE + form)
+        return one
+
+    def _set(self, id_: str, name: str, hash_: str, exact: bytes | None, packed: bytes | None) -> None:
+        object.__setattr__(self, "id", id_)
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "hash", hash)
+        object.__setattr__(self, "hash", hash_)
+        object.__setattr__(self, "exact", exact)  # planning compares these bytes without unpacking
         object.__setattr__(self, "packed", packed)
-        # the packed JSON is the form's exact bytes: planning compares them without unpacking
-        object.__setattr__(self, "exact", packed[1:] if packed[:1] == _ORJSON else None)
 
     @property  # type: ignore[override]  # Live is frozen: its comparable is read-only there too
     def comparable(self) -> dict[str, Any]:
+        if self.exact is not None:
+            return read_exact(self.exact)
+        assert self.packed is not None
         return unpack(self.packed)
 
     def unpacked(self) -> Live:
@@ -84,7 +99,9 @@ class PackedLive(Live):
 
 def _row(item: dict[str, Any]) -> Row:
     live = live_from_api(item)
-    return (live.id, live.name, live.hash, pack(live.comparable, live.exact))
+    if live.exact is not None:
+        return (live.id, live.name, live.hash, live.exact, True)
+    return (live.id, live.name, live.hash, pack(live.comparable)[1:], False)
 
 
 async def _listed(client: Client, parent: int, memo: LiveMemo | None) -> list[Row]:
@@ -143,7 +160,7 @@ class ForkedListing:
         if self._done:
             return None
         self._done = True
-        rows: list[tuple[str, str, str, bytes]] | None = None
+        rows: list[Row] | None = None
         try:  # unpickled straight from the pipe: the answer (70 MB at 100,000) is never held whole
             with open(self._read_fd, "rb", closefd=True) as answer:
                 rows = pickle.load(answer)
@@ -158,7 +175,7 @@ class ForkedListing:
         for pid in tuple(_UNREAPED):
             _reap(pid, wait=False)
         with collector.paused():  # 100,000 small objects, all acyclic
-            return [PackedLive(id=i, name=n, hash=h, packed=p) for i, n, h, p in rows]
+            return [PackedLive.of_row(row) for row in rows]
 
     def close(self) -> None:
         """End the child if its answer was not taken (the command failed before planning)."""

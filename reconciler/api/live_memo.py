@@ -29,10 +29,10 @@ from reconciler.specs.cache import DocumentCache
 
 __all__ = ["LiveMemo", "Row"]
 
-Row = tuple[str, str, str, bytes]  # id, name, hash, packed comparable form (reconciler.api.forked.pack)
-
-_JSON_PACKED: Final = b"j"  # reconciler.api.forked's tag for a form packed as its exact JSON bytes
-_VERSION: Final = 1
+# id, name, hash, the comparable form as bytes, and whether those are its exact JSON bytes
+# (reconciler.engine.exact; else a pickle, reconciler.api.forked.pack)
+Row = tuple[str, str, str, bytes, bool]
+_VERSION: Final = 2
 
 
 def item_key(item: dict[str, Any]) -> str | None:
@@ -57,7 +57,7 @@ class LiveMemo:
         self.hits = 0
 
     def row(self, item: dict[str, Any], make: Callable[[dict[str, Any]], Row], *, strict: bool) -> Row:
-        """``item``'s row: the memo's, or ``make(item)`` (kept when its form packed as JSON).
+        """``item``'s row: the memo's, or ``make(item)`` (kept when its form has exact bytes).
         ``strict``: the item's page was decoded by orjson (others are never memoized)."""
         key = item_key(item) if strict else None
         if key is None:
@@ -68,7 +68,7 @@ class LiveMemo:
         else:
             row = make(item)
             self._made += 1
-            if row[3][:1] != _JSON_PACKED:
+            if not row[4]:
                 return row
         self._seen[key] = row
         return row
@@ -77,14 +77,14 @@ class LiveMemo:
         """Keep this listing's rows for the next one (only when they differ from what was read)."""
         if not self._made and len(self._seen) == len(self._rows):
             return
-        self._cache.put(self._key, {"rows": [[key, *row[:3], row[3][1:].decode()] for key, row in self._seen.items()]})
+        self._cache.put(self._key, {"rows": [[key, *row[:3], row[3].decode()] for key, row in self._seen.items()]})
         self._cache.evict()
 
 
 def _read(entry: Any) -> dict[str, Row]:
     """The rows of an entry; an entry of another shape is no rows (then everything is made again)."""
     try:
-        return {str(key): (str(id_), str(name), str(hash_), _JSON_PACKED + packed.encode())
-                for key, id_, name, hash_, packed in entry["rows"]}
+        return {str(key): (str(id_), str(name), str(hash_), form.encode(), True)
+                for key, id_, name, hash_, form in entry["rows"]}
     except (TypeError, KeyError, ValueError, AttributeError):
         return {}

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["exact_form"]
+__all__ = ["exact_form", "read_exact"]
 
 _OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
@@ -32,3 +32,9 @@ def exact_form(value: Any) -> bytes | None:
     except TypeError:
         return None
     return blob if orjson.loads(blob) == value else None
+
+
+def read_exact(exact: bytes) -> dict[str, Any]:
+    """The form whose exact bytes ``exact`` are (a comparable form is a mapping)."""
+    form: dict[str, Any] = orjson.loads(exact)
+    return form

@@ -13,8 +13,10 @@ from typing import Any
 import yaml
 
 from reconciler.api.client import Client, Page
-from reconciler.api.forked import _listed, _row
+from reconciler.api.forked import PackedLive, _listed, _row
 from reconciler.api.live_memo import LiveMemo, Row, item_key
+from reconciler.engine.exact import exact_form
+from reconciler.engine.normalize import live_from_api
 from reconciler.service.testing import LocalServer
 from tests.engine.helpers import CREDENTIAL, DATASTORE, DEPLOYMENT, desired, manifest_data
 
@@ -90,7 +92,7 @@ def test_items_of_a_page_orjson_did_not_decode_are_never_kept(tmp_path: Path) ->
 
     def make(item: dict[str, Any]) -> Row:
         made.append(item)
-        return ("1" * 24, "demo-a", "h", b"j{}")
+        return ("1" * 24, "demo-a", "h", b"{}", True)
 
     memo = LiveMemo(tmp_path, "http://x/")
     item = {"id": "1" * 24, "name": "demo-a"}
@@ -160,4 +162,9 @@ def test_the_row_of_an_item_is_what_normalizing_gives() -> None:
             "batchPredictionJob": dict(desired("demo-a").body) | {"name": None}}
     item["batchPredictionJob"].pop("name", None)
     row = _row(item)
-    assert row[:2] == ("1" * 24, "demo-a") and row[3][:1] == b"j"
+    assert row[:2] == ("1" * 24, "demo-a") and row[4] and row[3] == exact_form(live_from_api(item).comparable)
+    packed = PackedLive.of_row(row)
+    assert packed.exact is row[3] and packed.packed is None and packed.comparable == live_from_api(item).comparable
+    odd = _row({**item, "batchPredictionJob": {**item["batchPredictionJob"], "maxExplanations": 2**70}})
+    assert not odd[4] and PackedLive.of_row(odd).exact is None  # no exact bytes: pickled, compared by walking
+    assert PackedLive.of_row(odd).comparable["batchPredictionJob"]["maxExplanations"] == 2**70

@@ -8,6 +8,8 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from reconciler.engine import diff as diffs
 from reconciler.engine import plan as plans
 from reconciler.engine.exact import exact_form
@@ -46,9 +48,16 @@ def test_desired_and_live_hold_the_bytes_of_their_own_form() -> None:
     edited = dict(want.comparable, enabled=not want.comparable["enabled"])
     moved = dataclasses.replace(want, comparable=edited)
     assert moved.exact == exact_form(edited) != want.exact  # worked out again, never carried over
-    given = Desired(name="demo-a", body={}, comparable={"a": 1}, known_exact=b'{"a":1}')
-    assert given.exact == b'{"a":1}'
-    assert dataclasses.replace(given, comparable={"a": 2}).exact == b'{"a":2}'
+    kept = Desired.from_exact(b'{"a":1,"b":[true]}', name="demo-a", body={"x": 1}, source="a.yaml:1")
+    assert kept.exact == b'{"a":1,"b":[true]}' and kept.previous_names == () and kept.deletion_policy == "Delete"
+    assert kept.comparable == {"a": 1, "b": [True]}  # read from the bytes when first used
+    assert kept == Desired(name="demo-a", body={"x": 1}, comparable={"a": 1, "b": [True]}, source="a.yaml:1")
+    assert dataclasses.replace(kept, comparable={"a": 2}).exact == b'{"a":2}'
+    assert dataclasses.replace(kept, suspend=True).comparable == {"a": 1, "b": [True]}
+    with pytest.raises(TypeError, match="needs body"):
+        Desired.from_exact(b"{}", name="demo-a")
+    with pytest.raises(AttributeError):
+        kept.typo  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_equal_bytes_plan_a_noop_and_a_bool_against_a_number_is_still_a_change() -> None:
