@@ -349,9 +349,12 @@ def step(kind: str, specs: Path, cache_dir: str, api_url: str) -> dict[str, Any]
         live = aio.run(listed())
         scope = Scope(name_prefix="bench-")
         out: dict[str, Any] = {}
+        from reconciler.engine import collector
+
         for name, against in (("no_changes", live), ("all_creates", [])):
             started, cpu = time.perf_counter(), time.process_time()
-            plan = build_plan(desired=manifests.desired, live=against, scope=scope)
+            with collector.settled():  # as Session.plan builds it in a command
+                plan = build_plan(desired=manifests.desired, live=against, scope=scope)
             out[f"{name}_s"] = round(time.perf_counter() - started, 2)
             out[f"{name}_cpu_s"] = round(time.process_time() - cpu, 2)
             out[f"{name}_summary"] = plan.summary.text

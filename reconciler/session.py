@@ -425,9 +425,10 @@ class Session:
                                                      retry=RetryPolicy(attempts=1)), memo)
 
     async def plan(self, client: Client, manifests: Manifests, *, prune: bool = False, force: bool = False,
-                   destroy: bool = False, listed: ForkedListing | None = None) -> plans.Plan:
+                   destroy: bool = False, listed: ForkedListing | None = None, settle: bool = True) -> plans.Plan:
         """List the live state once (or take what ``listed`` listed), then build the plan: the
-        selection and every guard, once."""
+        selection and every guard, once. ``settle=False`` for a process that plans again and again
+        (watch), as for :meth:`load`."""
         if (prune or destroy) and self.scope is None:
             raise errors.UsageError("--prune/--destroy need an ownership scope: add `scope: {namePrefix: ...}` "
                                     "to reconciler.yaml")
@@ -436,12 +437,17 @@ class Session:
             live = await fetch_live(client)
         resolved = await self.steps.resolve(client, manifests.desired)
         selection = manifests.selection
-        plan = plans.build_plan(
-            desired=resolved.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
-            max_delete_fraction=self.config.max_delete_fraction, selection=selection,
-            selected=select_documents(manifests.documents, resolved.desired, selection) if selection.active else None,
-            manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
-            origin=self.origin(), window=self.window())
+        # the plan is settled as the manifests are (Session.load): it stays as long as the command,
+        # and the collector's first pass after it would walk its actions and changes (2.5 million
+        # changes in a plan of 100,000 creates: 0.7 s) for nothing
+        with collector.settled() if settle else contextlib.nullcontext():
+            plan = plans.build_plan(
+                desired=resolved.desired, live=live, scope=self.scope, prune=prune, force=force, destroy=destroy,
+                max_delete_fraction=self.config.max_delete_fraction, selection=selection,
+                selected=select_documents(manifests.documents, resolved.desired, selection) if selection.active
+                else None,
+                manifest_names=[str((d.data.get("metadata") or {}).get("name")) for d in manifests.documents],
+                origin=self.origin(), window=self.window())
         plan = engine_refs.annotate(plan, resolved)
         plan = self.steps.judge(plan, documents=manifests.documents, desired=resolved.desired, live=live,
                                 removed=selection.changed.removed if selection.changed is not None else ())

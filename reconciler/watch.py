@@ -180,7 +180,7 @@ def observe(open_session: Callable[[], Session]) -> tuple[Observation, Session |
 
 async def _plan(session: Session, manifests: Manifests) -> Any:
     async with session.client() as client:
-        return await session.plan(client, manifests)
+        return await session.plan(client, manifests, settle=False)  # plans for hours: nothing frozen
 
 
 async def _apply(session: Session, plan: Any) -> tuple[list[str], bool]:

@@ -368,7 +368,7 @@ class Client:
     # -- definitions --------------------------------------------------------------------------
 
     async def iter_pages(self, *, search_name: str | None = None, page_size: int | None = None,
-                         prefetch: bool = False, retry: bool = True) -> AsyncIterator[Page]:
+                         prefetch: bool = False, retry: bool = True) -> AsyncIterator[ListedPage]:
         """Every page of definitions, following ``next`` links as given (absolute URLs): one GET
         per page, never more. ``retry=False``: one attempt per page (for a caller that is itself
         inside a retry loop).
@@ -400,7 +400,7 @@ class Client:
                 if link and prefetch:
                     pending = asyncio.ensure_future(get("GET", link))
                     await asyncio.sleep(0)  # let it reach the wire before the caller takes the CPU
-                yield Page(list(body.get("data") or []), strict=strict)
+                yield ListedPage(list(body.get("data") or []), strict=strict)
                 if not link:
                     return
                 if pending is not None:
@@ -591,7 +591,7 @@ def _page_body(response: httpx.Response) -> Any:
 
 
 def _decoded_page(response: httpx.Response) -> tuple[Any, bool]:
-    """:func:`_page_body`, and whether orjson decoded it (see :class:`Page`)."""
+    """:func:`_page_body`, and whether orjson decoded it (see :class:`ListedPage`)."""
     content = response.content
     if not _maybe_long_number(content):
         try:
@@ -601,7 +601,7 @@ def _decoded_page(response: httpx.Response) -> tuple[Any, bool]:
     return response.json(), False
 
 
-class Page(list[dict[str, Any]]):
+class ListedPage(list[dict[str, Any]]):
     """One page of definitions. ``strict``: orjson decoded it, so it holds only JSON's own values
     (no NaN or infinity, no integer past 64 bits) and orjson writes each item back to bytes that
     tell it apart from any other item (:mod:`reconciler.api.live_memo` keys items so)."""

@@ -4,7 +4,7 @@ that a plan lists an unchanged live definition without normalizing it again (iss
 
 Why it is safe: a row (id, name, hash, exact comparable form) is a pure function of the item the API
 answered, of this program and of the schemas. The key is a digest of the item as orjson writes it back, for
-items of pages orjson decoded only (:class:`reconciler.api.client.Page`: no NaN, infinity or huge
+items of pages orjson decoded only (:class:`reconciler.api.client.ListedPage`: no NaN, infinity or huge
 integer there, which orjson would write as another value), so different items never share a key;
 and the entry lives in the manifest cache (:class:`reconciler.specs.cache.DocumentCache`), whose
 context holds this program's and the schemas' digests: another version never reads it. The entry is
@@ -36,7 +36,7 @@ _VERSION: Final = 2
 
 
 def item_key(item: dict[str, Any]) -> str | None:
-    """The key of one item of a strict page (:class:`reconciler.api.client.Page`: decoded by orjson,
+    """The key of one item of a strict page (:class:`reconciler.api.client.ListedPage`: decoded by orjson,
     so written back by orjson to bytes no other item gives); None when orjson cannot write it."""
     try:
         raw = orjson.dumps(item)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.api.client import Client, Page
+from reconciler.api.client import Client, ListedPage
 from reconciler.api.forked import PackedLive, _listed, _row
 from reconciler.api.live_memo import LiveMemo, Row, item_key
 from reconciler.engine.exact import exact_form
@@ -117,7 +117,7 @@ def test_keys_tell_apart_values_json_equality_confuses() -> None:
 
 
 def test_pages_say_whether_orjson_decoded_them() -> None:
-    page = Page([{"a": 1}], strict=True)
+    page = ListedPage([{"a": 1}], strict=True)
     assert page == [{"a": 1}] and page.strict
 
 
