@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from reconciler.contract import cron, keys
 
-__all__ = ["TF_SPELLINGS", "live_schedule", "manifest_from_live", "manifest_name", "schedule_as_cron", "writable_job"]
+__all__ = ["TF_SPELLINGS", "copy_json", "live_schedule", "manifest_from_live", "manifest_name", "schedule_as_cron",
+           "writable_job"]
 
 # Terraform's provider spells some job-spec fields differently from the API.
 TF_SPELLINGS: Final = {"maxNGramExplanations": "maxNgramExplanations"}
@@ -82,7 +83,7 @@ def writable_job(job: Mapping[str, Any], *, drop: Mapping[str, str] | frozenset[
         key = TF_SPELLINGS.get(key, key)
         if key in read_only or value is None:
             continue
-        out[key] = _copy(value)
+        out[key] = copy_json(value)
     instance = out.get("predictionInstance")
     if isinstance(instance, dict):
         out["predictionInstance"] = {k: v for k, v in instance.items()
@@ -93,14 +94,14 @@ def writable_job(job: Mapping[str, Any], *, drop: Mapping[str, str] | frozenset[
 _ATOMS: Final = (str, int, float, bool, type(None))
 
 
-def _copy(value: Any) -> Any:
+def copy_json(value: Any) -> Any:
     """``copy.deepcopy`` for JSON data, 5x faster (no memo: a decoded body shares nothing); other
     values still go through ``deepcopy``. Every page of 1,000 definitions copies 1,000 job specs."""
     kind = type(value)
     if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
+        return {key: copy_json(item) for key, item in value.items()}
     if kind is list:
-        return [_copy(item) for item in value]
+        return [copy_json(item) for item in value]
     if kind in _ATOMS:
         return value
     return copy.deepcopy(value)

@@ -14,15 +14,14 @@ Comparable form, both sides::
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from reconciler.contract.export import copy_json, manifest_from_live
 from reconciler.contract.export import live_schedule as _schedule
-from reconciler.contract.export import manifest_from_live
 from reconciler.contract.export import writable_job as _writable
 from reconciler.engine.types import Desired, Live
 
@@ -97,7 +96,7 @@ def desired_from_manifest(manifest: Manifest, *, secret_roots: tuple[str, ...] =
 
     spec = manifest.spec
     name = manifest.definition_name
-    job = job_spec_defaults(copy.deepcopy(spec.batchPredictionJob))
+    job = job_spec_defaults(copy_json(spec.batchPredictionJob))  # deepcopy took half of this function
     schedule = spec.schedule.as_api() if spec.schedule is not None else None
     body: dict[str, Any] = {"name": name, "enabled": spec.enabled}
     if schedule is not None:
