@@ -51,8 +51,9 @@ ChangedSinceOpt = Annotated[str | None, typer.Option(
 
 
 CacheDirOpt = Annotated[Path | None, typer.Option(
-    "--cache-dir", metavar="DIR", help="Cache of validated manifest files (default: $RECONCILER_CACHE_DIR, else "
-    ".reconciler/cache beside reconciler.yaml); point CI's cache here.")]
+    "--cache-dir", metavar="DIR", help="Cache of validated manifest files and of the last listing of each "
+    "endpoint (default: $RECONCILER_CACHE_DIR, else .reconciler/cache beside reconciler.yaml); point CI's cache "
+    "here.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Load and validate every manifest file again, "
                                           "reading and writing no cache (also RECONCILER_NO_CACHE=1).")]
 
