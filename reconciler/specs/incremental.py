@@ -13,11 +13,12 @@ The cache only ever shortens the road to a valid set of manifests.
 
 Why workers: validating and deriving a manifest costs about 440 µs of CPU, reviving it from an
 entry about 60 µs. The files that miss the cache (all of them without one, ``--no-cache``) are
-validated in processes forked once every file's bytes are read (:func:`reconciler.cores.in_ranges`);
-each returns, per file, the entry the cache stores, encoded, and the parent revives it exactly as a
-hit. So the documents, warnings and derived values are the same whether a file was validated here,
-in a worker or on an earlier run, and without forking (few files, one core, other threads running)
-the same road is taken in this process.
+validated in processes forked once every file's bytes are read (:func:`reconciler.cores.in_ranges`;
+this process takes the first range): a worker returns, per file, the entry the cache stores,
+encoded, and this process revives it exactly as a hit. A file is the same whether it was validated
+here, in a worker or on an earlier run (the same documents, warnings and derived values), as hits
+and misses already were; without forking (few files, one core, other threads running) every file
+is validated here.
 """
 
 from __future__ import annotations
@@ -41,12 +42,16 @@ from reconciler.specs.files import read_limited
 from reconciler.specs.load import LoadedDocument, iter_manifest_files, load_bytes, max_file_bytes
 from reconciler.specs.validate import ValidationReport, duplicate_name_issues, validate_documents
 
-__all__ = ["FORK_MINIMUM", "Derivation", "Validated", "validate_with_cache"]
+__all__ = ["FORK_MINIMUM_BYTES", "Derivation", "Validated", "validate_with_cache"]
 
 _ENTRY_VERSION = 2
 
-# Files missing the cache are validated in forked workers from this many on. FORK_MINIMUM_PLACEHOLDER
-FORK_MINIMUM: Final = 48
+# Files missing the cache are validated in forked workers when they hold this many bytes (bytes,
+# not files: a file may hold one manifest or fifty). Forking and the first import of
+# multiprocessing cost 25-50 ms; measured on 2 shared cores with files of ten manifests (~4.5 KB,
+# ~450 bytes a manifest), one process / two: 16 files (75 KB) 58-106 / 78-87 ms, 32 files (147 KB)
+# 116-178 / 98-151 ms, 64 files (290 KB) 279-363 / 230-255 ms. From 128 KB (~290 manifests) on.
+FORK_MINIMUM_BYTES: Final = 128 * 1024
 
 # what a worker says of one file that missed the cache (with the entry's orjson bytes)
 _FAILED: Final = 0  # it has an error: the whole run is validated again without the cache
@@ -107,13 +112,13 @@ def validate_with_cache(paths: Iterable[str | os.PathLike[str]], *, targets: Map
                         target_name: str | None, overlays_root: Path | None,
                         secret_roots: Sequence[str | os.PathLike[str]] | None, cache_dir: Path | None,
                         derivation: Derivation | None = None, context: Any = None,
-                        fork_minimum: int = FORK_MINIMUM, workers: int | None = None) -> Validated:
+                        fork_minimum: int = FORK_MINIMUM_BYTES, workers: int | None = None) -> Validated:
     """What :func:`environments.validate_for` reports, through the cache in ``cache_dir`` (None:
     no cache: every file is validated as a miss, nothing is read or written).
 
     ``context``: plain data for the cache key beyond what this function adds (the target, its
-    variables, the overlays, the secret roots, the size limit). ``fork_minimum``: the files missing
-    the cache from which they are validated in forked workers; ``workers``: the processes in all
+    variables, the overlays, the secret roots, the size limit). ``fork_minimum``: the bytes of the files
+    missing the cache from which they are validated in forked workers; ``workers``: the processes in all
     (default: the cores this process may use)."""
     # Loading, validating and deriving allocate millions of small containers that stay alive;
     # the cyclic collector's full passes walk all of them again and again (at 100,000 manifests,
@@ -199,34 +204,49 @@ def _through_cache(paths: list[str | os.PathLike[str]], target: TargetConfig | N
         entry = keyed.get(key)
         ones.append(_revived(entry, path, data, derivation) if entry is not None else None)
     missed = [i for i, one in enumerate(ones) if one is None]
+    parent = os.getpid()
 
     def work(start: int, stop: int) -> list[tuple[int, bytes]]:
+        """Each file's state and, from a worker, its entry encoded; in this process (its own
+        range, or everything when it does not fork) the file is kept as validated, as before
+        workers: encoding and reviving it costs ~100 µs a manifest, and the entries' bytes (200 MB
+        at 100,000 manifests) would pile up here."""
         out = []
+        here = os.getpid() == parent
         for i in missed[start:stop]:
-            out.append(_miss(files[i], contents[i], keyed, keys[i] if keyed is not None else "", target, root,
-                             roots, derivation))
+            key = keys[i] if keyed is not None else ""
+            if here:
+                one = _validated(files[i], contents[i], target, root, roots, derivation)
+                state = _FAILED if one is None else _kept(one, keyed, key, derivation)
+                ones[i] = one
+                out.append((state, b""))
+            else:
+                out.append(_miss(files[i], contents[i], keyed, key, target, root, roots, derivation))
             if out[-1][0] == _FAILED:  # the run is validated again as a whole: the rest is not needed
                 break
         return out
 
-    results = cores.in_ranges(work, len(missed), minimum=fork_minimum, workers=workers)
+    size = sum(len(contents[i]) for i in missed)
+    results = cores.in_ranges(work, len(missed), minimum=1 if size >= fork_minimum else len(missed) + 1,
+                              workers=workers)
     if any(state == _FAILED for state, _ in results):
         return None
     assert len(results) == len(missed), "a range stops early only at a file with an error"
     stored = False
     for n, i in enumerate(missed):
         state, payload = results[n]
-        results[n] = (state, b"")  # each entry's bytes freed once revived: at 100,000 manifests, 200 MB
-        if state == _PLAIN:
-            one = _validated(files[i], contents[i], target, root, roots, derivation)
-            if one is not None and derivation is not None:
-                one.derived = [derivation.revive(made) for made in one.derived]
-        else:  # the same road as a hit: the entry revived
-            one = _revived(orjson.loads(payload), files[i], contents[i], derivation)
-            stored = stored or state == _STORED
-        if one is None:
-            return None
-        ones[i] = one
+        results[n] = (state, b"")  # each entry's bytes freed once revived
+        stored = stored or state == _STORED
+        if ones[i] is None:  # a worker's: the entry revived as a hit (or, not plain JSON, validated here)
+            if state == _PLAIN:
+                one = _validated(files[i], contents[i], target, root, roots, derivation)
+                if one is not None:
+                    _kept(one, None, "", derivation)
+            else:
+                one = _revived(orjson.loads(payload), files[i], contents[i], derivation)
+            if one is None:
+                return None
+            ones[i] = one
     documents: list[LoadedDocument] = []
     derived: list[Any] = []
     warnings: list[Issue] = []
@@ -251,10 +271,22 @@ def _through_cache(paths: list[str | os.PathLike[str]], target: TargetConfig | N
                      misses=keyed.misses if keyed else 0)
 
 
+def _kept(one: _File, keyed: DocumentCache | None, key: str, derivation: Derivation | None) -> int:
+    """A file validated in this process: stored (unless there is no cache or it names a secret
+    file), its derived values revived from plain data (the same road as a hit's)."""
+    state = _ENCODED
+    if keyed is not None and not any(_secret_file_refs(doc.data) for doc in one.docs):
+        keyed.put(key, _entry(one))
+        state = _STORED
+    if derivation is not None:
+        one.derived = [derivation.revive(made) for made in one.derived]
+    return state
+
+
 def _miss(path: Path, data: bytes, keyed: DocumentCache | None, key: str, target: TargetConfig | None,
           root: Path | None, roots: Sequence[str], derivation: Derivation | None) -> tuple[int, bytes]:
-    """A file that missed the cache validated (in a worker or here): its entry encoded, and stored
-    unless there is no cache or it names a secret file."""
+    """A file that missed the cache validated in a worker: its entry encoded, and stored unless
+    there is no cache or it names a secret file."""
     one = _validated(path, data, target, root, roots, derivation)
     if one is None:
         return _FAILED, b""
