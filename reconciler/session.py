@@ -55,6 +55,7 @@ from reconciler.api.client import (
 )
 from reconciler.api.forked import ForkedListing
 from reconciler.api.live import fetch_live
+from reconciler.api.live_memo import LiveMemo
 from reconciler.api.secrets import resolver
 from reconciler.contract import validators
 from reconciler.engine import apply as applying
@@ -190,15 +191,20 @@ def _desired_derivation(secret_roots: tuple[str, ...]) -> Derivation:
     def make(doc: LoadedDocument) -> dict[str, Any]:
         desired = desired_from_manifest(Manifest.from_document(doc), secret_roots=secret_roots)
         plain = {f.name: getattr(desired, f.name) for f in dataclasses.fields(Desired) if f.init}
-        # the comparable form's exact bytes, kept beside it: working them out again for every hit
-        # was an eighth of loading 100,000 manifests from the cache (orjson's output is UTF-8)
-        plain["exact"] = desired.exact.decode() if desired.exact is not None else None
+        # the comparable form as its exact bytes (UTF-8 text) in place of the form: the form is
+        # those bytes read back, and working the bytes out again for every hit was an eighth of
+        # loading 100,000 manifests from the cache (and the entry held the form twice)
+        if desired.exact is not None:
+            plain["exact"] = desired.exact.decode()
+            del plain["comparable"]
         return plain
 
     def revive(plain: dict[str, Any]) -> Desired:
         fields: dict[str, Any] = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in plain.items() if k != "exact"}
         exact = plain.get("exact")
-        return Desired(**fields, known_exact=exact.encode() if isinstance(exact, str) else None)
+        if not isinstance(exact, str):
+            return Desired(**fields)
+        return Desired.from_exact(exact.encode(), **fields)
 
     return Derivation(tag="desired", make=make, revive=revive)
 
@@ -413,8 +419,10 @@ class Session:
         # One attempt: a worker that fails for any reason leaves the listing to this process, with
         # the retries and their lines as without the worker (retrying in both doubled the wait and
         # printed every "retrying in" line twice when the endpoint was down).
+        cache_dir, endpoint = self.cache_dir(), self.connection.endpoint
+        memo = functools.partial(LiveMemo, cache_dir, endpoint) if cache_dir is not None and endpoint else None
         return ForkedListing.start(functools.partial(open_client, self.connection, concurrency=self.options.concurrency,
-                                                     retry=RetryPolicy(attempts=1)))
+                                                     retry=RetryPolicy(attempts=1)), memo)
 
     async def plan(self, client: Client, manifests: Manifests, *, prune: bool = False, force: bool = False,
                    destroy: bool = False, listed: ForkedListing | None = None) -> plans.Plan:

@@ -29,8 +29,9 @@ import orjson
 
 from reconciler.api import aio
 from reconciler.api.client import Client
+from reconciler.api.live_memo import LiveMemo, Row
 from reconciler.engine import collector
-from reconciler.engine.exact import exact_form
+from reconciler.engine.exact import exact_form, read_exact
 from reconciler.engine.normalize import live_from_api
 from reconciler.engine.types import Live
 
@@ -60,39 +61,61 @@ def unpack(packed: bytes) -> dict[str, Any]:
 
 class PackedLive(Live):
     """A live definition whose comparable form stays packed until read (then unpacked afresh each
-    time: planning reads it once or twice, and keeping it would hold the dictionaries again)."""
+    time: planning reads it once or twice, and keeping it would hold the dictionaries again). A
+    form packed as JSON is held as its exact bytes only (:attr:`exact`; ``packed`` is then None)."""
 
     __slots__ = ("packed",)
-    packed: bytes
+    packed: bytes | None
 
     def __init__(self, *, id: str, name: str, hash: str, packed: bytes) -> None:
-        object.__setattr__(self, "id", id)
+        json_form = packed[:1] == _ORJSON
+        self._set(id, name, hash, packed[1:] if json_form else None, None if json_form else packed)
+
+    @classmethod
+    def of_row(cls, row: Row) -> PackedLive:
+        """From a listed row (the form's exact bytes held as they came: no copy of 100,000 forms)."""
+        one = object.__new__(cls)
+        id_, name, hash_, form, json_form = row
+        one._set(id_, name, hash_, form if json_form else None, None if json_form else _PICKLE + form)
+        return one
+
+    def _set(self, id_: str, name: str, hash_: str, exact: bytes | None, packed: bytes | None) -> None:
+        object.__setattr__(self, "id", id_)
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "hash", hash)
+        object.__setattr__(self, "hash", hash_)
+        object.__setattr__(self, "exact", exact)  # planning compares these bytes without unpacking
         object.__setattr__(self, "packed", packed)
-        # the packed JSON is the form's exact bytes: planning compares them without unpacking
-        object.__setattr__(self, "exact", packed[1:] if packed[:1] == _ORJSON else None)
 
     @property  # type: ignore[override]  # Live is frozen: its comparable is read-only there too
     def comparable(self) -> dict[str, Any]:
+        if self.exact is not None:
+            return read_exact(self.exact)
+        assert self.packed is not None
         return unpack(self.packed)
 
     def unpacked(self) -> Live:
         return Live(id=self.id, name=self.name, comparable=self.comparable, hash=self.hash)
 
 
-async def _listed(client: Client, parent: int) -> list[tuple[str, str, str, bytes]]:
-    """What fetch_live lists, compact: (id, name, hash, packed comparable) per definition. Stops
-    when the parent is gone (killed: nobody would read the answer)."""
-    out: list[tuple[str, str, str, bytes]] = []
+def _row(item: dict[str, Any]) -> Row:
+    live = live_from_api(item)
+    if live.exact is not None:
+        return (live.id, live.name, live.hash, live.exact, True)
+    return (live.id, live.name, live.hash, pack(live.comparable)[1:], False)
+
+
+async def _listed(client: Client, parent: int, memo: LiveMemo | None) -> list[Row]:
+    """What fetch_live lists, compact: (id, name, hash, packed comparable) per definition, through
+    ``memo`` when given. Stops when the parent is gone (killed: nobody would read the answer)."""
+    out: list[Row] = []
     pages = client.iter_pages(prefetch=True)
     try:
         async for page in pages:
             if os.getppid() != parent:
                 raise SystemExit(1)
+            strict = page.strict
             for start, item in enumerate(page):
-                live = live_from_api(item)
-                out.append((live.id, live.name, live.hash, pack(live.comparable, live.exact)))
+                out.append(memo.row(item, _row, strict=strict) if memo is not None else _row(item))
                 if start % _SLICE == _SLICE - 1:
                     await asyncio.sleep(0)  # the next page's response is read meanwhile (as fetch_live does)
             del page
@@ -104,7 +127,8 @@ async def _listed(client: Client, parent: int) -> list[tuple[str, str, str, byte
 class ForkedListing:
     """A listing started in a child process (:meth:`start`); :meth:`take` its result in the parent.
 
-    ``open_client``: makes the client the child lists with (the same the command would use)."""
+    ``open_client``: makes the client the child lists with (the same the command would use);
+    ``open_memo``: makes the memo of rows it lists through (:mod:`reconciler.api.live_memo`), or None."""
 
     def __init__(self, pid: int, read_fd: int) -> None:
         self.pid = pid
@@ -112,7 +136,8 @@ class ForkedListing:
         self._done = False
 
     @classmethod
-    def start(cls, open_client: Callable[[], Any]) -> ForkedListing | None:
+    def start(cls, open_client: Callable[[], Any],
+              open_memo: Callable[[], LiveMemo] | None = None) -> ForkedListing | None:
         """Fork the listing; None where forking is not safe or possible (then list in-process)."""
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return None  # a fork copies locks held by other threads: never with a thread running
@@ -126,7 +151,7 @@ class ForkedListing:
             return None
         if pid == 0:  # the child: list, write the answer, leave without running the parent's cleanup
             os.close(read_fd)
-            _child(open_client, write_fd, parent)
+            _child(open_client, open_memo, write_fd, parent)
         os.close(write_fd)
         return cls(pid, read_fd)
 
@@ -135,17 +160,22 @@ class ForkedListing:
         if self._done:
             return None
         self._done = True
-        rows: list[tuple[str, str, str, bytes]] | None = None
+        rows: list[Row] | None = None
         try:  # unpickled straight from the pipe: the answer (70 MB at 100,000) is never held whole
             with open(self._read_fd, "rb", closefd=True) as answer:
                 rows = pickle.load(answer)
         except Exception:  # the child failed (no answer) or the answer is truncated or damaged
             rows = None
-        _, status = os.waitpid(self.pid, 0)
-        if rows is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        if rows is None:
+            _reap(self.pid, wait=True)
             return None
+        # A whole answer (a pickle ends with its own stop mark): the child may still be keeping its
+        # memo of rows; it is reaped when done (by the next listing, or it outlives this process).
+        _UNREAPED.add(self.pid)
+        for pid in tuple(_UNREAPED):
+            _reap(pid, wait=False)
         with collector.paused():  # 100,000 small objects, all acyclic
-            return [PackedLive(id=i, name=n, hash=h, packed=p) for i, n, h, p in rows]
+            return [PackedLive.of_row(row) for row in rows]
 
     def close(self) -> None:
         """End the child if its answer was not taken (the command failed before planning)."""
@@ -156,23 +186,41 @@ class ForkedListing:
             os.close(self._read_fd)
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.waitpid(self.pid, 0)
+        _reap(self.pid, wait=True)
 
 
-def _child(open_client: Callable[[], Any], write_fd: int, parent: int) -> None:
+# children whose answer was taken while they kept their memo (reaped without waiting, later)
+_UNREAPED: set[int] = set()
+
+
+def _reap(pid: int, *, wait: bool) -> None:
+    try:
+        done, _ = os.waitpid(pid, 0 if wait else os.WNOHANG)
+    except ChildProcessError:  # reaped already
+        done = pid
+    if done == pid:
+        _UNREAPED.discard(pid)
+
+
+def _child(open_client: Callable[[], Any], open_memo: Callable[[], LiveMemo] | None, write_fd: int,
+           parent: int) -> None:
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C in the parent ends the child at once
 
-        async def listing() -> list[tuple[str, str, str, bytes]]:
+        async def listing() -> tuple[list[Row], LiveMemo | None]:
             async with open_client() as client:
                 with collector.paused():
-                    return await _listed(client, parent)
+                    memo = open_memo() if open_memo is not None else None  # read while the first page comes
+                    return await _listed(client, parent, memo), memo
 
-        rows = aio.run(listing())  # not asyncio.run: it would repr the 100,000 rows twice
+        rows, memo = aio.run(listing())  # not asyncio.run: it would repr the 100,000 rows twice
         with open(write_fd, "wb", closefd=False) as answer:  # written as it is pickled: no second copy
             pickle.dump(rows, answer, protocol=pickle.HIGHEST_PROTOCOL)
+        os.close(write_fd)  # the parent has its whole answer now; the memo is kept meanwhile
+        if memo is not None:
+            with collector.paused():
+                memo.save()
         code = 0
     except BaseException:  # the parent lists again in-process and reports the error itself
         code = 1

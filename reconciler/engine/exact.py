@@ -10,6 +10,8 @@ reading them back gives an equal value of the same types (``==`` of the round tr
 C: a tuple comes back as a list, NaN and infinities as None, and subclasses, datetimes and
 integers past 64 bits are refused). So equal bytes mean values :func:`reconciler.engine.diff.diff`
 finds no difference between; ``1`` and ``1.0`` have different bytes and are left to the diff.
+(One thing ``==`` forgives goes through: orjson writes an enum member as its value. Comparable
+forms are decoded JSON and YAML and the schema's defaults, which hold no enum.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["exact_form"]
+__all__ = ["exact_form", "read_exact"]
 
 _OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
@@ -30,3 +32,9 @@ def exact_form(value: Any) -> bytes | None:
     except TypeError:
         return None
     return blob if orjson.loads(blob) == value else None
+
+
+def read_exact(exact: bytes) -> dict[str, Any]:
+    """The form whose exact bytes ``exact`` are (a comparable form is a mapping)."""
+    form: dict[str, Any] = orjson.loads(exact)
+    return form

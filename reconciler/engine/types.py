@@ -8,10 +8,10 @@ below the engine in the layers) and re-exported here.
 
 from __future__ import annotations
 
-from dataclasses import InitVar, dataclass, field
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
-from reconciler.engine.exact import exact_form
+from reconciler.engine.exact import exact_form, read_exact
 from reconciler.specs.scope import Scope
 
 __all__ = ["Desired", "Live", "Resolved", "Scope"]
@@ -34,15 +34,37 @@ class Desired:
     secret_roots: tuple[str, ...] = ()
     ignore_changes: tuple[str, ...] = ()  # comparable paths never diffed nor sent on update (engine.ignore)
     suspend: bool = False  # out of reconciliation: nothing is written for it
-    # ``comparable`` as canonical bytes (engine.exact), worked out from it whenever one is made. Not
-    # a field to pass: ``known_exact`` gives the bytes already worked out for this very comparable
-    # (the manifest cache keeps them); an InitVar, so dataclasses.replace never carries them over
-    # to another comparable: they are worked out again.
+    # ``comparable`` as canonical bytes (engine.exact), worked out from it whenever one is made
+    # (dataclasses.replace too: never passed, so never carried over to another comparable)
     exact: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    known_exact: InitVar[bytes | None] = None
 
-    def __post_init__(self, known_exact: bytes | None) -> None:
-        object.__setattr__(self, "exact", known_exact if known_exact is not None else exact_form(self.comparable))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exact", exact_form(self.comparable))
+
+    @classmethod
+    def from_exact(cls, exact: bytes, **fields: Any) -> Desired:
+        """A Desired whose comparable form is read from its exact bytes when first used (the
+        manifest cache keeps the bytes): a plan with no changes compares bytes only, so 100,000
+        forms are never decoded or held. ``fields``: every other field but ``comparable``."""
+        self = object.__new__(cls)
+        for one in _DESIRED_FIELDS:
+            value = fields.get(one.name, one.default)
+            if value is MISSING:
+                raise TypeError(f"Desired.from_exact() needs {one.name}")
+            object.__setattr__(self, one.name, value)
+        object.__setattr__(self, "exact", exact)
+        return self
+
+    if not TYPE_CHECKING:  # (only the unset slot of from_exact's ``comparable`` reaches here)
+        def __getattr__(self, name: str) -> Any:
+            if name != "comparable":
+                raise AttributeError(name)
+            form = read_exact(object.__getattribute__(self, "exact"))
+            object.__setattr__(self, "comparable", form)
+            return form
+
+
+_DESIRED_FIELDS = tuple(f for f in fields(Desired) if f.init and f.name != "comparable")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)  # held once per definition: no __dict__ each

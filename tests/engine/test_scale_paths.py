@@ -132,7 +132,8 @@ def test_the_long_number_check_is_the_one_pattern_it_replaced() -> None:
     """The two-part search answers as rb"(?:^|[:\\[,])\\s*-?[0-9]{19}" does, on texts built to sit at
     its edges (the start, signs, spaces, runs of 18, 19 and 24 digits inside and outside strings)."""
     whole = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19}")
-    parts = [b":", b"[", b",", b" ", b"\n\t", b"-", b"\"", b"a", b"0" * 18, b"1" * 19, b"7" * 24, b"{", b"- "]
+    parts = [b":", b"[", b",", b" ", b"\n\t", b"-", b"\"", b"a", b"0" * 18, b"1" * 19, b"7" * 24, b"{", b"- ",
+             b"\r", b"\x0b", b"\x0c", b"\xb2", b"9"]
     rng = random.Random(16)
     for _ in range(20_000):
         text = b"".join(rng.choice(parts) for _ in range(rng.randint(0, 6)))
