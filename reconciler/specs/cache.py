@@ -124,6 +124,11 @@ class DocumentCache:
             payload = orjson.dumps(value)
         except TypeError:  # not plain JSON data (orjson.JSONEncodeError): not cached
             return
+        self.put_encoded(key, payload)
+
+    def put_encoded(self, key: str, payload: bytes) -> None:
+        """Store a value already encoded as :meth:`put` encodes it (``orjson.dumps(value)``): a
+        forked worker encodes what it validated once, for the cache and for its parent alike."""
         blob = _MAGIC + hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
         path = self._path(key)
         try:
