@@ -54,7 +54,7 @@ def test_desired_and_live_hold_the_bytes_of_their_own_form() -> None:
     assert kept == Desired(name="demo-a", body={"x": 1}, comparable={"a": 1, "b": [True]}, source="a.yaml:1")
     assert dataclasses.replace(kept, comparable={"a": 2}).exact == b'{"a":2}'
     assert dataclasses.replace(kept, suspend=True).comparable == {"a": 1, "b": [True]}
-    with pytest.raises(TypeError, match="needs body"):
+    with pytest.raises(TypeError, match="body"):
         Desired.from_exact(b"{}", name="demo-a")
     with pytest.raises(AttributeError):
         kept.typo  # type: ignore[attr-defined]  # noqa: B018
