@@ -15,8 +15,8 @@ import pytest
 
 from reconciler.specs import environments
 from reconciler.specs.incremental import Derivation, Validated, validate_with_cache
+from tests.specs.test_cache import manifest as cache_manifest
 
-DEPLOYMENT = "5dc5b1015e6e762a6241f9aa"
 CONFIG = """\
 apiVersion: reconciler.io/v1alpha1
 kind: Project
@@ -29,20 +29,8 @@ PER_FILE = 10
 
 
 def manifest(name: str, *, cron: str = "0 2 * * 1-5", extra: str = "") -> str:
-    return textwrap.dedent(f"""\
-        apiVersion: reconciler.io/v1alpha1
-        kind: BatchPredictionJobDefinition
-        metadata:
-          name: {name}
-        spec:
-          enabled: true
-          schedule: {{cron: "{cron}"}}
-          batchPredictionJob:
-            deploymentId: {DEPLOYMENT}
-            numConcurrent: ${{CONCURRENCY}}
-            intakeSettings: {{type: s3, url: "s3://${{BUCKET}}/in/{name}.csv"}}
-            outputSettings: {{type: s3, url: "s3://${{BUCKET}}/out/{name}/"}}
-        """) + extra
+    """test_cache's manifest, each reading its own intake file."""
+    return cache_manifest(name, url=f"s3://${{BUCKET}}/in/{name}.csv", cron=cron, extra=extra)
 
 
 @pytest.fixture
