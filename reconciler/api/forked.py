@@ -101,7 +101,7 @@ def _row(item: dict[str, Any]) -> Row:
     live = live_from_api(item)
     if live.exact is not None:
         return (live.id, live.name, live.hash, live.exact, True)
-    return (live.id, live.name, live.hash, pack(live.comparable)[1:], False)
+    return (live.id, live.name, live.hash, pickle.dumps(live.comparable, protocol=pickle.HIGHEST_PROTOCOL), False)
 
 
 async def _listed(client: Client, parent: int, memo: LiveMemo | None) -> list[Row]:

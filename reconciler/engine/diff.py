@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from reconciler.engine.exact import EXACT_OPTIONS
+
 __all__ = ["Change", "Op", "diff", "same"]
 
 
@@ -70,7 +72,6 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any], *, prefix: str = "") ->
     return tuple(out)
 
 
-_EXACT_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 _path = operator.itemgetter(0)
@@ -100,7 +101,7 @@ def _surely_same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     if old != new:
         return False
     try:
-        return orjson.dumps(old, option=_EXACT_JSON) == orjson.dumps(new, option=_EXACT_JSON)
+        return orjson.dumps(old, option=EXACT_OPTIONS) == orjson.dumps(new, option=EXACT_OPTIONS)
     except TypeError:
         return False
 

@@ -20,15 +20,15 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["exact_form", "read_exact"]
+__all__ = ["EXACT_OPTIONS", "exact_form", "read_exact"]
 
-_OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
+EXACT_OPTIONS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def exact_form(value: Any) -> bytes | None:
     """``value`` as canonical JSON bytes when they give it back exactly; None otherwise."""
     try:
-        blob = orjson.dumps(value, option=_OPTIONS)
+        blob = orjson.dumps(value, option=EXACT_OPTIONS)
     except TypeError:
         return None
     return blob if orjson.loads(blob) == value else None

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.api.client import Client, _maybe_long_number, _page_body
+from reconciler.api.client import Client, _decoded_page, _maybe_long_number
 from reconciler.api.live import fetch_live
 from reconciler.contract import defaults
 from reconciler.contract.export import writable_job
@@ -123,9 +123,9 @@ def test_a_page_orjson_refuses_is_decoded_as_response_json_does() -> None:
                     b'12345678901234567890123',
                     '{"data": ["é"]}'.encode("utf-16")):
         response = httpx.Response(200, content=content, headers={"content-type": "application/json"})
-        assert repr(_page_body(response)) == repr(response.json())
+        assert repr(_decoded_page(response)) == repr((response.json(), False))
     plain = httpx.Response(200, content=b'{"data": [{"a": 1.5, "b": "\\u00e9"}], "next": "x"}')
-    assert _page_body(plain) == plain.json()
+    assert _decoded_page(plain) == (plain.json(), True)
 
 
 def test_the_long_number_check_is_the_one_pattern_it_replaced() -> None:
