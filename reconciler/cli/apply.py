@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from reconciler.cli import options as o
+from reconciler.cli import prompt
 from reconciler.cli.console import (
     EXIT_ERROR,
     EXIT_OK,
@@ -32,28 +30,12 @@ from reconciler.session import Manifests, Options, Session, require_paths, run
 
 __all__ = ["register"]
 
-# a prompt raises typer's Abort (its own copy of click) or click's, by typer's version
-_ABORT = (typer.Abort, click.exceptions.Abort)
-
-
 def _approved(question: str) -> bool:
     """Ask on the terminal; only `yes` approves. Ctrl-C or Ctrl-D at the prompt is a no.
 
-    The prompt blocks inside ``asyncio.run``, whose SIGINT handler only cancels the main task, and
-    that task cannot run while ``input()`` blocks: Ctrl-C would be swallowed and the prompt would
-    hang. Python's own handler is put back for the prompt, so Ctrl-C interrupts it."""
-    restore = None
-    if threading.current_thread() is threading.main_thread():
-        restore = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        answer = typer.prompt(question, default="", show_default=False)
-    except _ABORT:  # click turns Ctrl-C and Ctrl-D at a prompt into Abort
-        sys.stderr.write("\n")
-        return False
-    finally:
-        if restore is not None:
-            signal.signal(signal.SIGINT, restore)
-    return str(answer).strip() == "yes"
+    The prompt blocks inside ``asyncio.run``, whose SIGINT handler only cancels the main task, which
+    cannot run while the prompt blocks; ``prompt.ask`` takes SIGINT for itself while it waits."""
+    return prompt.ask(question + ":") == "yes"
 
 
 def _split_apply_args(args: Sequence[Path]) -> tuple[Path | None, list[Path]]:
