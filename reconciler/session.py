@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
+import orjson
 
 from reconciler import errors
 from reconciler.api import aio
@@ -193,18 +194,29 @@ def _desired_derivation(secret_roots: tuple[str, ...]) -> Derivation:
         plain = {f.name: getattr(desired, f.name) for f in dataclasses.fields(Desired) if f.init}
         # the comparable form as its exact bytes (UTF-8 text) in place of the form: the form is
         # those bytes read back, and working the bytes out again for every hit was an eighth of
-        # loading 100,000 manifests from the cache (and the entry held the form twice)
+        # loading 100,000 manifests from the cache (and the entry held the form twice); the body
+        # likewise as JSON text, read when first used (a plan with no changes never reads it)
         if desired.exact is not None:
             plain["exact"] = desired.exact.decode()
             del plain["comparable"]
+            with contextlib.suppress(TypeError):  # not JSON data: kept as is (then not cached at all)
+                plain["body"] = orjson.dumps(desired.body).decode()
         return plain
 
     def revive(plain: dict[str, Any]) -> Desired:
-        fields: dict[str, Any] = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in plain.items() if k != "exact"}
         exact = plain.get("exact")
         if not isinstance(exact, str):
-            return Desired(**fields)
-        return Desired.from_exact(exact.encode(), **fields)
+            kept: dict[str, Any] = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in plain.items()}
+            return Desired(**kept)
+        fields = dict(plain)
+        del fields["exact"]
+        for name in _TUPLE_FIELDS:
+            if name in fields:
+                fields[name] = tuple(fields[name])
+        body = fields.pop("body")
+        if isinstance(body, str):
+            return Desired.from_exact(exact.encode(), body.encode(), **fields)
+        return Desired.from_exact(exact.encode(), body=body, **fields)
 
     return Derivation(tag="desired", make=make, revive=revive)
 

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import contextlib
 import email.utils
+import hashlib
 import ipaddress
 import logging
 import os
@@ -47,9 +48,11 @@ __all__ = [
     "LOCAL_DB_URL",
     "Client",
     "Connection",
+    "ListedPage",
     "RetryPolicy",
     "check_endpoint",
     "open_client",
+    "page_digest",
     "parse_retry_after",
     "resolve_connection",
 ]
@@ -368,7 +371,8 @@ class Client:
     # -- definitions --------------------------------------------------------------------------
 
     async def iter_pages(self, *, search_name: str | None = None, page_size: int | None = None,
-                         prefetch: bool = False, retry: bool = True) -> AsyncIterator[ListedPage]:
+                         prefetch: bool = False, retry: bool = True,
+                         known: Mapping[str, str | None] | None = None) -> AsyncIterator[ListedPage]:
         """Every page of definitions, following ``next`` links as given (absolute URLs): one GET
         per page, never more. ``retry=False``: one attempt per page (for a caller that is itself
         inside a retry loop).
@@ -376,7 +380,13 @@ class Client:
         ``prefetch``: the request for page n+1 is sent before page n is handed over, so the
         server works (and the network waits) while the caller normalizes page n; a caller that
         stops early must ``aclose()`` the iterator. A server that refuses the page size (400/422
-        on the first page) is asked again with :data:`FALLBACK_PAGE_SIZE`."""
+        on the first page) is asked again with :data:`FALLBACK_PAGE_SIZE`.
+
+        ``known``: pages seen before, by :func:`page_digest` of their bytes, with the ``next`` link
+        each held. A page whose bytes are known is not decoded: it is handed over empty with its
+        ``digest`` (the caller has what it held) and the remembered link is followed (checked as
+        any). The same bytes decode to the same page, so nothing is taken on trust but the caller's
+        own record (:mod:`reconciler.api.live_memo`)."""
         get = self.request if retry else self._send
         size = page_size or self.page_size
         params: dict[str, Any] = {"offset": 0, "limit": size}
@@ -393,14 +403,20 @@ class Client:
         pending: asyncio.Task[httpx.Response] | None = None
         try:
             while True:
-                body, strict = _decoded_page(response)
-                link = body.get("next")
+                digest = page_digest(response.content) if known is not None else None
+                if digest is not None and known is not None and digest in known:
+                    link = known[digest]
+                    page = ListedPage([], strict=True, digest=digest, link=link, known=True)
+                else:
+                    body, strict = _decoded_page(response)
+                    link = body.get("next")
+                    page = ListedPage(list(body.get("data") or []), strict=strict, digest=digest, link=link)
                 if link and urlsplit(link)[:2] != self._origin:
                     raise errors.APIError(f"refusing to follow a next link to another origin: {urlsplit(link).netloc}")
                 if link and prefetch:
                     pending = asyncio.ensure_future(get("GET", link))
                     await asyncio.sleep(0)  # let it reach the wire before the caller takes the CPU
-                yield ListedPage(list(body.get("data") or []), strict=strict)
+                yield page
                 if not link:
                     return
                 if pending is not None:
@@ -600,10 +616,22 @@ def _decoded_page(response: httpx.Response) -> tuple[Any, bool]:
 class ListedPage(list[dict[str, Any]]):
     """One page of definitions. ``strict``: orjson decoded it, so it holds only JSON's own values
     (no NaN or infinity, no integer past 64 bits) and orjson writes each item back to bytes that
-    tell it apart from any other item (:mod:`reconciler.api.live_memo` keys items so)."""
+    tell it apart from any other item (:mod:`reconciler.api.live_memo` keys items so).
+    ``digest``: :func:`page_digest` of its bytes, when asked for (``iter_pages(known=...)``);
+    ``known``: those bytes were known, so the page was not decoded and is empty here. ``link``: the
+    page's ``next`` link (None on the last page)."""
 
-    __slots__ = ("strict",)
+    __slots__ = ("digest", "known", "link", "strict")
 
-    def __init__(self, items: list[dict[str, Any]], *, strict: bool) -> None:
+    def __init__(self, items: list[dict[str, Any]], *, strict: bool, digest: str | None = None,
+                 link: str | None = None, known: bool = False) -> None:
         super().__init__(items)
         self.strict = strict
+        self.digest = digest
+        self.link = link
+        self.known = known
+
+
+def page_digest(content: bytes) -> str:
+    """A page's bytes as a key: a different page never shares it (blake2b, 128 bits)."""
+    return hashlib.blake2b(content, digest_size=16).hexdigest()

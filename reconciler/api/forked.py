@@ -108,16 +108,23 @@ async def _listed(client: Client, parent: int, memo: LiveMemo | None) -> list[Ro
     """What fetch_live lists, compact: (id, name, hash, packed comparable) per definition, through
     ``memo`` when given. Stops when the parent is gone (killed: nobody would read the answer)."""
     out: list[Row] = []
-    pages = client.iter_pages(prefetch=True)
+    pages = client.iter_pages(prefetch=True, known=memo.known if memo is not None else None)
     try:
         async for page in pages:
             if os.getppid() != parent:
                 raise SystemExit(1)
+            if memo is not None and page.known:  # the same bytes as a page of the last listing
+                out.extend(memo.recalled(page))
+                continue
             strict = page.strict
+            if memo is not None:
+                memo.start_page()
             for start, item in enumerate(page):
                 out.append(memo.row(item, _row, strict=strict) if memo is not None else _row(item))
                 if start % _SLICE == _SLICE - 1:
                     await asyncio.sleep(0)  # the next page's response is read meanwhile (as fetch_live does)
+            if memo is not None:
+                memo.end_page(page)
             del page
     finally:
         await pages.aclose()  # type: ignore[attr-defined]

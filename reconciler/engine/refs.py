@@ -43,8 +43,11 @@ class ResolvedRun:
 def kinds_wanted(desired: Sequence[Desired]) -> set[str]:
     """The kinds some manifest references (only those are listed)."""
     fields = ref_fields()
+    keys = tuple(f.ref for declared in fields.values() for f in declared)
     wanted: set[str] = set()
     for item in desired:
+        if not item.may_hold(keys):  # decided without decoding the body
+            continue
         for place, declared in fields.items():
             node = item.body if not place else item.body.get(place)
             if isinstance(node, Mapping):

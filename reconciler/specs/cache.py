@@ -27,6 +27,7 @@ import hashlib
 import os
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -40,8 +41,11 @@ CACHE_DIR_ENV: Final = "RECONCILER_CACHE_DIR"
 NO_CACHE_ENV: Final = "RECONCILER_NO_CACHE"
 MAX_BYTES_ENV: Final = "RECONCILER_CACHE_MAX_BYTES"
 DEFAULT_MAX_BYTES: Final = 512 * 1024 * 1024
-_MAGIC: Final = b"RCC1"
-_SUM: Final = 16  # bytes of blake2b over the payload, after the magic
+_MAGIC: Final = b"RCC2"
+# CRC-32 of the payload, after the magic: it guards against corruption (a torn or flipped entry),
+# not forgery (whoever can write the cache can write the manifests); blake2b took 0.3 s of the warm
+# plan of 100,000 manifests (200 MB of entries), CRC-32 takes 0.06 s
+_SUM: Final = 4
 _TOUCH_AFTER_S: Final = 3600.0  # an entry read is marked recent at most once an hour (eviction is by age)
 _STALE_TEMP_S: Final = 3600.0
 
@@ -129,7 +133,7 @@ class DocumentCache:
     def put_encoded(self, key: str, payload: bytes) -> None:
         """Store a value already encoded as :meth:`put` encodes it (``orjson.dumps(value)``): a
         forked worker encodes what it validated once, for the cache and for its parent alike."""
-        blob = _MAGIC + hashlib.blake2b(payload, digest_size=_SUM).digest() + payload
+        blob = _MAGIC + zlib.crc32(payload).to_bytes(_SUM, "big") + payload
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +198,7 @@ def _decode(raw: bytes) -> Any | None:
     if len(raw) < head or raw[:len(_MAGIC)] != _MAGIC:
         return None
     payload = raw[head:]
-    if hashlib.blake2b(payload, digest_size=_SUM).digest() != raw[len(_MAGIC):head]:
+    if zlib.crc32(payload).to_bytes(_SUM, "big") != raw[len(_MAGIC):head]:
         return None
     try:
         return orjson.loads(payload)

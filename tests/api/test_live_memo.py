@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from reconciler.api.client import Client, ListedPage
+from reconciler.api.errors import APIError
 from reconciler.api.forked import PackedLive, _listed, _row
 from reconciler.api.live_memo import LiveMemo, Row, item_key
 from reconciler.engine.exact import exact_form
@@ -52,6 +54,7 @@ def test_a_warm_listing_takes_every_row_from_the_memo_and_a_changed_one_is_made_
 
         warm = LiveMemo(tmp_path, server.api_url)
         assert _rows(server, warm) == plain and warm.hits == 20  # every row from the memo, the same rows
+        assert warm.pages_recalled == 3  # 7 + 7 + 6: every page known by its bytes, none decoded
 
         async def edit() -> None:
             async with Client(endpoint=server.api_url, check_scheme=False) as client:
@@ -63,9 +66,12 @@ def test_a_warm_listing_takes_every_row_from_the_memo_and_a_changed_one_is_made_
         assert now != plain and len(now) == 19
         after = LiveMemo(tmp_path, server.api_url)
         assert _rows(server, after) == now and after.hits == 18  # the edited one normalized again
+        assert after.pages_recalled == 0  # every page changed (an edit in the first, a row moved up in the rest)
         after.save()
         again = LiveMemo(tmp_path, server.api_url)
-        assert _rows(server, again) == now and again.hits == 19
+        assert _rows(server, again) == now and again.hits == 19 and again.pages_recalled == 3
+        again.save()  # nothing changed: not written again
+        assert again._cache.written == 0
 
 
 def test_a_damaged_or_foreign_memo_is_an_empty_one(tmp_path: Path) -> None:
@@ -85,6 +91,36 @@ def test_a_damaged_or_foreign_memo_is_an_empty_one(tmp_path: Path) -> None:
         foreign = LiveMemo(tmp_path, server.api_url)
         foreign._cache.put(foreign._key, {"rows": [["k", 1]]})  # a checksummed entry of another shape
         assert _rows(server, LiveMemo(tmp_path, server.api_url)) == plain
+
+        whole = LiveMemo(tmp_path, server.api_url)
+        _rows(server, whole)
+        whole.save()
+        kept = whole._cache.get(whole._key)
+        assert kept is not None and len(kept["pages"]) == 1
+        for bad in ([kept["pages"][0][0], None, 0, 6], [kept["pages"][0][0], None, -1, 2],
+                    [kept["pages"][0][0], 7, 0, 5], [kept["pages"][0][0], None, 0, 5.0]):
+            whole._cache.put(whole._key, {"rows": kept["rows"], "pages": [bad]})  # a range past the rows, ...
+            odd = LiveMemo(tmp_path, server.api_url)
+            assert _rows(server, odd) == plain and odd.hits == 0 and odd.pages_recalled == 0
+
+
+def test_a_known_page_follows_its_remembered_link_and_that_link_is_checked_as_any(tmp_path: Path) -> None:
+    with LocalServer(separate_process=True) as server:
+        _seed(server, 5)
+
+        async def pages(known: dict[str, str | None]) -> list[ListedPage]:
+            async with Client(endpoint=server.api_url, page_size=2, check_scheme=False) as client:
+                return [page async for page in client.iter_pages(known=known)]
+
+        first = asyncio.run(pages({}))
+        assert [len(p) for p in first] == [2, 2, 1] and all(p.digest and not p.known for p in first)
+        assert [p.link is None for p in first] == [False, False, True]
+        same = asyncio.run(pages({first[1].digest: first[1].link}))  # type: ignore[dict-item]
+        assert [(len(p), p.known) for p in same] == [(2, False), (0, True), (1, False)]
+        assert [p.digest for p in same] == [p.digest for p in first]
+        elsewhere = {first[0].digest: "http://203.0.113.9/api/v2/batchPredictionJobDefinitions/?offset=2"}
+        with pytest.raises(APIError, match="refusing to follow a next link to another origin"):
+            asyncio.run(pages(elsewhere))  # type: ignore[arg-type]
 
 
 def test_items_of_a_page_orjson_did_not_decode_are_never_kept(tmp_path: Path) -> None:
