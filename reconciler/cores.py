@@ -90,6 +90,14 @@ def _bounds(count: int, parts: int) -> list[tuple[int, int]]:
     return out
 
 
+def can_fork() -> bool:
+    """Whether this process may fork a worker now: a platform with ``fork``, and no other thread
+    running (a fork copies the locks other threads hold, and nothing would release them). The one
+    test for every fork of this program (:func:`in_ranges`, the listing worker of
+    :mod:`reconciler.api.forked`)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 def in_ranges(work: Callable[[int, int], list[T]], count: int, *, minimum: int = MINIMUM,
               workers: int | None = None) -> list[T]:
     """``work(0, count)``, computed as ``work(start, stop)`` over contiguous ranges in forked
@@ -98,7 +106,7 @@ def in_ranges(work: Callable[[int, int], list[T]], count: int, *, minimum: int =
     ``workers``: the processes in all (default: :func:`cores`)."""
     global _WORK
     parts = min(workers or cores(), count)
-    if count < minimum or parts < 2 or threading.active_count() > 1 or _WORK is not None:
+    if count < minimum or parts < 2 or not can_fork() or _WORK is not None:
         return work(0, count)
     # imported here: 25 ms that a command judging few manifests (or none) does not spend
     import multiprocessing

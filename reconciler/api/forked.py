@@ -21,12 +21,12 @@ import contextlib
 import os
 import pickle
 import signal
-import threading
 from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
 
+from reconciler import cores
 from reconciler.api import aio
 from reconciler.api.client import Client
 from reconciler.api.live_memo import LiveMemo, Row
@@ -146,8 +146,8 @@ class ForkedListing:
     def start(cls, open_client: Callable[[], Any],
               open_memo: Callable[[], LiveMemo] | None = None) -> ForkedListing | None:
         """Fork the listing; None where forking is not safe or possible (then list in-process)."""
-        if not hasattr(os, "fork") or threading.active_count() > 1:
-            return None  # a fork copies locks held by other threads: never with a thread running
+        if not cores.can_fork():
+            return None
         parent = os.getpid()
         read_fd, write_fd = os.pipe()
         try:

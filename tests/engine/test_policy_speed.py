@@ -173,7 +173,11 @@ def test_a_process_running_other_threads_is_not_forked() -> None:
     other = threading.Thread(target=release.wait)
     other.start()
     try:
+        assert not cores.can_fork()  # the one test every fork of the program goes through
         assert {pid for _, pid in cores.in_ranges(_pids, 10, minimum=1, workers=2)} == {os.getpid()}
+        from reconciler.api.forked import ForkedListing
+
+        assert ForkedListing.start(lambda: None) is None  # the listing is not forked either: listed here
     finally:
         release.set()
         other.join()
