@@ -304,7 +304,8 @@ class Session:
     @functools.cached_property
     def steps(self) -> Steps:
         """What manifests go through between loading and writing: references, ignore rules, policies."""
-        return Steps(rules=Rules(self.policies, self.policy_target), ignore=self.controls.ignore)
+        rules = self.rules if self.rules is not None else Rules(self.policies, self.policy_target)
+        return Steps(rules=rules, ignore=self.controls.ignore)
 
     def cache_dir(self) -> Path | None:
         """Where validated manifest files are cached; None with --no-cache or RECONCILER_NO_CACHE=1."""
