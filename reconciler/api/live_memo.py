@@ -37,7 +37,7 @@ from reconciler.specs.cache import DocumentCache
 __all__ = ["LiveMemo", "Row"]
 
 # id, name, hash, the comparable form as bytes, and whether those are its exact JSON bytes
-# (reconciler.engine.exact; else a pickle, reconciler.api.forked.pack)
+# (reconciler.engine.exact; else a pickle of the form, reconciler.api.forked._row)
 Row = tuple[str, str, str, bytes, bool]
 _VERSION: Final = 3
 

@@ -69,7 +69,7 @@ def ask(question: str) -> str | None:
                 sys.stdout.write("\n")
                 return None
             end = chunk.find(b"\n")
-            if len(line) < _MOST:
-                line += chunk[:_MOST - len(line)] if end < 0 else chunk[:min(end, _MOST - len(line))]
+            line += chunk if end < 0 else chunk[:end]
+            del line[_MOST:]
             if end >= 0:
                 return line.decode(errors="replace").strip()

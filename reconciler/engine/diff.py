@@ -72,8 +72,6 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any], *, prefix: str = "") ->
     return tuple(out)
 
 
-
-
 _path = operator.itemgetter(0)
 # The same few dozen paths recur in every definition: one string each, not one per change (a
 # plan of 100,000 creates holds 2.5 million changes). Bounded: past the limit, paths are built.

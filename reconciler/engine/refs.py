@@ -43,7 +43,7 @@ class ResolvedRun:
 def kinds_wanted(desired: Sequence[Desired]) -> set[str]:
     """The kinds some manifest references (only those are listed)."""
     fields = ref_fields()
-    keys = tuple(f.ref for declared in fields.values() for f in declared)
+    keys = tuple(dict.fromkeys(f.ref for declared in fields.values() for f in declared))  # once each
     wanted: set[str] = set()
     for item in desired:
         if not item.may_hold(keys):  # decided without decoding the body
