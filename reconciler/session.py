@@ -184,6 +184,7 @@ async def seed_local_service(client: Client, seed: Mapping[str, Sequence[Mapping
 
 
 _TUPLE_FIELDS = frozenset(f.name for f in dataclasses.fields(Desired) if str(f.type).startswith("tuple"))
+_INIT_FIELDS = tuple(f.name for f in dataclasses.fields(Desired) if f.init)
 
 
 def _desired_derivation(secret_roots: tuple[str, ...]) -> Derivation:
@@ -191,7 +192,7 @@ def _desired_derivation(secret_roots: tuple[str, ...]) -> Derivation:
 
     def make(doc: LoadedDocument) -> dict[str, Any]:
         desired = desired_from_manifest(Manifest.from_document(doc), secret_roots=secret_roots)
-        plain = {f.name: getattr(desired, f.name) for f in dataclasses.fields(Desired) if f.init}
+        plain = {name: getattr(desired, name) for name in _INIT_FIELDS}
         # the comparable form as its exact bytes (UTF-8 text) in place of the form: the form is
         # those bytes read back, and working the bytes out again for every hit was an eighth of
         # loading 100,000 manifests from the cache (and the entry held the form twice); the body

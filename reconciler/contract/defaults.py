@@ -8,14 +8,15 @@ intake's fields by its ``type``) are taken by evaluating the schemas' ``if`` cla
 
 from __future__ import annotations
 
-import copy
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jsonschema
 import jsonschema_rs
 
+from reconciler.contract.export import copy_json
 from reconciler.contract.schemas import SUFFIX, get, short_name
 from reconciler.contract.validators import registry
 
@@ -46,39 +47,62 @@ def _applicable(schema: Any, instance: Any) -> list[dict[str, Any]]:
     return out
 
 
-_IF_VALIDATORS: dict[int, tuple[Any, Any]] = {}
+# schema id -> (the ``if`` node, its check): kept for the process (the schemas are cached, so
+# the nodes live as long), and worked out once per node instead of once per definition
+_IF_CHECKS: dict[int, tuple[Any, Callable[[Any], bool]]] = {}
 
 
 def _matches(schema: Any, instance: Any) -> bool:
     """Whether an ``if`` holds. Every ``if`` of the contract is a discriminator (``{"properties":
-    {"type": {"const": "s3"}}, "required": ["type"]}``, or an ``enum`` of strings: see
-    :func:`_discriminator`), answered without a validator; any other shape goes to a validator
-    compiled once per schema node (the schemas are cached, so nodes live as long as the process)."""
+    {"type": {"const": "s3"}}, "required": ["type"]}``, or an ``enum`` of strings, or a boolean
+    ``const``: see :func:`_discriminator`), answered without a validator; any other shape goes to
+    a validator compiled once per schema node."""
+    hit = _IF_CHECKS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = (schema, _if_check(schema))
+        _IF_CHECKS[id(schema)] = hit
+    return hit[1](instance)
+
+
+def _if_check(schema: Any) -> Callable[[Any], bool]:
     discriminator = _discriminator(schema)
     if discriminator is not None:
-        return _holds(discriminator, instance)
-    hit = _IF_VALIDATORS.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        compiled: Any
-        if "$ref" in json.dumps(schema):
-            compiled = jsonschema.Draft202012Validator(schema, registry=registry())
-        else:
-            compiled = jsonschema_rs.validator_for(schema)
-        hit = (schema, compiled)
-        _IF_VALIDATORS[id(schema)] = hit
-    return bool(hit[1].is_valid(instance))
+        return functools.partial(_holds, discriminator)
+    compiled: Any
+    if "$ref" in json.dumps(schema):
+        compiled = jsonschema.Draft202012Validator(schema, registry=registry())
+    else:
+        compiled = jsonschema_rs.validator_for(schema)
+    return lambda instance: bool(compiled.is_valid(instance))
 
 
-def _holds(discriminator: tuple[str, frozenset[str]], instance: Any) -> bool:
+def _holds(discriminator: tuple[str, frozenset[str | bool] | None], instance: Any) -> bool:
     if not isinstance(instance, dict):
         return True  # properties and required do not apply to a non-object
-    value = instance.get(discriminator[0])
-    return isinstance(value, str) and value in discriminator[1]
+    key, allowed = discriminator
+    if allowed is None:  # only required: present, whatever the value
+        return key in instance
+    value = instance.get(key)
+    # only strings and booleans can match (1 == True in Python, not in JSON Schema)
+    return isinstance(value, _DISCRIMINATING) and value in allowed
 
 
-def _discriminator(schema: Any) -> tuple[str, frozenset[str]] | None:
-    """``(key, allowed strings)`` when ``schema`` is exactly ``{"properties": {key: {"const": s}
-    | {"enum": [s, ...]}}, "required": [key]}`` with string values, else None."""
+_DISCRIMINATING = (str, bool)
+# what a discriminator key holds when it is not a string or boolean: absent, or any other value
+# (no const or enum matches it; a bare `required` sees it present)
+_ABSENT: Any = object()
+_OTHER: Any = object()
+
+
+def _discriminator(schema: Any) -> tuple[str, frozenset[str | bool] | None] | None:
+    """``(key, allowed values)`` when ``schema`` is exactly ``{"properties": {key: {"const": v}
+    | {"enum": [v, ...]}}, "required": [key]}`` with string or boolean values; ``(key, None)``
+    when it is exactly ``{"required": [key]}`` (the key present); else None."""
+    if isinstance(schema, dict) and schema.keys() == {"required"}:
+        required = schema["required"]
+        if isinstance(required, list) and len(required) == 1 and isinstance(required[0], str):
+            return (required[0], None)
+        return None
     if not isinstance(schema, dict) or schema.keys() != {"properties", "required"}:
         return None
     props, required = schema["properties"], schema["required"]
@@ -93,7 +117,7 @@ def _discriminator(schema: Any) -> tuple[str, frozenset[str]] | None:
         values = rule["enum"]
     else:
         return None
-    return (key, frozenset(values)) if all(isinstance(v, str) for v in values) else None
+    return (key, frozenset(values)) if all(isinstance(v, _DISCRIMINATING) for v in values) else None
 
 
 # Per-schema work done once, not once per definition (fill_defaults ran _applicable for every
@@ -119,7 +143,7 @@ def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
 def _conditions(schema: Any) -> tuple[tuple[Any, ...], tuple[str, ...] | None]:
     """Every ``if`` node that :func:`_applicable` can reach from ``schema`` (down either branch),
     and, when all of them are discriminators, the keys they read (their outcomes then depend only
-    on those keys' string values)."""
+    on whether those keys are present and on their string and boolean values)."""
     hit = _CONDITIONS.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1], hit[2]
@@ -146,14 +170,16 @@ def _conditions(schema: Any) -> tuple[tuple[Any, ...], tuple[str, ...] | None]:
 
 
 def _outcomes(schema: Any, instance: Any) -> tuple[Any, ...]:
-    """A key for what applies to ``instance`` at ``schema``: the node, and either the string values
-    of the discriminator keys (all conditions are discriminators) or each condition's outcome."""
+    """A key for what applies to ``instance`` at ``schema``: the node, and either what the
+    discriminator keys hold (all conditions are discriminators: a string or boolean value, else
+    absent or some other value) or each condition's outcome."""
     conditions, keys = _conditions(schema)
     if keys is not None:
         if not isinstance(instance, dict):
             return (id(schema), "all")  # every discriminator holds for a non-object
-        values = (instance.get(key) for key in keys)
-        return (id(schema), "values", *(value if isinstance(value, str) else None for value in values))
+        values = (instance.get(key, _ABSENT) for key in keys)
+        return (id(schema), "values", *(value if value is _ABSENT or isinstance(value, _DISCRIMINATING) else _OTHER
+                                        for value in values))
     return (id(schema), "outcomes", *(_matches(condition, instance) for condition in conditions))
 
 
@@ -224,7 +250,9 @@ def fill_defaults(instance: Any, schema: dict[str, Any]) -> Any:
             out[key] = fill_defaults(value, subs[key])
     for key, default, scalar in plan.defaults:
         if key not in out:
-            out[key] = default if scalar else copy.deepcopy(default)
+            # the schema's own defaults are JSON data: copy_json, not deepcopy (a fifth of filling
+            # a manifest's defaults went to deepcopy's memo and dispatch)
+            out[key] = default if scalar else copy_json(default)
     return out
 
 

@@ -14,6 +14,7 @@ Comparable form, both sides::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -96,7 +97,9 @@ def desired_from_manifest(manifest: Manifest, *, secret_roots: tuple[str, ...] =
 
     spec = manifest.spec
     name = manifest.definition_name
-    job = job_spec_defaults(copy_json(spec.batchPredictionJob))  # deepcopy took half of this function
+    job = copy_json(spec.batchPredictionJob)  # deepcopy took half of this function
+    if not manifest.defaults_filled:  # from_data filled them with the manifest's (filling is idempotent)
+        job = job_spec_defaults(job)
     schedule = spec.schedule.as_api() if spec.schedule is not None else None
     body: dict[str, Any] = {"name": name, "enabled": spec.enabled}
     if schedule is not None:
@@ -111,10 +114,17 @@ def desired_from_manifest(manifest: Manifest, *, secret_roots: tuple[str, ...] =
         name=name, body=body, comparable=comparable, previous_names=tuple(spec.previousNames),
         prevent_destroy=spec.preventDestroy, deletion_policy=spec.deletionPolicy,
         source=f"{source.file}:{source.line}" if source else None,
-        base_dir=str(Path(source.file).parent) if source else None,
+        base_dir=_parent_dir(source.file) if source else None,
         secret_roots=tuple(secret_roots) if body_has_secret_refs(body) else (),
         ignore_changes=tuple(spec.ignoreChanges), suspend=spec.suspend,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _parent_dir(file: str) -> str:
+    """A manifest file's directory as Path gives it (``.`` for a bare name). Kept: a file holds
+    several manifests in a row, and pathlib took a tenth of building a Desired."""
+    return str(Path(file).parent)
 
 
 def live_from_api(item: Mapping[str, Any]) -> Live:

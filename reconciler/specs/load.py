@@ -641,11 +641,21 @@ def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | No
     if doc is not None:
         assert doc._values is not None
         doc._values[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+    # a string child is taken in line when nothing about it needs recording or refusing (no
+    # positions wanted, within the depth and the budget): most values of a manifest are strings,
+    # and a call of _construct for each was a fifth of loading one
+    inline = doc is None and depth < MAX_DEPTH
     if isinstance(node, yaml.SequenceNode):
         if tag != _SEQ:
             raise _tag_refused(node, path)
-        return [_construct(child, (*path, i), doc, budget, building, problems, depth + 1, root)
-                for i, child in enumerate(node.value)]
+        items: list[Any] = []
+        for i, child in enumerate(node.value):
+            if inline and child.tag == _STR and budget[0] > 0 and type(child) is yaml.ScalarNode:
+                budget[0] -= 1
+                items.append(child.value)
+            else:
+                items.append(_construct(child, (*path, i), doc, budget, building, problems, depth + 1, root))
+        return items
     if isinstance(node, yaml.MappingNode):
         if tag != _MAP:
             raise _tag_refused(node, path)
@@ -662,6 +672,10 @@ def _construct_collection(node: yaml.Node, path: Path_, doc: LoadedDocument | No
                                "remove one of them; YAML would silently keep only the last",
                                field=_dotted((*path, key)))
             first_seen[key] = key_node.start_mark.line + 1
+            if inline and value_node.tag == _STR and budget[0] > 0 and type(value_node) is yaml.ScalarNode:
+                budget[0] -= 1
+                out[key] = value_node.value
+                continue
             child = (*path, key)
             if doc is not None:
                 assert doc._keys is not None
@@ -679,7 +693,10 @@ def _merged_pairs(node: yaml.MappingNode, path: Path_,
     itself (``&a {<<: *a}``) is refused instead of recursing forever.
     """
     pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
-    if not any(key_node.tag == _MERGE for key_node, _ in pairs):
+    for key_node, _ in pairs:  # a loop, not any() over a generator: this runs for every mapping
+        if key_node.tag == _MERGE:
+            break
+    else:
         return pairs
     merged: list[tuple[yaml.Node, yaml.Node]] = []
     local: list[tuple[yaml.Node, yaml.Node]] = []

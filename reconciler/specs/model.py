@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
 
 from reconciler.contract import cron, keys, schemas
 from reconciler.contract.defaults import fill_defaults
@@ -101,6 +101,14 @@ class Manifest(BaseModel):
     metadata: Metadata
     spec: DefinitionSpec
     source: Source | None = Field(default=None, exclude=True)
+    # set by from_data, which filled the schema's defaults into the whole manifest, the job spec
+    # included: desired_from_manifest then need not fill the job spec's again
+    _defaults_filled: bool = PrivateAttr(default=False)
+
+    @property
+    def defaults_filled(self) -> bool:
+        """Whether the job spec holds the schema's defaults already (built by :meth:`from_data`)."""
+        return self._defaults_filled
 
     @property
     def definition_name(self) -> str:
@@ -113,7 +121,9 @@ class Manifest(BaseModel):
         spec = dict(filled["spec"])
         if spec.get("schedule") is not None:
             spec["schedule"] = Schedule.from_manifest(spec["schedule"])
-        return cls.model_validate({**filled, "spec": spec, "source": source})
+        manifest = cls.model_validate({**filled, "spec": spec, "source": source})
+        manifest._defaults_filled = True
+        return manifest
 
     @classmethod
     def from_document(cls, doc: LoadedDocument) -> Manifest:

@@ -117,3 +117,38 @@ def test_export_round_trip_has_no_changes() -> None:
     assert validators.fast_validator("manifest").is_valid(exported)
     again = normalize.desired_from_manifest(Manifest.from_data(copy.deepcopy(exported)))
     assert _changes(again, item) == ()
+
+
+def test_the_manifests_fill_leaves_the_job_spec_as_job_spec_defaults_would() -> None:
+    """desired_from_manifest does not fill the job spec again when the manifest was built by
+    Manifest.from_data (its fill reached the job spec): that must give the very same job spec,
+    keys in the same order, for every manifest this repository ships and for every adapter."""
+    from pathlib import Path
+
+    from reconciler.contract.defaults import job_spec_defaults
+    from reconciler.specs.validate import validate_paths
+
+    root = Path(__file__).resolve().parents[2]
+    report = validate_paths([root / "specs", root / "examples"])
+    documents = [doc.data for doc in report.documents]
+    assert len(documents) >= 10
+    documents += [manifest_data_for(kind) for kind in ("s3", "gcp", "azure", "jdbc", "dataset", "bigquery",
+                                                         "snowflake", "synapse")]
+    for data in documents:
+        manifest = Manifest.from_data(copy.deepcopy(data))
+        assert manifest.defaults_filled
+        job = manifest.spec.batchPredictionJob
+        again = job_spec_defaults(copy.deepcopy(job))
+        assert again == job and list(again) == list(job), data["metadata"]["name"]
+        unfilled = Manifest.model_validate(manifest.model_dump(exclude_none=True))
+        assert not unfilled.defaults_filled  # built otherwise: desired_from_manifest fills it itself
+        assert normalize.desired_from_manifest(unfilled).body == normalize.desired_from_manifest(manifest).body
+
+
+def manifest_data_for(kind: str) -> dict:
+    from .helpers import manifest_data
+
+    intake = {"type": kind, "dataStoreId": CREDENTIAL, "table": "t"} if kind == "jdbc" else (
+        {"type": "dataset", "datasetId": CREDENTIAL} if kind == "dataset" else {"type": kind})
+    return manifest_data(f"fill-{kind}", job={"deploymentId": DEPLOYMENT, "intakeSettings": intake,
+                                             "outputSettings": {"type": "localFile"}})

@@ -8,6 +8,7 @@ each is checked here against the slow path it replaced, on the cases where they 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hashlib
 import json
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 
 from reconciler.api.client import Client, _decoded_page, _maybe_long_number
@@ -161,13 +163,41 @@ def _fresh_fill(job: dict[str, Any]) -> Any:
 
 
 def test_fill_defaults_answers_the_discriminators_without_a_validator() -> None:
-    defaults._IF_VALIDATORS.clear()
+    defaults._IF_CHECKS.clear()
     filled = _fresh_fill({"deploymentId": DEPLOYMENT, "intakeSettings": {"type": "jdbc", "dataStoreId": DATASTORE,
                                                                         "table": "t"},
                           "outputSettings": {"type": "jdbc", "dataStoreId": DATASTORE, "table": "s",
                                              "statementType": "update", "updateColumns": ["a"]}})
     assert filled["outputSettings"]["statementType"] == "update" and "csvSettings" in filled
-    assert defaults._IF_VALIDATORS == {}
+    # a whole manifest too: definition-spec's `if` is a boolean const (enabled: true needs a schedule)
+    manifest = defaults.fill_defaults(manifest_data("demo-a", enabled=True, schedule={"cron": "0 1 * * *"}),
+                                      get("manifest"))
+    assert manifest["spec"]["batchPredictionJob"]["chunkSize"] == "auto"
+    checks = [check for _, check in defaults._IF_CHECKS.values()]
+    assert checks and all(isinstance(c, functools.partial) and c.func is defaults._holds for c in checks)
+
+
+@pytest.mark.parametrize("rule", [{"const": True}, {"const": False}, {"const": "s3"}, {"enum": ["s3", True]}, None])
+def test_a_discriminator_answers_as_json_schema_does(rule: dict[str, Any] | None) -> None:
+    """A discriminator is taken for a validator: it must agree with one on every kind of value,
+    1 and True included (equal in Python, not in JSON Schema). None: a bare ``required``."""
+    schema: dict[str, Any] = {"properties": {"k": rule}, "required": ["k"]} if rule is not None else {"required": ["k"]}
+    validator = jsonschema_rs.validator_for(schema)
+    for instance in ({"k": True}, {"k": False}, {"k": 1}, {"k": 0}, {"k": 1.0}, {"k": "s3"}, {"k": "true"},
+                     {"k": None}, {"k": [True]}, {"k": {"k": True}}, {}, {"other": True}, [], "s3", True, 1):
+        assert defaults._matches(schema, instance) is validator.is_valid(instance), (rule, instance)
+    assert defaults._discriminator(schema) is not None
+
+
+def test_what_applies_is_told_apart_by_presence_and_by_value() -> None:
+    """The memo key of what applies at a node (:func:`defaults._outcomes`) separates a key that is
+    absent from one holding another value (a bare ``required`` tells them apart), and True from 1."""
+    schedule = get("manifest-schedule")
+    absent, null, five, text = (defaults._outcomes(schedule, instance)
+                                for instance in ({}, {"cron": None}, {"cron": 5}, {"cron": "x"}))
+    assert len({absent, null, text}) == 3 and null == five  # no const matches null or 5: one answer
+    spec = get("definition-spec")
+    assert defaults._outcomes(spec, {"enabled": True}) != defaults._outcomes(spec, {"enabled": 1})
 
 
 def test_fill_defaults_keeps_nothing_of_one_definition_for_another() -> None:
