@@ -60,7 +60,7 @@ _CACHE_LIMIT = 50_000
 # Resolving a plain scalar's tag runs a list of regexes in Python for every scalar, and building an
 # int/bool/null runs PyYAML's constructors; both answers depend only on the text, and manifests
 # repeat the same keys and values, so both are memoized (bounded) for the process.
-_TAGS: dict[tuple[str, Any], str] = {}
+_TAGS: dict[str, str] = {}  # a plain scalar's text -> its tag
 _SCALARS: dict[tuple[str, str], Any] = {}
 
 
@@ -68,17 +68,26 @@ def _caching_loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
     """``base`` (PyYAML's C or pure-Python safe loader) with memoized tag resolution and YAML 1.2
     booleans. Tests build the pure-Python one too: it is what runs where libyaml is missing."""
 
+    assert not base.yaml_path_resolvers, "the safe loaders resolve by value only"
+
     class CachingLoader(base):  # type: ignore[misc, valid-type]
+        # The composer calls these around every node for path resolvers, which the safe loaders
+        # have none of: builtins taking the same arguments and doing nothing, in place of Python
+        # methods that return at once (their calls were a tenth of loading a manifest).
+        descend_resolver = staticmethod(slice)  # (parent node, index)
+        ascend_resolver = staticmethod(tuple)  # ()
+
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
             if kind is yaml.ScalarNode:
-                key = (value, implicit)
-                tag = _TAGS.get(key)
+                if not implicit[0]:  # quoted or block: PyYAML's resolver says str without looking
+                    return _STR
+                tag = _TAGS.get(value)  # plain: the tag depends on the text only
                 if tag is None:
                     tag = super().resolve(kind, value, implicit)
                     if tag == _BOOL and value not in _YAML12_BOOLEANS:
                         tag = _STR
                     if len(_TAGS) < _CACHE_LIMIT:
-                        _TAGS[key] = tag
+                        _TAGS[value] = tag
                 return tag
             return super().resolve(kind, value, implicit)
 
