@@ -91,6 +91,7 @@ class DocumentCache:
         material = orjson.dumps([program_digest(), schema_digest(), context], option=orjson.OPT_SORT_KEYS)
         self._context = hashlib.blake2b(material, digest_size=20).digest()
         self.hits = self.misses = self.written = 0
+        self._made: set[Path] = set()  # shard directories known to exist (a mkdir each put was a tenth of it)
 
     def key(self, file: str, data: bytes) -> str:
         """The entry's name for ``file`` holding ``data`` in this context."""
@@ -107,12 +108,12 @@ class DocumentCache:
         path = self._path(key)
         try:
             with open(path, "rb") as handle:
-                raw = handle.read()
+                raw = handle.read(self.max_bytes + 1)  # bounded: an entry beyond the cache's size is a miss
                 mtime = os.fstat(handle.fileno()).st_mtime
         except OSError:
             self.misses += 1
             return None
-        value = _decode(raw)
+        value = _decode(raw) if len(raw) <= self.max_bytes else None
         if value is None:
             self.misses += 1
             return None
@@ -134,10 +135,18 @@ class DocumentCache:
         """Store a value already encoded as :meth:`put` encodes it (``orjson.dumps(value)``): a
         forked worker encodes what it validated once, for the cache and for its parent alike."""
         blob = _MAGIC + zlib.crc32(payload).to_bytes(_SUM, "big") + payload
+        if len(blob) > self.max_bytes:
+            return  # it would never be read back (see get)
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            if path.parent not in self._made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(path.parent)
+            try:
+                fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            except FileNotFoundError:  # the cache was deleted meanwhile: made again
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(blob)

@@ -265,3 +265,36 @@ def test_a_file_naming_a_secret_file_is_never_cached(project: Path, tmp_path: Pa
     (project / "secrets" / "key").symlink_to(outside)  # now it resolves outside the project
     refused = _same_with_and_without(project, cache_dir)
     assert refused[0] == "invalid" and "outside the project" in json.dumps(refused[1])
+
+
+def test_an_entry_larger_than_the_cache_is_neither_stored_nor_read(tmp_path: Path) -> None:
+    """Every read is bounded: an entry file beyond ``max_bytes`` (written by another program, or by
+    a run with a larger limit) is a miss, read no further than the limit."""
+    import zlib
+
+    import orjson
+
+    store = cache_module.DocumentCache(tmp_path / "cache", context="test", max_bytes=1_000)
+    big, small = store.key("big.yaml", b"a"), store.key("small.yaml", b"b")
+    store.put(big, {"k": "x" * 2_000})
+    store.put(small, {"k": "x" * 100})
+    assert store.get(big) is None and store.get(small) == {"k": "x" * 100}
+    payload = orjson.dumps({"k": "x" * 2_000})
+    path = store._path(big)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cache_module._MAGIC + zlib.crc32(payload).to_bytes(cache_module._SUM, "big") + payload)
+    assert store.get(big) is None
+    # the entry itself is sound: a cache allowed more reads it
+    roomy = cache_module.DocumentCache(tmp_path / "cache", context="test", max_bytes=10_000)
+    assert roomy.key("big.yaml", b"a") == big and roomy.get(big) == {"k": "x" * 2_000}
+
+
+def test_a_cache_deleted_during_a_run_is_made_again(tmp_path: Path) -> None:
+    import shutil
+
+    store = cache_module.DocumentCache(tmp_path / "cache", context="test")
+    first = store.key("a.yaml", b"a")
+    store.put(first, {"k": 1})
+    shutil.rmtree(tmp_path / "cache")  # `rm -rf .reconciler/cache` while a watch runs
+    store.put(first, {"k": 2})
+    assert store.get(first) == {"k": 2} and store.written == 2
