@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -325,3 +326,42 @@ def test_metadata_name_is_located_without_reading_the_file_again() -> None:
     tables = [doc.values[("metadata", "name")] for doc in again]
     assert fast == tables
     assert [(m.line, m.col) for m in fast] == [(1, 18), (7, 9), (9, 20), (14, 9), (17, 9)]
+
+
+_TRICKY = [
+    "a: x\nb: 'y'\nc: \"z\"\nd: |\n  block\ne: >\n  folded\nf: [p, 'q', 1, true, yes, null, ~, 1.5]\n",
+    "base: &b {k: v, n: 1}\nuse: {<<: *b, k: w}\nlist: [&s str, *s, *s]\n",
+    "merge:\n  <<: [{a: '1'}, {b: two}]\n  c: three\n",
+    "k: " + "[" * 63 + "leaf" + "]" * 63 + "\n",  # strings at the deepest level allowed
+    "k: " + "[" * 64 + "leaf" + "]" * 64 + "\n",  # one level too deep
+    "a: &a [s, s, s, s, s, s, s, s, s, s]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+    "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",  # 100,000 strings through aliases: over the budget
+    "dup: a\ndup: b\n",
+    "when: 2024-01-01\nbig: 123456789012345678901234567890\nodd: !!binary aGk=\n",
+    "'quoted key': v\n? complex\n: value\nempty:\nnull_key: ~\n",
+]
+
+
+@pytest.mark.parametrize("text", _TRICKY)
+def test_strings_taken_in_line_build_what_the_recorded_walk_builds(text: str, loader: str) -> None:
+    """The constructor takes a string child in line when no positions are recorded (the common
+    case); with positions (a document asked for a mark) every node goes through _construct. Both
+    must build the same data and refuse the same way, at the same place."""
+    def built(with_positions: bool) -> tuple[Any, ...]:
+        node = load._nth_node(text, 0)
+        assert node is not None
+        doc = load.LoadedDocument(file="f.yaml", index=0, data={}, line=1, col=1, text=text)
+        if with_positions:
+            doc._values, doc._keys = {}, {}
+        problems: list[load.LoadError] = []
+        try:
+            data = load._construct(node, (), doc if with_positions else None, [load.MAX_NODES_PER_DOCUMENT], set(),
+                                   problems)
+        except load._Refused as refused:
+            return ("refused", refused.line, refused.col, refused.message, refused.field)
+        return ("built", data, [(p.line, p.col, p.message, p.field) for p in problems])
+
+    fast, recorded = built(False), built(True)
+    assert fast == recorded
+    assert load.load_text(text, file="f.yaml")[0 if fast[0] == "built" else 1]  # and load_text agrees
