@@ -126,8 +126,10 @@ def _discriminator(schema: Any) -> tuple[str, frozenset[str | bool] | None] | No
 # (node, outcomes). Every entry holds its schema nodes, so an id is never reused while it is a
 # key; the tables are bounded (cleared when full: they refill from the next definitions).
 _MEMO_LIMIT = 4096
+# the keys an ``if`` node's discriminators read: compared by value, and only required
+_Keys = tuple[tuple[str, ...], tuple[str, ...]]
 # schema id -> (schema, the ``if`` nodes it can reach, their discriminator keys or None)
-_CONDITIONS: dict[int, tuple[Any, tuple[Any, ...], tuple[str, ...] | None]] = {}
+_CONDITIONS: dict[int, tuple[Any, tuple[Any, ...], _Keys | None]] = {}
 _PLANS: dict[tuple[Any, ...], tuple[Any, _Plan]] = {}
 _ITEMS: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
 _ALL_OF: dict[tuple[int, ...], tuple[tuple[Any, ...], dict[str, Any]]] = {}
@@ -140,10 +142,11 @@ def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
     table[key] = value
 
 
-def _conditions(schema: Any) -> tuple[tuple[Any, ...], tuple[str, ...] | None]:
+def _conditions(schema: Any) -> tuple[tuple[Any, ...], _Keys | None]:
     """Every ``if`` node that :func:`_applicable` can reach from ``schema`` (down either branch),
-    and, when all of them are discriminators, the keys they read (their outcomes then depend only
-    on whether those keys are present and on their string and boolean values)."""
+    and, when all of them are discriminators, the keys they read: those whose string or boolean
+    value they compare, and those they only require (their outcomes then depend on that alone; a
+    required key's value, a cron text say, would only multiply the memo's entries)."""
     hit = _CONDITIONS.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1], hit[2]
@@ -164,22 +167,30 @@ def _conditions(schema: Any) -> tuple[tuple[Any, ...], tuple[str, ...] | None]:
             stack.extend(branch for branch in (node.get("then"), node.get("else")) if branch is not None)
     conditions = tuple(found)
     discriminators = [_discriminator(condition) for condition in conditions]
-    keys = None if None in discriminators else tuple(dict.fromkeys(d[0] for d in discriminators if d is not None))
+    keys: _Keys | None = None
+    if None not in discriminators:
+        by_value = tuple(dict.fromkeys(d[0] for d in discriminators if d is not None and d[1] is not None))
+        keys = (by_value, tuple(dict.fromkeys(d[0] for d in discriminators
+                                              if d is not None and d[1] is None and d[0] not in by_value)))
     _remember(_CONDITIONS, id(schema), (schema, conditions, keys))
     return conditions, keys
 
 
 def _outcomes(schema: Any, instance: Any) -> tuple[Any, ...]:
     """A key for what applies to ``instance`` at ``schema``: the node, and either what the
-    discriminator keys hold (all conditions are discriminators: a string or boolean value, else
-    absent or some other value) or each condition's outcome."""
+    discriminator keys hold (all conditions are discriminators: a compared key's string or boolean
+    value, else absent or some other value; whether a required key is present) or each
+    condition's outcome."""
     conditions, keys = _conditions(schema)
     if keys is not None:
         if not isinstance(instance, dict):
             return (id(schema), "all")  # every discriminator holds for a non-object
-        values = (instance.get(key, _ABSENT) for key in keys)
-        return (id(schema), "values", *(value if value is _ABSENT or isinstance(value, _DISCRIMINATING) else _OTHER
-                                        for value in values))
+        by_value, by_presence = keys
+        values = (instance.get(key, _ABSENT) for key in by_value)
+        held = (value if value is _ABSENT or isinstance(value, _DISCRIMINATING) else _OTHER for value in values)
+        if by_presence:
+            return (id(schema), "values", *held, *(key in instance for key in by_presence))
+        return (id(schema), "values", *held)
     return (id(schema), "outcomes", *(_matches(condition, instance) for condition in conditions))
 
 
