@@ -124,7 +124,9 @@ class LiveMemo:
             return
         self._cache.put(self._key, {"rows": [[key, *row[:3], row[3].decode()] for key, row in self._listing],
                                     "pages": [list(page) for page in self._listed_pages]})
+        self._cache.flush()  # the pack it was read from is then gone: this one holds its only entry again
         self._cache.evict()
+        self._cache.close()
 
 
 def _read(entry: Any) -> tuple[list[tuple[str, Row]], dict[str, tuple[str | None, int, int]]]:

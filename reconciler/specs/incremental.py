@@ -188,88 +188,95 @@ def _through_cache(paths: list[str | os.PathLike[str]], target: TargetConfig | N
     cache_context = [_ENTRY_VERSION, context, roots, limit, derivation.tag if derivation else None,
                      _target_context(target, directory, overlays)]
     keyed = DocumentCache(cache_dir, context=cache_context) if cache_dir is not None else None
-    contents: list[bytes] = []
-    keys: list[str] = []
-    ones: list[_File | None] = []
-    for path in files:
-        try:
-            data = read_limited(path, limit=limit, what="manifest file")
-        except OSError:
-            return None
-        contents.append(data)
-        if keyed is None:
-            ones.append(None)
-            continue
-        key = keyed.key(str(path), data)
-        keys.append(key)
-        entry = keyed.get(key)
-        ones.append(_revived(entry, path, data, derivation) if entry is not None else None)
-    missed = [i for i, one in enumerate(ones) if one is None]
-    parent = os.getpid()
-
-    def work(start: int, stop: int) -> list[tuple[int, bytes]]:
-        """Each file's state and, from a worker, its entry encoded; in this process (its own
-        range, or everything when it does not fork) the file is kept as validated, as before
-        workers: encoding and reviving it costs ~100 µs a manifest, and the entries' bytes (200 MB
-        at 100,000 manifests) would pile up here."""
-        out = []
-        here = os.getpid() == parent
-        for i in missed[start:stop]:
-            key = keys[i] if keyed is not None else ""
-            if here:
-                one = _validated(files[i], contents[i], target, root, roots, derivation)
-                state = _FAILED if one is None else _kept(one, keyed, key, derivation)
-                ones[i] = one
-                out.append((state, b""))
-            else:
-                out.append(_miss(files[i], contents[i], keyed, key, target, root, roots, derivation))
-            if out[-1][0] == _FAILED:  # the run is validated again as a whole: the rest is not needed
-                break
-        return out
-
-    size = sum(len(contents[i]) for i in missed)
-    results = cores.in_ranges(work, len(missed), minimum=1 if size >= fork_minimum else len(missed) + 1,
-                              workers=workers)
-    if any(state == _FAILED for state, _ in results):
-        return None
-    assert len(results) == len(missed), "a range stops early only at a file with an error"
     stored = False
-    for n, i in enumerate(missed):
-        state, payload = results[n]
-        results[n] = (state, b"")  # each entry's bytes freed once revived
-        stored = stored or state == _STORED
-        if ones[i] is None:  # a worker's: the entry revived as a hit (or, not plain JSON, validated here)
-            if state == _PLAIN:
-                one = _validated(files[i], contents[i], target, root, roots, derivation)
-                if one is not None:
-                    _kept(one, None, "", derivation)
-            else:
-                one = _revived(orjson.loads(zlib.decompress(payload)), files[i], contents[i], derivation)
-            if one is None:
+    try:
+        contents: list[bytes] = []
+        keys: list[str] = []
+        ones: list[_File | None] = []
+        for path in files:
+            try:
+                data = read_limited(path, limit=limit, what="manifest file")
+            except OSError:
                 return None
-            ones[i] = one
-    documents: list[LoadedDocument] = []
-    derived: list[Any] = []
-    warnings: list[Issue] = []
-    used: set[Path] = set()
-    checked = 0
-    for one in ones:
-        assert one is not None, "every file is a hit or was validated above"
-        documents.extend(one.docs)
-        derived.extend(one.derived)
-        warnings.extend(one.warnings)
-        used.update(Path(p) for p in one.used)
-        checked += one.checked
-    if duplicate_name_issues(documents):
-        return None
-    if target is not None:
-        warnings.extend(environments.unused_overlay_issues(directory, used, target))
-    warnings.sort(key=lambda i: (i.file, i.line, i.col, i.field))
-    if keyed is not None and (stored or keyed.written):
-        keyed.evict()
-    report = ValidationReport(documents=documents, issues=warnings, files=len(files), checked=checked)
-    return Validated(report=report, derived=derived if derivation else None, hits=keyed.hits if keyed else 0,
-                     misses=keyed.misses if keyed else 0)
+            contents.append(data)
+            if keyed is None:
+                ones.append(None)
+                continue
+            key = keyed.key(str(path), data)
+            keys.append(key)
+            entry = keyed.get(key)
+            ones.append(_revived(entry, path, data, derivation) if entry is not None else None)
+        missed = [i for i, one in enumerate(ones) if one is None]
+        parent = os.getpid()
+
+        def work(start: int, stop: int) -> list[tuple[int, bytes]]:
+            """Each file's state and, from a worker, its entry encoded; in this process (its own
+            range, or everything when it does not fork) the file is kept as validated, as before
+            workers: encoding and reviving it costs ~100 µs a manifest, and the entries' bytes (200 MB
+            at 100,000 manifests) would pile up here."""
+            out = []
+            here = os.getpid() == parent
+            for i in missed[start:stop]:
+                key = keys[i] if keyed is not None else ""
+                if here:
+                    one = _validated(files[i], contents[i], target, root, roots, derivation)
+                    state = _FAILED if one is None else _kept(one, keyed, key, derivation)
+                    ones[i] = one
+                    out.append((state, b""))
+                else:
+                    out.append(_miss(files[i], contents[i], keyed, key, target, root, roots, derivation))
+                if out[-1][0] == _FAILED:  # the run is validated again as a whole: the rest is not needed
+                    break
+            if not here and keyed is not None:
+                keyed.flush()  # a worker's entries, as a pack of its own
+            return out
+
+        size = sum(len(contents[i]) for i in missed)
+        results = cores.in_ranges(work, len(missed), minimum=1 if size >= fork_minimum else len(missed) + 1,
+                                  workers=workers)
+        if any(state == _FAILED for state, _ in results):
+            return None
+        assert len(results) == len(missed), "a range stops early only at a file with an error"
+        for n, i in enumerate(missed):
+            state, payload = results[n]
+            results[n] = (state, b"")  # each entry's bytes freed once revived
+            stored = stored or state == _STORED
+            if ones[i] is None:  # a worker's: the entry revived as a hit (or, not plain JSON, validated here)
+                if state == _PLAIN:
+                    one = _validated(files[i], contents[i], target, root, roots, derivation)
+                    if one is not None:
+                        _kept(one, None, "", derivation)
+                else:
+                    one = _revived(orjson.loads(zlib.decompress(payload)), files[i], contents[i], derivation)
+                if one is None:
+                    return None
+                ones[i] = one
+        documents: list[LoadedDocument] = []
+        derived: list[Any] = []
+        warnings: list[Issue] = []
+        used: set[Path] = set()
+        checked = 0
+        for one in ones:
+            assert one is not None, "every file is a hit or was validated above"
+            documents.extend(one.docs)
+            derived.extend(one.derived)
+            warnings.extend(one.warnings)
+            used.update(Path(p) for p in one.used)
+            checked += one.checked
+        if duplicate_name_issues(documents):
+            return None
+        if target is not None:
+            warnings.extend(environments.unused_overlay_issues(directory, used, target))
+        warnings.sort(key=lambda i: (i.file, i.line, i.col, i.field))
+        report = ValidationReport(documents=documents, issues=warnings, files=len(files), checked=checked)
+        return Validated(report=report, derived=derived if derivation else None, hits=keyed.hits if keyed else 0,
+                         misses=keyed.misses if keyed else 0)
+    finally:
+        if keyed is not None:
+            keyed.flush()
+            if keyed.written or stored:  # this process's entries or a worker's
+                keyed.evict()
+            keyed.close()
 
 
 def _kept(one: _File, keyed: DocumentCache | None, key: str, derivation: Derivation | None) -> int:

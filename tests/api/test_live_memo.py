@@ -90,6 +90,7 @@ def test_a_damaged_or_foreign_memo_is_an_empty_one(tmp_path: Path) -> None:
 
         foreign = LiveMemo(tmp_path, server.api_url)
         foreign._cache.put(foreign._key, {"rows": [["k", 1]]})  # a checksummed entry of another shape
+        foreign._cache.flush()
         assert _rows(server, LiveMemo(tmp_path, server.api_url)) == plain
 
         whole = LiveMemo(tmp_path, server.api_url)
@@ -100,6 +101,7 @@ def test_a_damaged_or_foreign_memo_is_an_empty_one(tmp_path: Path) -> None:
         for bad in ([kept["pages"][0][0], None, 0, 6], [kept["pages"][0][0], None, -1, 2],
                     [kept["pages"][0][0], 7, 0, 5], [kept["pages"][0][0], None, 0, 5.0]):
             whole._cache.put(whole._key, {"rows": kept["rows"], "pages": [bad]})  # a range past the rows, ...
+            whole._cache.flush()
             odd = LiveMemo(tmp_path, server.api_url)
             assert _rows(server, odd) == plain and odd.hits == 0 and odd.pages_recalled == 0
 

@@ -216,15 +216,64 @@ def test_corrupt_and_truncated_entries_are_misses_and_rewritten(project: Path, t
 
 def test_the_cache_is_bounded(project: Path, tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
-    filler = cache_dir / "ff"
-    filler.mkdir(parents=True)
-    for i in range(40):
-        (filler / f"ff{i:038d}").write_bytes(b"x" * 1000)
+    filler = cache_module.DocumentCache(cache_dir, context="filler", max_bytes=10**9)
+    for i in range(40):  # forty packs of another context, 1 KB each, the oldest first
+        filler.put(filler.key(f"f{i}.yaml", b"x"), {"k": "x" * 1000})
+        filler.flush()
     store = cache_module.DocumentCache(cache_dir, context="test", max_bytes=20_000)
     store.put(store.key("f.yaml", b"a"), {"k": 1})
+    store.flush()
     assert store.evict() > 0
     assert sum(p.stat().st_size for p in cache_dir.rglob("*") if p.is_file()) <= 16_000
     assert store.get(store.key("f.yaml", b"a")) == {"k": 1}  # the newest entry stays
+
+
+def test_many_runs_of_a_context_are_merged_into_few_packs(tmp_path: Path) -> None:
+    """Each run that writes adds a pack; past MAX_PACKS a run merges the packs it read into one,
+    keeping what that run used and what is young, each entry once."""
+    cache_dir = tmp_path / "cache"
+    for run in range(3 * cache_module.MAX_PACKS):
+        store = cache_module.DocumentCache(cache_dir, context="test")
+        assert all(store.get(store.key(f"f{i}.yaml", b"a")) == {"run": i} for i in range(run))
+        store.put(store.key(f"f{run}.yaml", b"a"), {"run": run})
+        store.flush()
+        store.close()
+        assert len(list((cache_dir / "packs").glob("*.pack"))) <= cache_module.MAX_PACKS
+    store = cache_module.DocumentCache(cache_dir, context="test")
+    assert [store.get(store.key(f"f{i}.yaml", b"a")) for i in range(3 * cache_module.MAX_PACKS)] == [
+        {"run": i} for i in range(3 * cache_module.MAX_PACKS)]
+
+
+def test_a_merge_leaves_the_large_young_pack_as_it_is(tmp_path: Path) -> None:
+    """A watch loop merges after every eighth edit: the first run's large pack is not rewritten
+    each time (only the small ones are merged), and every entry stays readable."""
+    cache_dir = tmp_path / "cache"
+    store = cache_module.DocumentCache(cache_dir, context="test")
+    for i in range(50):
+        store.put(store.key(f"base{i}.yaml", b"a"), {"base": i, "pad": "x" * 200})
+    store.flush()
+    [base] = list((cache_dir / "packs").glob("*.pack"))
+    for edit in range(2 * cache_module.MAX_PACKS):
+        store = cache_module.DocumentCache(cache_dir, context="test")
+        assert all(store.get(store.key(f"base{i}.yaml", b"a")) is not None for i in range(50))
+        store.put(store.key(f"edit{edit}.yaml", b"a"), {"edit": edit})
+        store.flush()
+        store.close()
+        assert base.exists() and len(list((cache_dir / "packs").glob("*.pack"))) <= cache_module.MAX_PACKS
+    store = cache_module.DocumentCache(cache_dir, context="test")
+    assert all(store.get(store.key(f"edit{edit}.yaml", b"a")) == {"edit": edit}
+               for edit in range(2 * cache_module.MAX_PACKS))
+
+
+def test_a_pack_whose_entries_are_all_written_again_goes(tmp_path: Path) -> None:
+    """The live memo rewrites its one entry after each listing: the pack it was read from goes."""
+    cache_dir = tmp_path / "cache"
+    for value in range(5):
+        store = cache_module.DocumentCache(cache_dir, context="memo")
+        assert store.get(store.key("rows", b"")) == (None if value == 0 else {"v": value - 1})
+        store.put(store.key("rows", b""), {"v": value})
+        store.flush()
+        assert len(list((cache_dir / "packs").glob("*.pack"))) == 1
 
 
 def test_two_concurrent_runs_share_one_cache(project: Path, tmp_path: Path) -> None:
@@ -268,33 +317,54 @@ def test_a_file_naming_a_secret_file_is_never_cached(project: Path, tmp_path: Pa
 
 
 def test_an_entry_larger_than_the_cache_is_neither_stored_nor_read(tmp_path: Path) -> None:
-    """Every read is bounded: an entry file beyond ``max_bytes`` (written by another program, or by
-    a run with a larger limit) is a miss, read no further than the limit."""
-    import zlib
-
-    import orjson
-
+    """Every read is bounded: an entry or a pack beyond ``max_bytes`` (written by a run with a
+    larger limit) is a miss, and is never read."""
     store = cache_module.DocumentCache(tmp_path / "cache", context="test", max_bytes=1_000)
     big, small = store.key("big.yaml", b"a"), store.key("small.yaml", b"b")
     store.put(big, {"k": "x" * 2_000})
     store.put(small, {"k": "x" * 100})
+    store.flush()
+    store.close()
     assert store.get(big) is None and store.get(small) == {"k": "x" * 100}
-    payload = orjson.dumps({"k": "x" * 2_000})
-    path = store._path(big)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(cache_module._MAGIC + zlib.crc32(payload).to_bytes(cache_module._SUM, "big") + payload)
-    assert store.get(big) is None
-    # the entry itself is sound: a cache allowed more reads it
+    store.close()
     roomy = cache_module.DocumentCache(tmp_path / "cache", context="test", max_bytes=10_000)
-    assert roomy.key("big.yaml", b"a") == big and roomy.get(big) == {"k": "x" * 2_000}
+    roomy.put(big, {"k": "x" * 2_000})
+    roomy.flush()
+    roomy.close()
+    assert roomy.get(big) == {"k": "x" * 2_000}  # the entry itself is sound: a cache allowed more reads it
+    assert store.get(big) is None  # its pack is larger than this cache may hold
 
 
-def test_a_cache_deleted_during_a_run_is_made_again(tmp_path: Path) -> None:
+def test_a_cache_deleted_during_a_run_is_no_error(tmp_path: Path) -> None:
+    """`rm -rf .reconciler/cache` while a watch runs: that run goes on (what it wrote may be lost),
+    the next one writes the cache again."""
     import shutil
 
     store = cache_module.DocumentCache(tmp_path / "cache", context="test")
     first = store.key("a.yaml", b"a")
     store.put(first, {"k": 1})
-    shutil.rmtree(tmp_path / "cache")  # `rm -rf .reconciler/cache` while a watch runs
-    store.put(first, {"k": 2})
-    assert store.get(first) == {"k": 2} and store.written == 2
+    shutil.rmtree(tmp_path / "cache")
+    store.flush()
+    again = cache_module.DocumentCache(tmp_path / "cache", context="test")
+    assert again.get(first) is None
+    again.put(first, {"k": 2})
+    again.flush()
+    assert cache_module.DocumentCache(tmp_path / "cache", context="test").get(first) == {"k": 2}
+
+
+def test_entry_files_of_earlier_versions_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    """Before packs, each entry was a file ``xx/xx…`` (40 hex digits); they are never read now and
+    go with the next eviction. A cache directory may be any directory: nothing else goes."""
+    cache_dir = tmp_path / "cache"
+    old = cache_dir / "ab" / ("ab" + "0" * 38)
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"RCC2....")
+    mine = [cache_dir / "ab" / "notes.txt", cache_dir / "go" / ("go" + "0" * 38), cache_dir / "cd" / "readme"]
+    for path in mine:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("keep")
+    store = cache_module.DocumentCache(cache_dir, context="test")
+    store.put(store.key("a.yaml", b"a"), {"k": 1})
+    store.flush()
+    assert store.evict() == 1
+    assert not old.exists() and all(path.exists() for path in mine)
