@@ -336,7 +336,9 @@ class _Pack:
         """The pack at ``path`` and its index; None when it is not a whole pack, not a regular
         file, or larger than ``budget`` (every read is bounded)."""
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+            # not blocking: a FIFO named like a pack opens at once, and is then refused as no regular file
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return None
         try:

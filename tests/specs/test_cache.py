@@ -368,3 +368,20 @@ def test_entry_files_of_earlier_versions_are_removed_and_nothing_else(tmp_path: 
     store.flush()
     assert store.evict() == 1
     assert not old.exists() and all(path.exists() for path in mine)
+
+
+def test_a_fifo_or_a_link_named_like_a_pack_is_no_pack(tmp_path: Path) -> None:
+    """Nothing in the cache directory can make a run hang or read elsewhere."""
+    import os
+
+    cache_dir = tmp_path / "cache"
+    store = cache_module.DocumentCache(cache_dir, context="test")
+    key = store.key("a.yaml", b"a")
+    store.put(key, {"k": 1})
+    store.flush()
+    [pack] = list((cache_dir / "packs").glob("*.pack"))
+    prefix = pack.name.split(".")[0]
+    os.mkfifo(cache_dir / "packs" / f"{prefix}.99999999999999999999.1.pack")
+    (cache_dir / "packs" / f"{prefix}.99999999999999999998.1.pack").symlink_to(pack)
+    fresh = cache_module.DocumentCache(cache_dir, context="test")
+    assert fresh.get(key) == {"k": 1} and len(fresh._packs) == 1  # the real pack only
