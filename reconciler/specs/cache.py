@@ -38,7 +38,6 @@ import contextlib
 import functools
 import hashlib
 import os
-import stat
 import struct
 import tempfile
 import time
@@ -48,6 +47,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import orjson
+
+from reconciler.specs.files import open_regular
 
 __all__ = ["CACHE_DIR_ENV", "DEFAULT_MAX_BYTES", "MAX_PACKS", "NO_CACHE_ENV", "DocumentCache", "program_digest",
            "schema_digest"]
@@ -174,12 +175,15 @@ class DocumentCache:
         newest = writer.finish(self._pack_dir / f"{self._prefix}{time.time_ns():020d}.{os.getpid()}.pack")
         if not newest:
             return
-        read = [pack for pack in self._packs if pack.path.exists()]
-        for pack in read:
+        rest = []
+        for pack in self._packs:
+            if not pack.path.exists():  # merged or evicted meanwhile by a concurrent run
+                continue
             if pack.keys <= newest:  # every entry of it written again (the live memo's one entry, say)
                 with contextlib.suppress(OSError):
                     os.unlink(pack.path)
-        rest = [pack for pack in read if not pack.keys <= newest]
+            else:
+                rest.append(pack)
         if len(rest) + 1 > MAX_PACKS:
             # the largest pack (the first run's, or the last merge's) is left as it is while it
             # holds most of the bytes and is less than a week old: a watch loop that merges after
@@ -192,13 +196,13 @@ class DocumentCache:
     def _merge(self, read: list[_Pack], newest: frozenset[bytes]) -> None:
         """One pack for the packs this run read: the entries used by this run or in a pack written
         within ``_KEEP_UNUSED_S``, each once (the latest), none the newest pack holds again."""
-        merging = {id(pack) for pack in read}
+        merging = set(read)
         young = time.time() - _KEEP_UNUSED_S
         writer = _Writer.open(self._pack_dir)
         if writer is None:
             return
         for digest, (pack, offset, length, crc) in self._indexed().items():
-            if id(pack) not in merging or digest in newest or (digest not in self._used and pack.mtime < young):
+            if pack not in merging or digest in newest or (digest not in self._used and pack.mtime < young):
                 continue
             raw = _read_bytes(pack, offset, length, crc)
             if raw is not None:
@@ -225,15 +229,14 @@ class DocumentCache:
             return index
         budget = self.max_bytes  # newest first: past the budget, the oldest packs are the ones not read
         for name in reversed(names):
-            pack = _Pack.open(self._pack_dir / name, budget)
-            if pack is None:
+            opened = _Pack.open(self._pack_dir / name, budget)
+            if opened is None:
                 continue
+            pack, records = opened
             budget -= pack.size
             self._packs.append(pack)
-            for digest, offset, length, crc in pack.records:
+            for digest, offset, length, crc in records:
                 index.setdefault(digest, (pack, offset, length, crc))
-            pack.keys = frozenset(digest for digest, _, _, _ in pack.records)
-            pack.records = ()
         return index
 
     def close(self) -> None:
@@ -319,32 +322,27 @@ class _Pack:
     """One pack read: its descriptor (kept for the positioned reads of the run, closed with the
     pack), size and index."""
 
-    def __init__(self, path: Path, fd: int, size: int, mtime: float,
-                 records: list[tuple[bytes, int, int, int]]) -> None:
-        self.path, self.fd, self.size, self.mtime = path, fd, size, mtime
+    def __init__(self, path: Path, fd: int, size: int, mtime: float, keys: frozenset[bytes]) -> None:
+        self.path, self.fd, self.size, self.mtime, self.keys = path, fd, size, mtime, keys
         self.pid = os.getpid()
         try:  # when it was written: the time its name starts with (<context>.<time_ns>.<pid>.pack)
             self.made = int(path.name.split(".")[1]) / 1e9
         except (IndexError, ValueError):
             self.made = mtime
-        self.records: list[tuple[bytes, int, int, int]] | tuple[()] = records
-        self.keys: frozenset[bytes] = frozenset()
         self._touched = False
 
     @classmethod
-    def open(cls, path: Path, budget: int) -> _Pack | None:
-        """The pack at ``path`` and its index; None when it is not a whole pack, not a regular
-        file, or larger than ``budget`` (every read is bounded)."""
+    def open(cls, path: Path, budget: int) -> tuple[_Pack, list[tuple[bytes, int, int, int]]] | None:
+        """The pack at ``path`` and its index records; None when it is not a whole pack, not a
+        regular file (a FIFO named like a pack is refused at once, a link not followed), or larger
+        than ``budget`` (every read is bounded)."""
         try:
-            # not blocking: a FIFO named like a pack opens at once, and is then refused as no regular file
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-                         | getattr(os, "O_NONBLOCK", 0))
+            fd, info = open_regular(path, what="cache pack", follow_symlinks=False)
         except OSError:
             return None
         try:
-            info = os.fstat(fd)
             size = info.st_size
-            if not stat.S_ISREG(info.st_mode) or size > budget or size < len(_MAGIC) + _TAIL.size:
+            if size > budget or size < len(_MAGIC) + _TAIL.size:
                 raise ValueError(path)
             count, index_crc, magic = _TAIL.unpack(_pread(fd, _TAIL.size, size - _TAIL.size))
             index_size = count * _RECORD.size
@@ -356,7 +354,7 @@ class _Pack:
                 raise ValueError(path)
             records = [(digest, offset, length, crc) for digest, offset, length, crc in _RECORD.iter_unpack(index)
                        if len(_MAGIC) <= offset and offset + length <= start]
-            return cls(path, fd, size, info.st_mtime, records)
+            return cls(path, fd, size, info.st_mtime, frozenset(record[0] for record in records)), records
         except (OSError, ValueError, struct.error):
             os.close(fd)
             return None

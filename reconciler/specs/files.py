@@ -1,5 +1,6 @@
 """Reading the files a user points the tool at: manifests, the project config, overlays, token and
-secret files, saved plans, the plan ``ci comment`` posts. One function, :func:`read_limited`.
+secret files, saved plans, the plan ``ci comment`` posts: :func:`read_limited`, and
+:func:`open_regular` under it for a reader that keeps the descriptor (the manifest cache's packs).
 
 Why one helper: a size limit checked with ``stat().st_size`` before ``read_bytes()`` is no limit
 at all for what is not a regular file. ``/dev/zero`` and ``/dev/urandom`` report size 0 and never
@@ -17,7 +18,7 @@ import os
 import stat
 from typing import Final
 
-__all__ = ["SECRET_FILE_BYTES", "UnreadableFile", "read_limited"]
+__all__ = ["SECRET_FILE_BYTES", "UnreadableFile", "open_regular", "read_limited"]
 
 SECRET_FILE_BYTES: Final = 64 * 1024  # a token or a key is a few hundred bytes
 _CHUNK: Final = 1024 * 1024
@@ -47,6 +48,27 @@ def _kind(mode: int) -> str:
     return "not a regular file"  # pragma: no cover - every other kind is listed above
 
 
+def open_regular(path: str | os.PathLike[str], *, what: str = "file",
+                 follow_symlinks: bool = True) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file at ``path``, opened without blocking, and its status as
+    opened (no race with a path swapped after a check); the caller closes it. Raises
+    :class:`UnreadableFile` for anything else (a FIFO, a device, a directory), ``OSError`` when it
+    cannot be opened (a link, with ``follow_symlinks=False``)."""
+    name = os.fspath(path)
+    fd = os.open(name, _OPEN_FLAGS if follow_symlinks else _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _kind(info.st_mode)
+            raise UnreadableFile(name, f"not a regular file: it is {kind}",
+                                 code=errno.EISDIR if kind == "a directory" else errno.EINVAL,
+                                 hint=f"a {what} must be a regular file; point at the file itself")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
 def read_limited(path: str | os.PathLike[str], *, limit: int, what: str = "file",
                  hint: str | None = None) -> bytes:
     """The bytes of the regular file at ``path`` (symlinks followed), at most ``limit`` of them.
@@ -57,14 +79,8 @@ def read_limited(path: str | os.PathLike[str], *, limit: int, what: str = "file"
     a size refusal.
     """
     name = os.fspath(path)
-    fd = os.open(name, _OPEN_FLAGS)
+    fd, info = open_regular(name, what=what)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = _kind(info.st_mode)
-            raise UnreadableFile(name, f"not a regular file: it is {kind}",
-                                 code=errno.EISDIR if kind == "a directory" else errno.EINVAL,
-                                 hint=f"a {what} must be a regular file; point at the file itself")
         if info.st_size > limit:
             raise UnreadableFile(name, f"file is {info.st_size} bytes, over the {limit}-byte limit for a {what}",
                                  code=errno.EFBIG, hint=hint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from reconciler.engine import normalize
 from reconciler.engine.diff import diff
 from reconciler.specs.model import Manifest
 
-from .helpers import CREDENTIAL, DEPLOYMENT, api_item, desired
+from .helpers import CREDENTIAL, DEPLOYMENT, api_item, desired, manifest_data
 
 
 def _changes(d: normalize.Desired, item: dict) -> tuple:
@@ -123,8 +124,6 @@ def test_the_manifests_fill_leaves_the_job_spec_as_job_spec_defaults_would() -> 
     """desired_from_manifest does not fill the job spec again when the manifest was built by
     Manifest.from_data (its fill reached the job spec): that must give the very same job spec,
     keys in the same order, for every manifest this repository ships and for every adapter."""
-    from pathlib import Path
-
     from reconciler.contract.defaults import job_spec_defaults
     from reconciler.specs.validate import validate_paths
 
@@ -146,8 +145,6 @@ def test_the_manifests_fill_leaves_the_job_spec_as_job_spec_defaults_would() -> 
 
 
 def manifest_data_for(kind: str) -> dict:
-    from .helpers import manifest_data
-
     intake = {"type": kind, "dataStoreId": CREDENTIAL, "table": "t"} if kind == "jdbc" else (
         {"type": "dataset", "datasetId": CREDENTIAL} if kind == "dataset" else {"type": kind})
     return manifest_data(f"fill-{kind}", job={"deploymentId": DEPLOYMENT, "intakeSettings": intake,
